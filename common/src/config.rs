@@ -1,0 +1,256 @@
+//! Config loading: one flat map of Kafka-Connect-style dotted keys, from a TOML file or a Kafka
+//! Connect connector JSON, overridden by environment variables, deserialized into the service's
+//! own config struct.
+//!
+//! # File formats (detected by content)
+//! - **Kafka Connect connector JSON**: the file's first non-blank character is `{`. Either
+//!   `{"name": "...", "config": {...}}` as posted to Connect's `/connectors`, or the bare
+//!   `config` object. Values are strings (`"true"`, `"3000"`); numbers and booleans are accepted too.
+//! - **TOML** otherwise. A key is the dotted Connect spelling, written either quoted
+//!   (`"batch.size" = 500`) or as nested tables that flatten to the same name
+//!   (`[batch]` / `size = 500`). Both spellings of one key in one file are an error. Arrays become
+//!   comma-separated lists (`topics = ["a", "b"]` is `topics = "a,b"`).
+//!
+//! # librdkafka pass-through
+//! Keys under `kafka.` (a `[kafka]` table in TOML: `[kafka]` / `"bootstrap.servers" = "…"`) are
+//! handed to librdkafka unchanged, without the `kafka.` prefix: [`Loaded::kafka`].
+//!
+//! # Environment overrides
+//! Every key the service knows can be set or overridden by `<PREFIX><KEY>`, where `<KEY>` is the
+//! key upper-cased with `.` and `-` replaced by `_`: with prefix `CDC_SINK_`, `batch.size` is
+//! `CDC_SINK_BATCH_SIZE` and `connection.url` is `CDC_SINK_CONNECTION_URL`. librdkafka settings
+//! are `<PREFIX>KAFKA_<PROPERTY>` with `_` read as `.`: `CDC_SINK_KAFKA_BOOTSTRAP_SERVERS` is
+//! `kafka.bootstrap.servers`. Other variables with the prefix are not config and are left alone.
+//!
+//! # Unknown and ignored keys
+//! A key the service does not know is an error that names it and suggests close spellings. Kafka
+//! Connect keys that mean nothing to the service (framework keys such as `connector.class`,
+//! `tasks.max`, converters, plus the service's own list) are collected in [`Loaded::ignored`];
+//! call [`Loaded::warn_ignored`] once logging is up to report them in one warning.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+use crate::de;
+
+/// Keys of the Kafka Connect framework (not of any connector) that have no meaning for either
+/// service. A trailing `*` matches any key with that prefix.
+pub const CONNECT_FRAMEWORK_KEYS: &[&str] = &[
+    "connector.class",
+    "tasks.max",
+    "key.converter*",
+    "value.converter*",
+    "header.converter*",
+    "transforms*",
+    "predicates*",
+    "config.action.reload",
+    "errors.log.enable",
+    "errors.log.include.messages",
+];
+
+/// What differs between the services when loading config.
+#[derive(Debug, Clone, Copy)]
+pub struct ConfigSpec {
+    /// Prefix of the environment overrides, e.g. `CDC_SINK_`.
+    pub env_prefix: &'static str,
+    /// Kafka Connect keys that mean nothing to this service, in addition to
+    /// [`CONNECT_FRAMEWORK_KEYS`]; a trailing `*` matches a prefix.
+    pub ignored_keys: &'static [&'static str],
+}
+
+/// A loaded and deserialized config.
+#[derive(Debug, Clone)]
+pub struct Loaded<T> {
+    /// The service's config struct.
+    pub config: T,
+    /// librdkafka properties (the `kafka.` prefix removed).
+    pub kafka: BTreeMap<String, String>,
+    /// Keys present but meaningless here, sorted.
+    pub ignored: Vec<String>,
+    /// The `name` of a Kafka Connect connector JSON, when the file was one.
+    pub connector_name: Option<String>,
+}
+
+impl<T> Loaded<T> {
+    /// Logs one warning naming every ignored key (nothing when there are none).
+    pub fn warn_ignored(&self) {
+        if !self.ignored.is_empty() {
+            tracing::warn!(
+                keys = %self.ignored.join(", "),
+                "config keys ignored: they have no meaning for this service"
+            );
+        }
+    }
+}
+
+/// A config that cannot be used; the message names the file or the exact key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Toml { path: PathBuf, message: String },
+    #[error("config file {path} looks like JSON but is not a Kafka Connect connector config ({{\"name\": …, \"config\": {{…}}}}): {message}")]
+    Json { path: PathBuf, message: String },
+    #[error("{0}")]
+    UnknownKeys(String),
+    /// A value that does not parse or does not validate; the message starts with the key.
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+    /// A missing or unparsable value found while deserializing; the message names the key.
+    #[error("{0}")]
+    Value(String),
+}
+
+impl ConfigError {
+    /// A validation failure of one key, for the services' `validate()`.
+    pub fn invalid(key: &str, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Loads `T` from `path` (or from the environment alone when `None`) with overrides from the
+/// process environment.
+pub fn load<T: DeserializeOwned>(
+    path: Option<&Path>,
+    spec: &ConfigSpec,
+) -> Result<Loaded<T>, ConfigError> {
+    let (text, origin) = match path {
+        Some(p) => (
+            std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                path: p.to_path_buf(),
+                source,
+            })?,
+            p.to_path_buf(),
+        ),
+        None => (String::new(), PathBuf::from("<none>")),
+    };
+    load_from_str(&text, &origin, spec, |name| std::env::var(name).ok(), std::env::vars())
+}
+
+/// Like [`load`], with the file text and the environment given explicitly (for tests).
+pub fn load_from_str<T: DeserializeOwned>(
+    text: &str,
+    origin: &Path,
+    spec: &ConfigSpec,
+    env_var: impl Fn(&str) -> Option<String>,
+    env_vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<Loaded<T>, ConfigError> {
+    let (mut flat, connector_name) = crate::sources::parse_file(text, origin)?;
+    let fields = de::struct_fields::<T>();
+    for field in fields {
+        if let Some(value) = env_var(&env_name(spec.env_prefix, field)) {
+            flat.insert((*field).to_string(), value);
+        }
+    }
+    let kafka_env = format!("{}KAFKA_", spec.env_prefix);
+    for (name, value) in env_vars {
+        if let Some(rest) = name.strip_prefix(&kafka_env) {
+            let key = format!("kafka.{}", rest.to_ascii_lowercase().replace('_', "."));
+            flat.insert(key, value);
+        }
+    }
+
+    let mut kafka = BTreeMap::new();
+    let mut ignored = Vec::new();
+    let mut unknown = Vec::new();
+    let mut known = BTreeMap::new();
+    for (key, value) in flat {
+        if let Some(prop) = key.strip_prefix("kafka.") {
+            kafka.insert(prop.to_string(), value);
+        } else if fields.contains(&key.as_str()) {
+            known.insert(key, value);
+        } else if is_ignored(&key, spec) {
+            ignored.push(key);
+        } else {
+            unknown.push(key);
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(ConfigError::UnknownKeys(unknown_keys_message(&unknown, fields)));
+    }
+    let config = de::from_flat_map(&known).map_err(|e| ConfigError::Value(e.0))?;
+    Ok(Loaded {
+        config,
+        kafka,
+        ignored,
+        connector_name,
+    })
+}
+
+/// The environment variable that overrides `key`: `env_name("CDC_SINK_", "batch.size")` is
+/// `CDC_SINK_BATCH_SIZE`.
+pub fn env_name(prefix: &str, key: &str) -> String {
+    let tail: String = key
+        .chars()
+        .map(|c| match c {
+            '.' | '-' => '_',
+            c => c.to_ascii_uppercase(),
+        })
+        .collect();
+    format!("{prefix}{tail}")
+}
+
+fn is_ignored(key: &str, spec: &ConfigSpec) -> bool {
+    CONNECT_FRAMEWORK_KEYS
+        .iter()
+        .chain(spec.ignored_keys)
+        .any(|pattern| match pattern.strip_suffix('*') {
+            Some(prefix) => key.starts_with(prefix),
+            None => key == *pattern,
+        })
+}
+
+fn unknown_keys_message(unknown: &[String], fields: &[&str]) -> String {
+    let lines: Vec<String> = unknown
+        .iter()
+        .map(|key| {
+            let close: Vec<&str> = fields
+                .iter()
+                .copied()
+                .filter(|f| is_close(key, f))
+                .collect();
+            if close.is_empty() {
+                format!("unknown config key `{key}`")
+            } else {
+                format!("unknown config key `{key}` (did you mean `{}`?)", close.join("` or `"))
+            }
+        })
+        .collect();
+    format!(
+        "{}; remove it, fix its spelling, or put librdkafka settings under `kafka.`",
+        lines.join("; ")
+    )
+}
+
+/// Close spellings: small edit distance, or the same last segment (`size` in `batch.size`).
+fn is_close(a: &str, b: &str) -> bool {
+    let same_tail = a.rsplit('.').next() == b.rsplit('.').next() && a.contains('.');
+    same_tail || edit_distance(a, b) <= 2.max(b.len() / 6)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

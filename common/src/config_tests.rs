@@ -1,0 +1,110 @@
+use super::*;
+use crate::Secret;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+struct SinkLike {
+    #[serde(rename = "connection.url")]
+    url: String,
+    #[serde(rename = "connection.password", default)]
+    password: Option<Secret>,
+    #[serde(rename = "batch.size", default = "default_batch")]
+    batch_size: u32,
+    #[serde(rename = "auto.create", default)]
+    auto_create: bool,
+    #[serde(default)]
+    topics: Vec<String>,
+}
+
+fn default_batch() -> u32 {
+    3000
+}
+
+const SPEC: ConfigSpec = ConfigSpec {
+    env_prefix: "CDC_SINK_",
+    ignored_keys: &["pk.legacy"],
+};
+
+fn load_with(text: &str, env: &[(&str, &str)]) -> Result<Loaded<SinkLike>, ConfigError> {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let lookup = env.clone();
+    load_from_str(
+        text,
+        Path::new("test.toml"),
+        &SPEC,
+        move |name| lookup.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+        env,
+    )
+}
+
+#[test]
+fn toml_quoted_and_nested_keys_flatten_alike() {
+    let a = load_with("\"connection.url\" = \"mysql://h/db\"\n\"batch.size\" = 10\n", &[]).unwrap();
+    let b = load_with("[connection]\nurl = \"mysql://h/db\"\n[batch]\nsize = 10\n", &[]).unwrap();
+    assert_eq!(a.config.url, b.config.url);
+    assert_eq!(a.config.batch_size, 10);
+    assert_eq!(b.config.batch_size, 10);
+}
+
+#[test]
+fn both_spellings_of_one_key_are_an_error() {
+    let e = load_with("\"batch.size\" = 1\n[batch]\nsize = 2\n", &[]).unwrap_err();
+    assert!(e.to_string().contains("`batch.size` is given twice"), "{e}");
+}
+
+#[test]
+fn connect_json_is_accepted_verbatim() {
+    let json = r#"{"name":"my-sink-connect","config":{
+        "connector.class":"io.confluent.connect.jdbc.JdbcSinkConnector",
+        "connection.url":"jdbc:mysql://localhost:3306/mydb",
+        "connection.password":"pw","auto.create":"true","tasks.max":"1",
+        "pk.legacy":"x","topics":"my_topic_users"}}"#;
+    let l = load_with(json, &[]).unwrap();
+    assert_eq!(l.connector_name.as_deref(), Some("my-sink-connect"));
+    assert!(l.config.auto_create);
+    assert_eq!(l.config.topics, vec!["my_topic_users"]);
+    assert_eq!(l.config.batch_size, 3000);
+    assert_eq!(l.ignored, vec!["connector.class", "pk.legacy", "tasks.max"]);
+    assert_eq!(format!("{:?}", l.config.password), "Some(***)");
+}
+
+#[test]
+fn environment_overrides_file_and_feeds_kafka() {
+    let l = load_with(
+        "\"connection.url\" = \"mysql://h/db\"\n\"batch.size\" = 10\n[kafka]\n\"group.id\" = \"g\"\n",
+        &[
+            ("CDC_SINK_BATCH_SIZE", "77"),
+            ("CDC_SINK_KAFKA_BOOTSTRAP_SERVERS", "k:1"),
+            ("CDC_SINK_USER", "not config"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(l.config.batch_size, 77);
+    assert_eq!(l.kafka.get("bootstrap.servers").map(String::as_str), Some("k:1"));
+    assert_eq!(l.kafka.get("group.id").map(String::as_str), Some("g"));
+}
+
+#[test]
+fn unknown_key_is_named_with_suggestion() {
+    let e = load_with("\"connection.url\" = \"u\"\n\"batch.sise\" = 1\n", &[]).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("unknown config key `batch.sise`"), "{msg}");
+    assert!(msg.contains("did you mean `batch.size`"), "{msg}");
+}
+
+#[test]
+fn bad_value_names_the_key() {
+    let e = load_with("\"connection.url\" = \"u\"\n\"auto.create\" = \"yes\"\n", &[]).unwrap_err();
+    assert!(e.to_string().contains("`auto.create`"), "{e}");
+    let e = load_with("", &[]).unwrap_err();
+    assert!(e.to_string().contains("connection.url"), "{e}");
+}
+
+#[test]
+fn env_names() {
+    assert_eq!(env_name("CDC_SINK_", "flush.interval.ms"), "CDC_SINK_FLUSH_INTERVAL_MS");
+    assert_eq!(env_name("CDC_SOURCE_", "table.include.list"), "CDC_SOURCE_TABLE_INCLUDE_LIST");
+}

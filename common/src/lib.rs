@@ -1,0 +1,45 @@
+//! What both services (`cdc-source`, `jdbc-sink`) share, so neither copies the other.
+//!
+//! # API
+//! - **Config** ([`config`]): [`load`]`::<T>(path, &`[`ConfigSpec`]`)` reads a TOML file or a Kafka
+//!   Connect connector JSON (detected by content) into the service's serde struct `T`, whose fields
+//!   are renamed to the dotted Connect keys (`#[serde(rename = "batch.size")]`). Values may be
+//!   strings (`"true"`, `"3000"`) as in Connect; lists are comma-separated. Every key is
+//!   overridable by `<env_prefix><KEY>` (`CDC_SINK_BATCH_SIZE` for `batch.size`). `kafka.*` keys
+//!   (a `[kafka]` table) come back in [`Loaded::kafka`] for librdkafka. Unknown keys are an error
+//!   naming the key and close spellings; Connect keys without meaning here are collected in
+//!   [`Loaded::ignored`] ([`Loaded::warn_ignored`] logs them once). [`ConfigError::invalid`]
+//!   builds validation errors that name the key.
+//! - [`Secret`]: a credential that prints as `***` (Debug, Display, Serialize).
+//! - [`ConnectionUrl`]: `jdbc:mysql://`, `jdbc:mariadb://`, `mysql://`, `mariadb://` URLs to
+//!   host/port/database; [`ConnectionUrl::opts`] gives mysql_async options that always use TCP.
+//! - **Telemetry**: [`init_logging`] (`RUST_LOG`; text or JSON from `LOG_FORMAT` or the config),
+//!   [`serve_http`] serving `/metrics` from a prometheus-client [`Registry`], `/health`,
+//!   `/ready` and `/status` from the service's [`ServiceStatus`].
+//! - **Shutdown**: [`shutdown_on_signals`] returns a `CancellationToken` cancelled on
+//!   SIGTERM/SIGINT; the services' loops take the token and drain when it fires.
+//! - [`Backoff`]: exponential delays for retrying transient errors without skipping work.
+//!
+//! # Guarantees
+//! Nothing here prints a [`Secret`]. A config that loads has no unknown keys and every value
+//! parsed into its field's type; everything else a service must check in its own `validate()`.
+
+mod backoff;
+pub mod config;
+mod de;
+mod http;
+mod logging;
+mod secret;
+mod shutdown;
+mod sources;
+mod url;
+
+pub use backoff::Backoff;
+pub use config::{env_name, load, ConfigError, ConfigSpec, Loaded, CONNECT_FRAMEWORK_KEYS};
+pub use http::{serve_http, HttpServer, ServiceStatus};
+pub use logging::{init_logging, LogFormat};
+pub use prometheus_client::registry::Registry;
+pub use secret::Secret;
+pub use shutdown::shutdown_on_signals;
+pub use tokio_util::sync::CancellationToken;
+pub use url::{ConnectionUrl, UrlError};

@@ -1,0 +1,134 @@
+# Shared by the stack/ scripts: addresses, folders, and the start/stop/wait helpers.
+# Sourced, never run. Every value below can be overridden from the environment.
+
+STACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(dirname "$STACK_DIR")
+
+# Data, logs and PID files of this checkout's stack (gitignored).
+CDC_STACK_HOME=${CDC_STACK_HOME:-$REPO_DIR/.stack}
+# Downloaded artifacts, shared by checkouts so a fresh clone does not download them again.
+CDC_STACK_CACHE=${CDC_STACK_CACHE:-$HOME/.cache/cdc-pipeline}
+
+KAFKA_VERSION=4.3.1
+APICURIO_VERSION=3.3.3
+
+CDC_MARIADB_HOST=${CDC_MARIADB_HOST:-127.0.0.1}
+CDC_MARIADB_PORT=${CDC_MARIADB_PORT:-13306}
+CDC_MARIADB_ROOT_USER=root
+CDC_MARIADB_ROOT_PASSWORD=${CDC_MARIADB_ROOT_PASSWORD:-root}
+CDC_SOURCE_USER=cdc_source
+CDC_SOURCE_PASSWORD=cdc_source_pw
+CDC_SINK_USER=cdc_sink
+CDC_SINK_PASSWORD=cdc_sink_pw
+CDC_KAFKA_PORT=${CDC_KAFKA_PORT:-19092}
+CDC_KAFKA_CONTROLLER_PORT=${CDC_KAFKA_CONTROLLER_PORT:-19093}
+CDC_REGISTRY_PORT=${CDC_REGISTRY_PORT:-18081}
+CDC_PROMETHEUS_PORT=${CDC_PROMETHEUS_PORT:-19090}
+CDC_KAFKA_HEAP=${CDC_KAFKA_HEAP:-768m}
+CDC_REGISTRY_HEAP=${CDC_REGISTRY_HEAP:-512m}
+
+LOG_DIR=$CDC_STACK_HOME/logs
+RUN_DIR=$CDC_STACK_HOME/run
+KAFKA_LIBS=$CDC_STACK_CACHE/kafka-$KAFKA_VERSION/libs
+APICURIO_HOME=$CDC_STACK_CACHE/apicurio-registry-$APICURIO_VERSION
+
+say() { printf '[stack] %s\n' "$*" >&2; }
+
+# die MESSAGE [LOGFILE]: print the cause, the log's tail, and exit non-zero.
+die() {
+  say "ERROR: $1"
+  if [ -n "${2:-}" ] && [ -f "$2" ]; then
+    say "last lines of $2:"
+    tail -n 30 "$2" | sed 's/^/    /' >&2
+  fi
+  exit 1
+}
+
+need() { # need COMMAND HINT
+  command -v "$1" >/dev/null 2>&1 || die "'$1' is not installed: $2"
+}
+
+pid_of() { # pid_of NAME: the PID we recorded, if that process still runs
+  local f=$RUN_DIR/$1.pid
+  [ -f "$f" ] || return 1
+  local pid
+  pid=$(cat "$f")
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    echo "$pid"
+    return 0
+  fi
+  return 1
+}
+
+port_open() { # port_open PORT: something accepts TCP connections on 127.0.0.1:PORT
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+ensure_port_free() { # ensure_port_free NAME PORT
+  if port_open "$2"; then
+    die "port $2 needed by $1 is already taken by another process; stop it or choose another port (see stack/env for the variable)"
+  fi
+}
+
+# wait_until NAME LOGFILE SECONDS COMMAND...: poll COMMAND until it succeeds, while the process lives.
+wait_until() {
+  local name=$1 log=$2 secs=$3
+  shift 3
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    pid_of "$name" >/dev/null || die "$name exited during start-up" "$log"
+    [ $SECONDS -lt $deadline ] || die "$name did not answer within ${secs}s" "$log"
+    sleep 0.5
+  done
+}
+
+# start_bg NAME LOGFILE COMMAND...: start COMMAND detached, record its PID.
+start_bg() {
+  local name=$1 log=$2
+  shift 2
+  mkdir -p "$RUN_DIR" "$LOG_DIR"
+  setsid "$@" >>"$log" 2>&1 </dev/null &
+  echo $! >"$RUN_DIR/$name.pid"
+}
+
+# stop_pid NAME: stop the process we started (TERM, then KILL after 30 s).
+stop_pid() {
+  local name=$1 pid
+  pid=$(pid_of "$name") || { rm -f "$RUN_DIR/$name.pid"; return 0; }
+  say "stopping $name (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 60); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    say "$name did not stop in 30 s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$RUN_DIR/$name.pid"
+}
+
+kafka_java() { # kafka_java CLASS ARGS...: run a Kafka tool class with the stack's classpath
+  java -Xmx256m -Dlog4j2.configurationFile="$STACK_DIR/kafka/log4j2-tools.properties" \
+    -cp "$KAFKA_LIBS/*" "$@"
+}
+
+mariadb_root() { # mariadb_root ARGS...: the mariadb client as root over TCP
+  mariadb --protocol=TCP -h "$CDC_MARIADB_HOST" -P "$CDC_MARIADB_PORT" \
+    -u "$CDC_MARIADB_ROOT_USER" -p"$CDC_MARIADB_ROOT_PASSWORD" "$@"
+}
+
+# java21: a Java runtime of version 21 or newer (Apicurio Registry 3.3 needs it; Kafka runs on 17).
+# Looks at $CDC_REGISTRY_JAVA, `java` on PATH, then every JDK under /usr/lib/jvm.
+java21() {
+  local c v
+  for c in ${CDC_REGISTRY_JAVA:-} "$(command -v java 2>/dev/null)" /usr/lib/jvm/*/bin/java; do
+    [ -n "$c" ] && [ -x "$c" ] || continue
+    v=$("$c" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
+    if [ -n "$v" ] && [ "${v%%.*}" -ge 21 ] 2>/dev/null; then
+      echo "$c"
+      return 0
+    fi
+  done
+  return 1
+}
