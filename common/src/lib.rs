@@ -24,6 +24,8 @@
 //! Nothing here prints a [`Secret`]. A config that loads has no unknown keys and every value
 //! parsed into its field's type; everything else a service must check in its own `validate()`.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod backoff;
 pub mod config;
 mod de;
