@@ -93,8 +93,9 @@ impl BlobSize {
 /// Lengths of character columns are in characters (as declared), of binary columns in bytes.
 /// MariaDB `JSON` is `LONGTEXT` with a `json_valid` CHECK and appears here as
 /// `Text { size: Long, .. }` (the binlog cannot tell them apart); [`ColumnType::Json`] is the
-/// MySQL native JSON type. `UUID`, `INET4` and `INET6` are their own variants; see the crate
-/// docs for how the binlog path recognises them.
+/// MySQL native JSON type. MariaDB's `UUID` and `INET6` are `Binary { length: 16 }` and `INET4` is
+/// `Binary { length: 4 }`: the binlog carries them exactly like BINARY columns, so both paths
+/// describe them that way (see the crate docs).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ColumnType {
     /// TINYINT … BIGINT, signed or UNSIGNED.
@@ -137,12 +138,6 @@ pub enum ColumnType {
     Json,
     /// Any spatial type; values are MariaDB's internal form (4-byte SRID + WKB).
     Geometry,
-    /// MariaDB UUID (10.7+).
-    Uuid,
-    /// MariaDB INET4 (10.10+).
-    Inet4,
-    /// MariaDB INET6 (10.5+).
-    Inet6,
 }
 
 impl ColumnType {
@@ -212,9 +207,6 @@ impl fmt::Display for ColumnType {
             ColumnType::Set { labels } => format!("set({})", quoted_labels(labels)),
             ColumnType::Json => "json".into(),
             ColumnType::Geometry => "geometry".into(),
-            ColumnType::Uuid => "uuid".into(),
-            ColumnType::Inet4 => "inet4".into(),
-            ColumnType::Inet6 => "inet6".into(),
         };
         f.write_str(&text)
     }

@@ -1,0 +1,267 @@
+//! Record schemas at the Kafka Connect level, shared by the JSON and Avro formats.
+//!
+//! A topic carries two record schemas: the key (primary-key columns, never optional) and the
+//! value (all columns, optional where the column is nullable). Both are named after the topic:
+//! `<topic>.Key` and `<topic>.Value` (characters other than ASCII letters, digits and `_` in the
+//! topic are replaced by `_`), in both formats.
+//!
+//! Every field made from a column carries the parameter [`COLUMN_TYPE_PARAM`] with the column's
+//! exact DDL type, so a sink can recreate the column; [`sql_type`] falls back to a type chosen from
+//! the field type when the parameter is absent (records typed by hand).
+
+use std::sync::Arc;
+
+use crate::column::{Column, ColumnType, IntWidth, TableSchema};
+use crate::value::Value;
+
+/// Field parameter holding the MariaDB column type, e.g. `varchar(20)`.
+pub const COLUMN_TYPE_PARAM: &str = "cdc.column.type";
+/// Connect's Decimal logical name.
+pub const DECIMAL_NAME: &str = "org.apache.kafka.connect.data.Decimal";
+/// Connect's Date logical name (int32 days since the epoch).
+pub const DATE_NAME: &str = "org.apache.kafka.connect.data.Date";
+/// Connect's Time logical name (int32 milliseconds of the day).
+pub const TIME_NAME: &str = "org.apache.kafka.connect.data.Time";
+/// Connect's Timestamp logical name (int64 milliseconds since the epoch, UTC).
+pub const TIMESTAMP_NAME: &str = "org.apache.kafka.connect.data.Timestamp";
+/// int64 signed microseconds: a TIME value (may be negative or exceed 24 hours).
+pub const MICRO_TIME_NAME: &str = "cdc.MicroTime";
+/// int64 microseconds since the epoch, UTC: a TIMESTAMP value.
+pub const MICRO_TIMESTAMP_NAME: &str = "cdc.MicroTimestamp";
+/// int64 microseconds since 1970-01-01 00:00 of a zone-less wall clock: a DATETIME value.
+pub const LOCAL_MICRO_TIMESTAMP_NAME: &str = "cdc.LocalMicroTimestamp";
+/// Decimal parameter carrying the precision (as Confluent's converters name it).
+pub const PRECISION_PARAM: &str = "connect.decimal.precision";
+
+/// The type of one field: a Connect primitive, or a logical type over one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FieldType {
+    Int8,
+    Int16,
+    Int32,
+    Int64,
+    Float32,
+    Float64,
+    Boolean,
+    String,
+    Bytes,
+    /// Connect Decimal: bytes of the unscaled value, `scale` parameter; precision when known.
+    Decimal { precision: Option<u32>, scale: u32 },
+    /// Connect Date: int32 days since 1970-01-01.
+    Date,
+    /// Connect Time: int32 milliseconds since midnight.
+    Time,
+    /// Connect Timestamp: int64 milliseconds since the epoch (UTC).
+    Timestamp,
+    /// [`MICRO_TIME_NAME`]: int64 signed microseconds.
+    MicroTime,
+    /// [`MICRO_TIMESTAMP_NAME`]: int64 microseconds since the epoch (UTC).
+    MicroTimestamp,
+    /// [`LOCAL_MICRO_TIMESTAMP_NAME`]: int64 microseconds of a zone-less wall clock.
+    LocalMicroTimestamp,
+}
+
+impl FieldType {
+    /// The Connect schema type (`int32`, `bytes`, …) this field is written as.
+    pub fn connect_type(&self) -> &'static str {
+        match self {
+            FieldType::Int8 => "int8",
+            FieldType::Int16 => "int16",
+            FieldType::Int32 | FieldType::Date | FieldType::Time => "int32",
+            FieldType::Int64
+            | FieldType::Timestamp
+            | FieldType::MicroTime
+            | FieldType::MicroTimestamp
+            | FieldType::LocalMicroTimestamp => "int64",
+            FieldType::Float32 => "float",
+            FieldType::Float64 => "double",
+            FieldType::Boolean => "boolean",
+            FieldType::String => "string",
+            FieldType::Bytes | FieldType::Decimal { .. } => "bytes",
+        }
+    }
+
+    /// The logical name (`org.apache.kafka.connect.data.Decimal`, …), if any.
+    pub fn logical_name(&self) -> Option<&'static str> {
+        match self {
+            FieldType::Decimal { .. } => Some(DECIMAL_NAME),
+            FieldType::Date => Some(DATE_NAME),
+            FieldType::Time => Some(TIME_NAME),
+            FieldType::Timestamp => Some(TIMESTAMP_NAME),
+            FieldType::MicroTime => Some(MICRO_TIME_NAME),
+            FieldType::MicroTimestamp => Some(MICRO_TIMESTAMP_NAME),
+            FieldType::LocalMicroTimestamp => Some(LOCAL_MICRO_TIMESTAMP_NAME),
+            _ => None,
+        }
+    }
+
+    /// The field type a column's values are written as (see the crate docs' mapping table).
+    pub fn for_column(column_type: &ColumnType) -> FieldType {
+        match column_type {
+            ColumnType::Integer { width, unsigned } => match (width, unsigned) {
+                (IntWidth::Tiny, false) => FieldType::Int8,
+                (IntWidth::Tiny, true) | (IntWidth::Small, false) => FieldType::Int16,
+                (IntWidth::Small, true) | (IntWidth::Medium, _) | (IntWidth::Int, false) => {
+                    FieldType::Int32
+                }
+                (IntWidth::Int, true) | (IntWidth::Big, false) => FieldType::Int64,
+                (IntWidth::Big, true) => FieldType::Decimal {
+                    precision: Some(20),
+                    scale: 0,
+                },
+            },
+            ColumnType::Decimal { precision, scale } => FieldType::Decimal {
+                precision: Some(u32::from(*precision)),
+                scale: u32::from(*scale),
+            },
+            ColumnType::Float => FieldType::Float32,
+            ColumnType::Double => FieldType::Float64,
+            ColumnType::Bit { bits: 1 } => FieldType::Boolean,
+            ColumnType::Year => FieldType::Int32,
+            ColumnType::Date => FieldType::Date,
+            ColumnType::Time { .. } => FieldType::MicroTime,
+            ColumnType::DateTime { .. } => FieldType::LocalMicroTimestamp,
+            ColumnType::Timestamp { .. } => FieldType::MicroTimestamp,
+            ColumnType::Char { .. }
+            | ColumnType::VarChar { .. }
+            | ColumnType::Text { .. }
+            | ColumnType::Enum { .. }
+            | ColumnType::Set { .. }
+            | ColumnType::Json => FieldType::String,
+            ColumnType::Bit { .. }
+            | ColumnType::Binary { .. }
+            | ColumnType::VarBinary { .. }
+            | ColumnType::Blob { .. }
+            | ColumnType::Geometry => FieldType::Bytes,
+        }
+    }
+}
+
+/// One field of a record schema.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Field {
+    /// Field name (the column name).
+    pub name: String,
+    /// Field type.
+    pub field_type: FieldType,
+    /// Whether the value may be null.
+    pub optional: bool,
+    /// Connect schema parameters in insertion order (`scale`, [`PRECISION_PARAM`],
+    /// [`COLUMN_TYPE_PARAM`], …).
+    pub parameters: Vec<(String, String)>,
+}
+
+impl Field {
+    /// The field for a column: type from the mapping table, `optional` = nullable, parameters
+    /// with the Decimal scale/precision and the column type.
+    pub fn for_column(column: &Column) -> Field {
+        let mut field = Field::new(
+            &column.name,
+            FieldType::for_column(&column.column_type),
+            column.nullable,
+        );
+        field
+            .parameters
+            .push((COLUMN_TYPE_PARAM.to_string(), column.column_type.sql()));
+        field
+    }
+
+    /// A field of the given type, with the parameters its logical type requires.
+    pub fn new(name: &str, field_type: FieldType, optional: bool) -> Field {
+        let mut parameters = Vec::new();
+        if let FieldType::Decimal { precision, scale } = &field_type {
+            parameters.push(("scale".to_string(), scale.to_string()));
+            if let Some(p) = precision {
+                parameters.push((PRECISION_PARAM.to_string(), p.to_string()));
+            }
+        }
+        Field {
+            name: name.to_string(),
+            field_type,
+            optional,
+            parameters,
+        }
+    }
+
+    /// The value of parameter `key`, if present.
+    pub fn parameter(&self, key: &str) -> Option<&str> {
+        self.parameters
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The MariaDB column type this field was made from ([`COLUMN_TYPE_PARAM`]), if recorded.
+    pub fn column_type(&self) -> Option<&str> {
+        self.parameter(COLUMN_TYPE_PARAM)
+    }
+}
+
+/// A struct schema: the key or the value of the records of one topic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RecordSchema {
+    /// Record name, `<topic>.Key` or `<topic>.Value` (any name when decoded from a message).
+    pub name: Option<String>,
+    /// Fields in column order.
+    pub fields: Vec<Field>,
+}
+
+impl RecordSchema {
+    /// The field called `name`, if any.
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+}
+
+/// A record: a schema and one value per field, in field order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub schema: Arc<RecordSchema>,
+    pub values: Vec<Value>,
+}
+
+fn record_name(topic: &str, suffix: &str) -> String {
+    let clean: String = topic
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .collect();
+    let clean = if clean.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("_{clean}")
+    } else {
+        clean
+    };
+    format!("{clean}.{suffix}")
+}
+
+/// The key schema of `table` on `topic`: the primary-key columns in key order, none optional.
+pub fn key_schema(topic: &str, table: &TableSchema) -> RecordSchema {
+    let fields = table
+        .primary_key_columns()
+        .into_iter()
+        .map(|c| Field {
+            optional: false,
+            ..Field::for_column(c)
+        })
+        .collect();
+    RecordSchema {
+        name: Some(record_name(topic, "Key")),
+        fields,
+    }
+}
+
+/// The value schema of `table` on `topic`: every column, optional where nullable.
+pub fn value_schema(topic: &str, table: &TableSchema) -> RecordSchema {
+    RecordSchema {
+        name: Some(record_name(topic, "Value")),
+        fields: table.columns.iter().map(Field::for_column).collect(),
+    }
+}
+
+/// The key values of a full row of `table` (primary-key columns, in key order).
+pub fn key_values(table: &TableSchema, row: &[Value]) -> Vec<Value> {
+    table
+        .primary_key_indexes()
+        .into_iter()
+        .map(|i| row.get(i).cloned().unwrap_or(Value::Null))
+        .collect()
+}
