@@ -1,0 +1,370 @@
+//! The source's configuration: Kafka Connect key spellings, loaded by `cdc-common` from a TOML file
+//! or the tutorial's JDBC source connector JSON, every key overridable by `CDC_SOURCE_<KEY>`.
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `name` | connector name, else `cdc-source` | source name: Kafka `transactional.id` and offsets key |
+//! | `connection.url` | – (required) | `jdbc:mysql://host:port/db` or `mysql://…` of the source server |
+//! | `connection.user` / `connection.password` | from the URL | replication account |
+//! | `server.id` | `5401` | replica server id; must differ from every other replica's |
+//! | `table.include.list` | all tables of the URL's database | comma-separated `table` or `db.table` regexes |
+//! | `table.whitelist` | – | older spelling of `table.include.list` |
+//! | `table.exclude.list` | – | tables to leave out (same form) |
+//! | `topic.prefix` | `my_topic_` | topic = prefix + table |
+//! | `format` | `avro` | `avro` (Confluent wire format + registry) or `json` (Connect JSON with schema) |
+//! | `schema.registry.url` | – | Confluent-API registry (required for `avro`) |
+//! | `delete.enabled` | `false` | publish DELETE as a tombstone |
+//! | `snapshot.mode` | `initial` | `initial`, `never`, `when_needed` |
+//! | `snapshot.chunk.size` | `10000` | rows per primary-key chunk |
+//! | `offsets.topic` | `_cdc_source_offsets` | compacted topic with the committed positions |
+//! | `batch.max.rows` | `5000` | rows per Kafka transaction (closed at the next binlog commit) |
+//! | `batch.max.ms` | `200` | longest a Kafka transaction stays open while events flow |
+//! | `heartbeat.interval.ms` | `5000` | server heartbeat; also how often an idle position is stored |
+//! | `read.timeout.ms` | `30000` | reconnect when nothing (not even a heartbeat) arrived for this long |
+//! | `topic.partitions` | `1` | partitions of topics the source creates |
+//! | `http.listen` | `127.0.0.1:18083` | address of `/metrics`, `/health`, `/ready`, `/status` |
+//! | `log.format` | `text` | `text` or `json` |
+//! | `kafka.*` | `bootstrap.servers=127.0.0.1:9092` | passed to librdkafka |
+
+use std::path::Path;
+use std::time::Duration;
+
+use cdc_common::{ConfigError, ConfigSpec, ConnectionUrl, LogFormat, Secret};
+use regex::Regex;
+use serde::Deserialize;
+
+/// Connect keys of the JDBC source connector that mean nothing for a binlog source.
+const IGNORED: &[&str] = &[
+    "mode",
+    "incrementing.column.name",
+    "timestamp.column.name",
+    "poll.interval.ms",
+    "validate.non.null",
+    "query",
+    "numeric.mapping",
+    "dialect.name",
+    "table.poll.interval.ms",
+    "batch.max.rows.jdbc",
+];
+
+pub const SPEC: ConfigSpec = ConfigSpec {
+    env_prefix: "CDC_SOURCE_",
+    ignored_keys: IGNORED,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    Avro,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotMode {
+    Initial,
+    Never,
+    WhenNeeded,
+}
+
+/// The raw keys as written; [`SourceConfig::load`] turns them into a validated [`SourceConfig`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    name: Option<String>,
+    #[serde(rename = "connection.url")]
+    connection_url: Option<String>,
+    #[serde(rename = "connection.user")]
+    connection_user: Option<String>,
+    #[serde(rename = "connection.password")]
+    connection_password: Option<Secret>,
+    #[serde(rename = "server.id", default = "d_server_id")]
+    server_id: u32,
+    #[serde(rename = "table.include.list")]
+    table_include_list: Option<Vec<String>>,
+    #[serde(rename = "table.whitelist")]
+    table_whitelist: Option<Vec<String>>,
+    #[serde(rename = "table.exclude.list")]
+    table_exclude_list: Option<Vec<String>>,
+    #[serde(rename = "topic.prefix", default = "d_topic_prefix")]
+    topic_prefix: String,
+    #[serde(default = "d_format")]
+    format: Format,
+    #[serde(rename = "schema.registry.url")]
+    schema_registry_url: Option<String>,
+    #[serde(rename = "delete.enabled", default)]
+    delete_enabled: bool,
+    #[serde(rename = "snapshot.mode", default = "d_snapshot_mode")]
+    snapshot_mode: SnapshotMode,
+    #[serde(rename = "snapshot.chunk.size", default = "d_chunk")]
+    snapshot_chunk_size: u32,
+    #[serde(rename = "offsets.topic", default = "d_offsets_topic")]
+    offsets_topic: String,
+    #[serde(rename = "batch.max.rows", default = "d_batch_rows")]
+    batch_max_rows: u32,
+    #[serde(rename = "batch.max.ms", default = "d_batch_ms")]
+    batch_max_ms: u64,
+    #[serde(rename = "heartbeat.interval.ms", default = "d_heartbeat_ms")]
+    heartbeat_interval_ms: u64,
+    #[serde(rename = "read.timeout.ms", default = "d_read_timeout_ms")]
+    read_timeout_ms: u64,
+    #[serde(rename = "topic.partitions", default = "d_partitions")]
+    topic_partitions: i32,
+    #[serde(rename = "http.listen", default = "d_http")]
+    http_listen: String,
+    #[serde(rename = "log.format", default)]
+    log_format: LogFormat,
+}
+
+fn d_server_id() -> u32 {
+    5401
+}
+fn d_topic_prefix() -> String {
+    "my_topic_".into()
+}
+fn d_format() -> Format {
+    Format::Avro
+}
+fn d_snapshot_mode() -> SnapshotMode {
+    SnapshotMode::Initial
+}
+fn d_chunk() -> u32 {
+    10_000
+}
+fn d_offsets_topic() -> String {
+    "_cdc_source_offsets".into()
+}
+fn d_batch_rows() -> u32 {
+    5000
+}
+fn d_batch_ms() -> u64 {
+    200
+}
+fn d_heartbeat_ms() -> u64 {
+    5000
+}
+fn d_read_timeout_ms() -> u64 {
+    30_000
+}
+fn d_partitions() -> i32 {
+    1
+}
+fn d_http() -> String {
+    "127.0.0.1:18083".into()
+}
+
+/// A validated source configuration.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    pub name: String,
+    pub url: ConnectionUrl,
+    pub user: String,
+    pub password: Option<Secret>,
+    /// The database of `connection.url`; unqualified table patterns refer to it.
+    pub database: String,
+    pub server_id: u32,
+    pub tables: TableFilter,
+    pub topic_prefix: String,
+    pub format: Format,
+    pub registry_url: Option<String>,
+    pub delete_enabled: bool,
+    pub snapshot_mode: SnapshotMode,
+    pub snapshot_chunk_size: u32,
+    pub offsets_topic: String,
+    pub batch_max_rows: usize,
+    pub batch_max: Duration,
+    pub heartbeat: Duration,
+    pub read_timeout: Duration,
+    pub topic_partitions: i32,
+    pub http_listen: String,
+    pub log_format: LogFormat,
+    /// librdkafka properties from `kafka.*`.
+    pub kafka: std::collections::BTreeMap<String, String>,
+    /// Keys present but meaningless here (reported once at start).
+    pub ignored: Vec<String>,
+}
+
+impl SourceConfig {
+    /// Loads and validates; every error names the exact key.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let loaded = cdc_common::load::<Raw>(path, &SPEC)?;
+        Self::validate(loaded)
+    }
+
+    /// Like [`SourceConfig::load`] from text, with an explicit environment (for tests).
+    pub fn from_str(text: &str, env: &[(&str, &str)]) -> Result<Self, ConfigError> {
+        let vars: Vec<(String, String)> =
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let loaded = cdc_common::config::load_from_str::<Raw>(
+            text,
+            Path::new("<text>"),
+            &SPEC,
+            |n| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()),
+            vars.clone(),
+        )?;
+        Self::validate(loaded)
+    }
+
+    fn validate(loaded: cdc_common::Loaded<Raw>) -> Result<Self, ConfigError> {
+        let raw = loaded.config;
+        let url_text = raw
+            .connection_url
+            .ok_or_else(|| ConfigError::invalid("connection.url", "is required, e.g. jdbc:mysql://127.0.0.1:3306/mydb"))?;
+        let url = ConnectionUrl::parse(&url_text).map_err(|e| ConfigError::invalid("connection.url", e.to_string()))?;
+        let database = url.database.clone().filter(|d| !d.is_empty()).ok_or_else(|| {
+            ConfigError::invalid("connection.url", "names no database; add it as the path, e.g. jdbc:mysql://host:3306/mydb")
+        })?;
+        let user = raw.connection_user.or_else(|| url.user.clone()).ok_or_else(|| {
+            ConfigError::invalid("connection.user", "is required (or put the user in connection.url)")
+        })?;
+        let password = raw.connection_password.or_else(|| url.password.clone());
+        if raw.server_id == 0 {
+            return Err(ConfigError::invalid("server.id", "must be 1..4294967295 and differ from every server and replica id"));
+        }
+        if raw.table_include_list.is_some() && raw.table_whitelist.is_some() {
+            return Err(ConfigError::invalid("table.whitelist", "is the older spelling of table.include.list; set only one of them"));
+        }
+        let (include_key, include) = match (raw.table_include_list, raw.table_whitelist) {
+            (Some(l), _) => ("table.include.list", l),
+            (None, Some(l)) => ("table.whitelist", l),
+            (None, None) => ("table.include.list", Vec::new()),
+        };
+        let tables = TableFilter::new(
+            &database,
+            (include_key, &include),
+            ("table.exclude.list", raw.table_exclude_list.as_deref().unwrap_or(&[])),
+        )?;
+        if !valid_topic_part(&raw.topic_prefix) {
+            return Err(ConfigError::invalid("topic.prefix", "may contain only ASCII letters, digits, '.', '_' and '-'"));
+        }
+        if !valid_topic_part(&raw.offsets_topic) || raw.offsets_topic.is_empty() {
+            return Err(ConfigError::invalid("offsets.topic", "must be a topic name of ASCII letters, digits, '.', '_' and '-'"));
+        }
+        if raw.format == Format::Avro && raw.schema_registry_url.is_none() {
+            return Err(ConfigError::invalid("schema.registry.url", "is required with format=avro (or set format=json)"));
+        }
+        if raw.snapshot_chunk_size == 0 {
+            return Err(ConfigError::invalid("snapshot.chunk.size", "must be at least 1"));
+        }
+        if raw.batch_max_rows == 0 {
+            return Err(ConfigError::invalid("batch.max.rows", "must be at least 1"));
+        }
+        if raw.heartbeat_interval_ms < 100 {
+            return Err(ConfigError::invalid("heartbeat.interval.ms", "must be at least 100"));
+        }
+        if raw.read_timeout_ms <= raw.heartbeat_interval_ms {
+            return Err(ConfigError::invalid("read.timeout.ms", "must be larger than heartbeat.interval.ms"));
+        }
+        if raw.topic_partitions < 1 {
+            return Err(ConfigError::invalid("topic.partitions", "must be at least 1"));
+        }
+        let name = raw
+            .name
+            .or(loaded.connector_name)
+            .unwrap_or_else(|| "cdc-source".to_string());
+        if name.is_empty() || !valid_topic_part(&name) {
+            return Err(ConfigError::invalid("name", "must be non-empty ASCII letters, digits, '.', '_' and '-'"));
+        }
+        let mut kafka = loaded.kafka;
+        kafka.entry("bootstrap.servers".into()).or_insert_with(|| "127.0.0.1:9092".into());
+        for reserved in ["transactional.id", "enable.idempotence", "isolation.level"] {
+            if kafka.contains_key(reserved) {
+                return Err(ConfigError::invalid(&format!("kafka.{reserved}"), "is set by the source itself (exactly-once delivery); remove it"));
+            }
+        }
+        Ok(SourceConfig {
+            name,
+            url,
+            user,
+            password,
+            database,
+            server_id: raw.server_id,
+            tables,
+            topic_prefix: raw.topic_prefix,
+            format: raw.format,
+            registry_url: raw.schema_registry_url,
+            delete_enabled: raw.delete_enabled,
+            snapshot_mode: raw.snapshot_mode,
+            snapshot_chunk_size: raw.snapshot_chunk_size,
+            offsets_topic: raw.offsets_topic,
+            batch_max_rows: raw.batch_max_rows as usize,
+            batch_max: Duration::from_millis(raw.batch_max_ms),
+            heartbeat: Duration::from_millis(raw.heartbeat_interval_ms),
+            read_timeout: Duration::from_millis(raw.read_timeout_ms),
+            topic_partitions: raw.topic_partitions,
+            http_listen: raw.http_listen,
+            log_format: raw.log_format,
+            kafka,
+            ignored: loaded.ignored,
+        })
+    }
+
+    /// The topic of a table.
+    pub fn topic(&self, table: &str) -> String {
+        format!("{}{}", self.topic_prefix, table)
+    }
+
+    /// The options of a connection to the source server (always TCP).
+    pub fn mysql_opts(&self) -> mysql_async::Opts {
+        self.url
+            .opts(Some(&self.user), self.password.as_ref())
+            .into()
+    }
+}
+
+fn valid_topic_part(s: &str) -> bool {
+    s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// Which tables are captured: `db.table` names matched against anchored regexes.
+#[derive(Debug, Clone)]
+pub struct TableFilter {
+    include: Vec<Regex>,
+    exclude: Vec<Regex>,
+    /// Databases the include list can match (the URL's database, plus those named in patterns).
+    pub databases: Vec<String>,
+}
+
+impl TableFilter {
+    fn new(database: &str, include: (&str, &[String]), exclude: (&str, &[String])) -> Result<Self, ConfigError> {
+        let mut databases = vec![database.to_string()];
+        let compile = |(key, list): (&str, &[String]), dbs: &mut Vec<String>| -> Result<Vec<Regex>, ConfigError> {
+            list.iter()
+                .map(|p| p.trim())
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let full = match p.split_once('.') {
+                        Some((db, _)) if !db.contains(['\\', '*', '[', '(', '|', '?', '+']) => {
+                            if !dbs.iter().any(|d| d == db) {
+                                dbs.push(db.to_string());
+                            }
+                            p.to_string()
+                        }
+                        _ => format!("{}\\.{}", regex::escape(database), p),
+                    };
+                    Regex::new(&format!("^(?:{full})$"))
+                        .map_err(|e| ConfigError::invalid(key, format!("pattern `{p}` is not a valid regex: {e}")))
+                })
+                .collect()
+        };
+        let include_re = compile(include, &mut databases)?;
+        let mut unused = Vec::new();
+        let exclude_re = compile(exclude, &mut unused)?;
+        Ok(TableFilter { include: include_re, exclude: exclude_re, databases })
+    }
+
+    /// Whether `db.table` is captured. With no include list, every table of the URL's database is.
+    pub fn matches(&self, db: &str, table: &str) -> bool {
+        let full = format!("{db}.{table}");
+        let included = if self.include.is_empty() {
+            db == self.databases[0]
+        } else {
+            self.include.iter().any(|r| r.is_match(&full))
+        };
+        included && !self.exclude.iter().any(|r| r.is_match(&full))
+    }
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -1,0 +1,40 @@
+//! # cdc-source: MariaDB binlog → Kafka, exactly once
+//!
+//! Reads the MariaDB binlog as a replica and publishes one schema-tagged record per changed row
+//! of the captured tables to `topic.prefix + table` (default `my_topic_<table>`).
+//!
+//! ## What it promises
+//! - **Exactly once into Kafka.** The records of one or more whole binlog transactions and one
+//!   offset record (source name → GTID position after them) are written in one Kafka
+//!   transaction. A crash at any point neither loses nor duplicates a committed record:
+//!   on restart the producer fences any zombie (`transactional.id` = `cdc-source-<name>`), the
+//!   last committed offset is read with `read_committed`, and streaming resumes after that GTID
+//!   position. A second instance with the same `name` fences the first, which stops.
+//! - **Order.** Records of one key are published in binlog order, to one partition.
+//! - **Records.** Key = primary-key struct; value = the full row after the change; DELETE = a
+//!   tombstone (only with `delete.enabled`); headers `cdc.op` (`c`,`u`,`d`,`r`), `cdc.gtid`,
+//!   `cdc.binlog`, `cdc.ts_ms`. Tables without a primary key are refused (see [`tables`]).
+//! - **Schema changes** are read from the binlog's table maps (`binlog_row_metadata=FULL`): after
+//!   `ALTER TABLE … ADD COLUMN` the next records carry the column and a new schema version.
+//! - **Snapshot** of existing rows without locks (see [`snapshot`]); interrupted snapshots start
+//!   over (their `r` records are at-least-once; upserts make that harmless).
+//! - **Bounded memory**: rows stream into the open Kafka transaction as they are read.
+//!
+//! ## Moving parts
+//! [`app`] (start-up: preflight, fencing, where to start) → [`snapshot`] → [`stream`] (the loop,
+//! over [`binlog`]) → [`records`] → [`publisher`] (transactions) with [`offsets`].
+
+pub mod app;
+pub mod binlog;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod offsets;
+pub mod position;
+pub mod preflight;
+pub mod publisher;
+pub mod records;
+pub mod snapshot;
+pub mod status;
+pub mod stream;
+pub mod tables;

@@ -1,0 +1,159 @@
+//! Checks made before any work, each failure naming the setting and the fix: the server's binlog
+//! settings, the account's grants, the server id, Kafka and the registry.
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
+
+use crate::config::{Format, SourceConfig};
+use crate::error::SourceError;
+use crate::position::GtidPosition;
+
+/// One failed check.
+fn fail(msg: String) -> SourceError {
+    SourceError::Definite(format!("preflight: {msg}"))
+}
+
+/// Checks the source server; returns an open connection for further start-up queries.
+pub async fn check_server(cfg: &SourceConfig) -> Result<Conn, SourceError> {
+    let mut conn = Conn::new(cfg.mysql_opts()).await.map_err(|e| {
+        fail(format!(
+            "cannot connect to {}:{} as `{}`: {e}; check connection.url, connection.user and connection.password",
+            cfg.url.host, cfg.url.port, cfg.user
+        ))
+    })?;
+    let q = SourceError::mysql("read server variables");
+    let vars: Vec<(String, String)> = conn
+        .query(
+            "SELECT variable_name, variable_value FROM information_schema.global_variables WHERE variable_name IN \
+             ('LOG_BIN','BINLOG_FORMAT','BINLOG_ROW_IMAGE','BINLOG_ROW_METADATA','LOG_BIN_COMPRESS','SERVER_ID')",
+        )
+        .await
+        .map_err(&q)?;
+    let var = |n: &str| vars.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.to_ascii_uppercase());
+    for (name, want, why) in [
+        ("LOG_BIN", "ON", "the binlog is what the source reads"),
+        ("BINLOG_FORMAT", "ROW", "only row events carry the changed rows"),
+        ("BINLOG_ROW_IMAGE", "FULL", "records carry the full row after each change"),
+        ("BINLOG_ROW_METADATA", "FULL", "column names, signedness and keys come from the binlog (MariaDB >= 10.5)"),
+        ("LOG_BIN_COMPRESS", "OFF", "compressed row events cannot be read without loss"),
+    ] {
+        let got = var(name).unwrap_or_else(|| "(not available)".into());
+        if got != want {
+            return Err(fail(format!(
+                "server variable {} is {got}, must be {want} ({why}); start mariadbd with --{}={want}",
+                name.to_ascii_lowercase(),
+                name.to_ascii_lowercase().replace('_', "-")
+            )));
+        }
+    }
+    if var("SERVER_ID").as_deref() == Some(cfg.server_id.to_string().as_str()) {
+        return Err(fail(format!(
+            "server.id={} is the source server's own server_id; give this source a distinct server.id",
+            cfg.server_id
+        )));
+    }
+    check_grants(&mut conn, cfg).await?;
+    // Replicas connected now (needs REPLICATION MASTER ADMIN; without it this check is skipped).
+    if let Ok(hosts) = conn.query::<Row, _>("SHOW SLAVE HOSTS").await {
+        for h in hosts {
+            let id: Option<u32> = h.get(0);
+            if id == Some(cfg.server_id) {
+                return Err(fail(format!(
+                    "another replica is connected with server.id={}; give this source a distinct server.id",
+                    cfg.server_id
+                )));
+            }
+        }
+    }
+    Ok(conn)
+}
+
+type Row = mysql_async::Row;
+
+async fn check_grants(conn: &mut Conn, cfg: &SourceConfig) -> Result<(), SourceError> {
+    let grants: Vec<String> = conn.query("SHOW GRANTS").await.map_err(SourceError::mysql("read grants"))?;
+    let global: Vec<String> = grants
+        .iter()
+        .map(|g| g.to_ascii_uppercase())
+        .filter(|g| g.contains(" ON *.* "))
+        .collect();
+    let has = |p: &str| global.iter().any(|g| g.contains("ALL PRIVILEGES") || g.contains(p));
+    let mut missing = Vec::new();
+    if !has("REPLICATION SLAVE") {
+        missing.push("REPLICATION SLAVE");
+    }
+    if !has("BINLOG MONITOR") && !has("REPLICATION CLIENT") && !has("SUPER") {
+        missing.push("BINLOG MONITOR");
+    }
+    let any_select = grants.iter().any(|g| g.to_ascii_uppercase().contains("SELECT") || g.to_ascii_uppercase().contains("ALL PRIVILEGES"));
+    if !any_select {
+        missing.push("SELECT");
+    }
+    if !missing.is_empty() {
+        return Err(fail(format!(
+            "user `{}` lacks {}; run: GRANT {} ON *.* TO '{}'@'%'",
+            cfg.user,
+            missing.join(", "),
+            missing.join(", "),
+            cfg.user
+        )));
+    }
+    Ok(())
+}
+
+/// The GTID position at the start of the oldest binlog on the server.
+pub async fn oldest_position(conn: &mut Conn) -> Result<GtidPosition, SourceError> {
+    let q = SourceError::mysql("list binary logs");
+    let logs: Vec<Row> = conn.query("SHOW BINARY LOGS").await.map_err(&q)?;
+    let Some(first) = logs.first().and_then(|r| r.get::<String, _>(0)) else {
+        return Ok(GtidPosition::default());
+    };
+    let pos: Option<Option<String>> = conn.exec_first("SELECT BINLOG_GTID_POS(?, 4)", (first,)).await.map_err(&q)?;
+    pos.flatten().unwrap_or_default().parse().map_err(SourceError::Definite)
+}
+
+/// Whether resuming at `stored` needs binlogs the server no longer has.
+pub async fn check_not_purged(conn: &mut Conn, stored: &GtidPosition) -> Result<(), SourceError> {
+    let oldest = oldest_position(conn).await?;
+    if let Some((mine, first)) = stored.purged_against(&oldest) {
+        return Err(fail(format!(
+            "the stored position {stored} is no longer in the server's binlogs (domain {}: stored seq {}, oldest binlog starts after {first}); the binlogs were purged. Set snapshot.mode=when_needed to take a new snapshot, or keep binlogs longer (binlog_expire_logs_seconds)",
+            first.domain, mine.seq
+        )));
+    }
+    Ok(())
+}
+
+/// Kafka answers a metadata request.
+pub async fn check_kafka(cfg: &SourceConfig) -> Result<(), SourceError> {
+    let mut c = ClientConfig::new();
+    for (k, v) in &cfg.kafka {
+        if k.starts_with("bootstrap") || k.starts_with("security") || k.starts_with("sasl") || k.starts_with("ssl") {
+            c.set(k, v);
+        }
+    }
+    let consumer: BaseConsumer = c
+        .create()
+        .map_err(|e| fail(format!("invalid Kafka settings (kafka.*): {e}")))?;
+    let servers = cfg.kafka.get("bootstrap.servers").cloned().unwrap_or_default();
+    tokio::task::spawn_blocking(move || consumer.fetch_metadata(None, Duration::from_secs(10)).map(|_| ()))
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .map_err(|e| fail(format!("Kafka at {servers} does not answer: {e}; check kafka.bootstrap.servers")))
+}
+
+/// The registry answers (only with `format=avro`).
+pub async fn check_registry(cfg: &SourceConfig) -> Result<(), SourceError> {
+    let (Format::Avro, Some(url)) = (cfg.format, cfg.registry_url.as_ref()) else { return Ok(()) };
+    let subjects = format!("{}/subjects", url.trim_end_matches('/'));
+    let answer = reqwest::Client::new().get(&subjects).timeout(Duration::from_secs(10)).send().await;
+    match answer {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(fail(format!("schema registry at {url} answered {} to GET /subjects; check schema.registry.url (the Confluent API base, e.g. …/apis/ccompat/v7)", r.status()))),
+        Err(e) => Err(fail(format!("schema registry at {url} does not answer: {e}; check schema.registry.url"))),
+    }
+}

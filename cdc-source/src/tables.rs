@@ -1,0 +1,108 @@
+//! The captured tables as the binlog describes them: each table-map event of a captured table
+//! gives its [`TableSchema`] (with `binlog_row_metadata=FULL` the binlog carries names, types,
+//! signedness, charsets and the primary key, so no schema-history topic is needed). A schema that
+//! differs from the one seen before is a schema change: it is logged, counted, and the value
+//! schema evolves so that the new registry version stays BACKWARD compatible.
+//!
+//! A captured table without a primary key is refused (a definite error naming the table): keyed
+//! by the whole row, an UPDATE would reach the mirror as a new row next to the old one, so the
+//! mirror would silently drift. Add a primary key or leave the table out with
+//! `table.exclude.list`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cdc_schema::{key_schema, value_schema, diff, evolve_value_schema, RecordSchema, TableSchema};
+use mysql_async::binlog::events::TableMapEvent;
+
+use crate::config::SourceConfig;
+use crate::error::SourceError;
+use crate::metrics::{SourceMetrics, TableLabel};
+
+/// A captured table with its topic and record schemas.
+#[derive(Debug)]
+pub struct CapturedTable {
+    pub schema: TableSchema,
+    pub topic: String,
+    pub key: Arc<RecordSchema>,
+    pub value: Arc<RecordSchema>,
+}
+
+impl CapturedTable {
+    /// Builds the record schemas of `schema`; `previous` is the value schema used so far.
+    pub fn new(cfg: &SourceConfig, schema: TableSchema, previous: Option<&RecordSchema>) -> Result<Self, SourceError> {
+        if schema.primary_key.is_empty() {
+            return Err(no_primary_key(&schema.database, &schema.table));
+        }
+        let topic = cfg.topic(&schema.table);
+        let key = Arc::new(key_schema(&topic, &schema));
+        let next = value_schema(&topic, &schema);
+        let value = Arc::new(match previous {
+            Some(prev) => evolve_value_schema(prev, next),
+            None => next,
+        });
+        Ok(CapturedTable { schema, topic, key, value })
+    }
+}
+
+pub fn no_primary_key(db: &str, table: &str) -> SourceError {
+    SourceError::Definite(format!(
+        "table {db}.{table} has no primary key, so its rows cannot be keyed and updated in a mirror; add a primary key or exclude it with table.exclude.list"
+    ))
+}
+
+/// Table-map cache: table id → captured table (or not captured), and name → latest schema.
+#[derive(Debug, Default)]
+pub struct Tables {
+    by_id: HashMap<u64, Option<Arc<CapturedTable>>>,
+    by_name: HashMap<(String, String), Arc<CapturedTable>>,
+}
+
+impl Tables {
+    /// Seeds the latest schema of a table (from the snapshot), so the first table map that
+    /// matches it is not counted as a change.
+    pub fn seed(&mut self, table: Arc<CapturedTable>) {
+        self.by_name.insert((table.schema.database.clone(), table.schema.table.clone()), table);
+    }
+
+    /// The captured table a rows event's table map describes, or `None` when it is not captured.
+    pub fn resolve(
+        &mut self,
+        cfg: &SourceConfig,
+        metrics: &SourceMetrics,
+        table_id: u64,
+        tme: &TableMapEvent<'_>,
+    ) -> Result<Option<Arc<CapturedTable>>, SourceError> {
+        if let Some(hit) = self.by_id.get(&table_id) {
+            return Ok(hit.clone());
+        }
+        let db = tme.database_name().into_owned();
+        let name = tme.table_name().into_owned();
+        let resolved = if cfg.tables.matches(&db, &name) {
+            let schema = TableSchema::from_table_map(tme)
+                .map_err(|e| SourceError::Definite(format!("table {db}.{name}: {e}")))?;
+            let key = (db.clone(), name.clone());
+            match self.by_name.get(&key) {
+                Some(known) if known.schema == schema => Some(known.clone()),
+                known => {
+                    let previous = known.map(|k| k.value.clone());
+                    if let Some(k) = known {
+                        let changes = diff(&k.schema, &schema);
+                        tracing::info!(table = %format!("{db}.{name}"), changes = ?changes, "table schema changed");
+                        metrics.schema_changes.get_or_create(&TableLabel { table: name.clone() }).inc();
+                    }
+                    let t = Arc::new(CapturedTable::new(cfg, schema, previous.as_deref())?);
+                    self.by_name.insert(key, t.clone());
+                    Some(t)
+                }
+            }
+        } else {
+            None
+        };
+        if self.by_id.len() > 10_000 {
+            self.by_id.clear();
+        }
+        self.by_id.insert(table_id, resolved.clone());
+        Ok(resolved)
+    }
+}
