@@ -3,10 +3,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use schema_registry_converter::schema_registry_common::{get_bytes_result, BytesResult};
+
 use crate::avro::AvroSchema;
+use crate::json::decode_json;
 use crate::connect::Record;
 use crate::encode::{Format, Part};
-use crate::error::{DecodeError, DecodeErrorKind};
+use crate::error::{CodecError, DecodeError, DecodeErrorKind};
 use crate::registry::Registry;
 
 /// Where a message is, for error messages.
@@ -20,8 +23,12 @@ pub struct MessageRef<'a> {
 /// The format of a message from its first byte: 0 = Avro (Confluent wire format), `{` (after
 /// optional whitespace) = JSON with schema.
 pub fn detect_format(bytes: &[u8]) -> Result<Format, DecodeErrorKind> {
-    let _ = bytes;
-    unimplemented!("detect_format")
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => Err(DecodeErrorKind::Empty),
+        Some(0) if bytes[0] == 0 => Ok(Format::Avro),
+        Some(b'{') => Ok(Format::Json),
+        Some(_) => Err(DecodeErrorKind::UnknownFormat(bytes[0])),
+    }
 }
 
 /// Decodes messages of either format; Avro schema ids are resolved through the registry once
@@ -48,7 +55,50 @@ impl Decoder {
         part: Part,
         bytes: &[u8],
     ) -> Result<Record, DecodeError> {
-        let _ = (at, part, bytes, &self.registry, &self.schemas);
-        unimplemented!("decode")
+        self.decode_kind(bytes).await.map_err(|kind| DecodeError {
+            topic: at.topic.to_string(),
+            partition: at.partition,
+            offset: at.offset,
+            part: part.as_str(),
+            kind,
+        })
+    }
+
+    async fn decode_kind(&self, bytes: &[u8]) -> Result<Record, DecodeErrorKind> {
+        match detect_format(bytes)? {
+            Format::Json => Ok(decode_json(bytes)?),
+            Format::Avro => {
+                let BytesResult::Valid(id, body) = get_bytes_result(Some(bytes)) else {
+                    return Err(DecodeErrorKind::Truncated(format!(
+                        "{} bytes, but the Confluent wire format needs a 5-byte header",
+                        bytes.len()
+                    )));
+                };
+                let schema = self.schema(id).await?;
+                schema.decode(body).map_err(|e| match e {
+                    CodecError::Avro(m) if m.contains("failed to fill whole buffer") || m.contains("UnexpectedEof") => {
+                        DecodeErrorKind::Truncated(format!("Avro body of schema id {id} ends early: {m}"))
+                    }
+                    other => DecodeErrorKind::Codec(other),
+                })
+            }
+        }
+    }
+
+    async fn schema(&self, id: u32) -> Result<Arc<AvroSchema>, DecodeErrorKind> {
+        if let Some(found) = self.cache().get(&id) {
+            return Ok(Arc::clone(found));
+        }
+        let registry = self.registry.as_ref().ok_or(DecodeErrorKind::NoRegistry(id))?;
+        let text = registry.schema_by_id(id).await?;
+        let schema = Arc::new(AvroSchema::parse(&text)?);
+        self.cache().insert(id, Arc::clone(&schema));
+        Ok(schema)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Arc<AvroSchema>>> {
+        self.schemas
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

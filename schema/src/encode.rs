@@ -3,7 +3,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::avro::AvroSchema;
+use schema_registry_converter::schema_registry_common::get_payload;
+
+use crate::avro::{avro_schema, AvroSchema};
+use crate::json::encode_json;
 use crate::connect::Record;
 use crate::error::EncodeError;
 use crate::registry::Registry;
@@ -71,14 +74,41 @@ impl Encoder {
         self.format
     }
 
-    /// Encodes `record` as the `part` of a message on `topic`.
+    /// Encodes `record` as the `part` of a message on `topic`. For Avro, the record's schema is
+    /// registered under `<topic>-key`/`<topic>-value` the first time this encoder sees it (a
+    /// changed schema is a new registration, hence a new version and id).
     pub async fn encode(
         &self,
         topic: &str,
         part: Part,
         record: &Record,
     ) -> Result<Vec<u8>, EncodeError> {
-        let _ = (topic, part, record, &self.registry, &self.schemas);
-        unimplemented!("encode")
+        let Some(registry) = (self.format == Format::Avro)
+            .then_some(self.registry.as_ref())
+            .flatten()
+        else {
+            return Ok(encode_json(record)?);
+        };
+        let subject = part.subject(topic);
+        let text = avro_schema(&record.schema);
+        let key = (subject, text);
+        let cached = self.cache().get(&key).cloned();
+        let (id, schema) = match cached {
+            Some(found) => found,
+            None => {
+                let schema = Arc::new(AvroSchema::parse(&key.1)?);
+                let id = registry.register(&key.0, &key.1).await?;
+                self.cache().insert(key, (id, Arc::clone(&schema)));
+                (id, schema)
+            }
+        };
+        let body = schema.encode(&record.values)?;
+        Ok(get_payload(id, body))
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), (u32, Arc<AvroSchema>)>> {
+        self.schemas
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

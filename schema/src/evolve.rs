@@ -25,16 +25,69 @@ pub enum SchemaChange {
     PrimaryKeyChanged { from: Vec<String>, to: Vec<String> },
 }
 
-/// The changes from `old` to `new` (empty when equal).
+/// The changes from `old` to `new` (empty when equal), matched by column name.
 pub fn diff(old: &TableSchema, new: &TableSchema) -> Vec<SchemaChange> {
-    let _ = (old, new);
-    unimplemented!("diff")
+    let mut changes = Vec::new();
+    for column in &old.columns {
+        match new.column(&column.name) {
+            None => changes.push(SchemaChange::ColumnDropped {
+                name: column.name.clone(),
+            }),
+            Some(now) if now.column_type != column.column_type => {
+                changes.push(SchemaChange::ColumnRetyped {
+                    name: column.name.clone(),
+                    from: column.column_type.clone(),
+                    to: now.column_type.clone(),
+                })
+            }
+            Some(now) if now.nullable != column.nullable => {
+                changes.push(SchemaChange::NullabilityChanged {
+                    name: column.name.clone(),
+                    nullable: now.nullable,
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    for column in &new.columns {
+        if old.column(&column.name).is_none() {
+            changes.push(SchemaChange::ColumnAdded {
+                column: column.clone(),
+            });
+        }
+    }
+    let order = |t: &TableSchema| -> Vec<String> {
+        t.columns
+            .iter()
+            .filter(|c| old.column(&c.name).is_some() && new.column(&c.name).is_some())
+            .map(|c| c.name.clone())
+            .collect()
+    };
+    if order(old) != order(new) {
+        changes.push(SchemaChange::ColumnsReordered);
+    }
+    if old.primary_key != new.primary_key {
+        changes.push(SchemaChange::PrimaryKeyChanged {
+            from: old.primary_key.clone(),
+            to: new.primary_key.clone(),
+        });
+    }
+    changes
 }
 
 /// The value schema to register after `previous`: `next`, except that fields absent from
 /// `previous` and fields optional in `previous` are optional (Avro default null), so readers of
-/// the new version can read records written with the old one (BACKWARD).
-pub fn evolve_value_schema(previous: &RecordSchema, next: RecordSchema) -> RecordSchema {
-    let _ = previous;
+/// the new version can read records written with the old one (BACKWARD). A source that restarts
+/// gets `previous` from the registry ([`crate::Registry::latest`] and
+/// [`crate::record_schema_from_avro`]).
+pub fn evolve_value_schema(previous: &RecordSchema, mut next: RecordSchema) -> RecordSchema {
+    for field in &mut next.fields {
+        let keep_required = previous
+            .field(&field.name)
+            .is_some_and(|before| !before.optional);
+        if !keep_required {
+            field.optional = true;
+        }
+    }
     next
 }

@@ -38,6 +38,30 @@ pub struct Registry {
     by_id: Arc<Mutex<HashMap<u32, Arc<str>>>>,
 }
 
+const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
+
+impl Compatibility {
+    /// The level as the registry spells it (`BACKWARD`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compatibility::None => "NONE",
+            Compatibility::Backward => "BACKWARD",
+            Compatibility::BackwardTransitive => "BACKWARD_TRANSITIVE",
+            Compatibility::Forward => "FORWARD",
+            Compatibility::ForwardTransitive => "FORWARD_TRANSITIVE",
+            Compatibility::Full => "FULL",
+            Compatibility::FullTransitive => "FULL_TRANSITIVE",
+        }
+    }
+}
+
+/// What a failed call was about, to pick the typed error.
+enum Call<'a> {
+    Register(&'a str),
+    ById(u32),
+    Subject,
+}
+
 impl Registry {
     /// A client for the registry at `url`, e.g. `http://127.0.0.1:18081/apis/ccompat/v7`.
     pub fn new(url: &str) -> Registry {
@@ -53,22 +77,127 @@ impl Registry {
         &self.url
     }
 
-    /// Registers an Avro schema under `subject` (or finds it if already registered); its id.
-    pub async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
-        let _ = (subject, schema);
-        unimplemented!("register")
+    fn unreachable(&self, e: &reqwest::Error) -> RegistryError {
+        RegistryError::Unreachable {
+            url: self.url.clone(),
+            message: e.to_string(),
+        }
     }
 
-    /// The schema text with this id.
+    /// Sends a request; returns `Ok(None)` on 404 and a typed error on other failures.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        call: Call<'_>,
+    ) -> Result<Option<serde_json::Value>, RegistryError> {
+        let response = request
+            .header(reqwest::header::ACCEPT, CONTENT_TYPE)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .unwrap_or(serde_json::Value::Null);
+        if (200..300).contains(&status) {
+            return Ok(Some(body));
+        }
+        let code = body.get("error_code").and_then(serde_json::Value::as_i64).unwrap_or(0);
+        let message = body
+            .get("message")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("no message")
+            .to_string();
+        Err(match (status, call) {
+            (409, Call::Register(subject)) => RegistryError::Incompatible {
+                subject: subject.to_string(),
+                message,
+            },
+            (422, Call::Register(subject)) => RegistryError::InvalidSchema {
+                subject: subject.to_string(),
+                message,
+            },
+            (404, Call::ById(id)) => RegistryError::UnknownSchemaId { id },
+            (404, Call::Subject) => return Ok(None),
+            _ => RegistryError::Http {
+                status,
+                code,
+                message,
+            },
+        })
+    }
+
+    fn subject_url(&self, subject: &str, rest: &str) -> String {
+        format!("{}/subjects/{}{rest}", self.url, subject.replace('/', "%2F"))
+    }
+
+    /// Registers an Avro schema under `subject` (or finds it if already registered); its id.
+    /// A schema new to the subject is checked against the subject's compatibility level.
+    pub async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
+        let request = self
+            .http
+            .post(self.subject_url(subject, "/versions"))
+            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
+            .json(&serde_json::json!({"schema": schema, "schemaType": "AVRO"}));
+        let body = self.send(request, Call::Register(subject)).await?;
+        let id = body
+            .as_ref()
+            .and_then(|b| b.get("id"))
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|id| u32::try_from(id).ok())
+            .ok_or_else(|| RegistryError::Http {
+                status: 200,
+                code: 0,
+                message: format!("registration answer without an id: {body:?}"),
+            })?;
+        tracing::debug!(subject, id, "schema registered");
+        Ok(id)
+    }
+
+    /// The schema text with this id (cached: ids never change).
     pub async fn schema_by_id(&self, id: u32) -> Result<Arc<str>, RegistryError> {
-        let _ = id;
-        unimplemented!("schema_by_id")
+        if let Some(found) = self.cache().get(&id) {
+            return Ok(Arc::clone(found));
+        }
+        let url = format!("{}/schemas/ids/{id}", self.url);
+        let body = self.send(self.http.get(url), Call::ById(id)).await?;
+        let text: Arc<str> = body
+            .as_ref()
+            .and_then(|b| b.get("schema"))
+            .and_then(serde_json::Value::as_str)
+            .ok_or(RegistryError::UnknownSchemaId { id })?
+            .into();
+        self.cache().insert(id, Arc::clone(&text));
+        Ok(text)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Arc<str>>> {
+        self.by_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The latest version registered under `subject`, if the subject exists.
     pub async fn latest(&self, subject: &str) -> Result<Option<RegisteredSchema>, RegistryError> {
-        let _ = subject;
-        unimplemented!("latest")
+        let url = self.subject_url(subject, "/versions/latest");
+        let Some(body) = self.send(self.http.get(url), Call::Subject).await? else {
+            return Ok(None);
+        };
+        let number = |k: &str| {
+            body.get(k)
+                .and_then(serde_json::Value::as_u64)
+                .and_then(|v| u32::try_from(v).ok())
+                .unwrap_or_default()
+        };
+        Ok(Some(RegisteredSchema {
+            subject: subject.to_string(),
+            id: number("id"),
+            version: number("version"),
+            schema: body
+                .get("schema")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+        }))
     }
 
     /// Sets the compatibility level of `subject`.
@@ -77,7 +206,13 @@ impl Registry {
         subject: &str,
         level: Compatibility,
     ) -> Result<(), RegistryError> {
-        let _ = (subject, level);
-        unimplemented!("set_compatibility")
+        let url = format!("{}/config/{}", self.url, subject.replace('/', "%2F"));
+        let request = self
+            .http
+            .put(url)
+            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
+            .json(&serde_json::json!({"compatibility": level.as_str()}));
+        self.send(request, Call::Register(subject)).await?;
+        Ok(())
     }
 }

@@ -1,0 +1,120 @@
+//! The one mapping between [`Value`]s and the primitive a field type is written as, shared by the
+//! JSON and Avro formats (which only differ in how they spell a primitive).
+
+use crate::connect::{Field, FieldType};
+use crate::decimal::Decimal;
+use crate::error::ValueError;
+use crate::temporal::{Date, DateTime};
+use crate::value::Value;
+
+/// A value in the primitive form of its field type.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Prim {
+    Null,
+    Int(i64),
+    Float(f32),
+    Double(f64),
+    Bool(bool),
+    Str(String),
+    Bytes(Vec<u8>),
+}
+
+fn out_of_range(value: impl ToString, field: &Field) -> ValueError {
+    ValueError::OutOfRange {
+        value: value.to_string(),
+        target: field.field_type.connect_type().to_string(),
+    }
+    .in_column(&field.name)
+}
+
+fn int_in(v: i64, field: &Field, bits: u32) -> Result<Prim, ValueError> {
+    let max = (1i64 << (bits - 1)) - 1;
+    if v < -max - 1 || v > max {
+        return Err(out_of_range(v, field));
+    }
+    Ok(Prim::Int(v))
+}
+
+fn exact_millis(micros: i64, field: &Field) -> Result<Prim, ValueError> {
+    if micros % 1000 != 0 {
+        return Err(out_of_range(format!("{micros} µs"), field));
+    }
+    Ok(Prim::Int(micros / 1000))
+}
+
+/// The primitive `value` is written as for `field`; checks nullability and kind.
+pub(crate) fn to_prim(field: &Field, value: &Value) -> Result<Prim, ValueError> {
+    use FieldType as F;
+    let mismatch = || {
+        ValueError::mismatch(field.field_type.connect_type(), value.kind()).in_column(&field.name)
+    };
+    let prim = match (&field.field_type, value) {
+        (_, Value::Null) if field.optional => Prim::Null,
+        (_, Value::Null) => {
+            return Err(ValueError::mismatch("a value (field is not optional)", "null")
+                .in_column(&field.name))
+        }
+        (F::Int8, Value::Int(v)) => int_in(*v, field, 8)?,
+        (F::Int16, Value::Int(v)) => int_in(*v, field, 16)?,
+        (F::Int32, Value::Int(v)) => int_in(*v, field, 32)?,
+        (F::Int64, Value::Int(v)) => Prim::Int(*v),
+        (F::Float32, Value::Float(v)) => Prim::Float(*v),
+        (F::Float64, Value::Double(v)) => Prim::Double(*v),
+        (F::Boolean, Value::Bool(v)) => Prim::Bool(*v),
+        (F::String, Value::String(v)) => Prim::Str(v.clone()),
+        (F::Bytes, Value::Bytes(v)) => Prim::Bytes(v.clone()),
+        (F::Decimal { scale, .. }, Value::Decimal(d)) => {
+            let d = d.rescale(*scale).ok_or_else(|| out_of_range(d, field))?;
+            Prim::Bytes(d.to_be_bytes())
+        }
+        (F::Date, Value::Date(d)) => Prim::Int(i64::from(d.to_epoch_days())),
+        (F::Time, Value::Time(us)) => exact_millis(*us, field)?,
+        (F::Timestamp, Value::Timestamp(us)) => exact_millis(*us, field)?,
+        (F::MicroTime, Value::Time(us)) | (F::MicroTimestamp, Value::Timestamp(us)) => {
+            Prim::Int(*us)
+        }
+        (F::LocalMicroTimestamp, Value::DateTime(dt)) => Prim::Int(dt.to_epoch_micros()),
+        _ => return Err(mismatch()),
+    };
+    Ok(prim)
+}
+
+/// The value a primitive of `field` stands for; checks nullability and kind.
+pub(crate) fn from_prim(field: &Field, prim: Prim) -> Result<Value, ValueError> {
+    use FieldType as F;
+    let found = format!("{prim:?}");
+    let mismatch =
+        || ValueError::mismatch(field.field_type.connect_type(), found.clone()).in_column(&field.name);
+    let int32 = |v: i64| i32::try_from(v).map_err(|_| out_of_range(v, field));
+    let value = match (&field.field_type, prim) {
+        (_, Prim::Null) if field.optional => Value::Null,
+        (_, Prim::Null) => {
+            return Err(ValueError::mismatch("a value (field is not optional)", "null")
+                .in_column(&field.name))
+        }
+        (F::Int8, Prim::Int(v)) => int_in(v, field, 8).map(|_| Value::Int(v))?,
+        (F::Int16, Prim::Int(v)) => int_in(v, field, 16).map(|_| Value::Int(v))?,
+        (F::Int32, Prim::Int(v)) => int_in(v, field, 32).map(|_| Value::Int(v))?,
+        (F::Int64, Prim::Int(v)) => Value::Int(v),
+        (F::Float32, Prim::Float(v)) => Value::Float(v),
+        (F::Float64, Prim::Double(v)) => Value::Double(v),
+        (F::Boolean, Prim::Bool(v)) => Value::Bool(v),
+        (F::String, Prim::Str(v)) => Value::String(v),
+        (F::Bytes, Prim::Bytes(v)) => Value::Bytes(v),
+        (F::Decimal { scale, .. }, Prim::Bytes(b)) => {
+            Value::Decimal(Decimal::from_be_bytes(&b, *scale))
+        }
+        (F::Date, Prim::Int(v)) => Value::Date(
+            Date::from_epoch_days(int32(v)?).ok_or_else(|| out_of_range(v, field))?,
+        ),
+        (F::Time, Prim::Int(ms)) => Value::Time(ms * 1000),
+        (F::Timestamp, Prim::Int(ms)) => Value::Timestamp(ms * 1000),
+        (F::MicroTime, Prim::Int(us)) => Value::Time(us),
+        (F::MicroTimestamp, Prim::Int(us)) => Value::Timestamp(us),
+        (F::LocalMicroTimestamp, Prim::Int(us)) => Value::DateTime(
+            DateTime::from_epoch_micros(us).ok_or_else(|| out_of_range(us, field))?,
+        ),
+        _ => return Err(mismatch()),
+    };
+    Ok(value)
+}
