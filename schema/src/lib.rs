@@ -65,3 +65,6 @@ pub use registry::{Compatibility, RegisteredSchema, Registry};
 pub use sql_type::{sql_key_type, sql_type};
 pub use temporal::{Date, DateTime};
 pub use value::{format_time, Value};
+
+#[cfg(test)]
+mod roundtrip_tests;
