@@ -1,0 +1,320 @@
+//! The apply loop: Kafka records in, mirror rows out, exactly once.
+//!
+//! ```text
+//!  recv ─► position check ─► decode ─► change ─► batch ──(full / nothing ready / flush.interval.ms)──► flush
+//!                                                                                                       │
+//!   DDL (outside the txn) ─► BEGIN ─► rows ─► offsets row per partition (fenced) ─► DLQ acked ─► COMMIT ┘
+//!                                                                      └─► group offsets commit (monitoring only)
+//! ```
+//!
+//! **Positions.** The offsets table in the mirror database is the only truth. The first record
+//! seen from a partition (after start or an assignment) loads the partition's stored offset;
+//! records below it were applied already and are skipped; a record above it means the consumer
+//! started too far ahead (its group offset is newer than the database), and the consumer is moved
+//! back to the stored offset. A partition without a stored offset starts where the group left
+//! off, or at the earliest record.
+//!
+//! **Guarantees.** Rows of a batch and the batch's next offsets commit in one transaction, so
+//! after a crash at any point the mirror holds exactly the records before the stored offsets;
+//! re-reading from there neither loses nor repeats a record. A batch that lost its partitions in a
+//! rebalance cannot commit over the new owner's work: the offsets rows are locked and checked
+//! (fencing) and the batch is dropped if they moved. Order per key is the partition order.
+//! Transient failures roll the batch back and retry it with backoff, forever; a record that can
+//! never be applied goes to the DLQ (`errors.tolerance=all`) or stops the sink (`none`).
+//!
+//! **Shutdown.** When the token is cancelled the loop stops reading, commits the open batch (or
+//! rolls it back if the database is unreachable: it is re-read on the next start), commits the
+//! group offsets and returns.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cdc_common::{Backoff, CancellationToken};
+use cdc_schema::{Decoder, MessageRef, Part, Record};
+use futures::FutureExt;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::Offset;
+
+use crate::batch::{Batch, RawRecord};
+use crate::change::ChangeBuilder;
+use crate::config::{Settings, Tolerance};
+use crate::consumer::{RebalanceEvent, SinkContext};
+use crate::ddl::Tables;
+use crate::dlq::{DeadLetter, DeadLetterQueue};
+use crate::errors::{class, Origin, RecordError, SinkError};
+use crate::ident::Ident;
+use crate::metrics::{SinkMetrics, TopicLabel};
+use crate::offsets::Tp;
+use crate::status::SinkStatus;
+
+/// The running sink: consumer, decoder, database connection and positions.
+pub struct Sink {
+    pub(crate) settings: Settings,
+    pub(crate) consumer: StreamConsumer<SinkContext>,
+    pub(crate) decoder: Decoder,
+    pub(crate) builder: ChangeBuilder,
+    pub(crate) tables: Tables,
+    pub(crate) dlq: Option<DeadLetterQueue>,
+    pub(crate) metrics: SinkMetrics,
+    pub(crate) status: Arc<SinkStatus>,
+    pub(crate) conn: Option<mysql_async::Conn>,
+    pub(crate) offsets_table: Ident,
+    pub(crate) group: String,
+    /// Stored offset per partition, once loaded (`None`: no row yet).
+    pub(crate) positions: HashMap<Tp, Option<i64>>,
+    /// Partitions being moved back to their stored offset.
+    pub(crate) seeking: HashMap<Tp, i64>,
+    pub(crate) shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sink").field("group", &self.group).finish_non_exhaustive()
+    }
+}
+
+impl Sink {
+    /// Consumes until `shutdown` is cancelled (returns `Ok`) or a definite error stops the sink.
+    pub async fn run(mut self) -> Result<(), SinkError> {
+        self.ensure_offsets_table().await?;
+        self.status.update(|s| s.state = "running");
+        self.status.set_ready(true);
+        let mut batch = Batch::default();
+        let result = self.consume(&mut batch).await;
+        self.status.set_ready(false);
+        match &result {
+            Ok(()) => {
+                self.status.update(|s| s.state = "stopping");
+                // Finish the open batch; if the database is gone it stays uncommitted and is
+                // re-read on the next start.
+                if let Err(e) = self.flush_with_retry(&mut batch, true).await {
+                    tracing::warn!(error = %e, "open batch rolled back at shutdown; it is re-read on the next start");
+                }
+                self.commit_group_offsets(rdkafka::consumer::CommitMode::Sync);
+                self.status.update(|s| s.state = "stopped");
+            }
+            Err(e) => {
+                let message = e.to_string();
+                self.status.update(|s| {
+                    s.state = "failed";
+                    s.last_error = Some(message);
+                });
+            }
+        }
+        self.consumer.unsubscribe();
+        result
+    }
+
+    async fn consume(&mut self, batch: &mut Batch) -> Result<(), SinkError> {
+        let shutdown = self.shutdown.clone();
+        loop {
+            let first = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Ok(()),
+                msg = self.consumer.recv() => msg.map(|m| m.detach()),
+            };
+            self.handle_rebalance(batch).await?;
+            self.take(batch, first).await?;
+            // Take whatever else is ready now, then commit: batches grow under load and stay
+            // small (low latency) when records trickle in.
+            while batch.changes.len() < self.settings.batch_size
+                && batch.started.is_none_or(|t| t.elapsed() < self.settings.flush_interval)
+            {
+                let Some(next) = self.consumer.recv().now_or_never() else { break };
+                self.take(batch, next.map(|m| m.detach())).await?;
+            }
+            self.handle_rebalance(batch).await?;
+            self.flush_with_retry(batch, false).await?;
+        }
+    }
+
+    async fn take(&mut self, batch: &mut Batch, msg: Result<OwnedMessage, rdkafka::error::KafkaError>) -> Result<(), SinkError> {
+        match msg {
+            Ok(m) => self.accept(batch, m).await,
+            Err(e) => {
+                self.metrics.error(class::KAFKA);
+                tracing::warn!(error = %e, "consumer error; librdkafka retries by itself");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok(())
+            }
+        }
+    }
+
+    async fn handle_rebalance(&mut self, batch: &mut Batch) -> Result<(), SinkError> {
+        for event in self.consumer.context().take_events() {
+            match event {
+                RebalanceEvent::Revoked(tps) => {
+                    if batch.covers_any(&tps) {
+                        self.flush_with_retry(batch, false).await?;
+                    }
+                    for tp in &tps {
+                        self.positions.remove(tp);
+                        self.seeking.remove(tp);
+                    }
+                }
+                RebalanceEvent::Assigned(tps) => {
+                    for tp in &tps {
+                        self.positions.remove(tp);
+                        self.seeking.remove(tp);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Position check, decoding and batching of one record.
+    async fn accept(&mut self, batch: &mut Batch, msg: OwnedMessage) -> Result<(), SinkError> {
+        let tp: Tp = (msg.topic().to_string(), msg.partition());
+        let offset = msg.offset();
+        self.metrics.records_read.get_or_create(&TopicLabel { topic: tp.0.clone() }).inc();
+        let stored = self.stored_position(&tp).await?;
+        let expected = batch.next_offset(&tp).or(stored);
+        if let Some(target) = self.seeking.get(&tp).copied() {
+            if offset != target {
+                return self.check_seek(&tp, target, offset);
+            }
+            self.seeking.remove(&tp);
+        }
+        if let Some(expected) = expected {
+            if offset < expected {
+                tracing::debug!(topic = tp.0, partition = tp.1, offset, expected, "record already applied; skipped");
+                return Ok(());
+            }
+            if offset > expected {
+                tracing::info!(topic = tp.0, partition = tp.1, offset, expected, "consumer ahead of the stored offset; seeking back");
+                self.seeking.insert(tp.clone(), expected);
+                return self.seek(&tp, expected);
+            }
+        }
+        let origin = Origin { topic: tp.0.clone(), partition: tp.1, offset };
+        let raw = self.dlq.is_some().then(|| raw_record(&msg));
+        let decoded = self.decode_both(&origin, &msg).await;
+        let change = decoded.and_then(|(key, value)| self.builder.build(origin.clone(), key, value));
+        batch.advance(&tp, stored, offset);
+        match change {
+            Ok(Some(change)) => batch.changes.push(change),
+            Ok(None) => tracing::debug!(%origin, "tombstone skipped (delete.enabled=false)"),
+            Err(error) => self.refuse(batch, error, raw.clone())?,
+        }
+        if let Some(raw) = raw {
+            batch.raw.insert((tp.0, tp.1, offset), raw);
+        }
+        Ok(())
+    }
+
+    /// A record that can never be applied: into the batch's DLQ letters, or stop.
+    pub(crate) fn refuse(&mut self, batch: &mut Batch, error: RecordError, raw: Option<RawRecord>) -> Result<(), SinkError> {
+        self.metrics.error(error.class);
+        if self.settings.tolerance == Tolerance::None || self.dlq.is_none() {
+            return Err(SinkError::Record(error));
+        }
+        tracing::warn!(origin = %error.origin, class = error.class, message = error.message, "record goes to the dead letter queue");
+        let raw = raw.unwrap_or_default();
+        batch.letters.push(DeadLetter { error, key: raw.key, value: raw.value, headers: raw.headers });
+        Ok(())
+    }
+
+    async fn decode_both(&self, origin: &Origin, msg: &OwnedMessage) -> Result<(Option<Record>, Option<Record>), RecordError> {
+        let key = match msg.key() {
+            Some(bytes) if !bytes.is_empty() => Some(self.decode(origin, Part::Key, bytes).await?),
+            _ => None,
+        };
+        let value = match msg.payload() {
+            Some(bytes) => Some(self.decode(origin, Part::Value, bytes).await?),
+            None => None,
+        };
+        Ok((key, value))
+    }
+
+    /// Decodes one part; registry outages are retried (the record is never skipped for them).
+    async fn decode(&self, origin: &Origin, part: Part, bytes: &[u8]) -> Result<Record, RecordError> {
+        let mut backoff = Backoff::new(self.settings.retry_backoff, Duration::from_secs(30));
+        loop {
+            let at = MessageRef { topic: &origin.topic, partition: origin.partition, offset: origin.offset };
+            match self.decoder.decode(at, part, bytes).await {
+                Ok(record) => return Ok(record),
+                Err(e) if e.is_transient() => {
+                    self.metrics.retry(class::REGISTRY);
+                    tracing::warn!(error = %e, "decoding needs the schema registry; retrying");
+                    if !backoff.wait(&self.shutdown).await {
+                        return Err(RecordError { origin: origin.clone(), class: class::REGISTRY, message: format!("{e} (gave up at shutdown)") });
+                    }
+                }
+                Err(e) => return Err(RecordError { origin: origin.clone(), class: class::DECODE, message: e.to_string() }),
+            }
+        }
+    }
+
+    async fn stored_position(&mut self, tp: &Tp) -> Result<Option<i64>, SinkError> {
+        if let Some(p) = self.positions.get(tp) {
+            return Ok(*p);
+        }
+        let mut backoff = Backoff::new(self.settings.retry_backoff, Duration::from_secs(30));
+        loop {
+            match self.load_positions().await {
+                Ok(all) => {
+                    let p = all.get(tp).copied();
+                    self.positions.insert(tp.clone(), p);
+                    return Ok(p);
+                }
+                Err(SinkError::Transient { class, message }) => {
+                    self.retrying(class, &message);
+                    if !backoff.wait(&self.shutdown).await {
+                        return Err(SinkError::Fatal("shutdown while reading stored offsets".into()));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn seek(&mut self, tp: &Tp, offset: i64) -> Result<(), SinkError> {
+        if let Err(e) = self.consumer.seek(&tp.0, tp.1, Offset::Offset(offset), Duration::from_secs(10)) {
+            // Tried again with the partition's next record.
+            tracing::warn!(error = %e, topic = tp.0, partition = tp.1, offset, "seek failed; retrying with the next record");
+        }
+        Ok(())
+    }
+
+    /// A record other than the seek target arrived: retry the seek, unless the target was deleted
+    /// by retention — then records were lost before the sink applied them, and it stops.
+    fn check_seek(&mut self, tp: &Tp, target: i64, offset: i64) -> Result<(), SinkError> {
+        if offset < target {
+            return Ok(());
+        }
+        let low = tokio::task::block_in_place(|| self.consumer.fetch_watermarks(&tp.0, tp.1, Duration::from_secs(10)));
+        if let Ok((low, _)) = low {
+            if low > target {
+                return Err(SinkError::Fatal(format!(
+                    "{}[{}]: records from offset {target} to {low} were deleted by retention before this sink applied them; \
+                     the mirror is missing them: re-snapshot the source, then delete the partition's row from {} to start over",
+                    tp.0, tp.1, self.offsets_table.as_str()
+                )));
+            }
+        }
+        self.seek(tp, target)
+    }
+
+    pub(crate) fn retrying(&self, class: &'static str, message: &str) {
+        self.metrics.retry(class);
+        self.metrics.error(class);
+        self.status.set_ready(false);
+        let message = message.to_string();
+        tracing::warn!(class, error = message, "transient error; retrying with backoff");
+        self.status.update(|s| {
+            s.state = "retrying";
+            s.last_error = Some(message);
+        });
+    }
+}
+
+fn raw_record(msg: &OwnedMessage) -> RawRecord {
+    let headers = msg
+        .headers()
+        .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect())
+        .unwrap_or_default();
+    RawRecord { key: msg.key().map(<[u8]>::to_vec), value: msg.payload().map(<[u8]>::to_vec), headers }
+}

@@ -1,0 +1,238 @@
+//! From a decoded Kafka record to a row change on a mirror table.
+//!
+//! The columns of a change (its [`Shape`]) depend on `pk.mode`:
+//! - `record_key`: the key struct's fields (or the `pk.fields` among them) are the primary key;
+//!   the value's other fields follow. A tombstone (null value) is a DELETE by key when
+//!   `delete.enabled`, else it is counted and skipped.
+//! - `record_value`: `pk.fields` of the value are the primary key; tombstones are skipped.
+//! - `none`: the value's fields, no key; only inserts.
+//!
+//! Values are rendered to SQL literals here, once, so a value that cannot be stored is found
+//! before any statement runs and names its record.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cdc_schema::{Field, Record, RecordSchema, Value};
+
+use crate::config::{PkMode, Settings};
+use crate::errors::{class, Origin, RecordError};
+use crate::ident::{Ident, TableNameFormat};
+use crate::sqltext::push_literal;
+
+/// The columns a change writes: the first `pk_len` are the primary key.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Shape {
+    pub fields: Vec<Field>,
+    pub names: Vec<Ident>,
+    pub pk_len: usize,
+    /// The column names joined; changes with equal ids can share one statement.
+    pub id: String,
+}
+
+impl Shape {
+    pub(crate) fn new(fields: Vec<Field>, pk_len: usize) -> Result<Shape, String> {
+        let mut names = Vec::with_capacity(fields.len());
+        for f in &fields {
+            let ident = Ident::new(&f.name).map_err(|e| e.to_string())?;
+            if names.iter().any(|n: &Ident| n.as_str().eq_ignore_ascii_case(&f.name)) {
+                return Err(format!("field `{}` appears twice", f.name));
+            }
+            names.push(ident);
+        }
+        let id = fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join("\u{1f}");
+        Ok(Shape { fields, names, pk_len, id })
+    }
+
+    pub fn pk_names(&self) -> &[Ident] {
+        &self.names[..self.pk_len]
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// Insert, upsert or update, as `insert.mode` says.
+    Write,
+    Delete,
+}
+
+/// One row change, ready to be written.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub table: Ident,
+    pub op: Op,
+    pub shape: Arc<Shape>,
+    /// One SQL literal per shape field (for a delete: the key fields only).
+    pub literals: Vec<String>,
+    pub origin: Origin,
+}
+
+impl Change {
+    /// The rendered primary key, unique per key value (used to collapse changes of one key).
+    pub fn key(&self) -> String {
+        self.literals[..self.shape.pk_len].join(",")
+    }
+}
+
+/// An error class and message.
+type ShapeError = (&'static str, String);
+
+type ShapeKey = (PkMode, Option<Arc<RecordSchema>>, Arc<RecordSchema>);
+
+/// Builds [`Change`]s; caches shapes by schema (a topic usually has very few schemas).
+#[derive(Debug)]
+pub struct ChangeBuilder {
+    format: TableNameFormat,
+    pk_mode: PkMode,
+    pk_fields: Vec<String>,
+    delete_enabled: bool,
+    shapes: HashMap<ShapeKey, Arc<Shape>>,
+    delete_shapes: HashMap<Arc<RecordSchema>, Arc<Shape>>,
+}
+
+const SHAPE_CACHE_LIMIT: usize = 1024;
+
+impl ChangeBuilder {
+    pub fn new(settings: &Settings) -> ChangeBuilder {
+        ChangeBuilder {
+            format: settings.table_format.clone(),
+            pk_mode: settings.pk_mode,
+            pk_fields: settings.pk_fields.clone(),
+            delete_enabled: settings.delete_enabled,
+            shapes: HashMap::new(),
+            delete_shapes: HashMap::new(),
+        }
+    }
+
+    /// The change for one record; `Ok(None)` for a tombstone that is not applied.
+    pub fn build(
+        &mut self,
+        origin: Origin,
+        key: Option<Record>,
+        value: Option<Record>,
+    ) -> Result<Option<Change>, RecordError> {
+        let fail = |class, message: String| RecordError { origin: origin.clone(), class, message };
+        let table = self
+            .format
+            .table_for(&origin.topic)
+            .map_err(|e| fail(class::IDENTIFIER, e.to_string()))?;
+        let Some(value) = value else {
+            if !(self.delete_enabled && self.pk_mode == PkMode::RecordKey) {
+                return Ok(None);
+            }
+            let key = key.ok_or_else(|| fail(class::DECODE, "tombstone without a key: nothing to delete".into()))?;
+            let (shape, values) = self.delete_shape(&key).map_err(|(c, m)| fail(c, m))?;
+            let literals = render(&shape, &values).map_err(|m| fail(class::DATA, m))?;
+            return Ok(Some(Change { table, op: Op::Delete, shape, literals, origin }));
+        };
+        if self.pk_mode == PkMode::RecordKey && key.is_none() {
+            return Err(fail(
+                class::DECODE,
+                "record has no key, but pk.mode=record_key takes the primary key from it; produce records with a key, or set pk.mode=record_value with pk.fields".into(),
+            ));
+        }
+        let (shape, values) = self.write_shape(key.as_ref(), &value).map_err(|(c, m)| fail(c, m))?;
+        let literals = render(&shape, &values).map_err(|m| fail(class::DATA, m))?;
+        Ok(Some(Change { table, op: Op::Write, shape, literals, origin }))
+    }
+
+    fn key_indexes(&self, schema: &RecordSchema) -> Result<Vec<usize>, ShapeError> {
+        if self.pk_fields.is_empty() {
+            return Ok((0..schema.fields.len()).collect());
+        }
+        self.pk_fields
+            .iter()
+            .map(|name| {
+                schema.fields.iter().position(|f| &f.name == name).ok_or_else(|| {
+                    (class::SCHEMA, format!("pk.fields names `{name}`, which the record does not have"))
+                })
+            })
+            .collect()
+    }
+
+    fn delete_shape(&mut self, key: &Record) -> Result<(Arc<Shape>, Vec<Value>), ShapeError> {
+        let idx = self.key_indexes(&key.schema)?;
+        let values = idx.iter().map(|&i| key.values[i].clone()).collect();
+        if let Some(shape) = self.delete_shapes.get(&key.schema) {
+            return Ok((shape.clone(), values));
+        }
+        let fields: Vec<Field> = idx.iter().map(|&i| key.schema.fields[i].clone()).collect();
+        let len = fields.len();
+        let shape = Arc::new(Shape::new(fields, len).map_err(|m| (class::IDENTIFIER, m))?);
+        if self.delete_shapes.len() >= SHAPE_CACHE_LIMIT {
+            self.delete_shapes.clear();
+        }
+        self.delete_shapes.insert(key.schema.clone(), shape.clone());
+        Ok((shape, values))
+    }
+
+    fn write_shape(
+        &mut self,
+        key: Option<&Record>,
+        value: &Record,
+    ) -> Result<(Arc<Shape>, Vec<Value>), ShapeError> {
+        // Which (source, index) pairs make the row, primary key first.
+        let mut picks: Vec<(bool, usize)> = Vec::with_capacity(value.values.len() + 2);
+        match (self.pk_mode, key) {
+            (PkMode::RecordKey, Some(k)) => {
+                picks.extend(self.key_indexes(&k.schema)?.into_iter().map(|i| (true, i)));
+            }
+            (PkMode::RecordValue, _) => {
+                picks.extend(self.key_indexes(&value.schema)?.into_iter().map(|i| (false, i)));
+            }
+            _ => {}
+        }
+        let pk_len = picks.len();
+        let pk_names: Vec<&str> = picks
+            .iter()
+            .map(|&(from_key, i)| field_of(key, value, from_key, i).name.as_str())
+            .collect();
+        let rest: Vec<(bool, usize)> = (0..value.schema.fields.len())
+            .filter(|&i| !pk_names.contains(&value.schema.fields[i].name.as_str()))
+            .map(|i| (false, i))
+            .collect();
+        picks.extend(rest);
+        let values = picks
+            .iter()
+            .map(|&(from_key, i)| {
+                let record = if from_key { key.unwrap_or(value) } else { value };
+                record.values.get(i).cloned().unwrap_or(Value::Null)
+            })
+            .collect();
+        let cache_key = (self.pk_mode, key.map(|k| k.schema.clone()), value.schema.clone());
+        if let Some(shape) = self.shapes.get(&cache_key) {
+            return Ok((shape.clone(), values));
+        }
+        let fields = picks
+            .iter()
+            .map(|&(from_key, i)| field_of(key, value, from_key, i).clone())
+            .collect();
+        let shape = Arc::new(Shape::new(fields, pk_len).map_err(|m| (class::IDENTIFIER, m))?);
+        if self.shapes.len() >= SHAPE_CACHE_LIMIT {
+            self.shapes.clear();
+        }
+        self.shapes.insert(cache_key, shape.clone());
+        Ok((shape, values))
+    }
+}
+
+fn field_of<'a>(key: Option<&'a Record>, value: &'a Record, from_key: bool, i: usize) -> &'a Field {
+    let record = if from_key { key.unwrap_or(value) } else { value };
+    &record.schema.fields[i]
+}
+
+fn render(shape: &Shape, values: &[Value]) -> Result<Vec<String>, String> {
+    shape
+        .fields
+        .iter()
+        .zip(values)
+        .map(|(field, value)| {
+            let mut out = String::new();
+            push_literal(&mut out, value).map_err(|e| format!("field `{}`: {e}", field.name))?;
+            if value.is_null() && !field.optional {
+                return Err(format!("field `{}` is not optional but the record has null", field.name));
+            }
+            Ok(out)
+        })
+        .collect()
+}

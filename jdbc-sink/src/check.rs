@@ -1,0 +1,83 @@
+//! `jdbc-sink check`: validates the configuration and that everything it names is reachable,
+//! without consuming anything. Each line says what was checked and, on failure, what to do.
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use crate::config::{Settings, Topics};
+use crate::dlq::connection_settings;
+use crate::ident::Ident;
+
+/// One check's outcome.
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    pub what: String,
+    pub outcome: Result<String, String>,
+}
+
+/// Runs every check; the sink can start when all pass.
+pub async fn run_checks(settings: &Settings) -> Vec<CheckResult> {
+    let mut results = vec![database(settings).await, kafka(settings)];
+    if let Some(url) = &settings.registry_url {
+        results.push(registry(url).await);
+    }
+    results
+}
+
+async fn database(settings: &Settings) -> CheckResult {
+    let what = format!("mirror database {}", settings.url);
+    let outcome = async {
+        let mut conn = mysql_async::Conn::new(settings.db_opts())
+            .await
+            .map_err(|e| format!("cannot connect: {e}; check connection.url, connection.user and connection.password"))?;
+        let table = Ident::new(&settings.offsets_table).map_err(|e| e.to_string())?;
+        crate::offsets::ensure_table(&mut conn, &table)
+            .await
+            .map_err(|e| format!("cannot create the offsets table {table}: {e}; grant the sink user CREATE, ALTER, SELECT, INSERT, UPDATE, DELETE on the database"))?;
+        let version: Option<String> = conn.query_first("SELECT VERSION()").await.map_err(|e| e.to_string())?;
+        let _ = conn.disconnect().await;
+        Ok(format!("reachable (server {}), offsets table {table} ready", version.unwrap_or_default()))
+    }
+    .await;
+    CheckResult { what, outcome }
+}
+
+fn kafka(settings: &Settings) -> CheckResult {
+    let servers = settings.kafka.get("bootstrap.servers").cloned().unwrap_or_else(|| "localhost:9092".into());
+    let what = format!("Kafka {servers}");
+    let outcome = (|| {
+        let consumer: BaseConsumer = connection_settings(&settings.kafka)
+            .create()
+            .map_err(|e| format!("cannot create a client: {e}"))?;
+        let metadata = consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .map_err(|e| format!("unreachable: {e}; check kafka.bootstrap.servers"))?;
+        let names: Vec<&str> = metadata.topics().iter().map(|t| t.name()).collect();
+        let found = match &settings.topics {
+            Topics::List(list) => {
+                let missing: Vec<&String> = list.iter().filter(|t| !names.contains(&t.as_str())).collect();
+                if !missing.is_empty() {
+                    return Err(format!("topics {missing:?} do not exist yet; create them or start the source first"));
+                }
+                list.len()
+            }
+            Topics::Regex(re) => {
+                let re = regex::Regex::new(&format!("^(?:{})$", re.trim_start_matches('^'))).map_err(|e| e.to_string())?;
+                names.iter().filter(|n| re.is_match(n)).count()
+            }
+        };
+        Ok(format!("reachable, {found} matching topic(s)"))
+    })();
+    CheckResult { what, outcome }
+}
+
+async fn registry(url: &str) -> CheckResult {
+    let registry = cdc_schema::Registry::new(url);
+    let outcome = match registry.latest("__jdbc_sink_check-value").await {
+        Ok(_) => Ok("reachable".to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    CheckResult { what: format!("schema registry {url}"), outcome }
+}

@@ -1,0 +1,322 @@
+//! The sink's configuration: Kafka Connect JDBC sink keys, loaded by `cdc-common` (TOML or a
+//! connector JSON, environment overrides with prefix `CDC_SINK_`), then validated once into
+//! [`Settings`]. Every validation error names the key.
+//!
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `name` | `jdbc-sink` | sink name; the consumer group is `connect-<name>` unless `kafka.group.id` is set |
+//! | `connection.url` | required | `jdbc:mysql://host:port/db`, `jdbc:mariadb://…` or `mysql://…`; mirror tables live in `db` |
+//! | `connection.user`, `connection.password` | from the URL | account of the mirror database |
+//! | `topics` / `topics.regex` | one required | comma-separated topics, or a regex such as `my_topic_.*` |
+//! | `table.name.format` | `${topic}` | mirror table name; `${topic}` is replaced by the topic |
+//! | `insert.mode` | `upsert` | `upsert` (INSERT … ON DUPLICATE KEY UPDATE), `insert`, `update` |
+//! | `pk.mode` | `record_key` | `record_key`, `record_value` (with `pk.fields`), `none` |
+//! | `pk.fields` | all key fields | primary-key fields |
+//! | `auto.create`, `auto.evolve` | `false` | create missing tables / add missing columns |
+//! | `delete.enabled` | `false` | apply tombstones as DELETE by key (needs `pk.mode=record_key`) |
+//! | `batch.size` | `3000` | most records per database transaction |
+//! | `flush.interval.ms` | `1000` | longest a record waits in a batch (a batch is also flushed when no more records are ready) |
+//! | `retry.backoff.ms` | `100` | first delay when retrying a transient error (doubles up to 30 s, retried forever) |
+//! | `errors.tolerance` | `none` | `none`: stop on a record that can never be applied; `all`: send it to the DLQ |
+//! | `errors.deadletterqueue.topic.name` | – | DLQ topic, required with `errors.tolerance=all` |
+//! | `schema.registry.url` | – | registry for Avro records (`value.converter.schema.registry.url` is read too) |
+//! | `offsets.table.name` | `cdc_sink_offsets` | table in the mirror database holding the applied offsets |
+//! | `http.listen` | `0.0.0.0:8084` | address of `/metrics`, `/health`, `/ready`, `/status` |
+//! | `log.format` | `text` | `text` or `json` (`LOG_FORMAT` wins) |
+//! | `kafka.*` | | librdkafka consumer/producer settings, e.g. `kafka.bootstrap.servers` (default `localhost:9092`) |
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use cdc_common::{ConfigError, ConfigSpec, ConnectionUrl, Loaded, LogFormat, Secret};
+use serde::Deserialize;
+
+use crate::ident::{validate_identifier, TableNameFormat};
+
+/// Connect keys of the JDBC sink connector that mean nothing here; reported once as ignored.
+pub const IGNORED_KEYS: &[&str] = &[
+    "dialect.name",
+    "db.timezone",
+    "quote.sql.identifiers",
+    "sql.quote.identifiers",
+    "table.types",
+    "max.retries",
+    "connection.attempts",
+    "connection.backoff.ms",
+    "errors.deadletterqueue.context.headers.enable",
+    "errors.deadletterqueue.topic.replication.factor",
+    "errors.retry.timeout",
+    "errors.retry.delay.max.ms",
+    "consumer.override.*",
+];
+
+pub const SPEC: ConfigSpec = ConfigSpec {
+    env_prefix: "CDC_SINK_",
+    ignored_keys: IGNORED_KEYS,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InsertMode {
+    Upsert,
+    Insert,
+    Update,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PkMode {
+    None,
+    RecordKey,
+    RecordValue,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tolerance {
+    None,
+    All,
+}
+
+/// The file as written, before validation.
+#[derive(Debug, Deserialize)]
+struct RawConfig {
+    #[serde(default = "default_name")]
+    name: String,
+    #[serde(rename = "connection.url")]
+    connection_url: String,
+    #[serde(rename = "connection.user")]
+    connection_user: Option<String>,
+    #[serde(rename = "connection.password")]
+    connection_password: Option<Secret>,
+    #[serde(default)]
+    topics: Vec<String>,
+    #[serde(rename = "topics.regex")]
+    topics_regex: Option<String>,
+    #[serde(rename = "table.name.format", default = "default_table_format")]
+    table_name_format: String,
+    #[serde(rename = "insert.mode", default = "default_insert_mode")]
+    insert_mode: InsertMode,
+    #[serde(rename = "pk.mode", default = "default_pk_mode")]
+    pk_mode: PkMode,
+    #[serde(rename = "pk.fields", default)]
+    pk_fields: Vec<String>,
+    #[serde(rename = "auto.create", default)]
+    auto_create: bool,
+    #[serde(rename = "auto.evolve", default)]
+    auto_evolve: bool,
+    #[serde(rename = "delete.enabled", default)]
+    delete_enabled: bool,
+    #[serde(rename = "batch.size", default = "default_batch_size")]
+    batch_size: usize,
+    #[serde(rename = "flush.interval.ms", default = "default_flush_ms")]
+    flush_interval_ms: u64,
+    #[serde(rename = "retry.backoff.ms", default = "default_retry_ms")]
+    retry_backoff_ms: u64,
+    #[serde(rename = "errors.tolerance", default = "default_tolerance")]
+    errors_tolerance: Tolerance,
+    #[serde(rename = "errors.deadletterqueue.topic.name")]
+    dlq_topic: Option<String>,
+    #[serde(rename = "schema.registry.url")]
+    registry_url: Option<String>,
+    #[serde(rename = "value.converter.schema.registry.url")]
+    converter_registry_url: Option<String>,
+    #[serde(rename = "offsets.table.name", default = "default_offsets_table")]
+    offsets_table: String,
+    #[serde(rename = "http.listen", default = "default_http_listen")]
+    http_listen: String,
+    #[serde(rename = "log.format", default)]
+    log_format: LogFormat,
+}
+
+fn default_name() -> String {
+    "jdbc-sink".into()
+}
+fn default_table_format() -> String {
+    "${topic}".into()
+}
+fn default_insert_mode() -> InsertMode {
+    InsertMode::Upsert
+}
+fn default_pk_mode() -> PkMode {
+    PkMode::RecordKey
+}
+fn default_batch_size() -> usize {
+    3000
+}
+fn default_flush_ms() -> u64 {
+    1000
+}
+fn default_retry_ms() -> u64 {
+    100
+}
+fn default_tolerance() -> Tolerance {
+    Tolerance::None
+}
+fn default_offsets_table() -> String {
+    "cdc_sink_offsets".into()
+}
+fn default_http_listen() -> String {
+    "0.0.0.0:8084".into()
+}
+
+/// Which topics to consume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Topics {
+    List(Vec<String>),
+    /// A regex; subscribed as librdkafka's `^…` pattern.
+    Regex(String),
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub name: String,
+    pub url: ConnectionUrl,
+    /// Mirror database (from `connection.url`).
+    pub database: String,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub topics: Topics,
+    pub table_format: TableNameFormat,
+    pub insert_mode: InsertMode,
+    pub pk_mode: PkMode,
+    pub pk_fields: Vec<String>,
+    pub auto_create: bool,
+    pub auto_evolve: bool,
+    pub delete_enabled: bool,
+    pub batch_size: usize,
+    pub flush_interval: Duration,
+    pub retry_backoff: Duration,
+    pub tolerance: Tolerance,
+    pub dlq_topic: Option<String>,
+    pub registry_url: Option<String>,
+    pub offsets_table: String,
+    pub http_listen: String,
+    pub log_format: LogFormat,
+    /// librdkafka properties from `kafka.*`.
+    pub kafka: BTreeMap<String, String>,
+    /// Keys present but meaningless here (reported once at start).
+    pub ignored: Vec<String>,
+}
+
+impl Settings {
+    /// Loads and validates the config file (`None`: environment only).
+    pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
+        Settings::validate(cdc_common::load::<RawConfig>(path, &SPEC)?)
+    }
+
+    /// Like [`Settings::load`] from text, with an explicit environment (for tests).
+    pub fn from_str_with_env(text: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let env: Vec<(String, String)> =
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let lookup = env.clone();
+        let loaded = cdc_common::config::load_from_str(
+            text,
+            Path::new("<text>"),
+            &SPEC,
+            move |n| lookup.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()),
+            env,
+        )?;
+        Settings::validate(loaded)
+    }
+
+    fn validate(loaded: Loaded<RawConfig>) -> Result<Settings, ConfigError> {
+        let Loaded { config: raw, kafka, ignored, connector_name } = loaded;
+        fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+            ConfigError::invalid(key, message)
+        }
+        let url = ConnectionUrl::parse(&raw.connection_url)
+            .map_err(|e| invalid("connection.url", e.to_string()))?;
+        let database = url.database.clone().ok_or_else(|| {
+            invalid("connection.url", "names no database; add it, e.g. jdbc:mysql://host:3306/mirror")
+        })?;
+        let topics = match (raw.topics.is_empty(), raw.topics_regex) {
+            (false, None) => Topics::List(raw.topics),
+            (true, Some(re)) => {
+                regex::Regex::new(&re).map_err(|e| invalid("topics.regex", e.to_string()))?;
+                Topics::Regex(re)
+            }
+            (true, None) => return Err(invalid("topics", "set `topics` (a list) or `topics.regex`")),
+            (false, Some(_)) => {
+                return Err(invalid("topics.regex", "set either `topics` or `topics.regex`, not both"))
+            }
+        };
+        let table_format = TableNameFormat::parse(&raw.table_name_format)
+            .map_err(|e| invalid("table.name.format", e))?;
+        if raw.pk_mode == PkMode::RecordValue && raw.pk_fields.is_empty() {
+            return Err(invalid("pk.fields", "pk.mode=record_value needs the key fields in pk.fields"));
+        }
+        if raw.delete_enabled && raw.pk_mode != PkMode::RecordKey {
+            return Err(invalid("delete.enabled", "deletes need pk.mode=record_key (a tombstone carries only the key)"));
+        }
+        if raw.insert_mode != InsertMode::Insert && raw.pk_mode == PkMode::None {
+            return Err(invalid("insert.mode", "upsert and update need a primary key: set pk.mode, or insert.mode=insert"));
+        }
+        if raw.batch_size == 0 {
+            return Err(invalid("batch.size", "must be at least 1"));
+        }
+        if raw.flush_interval_ms == 0 {
+            return Err(invalid("flush.interval.ms", "must be at least 1"));
+        }
+        if raw.errors_tolerance == Tolerance::All && raw.dlq_topic.is_none() {
+            return Err(invalid(
+                "errors.deadletterqueue.topic.name",
+                "errors.tolerance=all needs a dead letter queue topic, so that no record is dropped silently",
+            ));
+        }
+        validate_identifier(&raw.offsets_table).map_err(|e| invalid("offsets.table.name", e.to_string()))?;
+        for field in &raw.pk_fields {
+            validate_identifier(field).map_err(|e| invalid("pk.fields", e.to_string()))?;
+        }
+        for (key, forced) in [("isolation.level", "read_committed"), ("enable.auto.commit", "false")] {
+            if kafka.get(key).is_some_and(|v| v != forced) {
+                return Err(invalid(&format!("kafka.{key}"), format!("must be {forced} for exactly-once delivery; remove it")));
+            }
+        }
+        Ok(Settings {
+            name: connector_name.unwrap_or(raw.name),
+            database,
+            user: raw.connection_user,
+            password: raw.connection_password,
+            url,
+            topics,
+            table_format,
+            insert_mode: raw.insert_mode,
+            pk_mode: raw.pk_mode,
+            pk_fields: raw.pk_fields,
+            auto_create: raw.auto_create,
+            auto_evolve: raw.auto_evolve,
+            delete_enabled: raw.delete_enabled,
+            batch_size: raw.batch_size,
+            flush_interval: Duration::from_millis(raw.flush_interval_ms),
+            retry_backoff: Duration::from_millis(raw.retry_backoff_ms),
+            tolerance: raw.errors_tolerance,
+            dlq_topic: raw.dlq_topic,
+            registry_url: raw.registry_url.or(raw.converter_registry_url),
+            offsets_table: raw.offsets_table,
+            http_listen: raw.http_listen,
+            log_format: raw.log_format,
+            kafka,
+            ignored,
+        })
+    }
+
+    /// The consumer group: `kafka.group.id`, else `connect-<name>` as Kafka Connect names it.
+    pub fn group_id(&self) -> String {
+        self.kafka
+            .get("group.id")
+            .cloned()
+            .unwrap_or_else(|| format!("connect-{}", self.name))
+    }
+
+    /// mysql_async options for the mirror database (always TCP).
+    pub fn db_opts(&self) -> mysql_async::OptsBuilder {
+        self.url.opts(self.user.as_deref(), self.password.as_ref())
+    }
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -1,0 +1,126 @@
+//! The Kafka consumer: `read_committed` (records of aborted source transactions are never seen),
+//! no auto-commit (positions live in the mirror database, see [`crate::offsets`]), subscribed to
+//! `topics` or `topics.regex`.
+//!
+//! Rebalances are reported by the consumer context as [`RebalanceEvent`]s that the apply loop
+//! takes after each poll: on revocation it commits its batch (fencing in the offsets table makes
+//! a late commit harmless), on assignment it forgets what it knew of those partitions so that their
+//! position is read again from the offsets table and the consumer is moved there if needed.
+//! librdkafka statistics feed the per-partition lag gauge.
+
+use std::sync::Mutex;
+
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, TopicPartitionList};
+
+use crate::config::{Settings, Topics};
+use crate::dlq::connection_settings;
+use crate::errors::{class, SinkError};
+use crate::metrics::{PartitionLabels, SinkMetrics};
+use crate::offsets::Tp;
+
+/// A change of the partitions this consumer owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RebalanceEvent {
+    Assigned(Vec<Tp>),
+    Revoked(Vec<Tp>),
+}
+
+/// Consumer context: collects rebalance events, exports lag, counts client errors.
+pub struct SinkContext {
+    events: Mutex<Vec<RebalanceEvent>>,
+    metrics: SinkMetrics,
+}
+
+impl std::fmt::Debug for SinkContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkContext").finish_non_exhaustive()
+    }
+}
+
+impl SinkContext {
+    /// The events since the last call, oldest first.
+    pub fn take_events(&self) -> Vec<RebalanceEvent> {
+        self.events.lock().map(|mut e| std::mem::take(&mut *e)).unwrap_or_default()
+    }
+
+    fn push(&self, event: RebalanceEvent) {
+        if let Ok(mut events) = self.events.lock() {
+            events.push(event);
+        }
+    }
+}
+
+fn partitions(tpl: &TopicPartitionList) -> Vec<Tp> {
+    tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect()
+}
+
+impl ClientContext for SinkContext {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    self.metrics
+                        .consumer_lag
+                        .get_or_create(&PartitionLabels { topic: topic.clone(), partition: *partition })
+                        .set(p.consumer_lag);
+                }
+            }
+        }
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.metrics.error(class::KAFKA);
+        tracing::warn!(%error, reason, "Kafka client error");
+    }
+}
+
+impl ConsumerContext for SinkContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let tps = partitions(tpl);
+            tracing::info!(partitions = ?tps, "partitions revoked");
+            for (topic, partition) in &tps {
+                self.metrics.consumer_lag.remove(&PartitionLabels { topic: topic.clone(), partition: *partition });
+            }
+            self.push(RebalanceEvent::Revoked(tps));
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let tps = partitions(tpl);
+            tracing::info!(partitions = ?tps, "partitions assigned");
+            self.push(RebalanceEvent::Assigned(tps));
+        }
+    }
+}
+
+/// Creates the consumer and subscribes it.
+pub fn subscribe(settings: &Settings, metrics: SinkMetrics) -> Result<StreamConsumer<SinkContext>, SinkError> {
+    let mut cfg = connection_settings(&settings.kafka);
+    cfg.set("group.id", settings.group_id())
+        .set("auto.offset.reset", "earliest")
+        .set("statistics.interval.ms", "5000");
+    for (k, v) in &settings.kafka {
+        cfg.set(k, v);
+    }
+    cfg.set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false");
+    let context = SinkContext { events: Mutex::new(Vec::new()), metrics };
+    let consumer: StreamConsumer<SinkContext> = cfg
+        .create_with_context(context)
+        .map_err(|e| SinkError::Fatal(format!("cannot create the Kafka consumer: {e}; check the kafka.* settings")))?;
+    let topics: Vec<String> = match &settings.topics {
+        Topics::List(list) => list.clone(),
+        Topics::Regex(re) if re.starts_with('^') => vec![re.clone()],
+        Topics::Regex(re) => vec![format!("^{re}")],
+    };
+    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    rdkafka::consumer::Consumer::subscribe(&consumer, &refs)
+        .map_err(|e| SinkError::Fatal(format!("cannot subscribe to {topics:?}: {e}")))?;
+    Ok(consumer)
+}

@@ -1,0 +1,233 @@
+//! Committing a batch: DDL first, then one transaction holding the rows and the offsets.
+//! See [`crate::apply`] for the guarantees this upholds.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cdc_common::Backoff;
+use mysql_async::TxOpts;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::apply::Sink;
+use crate::batch::Batch;
+use crate::change::Change;
+use crate::errors::{class, classify_db, db_error, DbErrorKind, RecordError, SinkError};
+use crate::offsets::{self, OffsetsError, Tp};
+use crate::writer::{collapse, count_applied, write_each, write_grouped};
+
+impl Sink {
+    /// Takes the database connection out of `self` (opening one with the session settings when
+    /// there is none); give it back with `self.conn = Some(conn)` when it is still good.
+    pub(crate) async fn take_conn(&mut self) -> Result<mysql_async::Conn, SinkError> {
+        if let Some(conn) = self.conn.take() {
+            return Ok(conn);
+        }
+        let opts = self.settings.db_opts().init(crate::writer::session_setup());
+        let conn = mysql_async::Conn::new(opts).await.map_err(|e| {
+            db_error(&format!("connecting to {} as the sink user", self.settings.url), &e)
+        })?;
+        // Tables may have changed while disconnected.
+        self.tables.forget();
+        Ok(conn)
+    }
+
+    pub(crate) async fn ensure_offsets_table(&mut self) -> Result<(), SinkError> {
+        let mut backoff = Backoff::new(self.settings.retry_backoff, Duration::from_secs(30));
+        loop {
+            let attempt = match self.take_conn().await {
+                Ok(mut conn) => {
+                    let r = offsets::ensure_table(&mut conn, &self.offsets_table).await;
+                    self.conn = Some(conn);
+                    r.map_err(|e| db_error("creating the offsets table", &e))
+                }
+                Err(e) => Err(e),
+            };
+            match attempt {
+                Ok(()) => return Ok(()),
+                Err(SinkError::Transient { class, message }) => {
+                    self.conn = None;
+                    self.retrying(class, &message);
+                    if !backoff.wait(&self.shutdown).await {
+                        return Err(SinkError::Fatal("shutdown before the mirror database was reachable".into()));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    pub(crate) async fn load_positions(&mut self) -> Result<HashMap<Tp, i64>, SinkError> {
+        let mut conn = self.take_conn().await?;
+        let loaded = offsets::load(&mut conn, &self.offsets_table, &self.group).await;
+        match loaded {
+            Ok(positions) => {
+                self.conn = Some(conn);
+                Ok(positions)
+            }
+            Err(e) => Err(db_error("reading the offsets table", &e)),
+        }
+    }
+
+    /// Commits `batch`, retrying transient failures with backoff. At shutdown (`final_flush`) a
+    /// transient failure is not retried: the batch is rolled back and re-read on the next start.
+    pub(crate) async fn flush_with_retry(&mut self, batch: &mut Batch, final_flush: bool) -> Result<(), SinkError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        batch.changes = collapse(std::mem::take(&mut batch.changes), self.settings.insert_mode);
+        let mut backoff = Backoff::new(self.settings.retry_backoff, Duration::from_secs(30));
+        loop {
+            let started = Instant::now();
+            match self.try_flush(batch).await {
+                Ok(()) => {
+                    self.metrics.batch_duration.observe(started.elapsed().as_secs_f64());
+                    self.status.set_ready(true);
+                    *batch = Batch::default();
+                    return Ok(());
+                }
+                Err(SinkError::Transient { class, message }) => {
+                    self.conn = None;
+                    self.retrying(class, &message);
+                    if final_flush || !backoff.wait(&self.shutdown).await {
+                        *batch = Batch::default();
+                        return Err(SinkError::Transient { class, message });
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn try_flush(&mut self, batch: &mut Batch) -> Result<(), SinkError> {
+        let mut conn = self.take_conn().await?;
+        let result = self.flush_on(&mut conn, batch).await;
+        if !matches!(result, Err(SinkError::Transient { .. })) {
+            self.conn = Some(conn);
+        }
+        result
+    }
+
+    async fn flush_on(&mut self, conn: &mut mysql_async::Conn, batch: &mut Batch) -> Result<(), SinkError> {
+        // DDL outside the transaction; changes whose shape is refused become DLQ letters.
+        let mut refused: HashMap<(String, String), (&'static str, String)> = HashMap::new();
+        let mut seen = std::collections::HashSet::new();
+        for c in &batch.changes {
+            if !seen.insert((c.table.clone(), c.shape.id.clone())) {
+                continue;
+            }
+            if let Err(refusal) = self.tables.prepare(conn, &c.table, &c.shape).await? {
+                refused.insert((c.table.as_str().to_string(), c.shape.id.clone()), refusal);
+            }
+        }
+        let mut letters = batch.letters.clone();
+        let mut good: Vec<&Change> = Vec::with_capacity(batch.changes.len());
+        for c in &batch.changes {
+            match refused.get(&(c.table.as_str().to_string(), c.shape.id.clone())) {
+                Some((cls, msg)) => self.refuse_change(batch, &mut letters, c, cls, msg.clone())?,
+                None => good.push(c),
+            }
+        }
+        let good: Vec<Change> = good.into_iter().cloned().collect();
+        let moves = batch.offset_moves();
+        let (table, group, mode) = (self.offsets_table.clone(), self.group.clone(), self.settings.insert_mode);
+
+        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(|e| db_error("starting a transaction", &e))?;
+        let mut applied: Vec<&Change> = good.iter().collect();
+        if let Err(e) = write_grouped(&mut tx, &good, mode).await {
+            if classify_db(&e) != DbErrorKind::Data {
+                return Err(db_error("writing the batch", &e));
+            }
+            // Find the records that do not fit: replay one by one behind savepoints.
+            tx.rollback().await.map_err(|e| db_error("rolling back", &e))?;
+            tx = conn.start_transaction(TxOpts::default()).await.map_err(|e| db_error("starting a transaction", &e))?;
+            let failed = write_each(&mut tx, &good, mode).await.map_err(|e| db_error("writing the batch", &e))?;
+            let bad: std::collections::HashSet<usize> = failed.iter().map(|(i, _)| *i).collect();
+            applied = good.iter().enumerate().filter(|(i, _)| !bad.contains(i)).map(|(_, c)| c).collect();
+            for (i, e) in failed {
+                let c = &good[i];
+                let message = format!("table `{}`: {e}", c.table.as_str());
+                if let Err(stop) = self.refuse_change(batch, &mut letters, c, class::DATA, message) {
+                    let _ = tx.rollback().await;
+                    return Err(stop);
+                }
+            }
+        }
+        match offsets::store(&mut tx, &table, &group, &moves).await {
+            Ok(()) => {}
+            Err(OffsetsError::Fenced(fenced)) => {
+                let _ = tx.rollback().await;
+                tracing::warn!(%fenced, "batch dropped: its partitions were applied by another consumer");
+                for m in &moves {
+                    self.positions.remove(&(m.topic.clone(), m.partition));
+                }
+                return Ok(());
+            }
+            Err(OffsetsError::Db(e)) => return Err(db_error("storing offsets", &e)),
+        }
+        if let Some(dlq) = &self.dlq {
+            if !letters.is_empty() {
+                dlq.send_all(&letters).await?;
+            }
+        }
+        tx.commit().await.map_err(|e| db_error("committing the batch", &e))?;
+
+        // Committed: record the new positions and report.
+        count_applied(&self.metrics, applied.iter().copied(), mode);
+        for l in &letters {
+            self.metrics.dlq_records.get_or_create(&crate::metrics::ClassLabel { class: l.error.class }).inc();
+        }
+        self.metrics.batch_records.observe(batch.records as f64);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        self.metrics.last_commit.set(now.as_secs_f64());
+        for m in &moves {
+            self.positions.insert((m.topic.clone(), m.partition), Some(m.next));
+        }
+        let (records, dlq) = (batch.records as u64, letters.len() as u64);
+        self.status.update(|s| {
+            s.state = "running";
+            s.batches_committed += 1;
+            s.records_committed += records;
+            s.dlq_records += dlq;
+            s.last_commit_unix_ms = Some(now.as_millis() as u64);
+            for m in &moves {
+                s.offsets.insert(format!("{}/{}", m.topic, m.partition), m.next);
+            }
+        });
+        self.commit_group_offsets(CommitMode::Async);
+        Ok(())
+    }
+
+    fn refuse_change(
+        &mut self,
+        batch: &Batch,
+        letters: &mut Vec<crate::dlq::DeadLetter>,
+        c: &Change,
+        cls: &'static str,
+        message: String,
+    ) -> Result<(), SinkError> {
+        let o = &c.origin;
+        let raw = batch.raw.get(&(o.topic.clone(), o.partition, o.offset)).cloned();
+        let mut scratch = Batch::default();
+        self.refuse(&mut scratch, RecordError { origin: o.clone(), class: cls, message }, raw)?;
+        letters.append(&mut scratch.letters);
+        Ok(())
+    }
+
+    /// Copies the stored positions to the consumer group, for lag monitoring only.
+    pub(crate) fn commit_group_offsets(&self, mode: CommitMode) {
+        let assigned = self.consumer.assignment().unwrap_or_default();
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), next) in &self.positions {
+            let Some(next) = next else { continue };
+            if assigned.find_partition(topic, *partition).is_some() {
+                let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next));
+            }
+        }
+        if tpl.count() > 0 {
+            if let Err(e) = self.consumer.commit(&tpl, mode) {
+                tracing::debug!(error = %e, "group offset commit failed (monitoring only)");
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! # jdbc-sink
+//!
+//! Keeps MariaDB mirror tables equal to the `my_topic_*` topics, replacing Kafka Connect's JDBC
+//! sink connector and accepting its configuration ([`config`]).
+//!
+//! ## What it promises
+//! - **Exactly once into the mirror.** Each batch's rows and the next offset of each of its
+//!   partitions commit in one MariaDB transaction ([`offsets`]); on start and on every partition
+//!   assignment the consumer continues from those stored offsets. A crash at any point neither
+//!   loses nor repeats a record. Kafka group offsets are a copy for lag monitoring.
+//! - **Only committed source data.** The consumer reads with `isolation.level=read_committed`.
+//! - **Order per key** is the partition order; within a batch several changes of one key collapse
+//!   to the last one (upsert mode), which leaves the same table.
+//! - **Nothing dropped silently.** Transient failures are retried with backoff, forever; a record
+//!   that can never be applied goes to the dead letter queue (`errors.tolerance=all`, [`dlq`]) or
+//!   stops the sink with a message naming the record and what to do (`none`). Tombstones with
+//!   `delete.enabled=false` are skipped by configuration, as in Kafka Connect.
+//! - **Safe identifiers.** Table and column names from topics and fields are validated and quoted
+//!   ([`ident`]); column types from messages are checked against MariaDB's type grammar
+//!   ([`coltype`]).
+//!
+//! The apply loop and its moving parts are described in [`apply`].
+//! Operations: `/metrics` ([`metrics`]), `/health`, `/ready`, `/status` ([`status`]); SIGTERM
+//! finishes (or rolls back) the open batch, commits and exits 0.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod apply;
+pub mod batch;
+pub mod change;
+pub mod check;
+pub mod coltype;
+pub mod config;
+pub mod consumer;
+pub mod ddl;
+pub mod dlq;
+pub mod errors;
+mod flush;
+pub mod ident;
+pub mod metrics;
+pub mod offsets;
+pub mod sqltext;
+pub mod status;
+pub mod writer;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cdc_common::{CancellationToken, Registry};
+
+use crate::apply::Sink;
+use crate::config::Settings;
+use crate::errors::SinkError;
+use crate::ident::Ident;
+use crate::metrics::SinkMetrics;
+use crate::status::{SinkStatus, StatusDoc};
+
+/// Serves HTTP and runs the sink until `shutdown` is cancelled or a definite error stops it.
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), SinkError> {
+    let mut registry = Registry::default();
+    let metrics = SinkMetrics::register(&mut registry);
+    let status = Arc::new(SinkStatus::new(StatusDoc {
+        state: "starting",
+        name: settings.name.clone(),
+        group: settings.group_id(),
+        connection: settings.url.to_string(),
+        ..StatusDoc::default()
+    }));
+    let http_stop = shutdown.child_token();
+    let http = cdc_common::serve_http(&settings.http_listen, Arc::new(registry), status.clone(), http_stop.clone())
+        .await
+        .map_err(|e| SinkError::Fatal(e.to_string()))?;
+    tracing::info!(address = %http.local_addr, "HTTP endpoints listening");
+    let sink = build(settings, metrics, status, shutdown)?;
+    let result = sink.run().await;
+    http_stop.cancel();
+    result
+}
+
+/// Assembles the sink from validated settings.
+pub fn build(
+    settings: Settings,
+    metrics: SinkMetrics,
+    status: Arc<SinkStatus>,
+    shutdown: CancellationToken,
+) -> Result<Sink, SinkError> {
+    let offsets_table = Ident::new(&settings.offsets_table).map_err(|e| SinkError::Fatal(e.to_string()))?;
+    let consumer = consumer::subscribe(&settings, metrics.clone())?;
+    let dlq = match (&settings.tolerance, &settings.dlq_topic) {
+        (config::Tolerance::All, Some(topic)) => Some(dlq::DeadLetterQueue::new(topic, &settings.kafka)?),
+        _ => None,
+    };
+    let decoder = cdc_schema::Decoder::new(settings.registry_url.as_deref().map(cdc_schema::Registry::new));
+    Ok(Sink {
+        builder: change::ChangeBuilder::new(&settings),
+        tables: ddl::Tables::new(&settings.database, settings.auto_create, settings.auto_evolve, metrics.clone()),
+        group: settings.group_id(),
+        settings,
+        consumer,
+        decoder,
+        dlq,
+        metrics,
+        status,
+        conn: None,
+        offsets_table,
+        positions: HashMap::new(),
+        seeking: HashMap::new(),
+        shutdown,
+    })
+}

@@ -1,0 +1,215 @@
+//! Turning a batch of changes into statements inside one transaction.
+//!
+//! - **Collapse** ([`collapse`]): with a primary key and `insert.mode=upsert`, only the last change
+//!   of each key in a batch is kept — the table ends the same, with fewer rows written. Other modes
+//!   keep every change in order (a second `insert` of a key must fail as it would alone).
+//! - **Grouping**: changes of one table, operation and column list share one multi-row statement
+//!   (`INSERT … VALUES (…),(…) ON DUPLICATE KEY UPDATE c = VALUES(c)`, or `DELETE … WHERE key IN
+//!   (…)`), cut at [`MAX_STATEMENT_BYTES`]. After collapsing, keys are distinct, so groups can run
+//!   in any order; without collapsing, only consecutive changes are grouped.
+//! - **Finding a bad record**: when a grouped statement fails on data (a value that does not fit
+//!   its column, a duplicate key with `insert.mode=insert`), the caller rolls back and replays the
+//!   batch with [`write_each`]: one statement per change behind a savepoint, so exactly the failing
+//!   records are known and the rest still commit in the same transaction.
+
+use std::collections::HashMap;
+
+use mysql_async::prelude::Queryable;
+
+use crate::change::{Change, Op};
+use crate::config::InsertMode;
+use crate::metrics::{SinkMetrics, TableOpLabels};
+
+/// Statements are cut at this size, well below MariaDB's default `max_allowed_packet` (16 MiB).
+pub const MAX_STATEMENT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Session settings of every connection: UTC for TIMESTAMP literals, strict mode so a value that
+/// does not fit is an error rather than silently truncated, and backslash escapes (which
+/// [`crate::sqltext`] relies on) enabled.
+pub fn session_setup() -> Vec<String> {
+    vec![
+        "SET NAMES utf8mb4".into(),
+        "SET SESSION time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO'".into(),
+    ]
+}
+
+/// Keeps, for each (table, key), only the last change, in the order of those last changes.
+pub fn collapse(changes: Vec<Change>, mode: InsertMode) -> Vec<Change> {
+    if mode != InsertMode::Upsert || changes.iter().all(|c| c.shape.pk_len == 0) {
+        return changes;
+    }
+    let mut last: HashMap<(String, String), usize> = HashMap::with_capacity(changes.len());
+    for (i, c) in changes.iter().enumerate() {
+        if c.shape.pk_len > 0 {
+            last.insert((c.table.as_str().to_string(), c.key()), i);
+        }
+    }
+    changes
+        .into_iter()
+        .enumerate()
+        .filter(|(i, c)| c.shape.pk_len == 0 || last.get(&(c.table.as_str().to_string(), c.key())) == Some(i))
+        .map(|(_, c)| c)
+        .collect()
+}
+
+/// The metrics `op` label of a change.
+pub fn op_label(op: Op, mode: InsertMode) -> &'static str {
+    match (op, mode) {
+        (Op::Delete, _) => "delete",
+        (Op::Write, InsertMode::Upsert) => "upsert",
+        (Op::Write, InsertMode::Insert) => "insert",
+        (Op::Write, InsertMode::Update) => "update",
+    }
+}
+
+/// Writes `changes` with grouped statements. On error the caller rolls back.
+pub async fn write_grouped(
+    tx: &mut mysql_async::Transaction<'_>,
+    changes: &[Change],
+    mode: InsertMode,
+) -> Result<(), mysql_async::Error> {
+    for g in group(changes, mode) {
+        for sql in statements(&g, mode) {
+            tx.query_drop(sql).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes each change behind its own savepoint; returns the index and error of every change whose
+/// statement failed on its data. Transient and fatal errors are returned as `Err`.
+pub async fn write_each(
+    tx: &mut mysql_async::Transaction<'_>,
+    changes: &[Change],
+    mode: InsertMode,
+) -> Result<Vec<(usize, mysql_async::Error)>, mysql_async::Error> {
+    let mut failed = Vec::new();
+    for (i, change) in changes.iter().enumerate() {
+        tx.query_drop("SAVEPOINT cdc_sink_row").await?;
+        let mut result = Ok(());
+        for sql in statements(&[change], mode) {
+            result = tx.query_drop(sql).await;
+            if result.is_err() {
+                break;
+            }
+        }
+        match result {
+            Ok(()) => {}
+            Err(e) if crate::errors::classify_db(&e) == crate::errors::DbErrorKind::Data => {
+                tx.query_drop("ROLLBACK TO SAVEPOINT cdc_sink_row").await?;
+                failed.push((i, e));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(failed)
+}
+
+/// Counts committed changes in `cdc_sink_rows_applied_total`.
+pub fn count_applied<'a>(metrics: &SinkMetrics, changes: impl Iterator<Item = &'a Change>, mode: InsertMode) {
+    let mut counts: HashMap<(&str, &'static str), u64> = HashMap::new();
+    for c in changes {
+        *counts.entry((c.table.as_str(), op_label(c.op, mode))).or_default() += 1;
+    }
+    for ((table, op), n) in counts {
+        metrics.rows_applied.get_or_create(&TableOpLabels { table: table.to_string(), op }).inc_by(n);
+    }
+}
+
+/// Groups changes that can share a statement (see the module docs).
+fn group(changes: &[Change], mode: InsertMode) -> Vec<Vec<&Change>> {
+    let same = |a: &Change, b: &Change| a.table == b.table && a.op == b.op && a.shape.id == b.shape.id;
+    let mut groups: Vec<Vec<&Change>> = Vec::new();
+    if mode == InsertMode::Upsert {
+        let mut index: HashMap<(&str, Op, &str), usize> = HashMap::new();
+        for c in changes {
+            let k = (c.table.as_str(), c.op, c.shape.id.as_str());
+            match index.get(&k) {
+                Some(&g) => groups[g].push(c),
+                None => {
+                    index.insert(k, groups.len());
+                    groups.push(vec![c]);
+                }
+            }
+        }
+    } else {
+        for c in changes {
+            match groups.last_mut() {
+                Some(g) if same(g[0], c) => g.push(c),
+                _ => groups.push(vec![c]),
+            }
+        }
+    }
+    groups
+}
+
+/// The statements of one group, each under [`MAX_STATEMENT_BYTES`].
+fn statements(group: &[&Change], mode: InsertMode) -> Vec<String> {
+    let first = group[0];
+    let table = &first.table;
+    let shape = &first.shape;
+    match (first.op, mode) {
+        (Op::Delete, _) => {
+            let cols: Vec<String> = shape.pk_names().iter().map(|n| n.to_string()).collect();
+            let (lhs, wrap) = if cols.len() == 1 { (cols[0].clone(), false) } else { (format!("({})", cols.join(", ")), true) };
+            let head = format!("DELETE FROM {table} WHERE {lhs} IN (");
+            chunked(&head, ")", group.iter().map(|c| if wrap { format!("({})", c.key()) } else { c.key() }))
+        }
+        (Op::Write, InsertMode::Update) => group
+            .iter()
+            .filter(|c| c.shape.fields.len() > c.shape.pk_len)
+            .map(|c| {
+                let set: Vec<String> = (shape.pk_len..shape.fields.len())
+                    .map(|i| format!("{} = {}", shape.names[i], c.literals[i]))
+                    .collect();
+                let cond: Vec<String> = (0..shape.pk_len)
+                    .map(|i| format!("{} = {}", shape.names[i], c.literals[i]))
+                    .collect();
+                format!("UPDATE {table} SET {} WHERE {}", set.join(", "), cond.join(" AND "))
+            })
+            .collect(),
+        (Op::Write, _) => {
+            let cols: Vec<String> = shape.names.iter().map(|n| n.to_string()).collect();
+            let head = format!("INSERT INTO {table} ({}) VALUES ", cols.join(", "));
+            let tail = if mode == InsertMode::Upsert {
+                let updated: Vec<String> = if shape.fields.len() > shape.pk_len {
+                    shape.names[shape.pk_len..].iter().map(|n| format!("{n} = VALUES({n})")).collect()
+                } else {
+                    shape.pk_names().iter().map(|n| format!("{n} = {n}")).collect()
+                };
+                format!(" ON DUPLICATE KEY UPDATE {}", updated.join(", "))
+            } else {
+                String::new()
+            };
+            chunked(&head, &tail, group.iter().map(|c| format!("({})", c.literals.join(","))))
+        }
+    }
+}
+
+/// `head item, item, … tail`, split into several statements when long.
+fn chunked(head: &str, tail: &str, items: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut sql = String::from(head);
+    let mut empty = true;
+    for item in items {
+        if !empty && sql.len() + item.len() + tail.len() > MAX_STATEMENT_BYTES {
+            sql.push_str(tail);
+            out.push(std::mem::replace(&mut sql, String::from(head)));
+            empty = true;
+        }
+        if !empty {
+            sql.push(',');
+        }
+        sql.push_str(&item);
+        empty = false;
+    }
+    if !empty {
+        sql.push_str(tail);
+        out.push(sql);
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "writer_tests.rs"]
+mod tests;

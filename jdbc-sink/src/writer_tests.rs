@@ -1,0 +1,97 @@
+use std::sync::Arc;
+
+use cdc_schema::{Field, FieldType};
+
+use super::*;
+use crate::change::Shape;
+use crate::errors::Origin;
+use crate::ident::Ident;
+
+fn shape(pk: &[&str], rest: &[&str]) -> Arc<Shape> {
+    let fields = pk
+        .iter()
+        .chain(rest)
+        .map(|n| Field::new(n, FieldType::Int32, false))
+        .collect();
+    Arc::new(Shape::new(fields, pk.len()).unwrap())
+}
+
+fn change(table: &str, op: Op, shape: &Arc<Shape>, literals: &[&str], offset: i64) -> Change {
+    Change {
+        table: Ident::new(table).unwrap(),
+        op,
+        shape: shape.clone(),
+        literals: literals.iter().map(|s| s.to_string()).collect(),
+        origin: Origin { topic: "t".into(), partition: 0, offset },
+    }
+}
+
+#[test]
+fn collapse_keeps_the_last_change_of_each_key() {
+    let s = shape(&["id"], &["v"]);
+    let d = shape(&["id"], &[]);
+    let changes = vec![
+        change("a", Op::Write, &s, &["1", "10"], 0),
+        change("a", Op::Write, &s, &["2", "20"], 1),
+        change("a", Op::Write, &s, &["1", "11"], 2),
+        change("b", Op::Write, &s, &["1", "99"], 3),
+        change("a", Op::Delete, &d, &["2"], 4),
+    ];
+    let out = collapse(changes.clone(), InsertMode::Upsert);
+    let offsets: Vec<i64> = out.iter().map(|c| c.origin.offset).collect();
+    assert_eq!(offsets, vec![2, 3, 4]);
+    assert_eq!(collapse(changes, InsertMode::Insert).len(), 5);
+}
+
+#[test]
+fn upsert_statement_is_multi_row() {
+    let s = shape(&["id"], &["v", "w"]);
+    let a = change("my_topic_users", Op::Write, &s, &["1", "'x'", "NULL"], 0);
+    let b = change("my_topic_users", Op::Write, &s, &["2", "'y'", "3"], 1);
+    let sql = statements(&[&a, &b], InsertMode::Upsert);
+    assert_eq!(
+        sql,
+        vec!["INSERT INTO `my_topic_users` (`id`, `v`, `w`) VALUES (1,'x',NULL),(2,'y',3) ON DUPLICATE KEY UPDATE `v` = VALUES(`v`), `w` = VALUES(`w`)"]
+    );
+}
+
+#[test]
+fn delete_and_update_statements() {
+    let d = shape(&["a", "b"], &[]);
+    let x = change("t", Op::Delete, &d, &["1", "'k'"], 0);
+    let y = change("t", Op::Delete, &d, &["2", "'l'"], 1);
+    assert_eq!(
+        statements(&[&x, &y], InsertMode::Upsert),
+        vec!["DELETE FROM `t` WHERE (`a`, `b`) IN ((1,'k'),(2,'l'))"]
+    );
+    let s = shape(&["id"], &["v"]);
+    let u = change("t", Op::Write, &s, &["7", "'z'"], 2);
+    assert_eq!(statements(&[&u], InsertMode::Update), vec!["UPDATE `t` SET `v` = 'z' WHERE `id` = 7"]);
+}
+
+#[test]
+fn key_only_upsert_and_chunking() {
+    let s = shape(&["id"], &[]);
+    let a = change("t", Op::Write, &s, &["1"], 0);
+    assert_eq!(
+        statements(&[&a], InsertMode::Upsert),
+        vec!["INSERT INTO `t` (`id`) VALUES (1) ON DUPLICATE KEY UPDATE `id` = `id`"]
+    );
+    let big = "x".repeat(MAX_STATEMENT_BYTES / 3);
+    let parts = chunked("H ", " T", (0..4).map(|_| big.clone()));
+    assert_eq!(parts.len(), 2);
+    assert!(parts.iter().all(|p| p.starts_with("H ") && p.ends_with(" T") && p.len() <= MAX_STATEMENT_BYTES));
+}
+
+#[test]
+fn non_upsert_groups_only_consecutive_changes() {
+    let s = shape(&["id"], &["v"]);
+    let t = shape(&["id"], &["w"]);
+    let changes = vec![
+        change("a", Op::Write, &s, &["1", "1"], 0),
+        change("a", Op::Write, &t, &["2", "2"], 1),
+        change("a", Op::Write, &s, &["3", "3"], 2),
+    ];
+    assert_eq!(group(&changes, InsertMode::Insert).len(), 3);
+    assert_eq!(group(&changes, InsertMode::Upsert).len(), 2);
+}
