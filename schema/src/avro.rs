@@ -28,7 +28,13 @@ const DEFAULT_PRECISION: u32 = 65;
 fn avro_name(name: &str) -> String {
     let mut out: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if !out.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
         out.insert(0, '_');
@@ -102,13 +108,19 @@ fn parse_type(t: &Json, field: &str) -> Result<(FieldType, bool), CodecError> {
         let non_null: Vec<&Json> = branches.iter().filter(|b| *b != "null").collect();
         return match non_null.as_slice() {
             [one] if branches.len() == 2 => Ok((parse_type(one, field)?.0, true)),
-            _ => Err(bad(format!("field `{field}`: only [\"null\", T] unions are supported"))),
+            _ => Err(bad(format!(
+                "field `{field}`: only [\"null\", T] unions are supported"
+            ))),
         };
     }
     let base = t.get("type").unwrap_or(t).as_str().unwrap_or_default();
     let logical = t.get("logicalType").and_then(Json::as_str);
     let connect = t.get("connect.type").and_then(Json::as_str);
-    let number = |k: &str| t.get(k).and_then(Json::as_u64).and_then(|v| u32::try_from(v).ok());
+    let number = |k: &str| {
+        t.get(k)
+            .and_then(Json::as_u64)
+            .and_then(|v| u32::try_from(v).ok())
+    };
     let ft = match (base, logical, connect) {
         ("bytes" | "fixed", Some("decimal"), _) => FieldType::Decimal {
             precision: number("precision"),
@@ -130,7 +142,9 @@ fn parse_type(t: &Json, field: &str) -> Result<(FieldType, bool), CodecError> {
         ("string", _, _) => FieldType::String,
         ("bytes", _, _) => FieldType::Bytes,
         (other, _, _) => {
-            return Err(bad(format!("field `{field}`: Avro type `{other}` is not supported")))
+            return Err(bad(format!(
+                "field `{field}`: Avro type `{other}` is not supported"
+            )))
         }
     };
     Ok((ft, false))
@@ -185,7 +199,11 @@ fn decimal_bytes(raw: Vec<u8>, precision: u32) -> Vec<u8> {
     if raw.len() >= needed {
         return raw;
     }
-    let fill = if raw.first().is_some_and(|b| b & 0x80 != 0) { 0xFF } else { 0 };
+    let fill = if raw.first().is_some_and(|b| b & 0x80 != 0) {
+        0xFF
+    } else {
+        0
+    };
     let mut out = vec![fill; needed - raw.len()];
     out.extend(raw);
     out
@@ -196,9 +214,9 @@ fn to_avro(field: &Field, value: &Value) -> Result<Avro, CodecError> {
     let int32 = |v: i64| i32::try_from(v).unwrap_or_default();
     let avro = match (&field.field_type, prim) {
         (_, Prim::Null) => return Ok(Avro::Union(0, Box::new(Avro::Null))),
-        (FieldType::Decimal { precision, .. }, Prim::Bytes(b)) => Avro::Decimal(
-            decimal_bytes(b, precision.unwrap_or(DEFAULT_PRECISION)).into(),
-        ),
+        (FieldType::Decimal { precision, .. }, Prim::Bytes(b)) => {
+            Avro::Decimal(decimal_bytes(b, precision.unwrap_or(DEFAULT_PRECISION)).into())
+        }
         (FieldType::Date, Prim::Int(v)) => Avro::Date(int32(v)),
         (FieldType::Time, Prim::Int(v)) => Avro::TimeMillis(int32(v)),
         (FieldType::Timestamp, Prim::Int(v)) => Avro::TimestampMillis(v),

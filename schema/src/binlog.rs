@@ -30,11 +30,14 @@ fn labels_of(values: &[impl AsRef<[u8]>], charset: Collation) -> Vec<String> {
         .collect()
 }
 
+/// Labels of each ENUM (or SET) column, in column order.
+type LabelLists = Vec<Vec<String>>;
+
 /// ENUM and SET labels, in column order of the ENUM (resp. SET) columns.
 fn enum_and_set_labels(
     event: &TableMapEvent<'_>,
     charset: Collation,
-) -> std::io::Result<(Vec<Vec<String>>, Vec<Vec<String>>)> {
+) -> std::io::Result<(LabelLists, LabelLists)> {
     let mut enums = Vec::new();
     let mut sets = Vec::new();
     for field in event.iter_optional_meta() {
@@ -179,8 +182,8 @@ impl TableSchema {
             .next()
             .and_then(Result::ok)
             .map_or(Collation::UTF8MB4_GENERAL_CI, Collation::from_id);
-        let (mut enums, mut sets) = enum_and_set_labels(event, enum_set_charset)
-            .map_err(|e| malformed(e.to_string()))?;
+        let (mut enums, mut sets) =
+            enum_and_set_labels(event, enum_set_charset).map_err(|e| malformed(e.to_string()))?;
         enums.reverse();
         sets.reverse();
         let mut signedness = meta.iter_signedness();
@@ -217,12 +220,13 @@ impl TableSchema {
                 collation,
                 labels,
             };
-            let column_type =
-                column_type(raw, type_meta, &facts).ok_or_else(|| SchemaError::UnsupportedType {
+            let column_type = column_type(raw, type_meta, &facts).ok_or_else(|| {
+                SchemaError::UnsupportedType {
                     table: table.clone(),
                     column: name.clone(),
                     type_name: format!("{raw:?}"),
-                })?;
+                }
+            })?;
             columns.push(Column {
                 name,
                 column_type,

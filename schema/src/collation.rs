@@ -148,7 +148,7 @@ impl Collation {
 }
 
 fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Option<String> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return None;
     }
     let units = bytes.chunks(2).map(|c| unit([c[0], c[1]]));
@@ -190,19 +190,31 @@ mod tests {
 
     #[test]
     fn ids_and_names_agree() {
-        assert_eq!(Collation::from_name("utf8mb4_general_ci"), Some(Collation::UTF8MB4_GENERAL_CI));
+        assert_eq!(
+            Collation::from_name("utf8mb4_general_ci"),
+            Some(Collation::UTF8MB4_GENERAL_CI)
+        );
         assert_eq!(Collation::from_id(8).name(), "latin1_swedish_ci");
         assert_eq!(Collation::from_id(46).charset(), "utf8mb4");
         assert_eq!(Collation::from_id(33).max_bytes_per_char(), 3);
-        assert_eq!(Collation::default_for_charset("latin1"), Some(Collation::LATIN1_SWEDISH_CI));
+        assert_eq!(
+            Collation::default_for_charset("latin1"),
+            Some(Collation::LATIN1_SWEDISH_CI)
+        );
     }
 
     #[test]
     fn decodes_latin1_and_utf8() {
         let latin1 = Collation::LATIN1_SWEDISH_CI;
-        assert_eq!(latin1.decode(&[0x80, 0xE9, b'a']).ok(), Some("€éa".to_string()));
+        assert_eq!(
+            latin1.decode(&[0x80, 0xE9, b'a']).ok(),
+            Some("€éa".to_string())
+        );
         let emoji = "한😀".as_bytes();
-        assert_eq!(Collation::UTF8MB4_BIN.decode(emoji).ok(), Some("한😀".to_string()));
+        assert_eq!(
+            Collation::UTF8MB4_BIN.decode(emoji).ok(),
+            Some("한😀".to_string())
+        );
         assert!(Collation::UTF8MB4_BIN.decode(&[0xFF]).is_err());
     }
 }

@@ -123,7 +123,10 @@ pub enum ColumnType {
     /// VARCHAR(length).
     VarChar { length: u32, collation: Collation },
     /// TINYTEXT, TEXT, MEDIUMTEXT, LONGTEXT (and MariaDB JSON, which is LONGTEXT).
-    Text { size: BlobSize, collation: Collation },
+    Text {
+        size: BlobSize,
+        collation: Collation,
+    },
     /// BINARY(length).
     Binary { length: u32 },
     /// VARBINARY(length).

@@ -46,7 +46,10 @@ pub enum FieldType {
     String,
     Bytes,
     /// Connect Decimal: bytes of the unscaled value, `scale` parameter; precision when known.
-    Decimal { precision: Option<u32>, scale: u32 },
+    Decimal {
+        precision: Option<u32>,
+        scale: u32,
+    },
     /// Connect Date: int32 days since 1970-01-01.
     Date,
     /// Connect Time: int32 milliseconds since midnight.
@@ -223,7 +226,13 @@ pub struct Record {
 fn record_name(topic: &str, suffix: &str) -> String {
     let clean: String = topic
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let clean = if clean.starts_with(|c: char| c.is_ascii_digit()) {
         format!("_{clean}")

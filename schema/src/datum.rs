@@ -51,8 +51,10 @@ pub(crate) fn to_prim(field: &Field, value: &Value) -> Result<Prim, ValueError> 
     let prim = match (&field.field_type, value) {
         (_, Value::Null) if field.optional => Prim::Null,
         (_, Value::Null) => {
-            return Err(ValueError::mismatch("a value (field is not optional)", "null")
-                .in_column(&field.name))
+            return Err(
+                ValueError::mismatch("a value (field is not optional)", "null")
+                    .in_column(&field.name),
+            )
         }
         (F::Int8, Value::Int(v)) => int_in(*v, field, 8)?,
         (F::Int16, Value::Int(v)) => int_in(*v, field, 16)?,
@@ -83,14 +85,17 @@ pub(crate) fn to_prim(field: &Field, value: &Value) -> Result<Prim, ValueError> 
 pub(crate) fn from_prim(field: &Field, prim: Prim) -> Result<Value, ValueError> {
     use FieldType as F;
     let found = format!("{prim:?}");
-    let mismatch =
-        || ValueError::mismatch(field.field_type.connect_type(), found.clone()).in_column(&field.name);
+    let mismatch = || {
+        ValueError::mismatch(field.field_type.connect_type(), found.clone()).in_column(&field.name)
+    };
     let int32 = |v: i64| i32::try_from(v).map_err(|_| out_of_range(v, field));
     let value = match (&field.field_type, prim) {
         (_, Prim::Null) if field.optional => Value::Null,
         (_, Prim::Null) => {
-            return Err(ValueError::mismatch("a value (field is not optional)", "null")
-                .in_column(&field.name))
+            return Err(
+                ValueError::mismatch("a value (field is not optional)", "null")
+                    .in_column(&field.name),
+            )
         }
         (F::Int8, Prim::Int(v)) => int_in(v, field, 8).map(|_| Value::Int(v))?,
         (F::Int16, Prim::Int(v)) => int_in(v, field, 16).map(|_| Value::Int(v))?,
@@ -104,16 +109,16 @@ pub(crate) fn from_prim(field: &Field, prim: Prim) -> Result<Value, ValueError> 
         (F::Decimal { scale, .. }, Prim::Bytes(b)) => {
             Value::Decimal(Decimal::from_be_bytes(&b, *scale))
         }
-        (F::Date, Prim::Int(v)) => Value::Date(
-            Date::from_epoch_days(int32(v)?).ok_or_else(|| out_of_range(v, field))?,
-        ),
+        (F::Date, Prim::Int(v)) => {
+            Value::Date(Date::from_epoch_days(int32(v)?).ok_or_else(|| out_of_range(v, field))?)
+        }
         (F::Time, Prim::Int(ms)) => Value::Time(ms * 1000),
         (F::Timestamp, Prim::Int(ms)) => Value::Timestamp(ms * 1000),
         (F::MicroTime, Prim::Int(us)) => Value::Time(us),
         (F::MicroTimestamp, Prim::Int(us)) => Value::Timestamp(us),
-        (F::LocalMicroTimestamp, Prim::Int(us)) => Value::DateTime(
-            DateTime::from_epoch_micros(us).ok_or_else(|| out_of_range(us, field))?,
-        ),
+        (F::LocalMicroTimestamp, Prim::Int(us)) => {
+            Value::DateTime(DateTime::from_epoch_micros(us).ok_or_else(|| out_of_range(us, field))?)
+        }
         _ => return Err(mismatch()),
     };
     Ok(value)

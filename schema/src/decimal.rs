@@ -127,9 +127,18 @@ mod tests {
 
     #[test]
     fn small_values_keep_leading_zeros() {
-        assert_eq!(Decimal::parse("0.05").map(|d| d.to_string()).ok(), Some("0.05".into()));
-        assert_eq!(Decimal::parse("-0.5").map(|d| d.to_string()).ok(), Some("-0.5".into()));
-        assert_eq!(Decimal::from_u64(u64::MAX).to_string(), "18446744073709551615");
+        assert_eq!(
+            Decimal::parse("0.05").map(|d| d.to_string()).ok(),
+            Some("0.05".into())
+        );
+        assert_eq!(
+            Decimal::parse("-0.5").map(|d| d.to_string()).ok(),
+            Some("-0.5".into())
+        );
+        assert_eq!(
+            Decimal::from_u64(u64::MAX).to_string(),
+            "18446744073709551615"
+        );
         assert!(Decimal::parse("1e5").is_err());
     }
 

@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 use schema_registry_converter::schema_registry_common::{get_bytes_result, BytesResult};
 
 use crate::avro::AvroSchema;
-use crate::json::decode_json;
 use crate::connect::Record;
 use crate::encode::{Format, Part};
 use crate::error::{CodecError, DecodeError, DecodeErrorKind};
+use crate::json::decode_json;
 use crate::registry::Registry;
 
 /// Where a message is, for error messages.
@@ -76,8 +76,13 @@ impl Decoder {
                 };
                 let schema = self.schema(id).await?;
                 schema.decode(body).map_err(|e| match e {
-                    CodecError::Avro(m) if m.contains("failed to fill whole buffer") || m.contains("UnexpectedEof") => {
-                        DecodeErrorKind::Truncated(format!("Avro body of schema id {id} ends early: {m}"))
+                    CodecError::Avro(m)
+                        if m.contains("failed to fill whole buffer")
+                            || m.contains("UnexpectedEof") =>
+                    {
+                        DecodeErrorKind::Truncated(format!(
+                            "Avro body of schema id {id} ends early: {m}"
+                        ))
                     }
                     other => DecodeErrorKind::Codec(other),
                 })
@@ -89,7 +94,10 @@ impl Decoder {
         if let Some(found) = self.cache().get(&id) {
             return Ok(Arc::clone(found));
         }
-        let registry = self.registry.as_ref().ok_or(DecodeErrorKind::NoRegistry(id))?;
+        let registry = self
+            .registry
+            .as_ref()
+            .ok_or(DecodeErrorKind::NoRegistry(id))?;
         let text = registry.schema_by_id(id).await?;
         let schema = Arc::new(AvroSchema::parse(&text)?);
         self.cache().insert(id, Arc::clone(&schema));

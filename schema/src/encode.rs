@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use schema_registry_converter::schema_registry_common::get_payload;
 
 use crate::avro::{avro_schema, AvroSchema};
-use crate::json::encode_json;
 use crate::connect::Record;
 use crate::error::EncodeError;
+use crate::json::encode_json;
 use crate::registry::Registry;
 
 /// A record format on a topic.
@@ -42,12 +42,15 @@ impl Part {
     }
 }
 
+/// Registered schemas by (subject, Avro schema text): id and parsed schema.
+type SchemaCache = HashMap<(String, String), (u32, Arc<AvroSchema>)>;
+
 /// Encodes records; for Avro registers each distinct schema once per subject and reuses its id.
 #[derive(Debug)]
 pub struct Encoder {
     format: Format,
     registry: Option<Registry>,
-    schemas: Mutex<HashMap<(String, String), (u32, Arc<AvroSchema>)>>,
+    schemas: Mutex<SchemaCache>,
 }
 
 impl Encoder {
@@ -106,7 +109,7 @@ impl Encoder {
         Ok(get_payload(id, body))
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), (u32, Arc<AvroSchema>)>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, SchemaCache> {
         self.schemas
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

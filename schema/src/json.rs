@@ -85,8 +85,17 @@ fn bad(message: String) -> CodecError {
     CodecError::BadSchema(message)
 }
 
-fn field_type(type_name: &str, logical: Option<&str>, params: &[(String, String)]) -> Result<FieldType, CodecError> {
-    let param = |k: &str| params.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+fn field_type(
+    type_name: &str,
+    logical: Option<&str>,
+    params: &[(String, String)],
+) -> Result<FieldType, CodecError> {
+    let param = |k: &str| {
+        params
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
     Ok(match (logical, type_name) {
         (Some(DECIMAL_NAME), "bytes") => FieldType::Decimal {
             scale: param("scale")
@@ -145,7 +154,9 @@ fn parse_field(j: &Json) -> Result<Field, CodecError> {
 /// Reads the `schema` part of an envelope.
 pub(crate) fn parse_schema(j: &Json) -> Result<RecordSchema, CodecError> {
     if j.get("type").and_then(Json::as_str) != Some("struct") {
-        return Err(bad("the top-level schema must have \"type\":\"struct\"".into()));
+        return Err(bad(
+            "the top-level schema must have \"type\":\"struct\"".into()
+        ));
     }
     let fields = j
         .get("fields")
@@ -158,7 +169,9 @@ pub(crate) fn parse_schema(j: &Json) -> Result<RecordSchema, CodecError> {
 }
 
 fn json_to_prim(field: &Field, j: &Json) -> Result<Prim, ValueError> {
-    let wrong = || ValueError::mismatch(field.field_type.connect_type(), j.to_string()).in_column(&field.name);
+    let wrong = || {
+        ValueError::mismatch(field.field_type.connect_type(), j.to_string()).in_column(&field.name)
+    };
     Ok(match (&field.field_type, j) {
         (_, Json::Null) => Prim::Null,
         (FieldType::Float32, Json::Number(n)) => Prim::Float(n.as_f64().ok_or_else(wrong)? as f32),

@@ -22,8 +22,58 @@
 //! 5. **Evolution** ([`diff`], [`evolve_value_schema`]): added columns become optional with
 //!    default null, so new value schemas stay BACKWARD compatible; drops and retypes are reported.
 //!
-//! The type mapping table and the decisions on edge cases are documented in the sections below
-//! and in the modules.
+//! ## Type mapping
+//!
+//! | MariaDB column | [`Value`] | [`FieldType`] (Connect) | Avro |
+//! |---|---|---|---|
+//! | TINYINT | `Int` | int8 | int (`connect.type` int8) |
+//! | TINYINT UNSIGNED, SMALLINT | `Int` | int16 | int (`connect.type` int16) |
+//! | SMALLINT UNSIGNED, MEDIUMINT (±), INT | `Int` | int32 | int |
+//! | INT UNSIGNED, BIGINT | `Int` | int64 | long |
+//! | BIGINT UNSIGNED | `Decimal` (scale 0) | Decimal(20,0) | bytes/decimal(20,0) |
+//! | DECIMAL(p,s), p ≤ 65 | `Decimal` | Decimal, `scale`=s, `connect.decimal.precision`=p | bytes/decimal(p,s) |
+//! | FLOAT / DOUBLE | `Float` / `Double` | float / double | float / double |
+//! | BIT(1) | `Bool` | boolean | boolean |
+//! | BIT(n>1) | `Bytes` (big-endian) | bytes | bytes |
+//! | YEAR | `Int` (0 or 1901..2155) | int32 | int |
+//! | DATE | `Date` | Date (int32 days) | int/date |
+//! | TIME(fsp) | `Time` (µs, signed) | `cdc.MicroTime` (int64 µs) | long/time-micros |
+//! | DATETIME(fsp) | `DateTime` | `cdc.LocalMicroTimestamp` (int64 µs) | long/local-timestamp-micros |
+//! | TIMESTAMP(fsp) | `Timestamp` (µs UTC) | `cdc.MicroTimestamp` (int64 µs) | long/timestamp-micros |
+//! | CHAR/VARCHAR/TEXT (any supported charset), ENUM, SET, JSON | `String` | string | string |
+//! | BINARY/VARBINARY/BLOB, GEOMETRY, UUID, INET6, INET4 | `Bytes` | bytes | bytes |
+//!
+//! Every field also carries `cdc.column.type` (the exact DDL type, e.g. `varchar(20)`), which
+//! [`sql_type`] returns for the sink's mirror table. Records are named `<topic>.Key` and
+//! `<topic>.Value` in both formats; Avro subjects are `<topic>-key` / `<topic>-value`. Connect's
+//! millisecond `Time`/`Timestamp` are read (records typed by hand) but never written: they cannot
+//! hold microseconds, negative or > 24 h times.
+//!
+//! ## Decisions on edge cases
+//!
+//! * **Zero dates** (`0000-00-00`, `2024-00-00`, zero DATETIME) are kept, not turned into NULL: on
+//!   the wire they are sentinels far below year 1 (see [`Date::to_epoch_days`]) and decode back
+//!   exactly. The zero TIMESTAMP is `Value::Timestamp(0)`.
+//! * **UUID / INET6 / INET4**: the binlog carries them as BINARY(16)/BINARY(16)/BINARY(4) with
+//!   nothing to tell them from real BINARY columns, so both paths describe them as `binary(16)` /
+//!   `binary(4)` and values are the bytes `CAST(col AS BINARY(n))` gives (for UUID the textual
+//!   byte order; for INET network order). A mirror of such a column is a BINARY column.
+//! * **MariaDB JSON** is LONGTEXT (utf8mb4_bin) in the binlog and in `information_schema`, so it
+//!   is `longtext` here; values are the JSON text. MySQL's binary JSON is converted to text.
+//! * **Snapshot `SELECT`**: use [`TableSchema::select_list`]. It reads TIMESTAMP columns with
+//!   `UNIX_TIMESTAMP()` (so the session time zone does not matter) and BINARY columns with
+//!   `CAST(… AS BINARY(n))`. Text and binary protocol both work (tested); the connection's
+//!   `character_set_results` must be utf8mb4 (mysql_async's default).
+//! * **Character sets**: binlog text is decoded by the column's collation (utf8mb4, utf8mb3,
+//!   ascii, latin1 = cp1252, ucs2, utf16, utf16le, utf32); other charsets give an error naming
+//!   the charset. CHAR values lose trailing spaces, as MariaDB returns them.
+//! * **GEOMETRY** values are MariaDB's internal form (4-byte SRID + WKB), which MariaDB accepts
+//!   back on INSERT; all spatial types map to `geometry`.
+//! * **Evolution**: [`evolve_value_schema`] keeps a field required only if it was required
+//!   before, so added columns are optional with default null and the registry accepts the new
+//!   version under BACKWARD; [`diff`] reports added, dropped, retyped and re-nulled columns.
+//! * The encoder caches schema ids by (subject, schema text), never by subject alone, so a
+//!   changed schema is always registered and its new id used.
 
 mod avro;
 mod binlog;

@@ -106,7 +106,11 @@ fn parse_time(t: &str) -> Result<i64, ValueError> {
         return Err(bad(t, "time"));
     };
     let frac = format!("{frac:0<6}");
-    let us: i64 = frac.get(..6).unwrap_or("0").parse().map_err(|_| bad(t, "time"))?;
+    let us: i64 = frac
+        .get(..6)
+        .unwrap_or("0")
+        .parse()
+        .map_err(|_| bad(t, "time"))?;
     let total = ((h * 60 + m) * 60 + s) * 1_000_000 + us;
     Ok(if neg { -total } else { total })
 }
@@ -116,7 +120,11 @@ fn parse_epoch(t: &str) -> Result<i64, ValueError> {
     let (secs, frac) = t.trim().split_once('.').unwrap_or((t.trim(), ""));
     let secs: i64 = secs.parse().map_err(|_| bad(t, "timestamp"))?;
     let frac = format!("{frac:0<6}");
-    let us: i64 = frac.get(..6).unwrap_or("0").parse().map_err(|_| bad(t, "timestamp"))?;
+    let us: i64 = frac
+        .get(..6)
+        .unwrap_or("0")
+        .parse()
+        .map_err(|_| bad(t, "timestamp"))?;
     Ok(secs * 1_000_000 + us)
 }
 
@@ -140,8 +148,8 @@ fn datetime_of(v: &My) -> Result<DateTime, ValueError> {
 fn time_of(v: &My) -> Result<i64, ValueError> {
     match v {
         My::Time(neg, days, h, m, s, us) => {
-            let secs = ((i64::from(*days) * 24 + i64::from(*h)) * 60 + i64::from(*m)) * 60
-                + i64::from(*s);
+            let secs =
+                ((i64::from(*days) * 24 + i64::from(*h)) * 60 + i64::from(*m)) * 60 + i64::from(*s);
             let total = secs * 1_000_000 + i64::from(*us);
             Ok(if *neg { -total } else { total })
         }
@@ -159,9 +167,12 @@ fn decode_text(collation: Collation, raw: &[u8], origin: Origin) -> Result<Strin
 }
 
 fn label(labels: &[String], index: usize) -> Result<String, ValueError> {
-    labels.get(index).cloned().ok_or_else(|| ValueError::NoLabel {
-        what: format!("value number {}", index + 1),
-    })
+    labels
+        .get(index)
+        .cloned()
+        .ok_or_else(|| ValueError::NoLabel {
+            what: format!("value number {}", index + 1),
+        })
 }
 
 fn set_labels(labels: &[String], bitmask: &[u8]) -> Result<String, ValueError> {
@@ -184,12 +195,12 @@ fn convert(column: &ColumnType, v: &My, origin: Origin) -> Result<Value, ValueEr
         ColumnType::Integer {
             width: IntWidth::Big,
             unsigned: true,
-        } => Value::Decimal(Decimal::from_u64(
-            u64::try_from(integer(v)?).map_err(|_| ValueError::OutOfRange {
+        } => Value::Decimal(Decimal::from_u64(u64::try_from(integer(v)?).map_err(
+            |_| ValueError::OutOfRange {
                 value: format!("{v:?}"),
                 target: "bigint unsigned".into(),
-            })?,
-        )),
+            },
+        )?)),
         ColumnType::Integer { width, unsigned } => {
             let (min, max) = width.range(*unsigned);
             let mut i = integer(v)?;
@@ -313,8 +324,10 @@ pub fn row_from_binlog(table: &TableSchema, row: &BinlogRow) -> Result<Vec<Value
         .enumerate()
         .map(|(i, column)| match row.as_ref(i) {
             Some(v) => Value::from_binlog(column, v),
-            None => Err(ValueError::mismatch("a value (binlog_row_image=FULL)", "none")
-                .in_column(&column.name)),
+            None => Err(
+                ValueError::mismatch("a value (binlog_row_image=FULL)", "none")
+                    .in_column(&column.name),
+            ),
         })
         .collect()
 }

@@ -96,14 +96,14 @@ impl Registry {
             .await
             .map_err(|e| self.unreachable(&e))?;
         let status = response.status().as_u16();
-        let body: serde_json::Value = response
-            .json()
-            .await
-            .unwrap_or(serde_json::Value::Null);
+        let body: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
         if (200..300).contains(&status) {
             return Ok(Some(body));
         }
-        let code = body.get("error_code").and_then(serde_json::Value::as_i64).unwrap_or(0);
+        let code = body
+            .get("error_code")
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(0);
         let message = body
             .get("message")
             .and_then(serde_json::Value::as_str)
@@ -129,7 +129,11 @@ impl Registry {
     }
 
     fn subject_url(&self, subject: &str, rest: &str) -> String {
-        format!("{}/subjects/{}{rest}", self.url, subject.replace('/', "%2F"))
+        format!(
+            "{}/subjects/{}{rest}",
+            self.url,
+            subject.replace('/', "%2F")
+        )
     }
 
     /// Registers an Avro schema under `subject` (or finds it if already registered); its id.
@@ -173,7 +177,9 @@ impl Registry {
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Arc<str>>> {
-        self.by_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.by_id
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The latest version registered under `subject`, if the subject exists.

@@ -84,7 +84,10 @@ mod tests {
         assert_eq!(sql_type(&field(FieldType::Int32)), "int");
         assert_eq!(sql_type(&field(FieldType::String)), "longtext");
         assert_eq!(sql_key_type(&field(FieldType::String)), "varchar(255)");
-        let decimal = FieldType::Decimal { precision: None, scale: 2 };
+        let decimal = FieldType::Decimal {
+            precision: None,
+            scale: 2,
+        };
         assert_eq!(sql_type(&field(decimal)), "decimal(65,2)");
         assert_eq!(sql_type(&field(FieldType::Timestamp)), "datetime(3)");
     }

@@ -211,20 +211,52 @@ mod tests {
 
     #[test]
     fn zero_and_partial_dates_round_trip() {
-        for d in [Date::ZERO, date(2024, 0, 0), date(2024, 2, 0), date(0, 1, 1), date(2023, 2, 29)] {
+        for d in [
+            Date::ZERO,
+            date(2024, 0, 0),
+            date(2024, 2, 0),
+            date(0, 1, 1),
+            date(2023, 2, 29),
+        ] {
             assert_eq!(Date::from_epoch_days(d.to_epoch_days()), Some(d), "{d}");
-            let dt = DateTime { date: d, hour: 23, minute: 59, second: 59, micros: 999_999 };
-            assert_eq!(DateTime::from_epoch_micros(dt.to_epoch_micros()), Some(dt), "{dt}");
+            let dt = DateTime {
+                date: d,
+                hour: 23,
+                minute: 59,
+                second: 59,
+                micros: 999_999,
+            };
+            assert_eq!(
+                DateTime::from_epoch_micros(dt.to_epoch_micros()),
+                Some(dt),
+                "{dt}"
+            );
         }
     }
 
     #[test]
     fn datetime_extremes_round_trip() {
-        let min = DateTime { date: date(1000, 1, 1), ..DateTime::ZERO };
-        let max = DateTime { date: date(9999, 12, 31), hour: 23, minute: 59, second: 59, micros: 999_999 };
+        let min = DateTime {
+            date: date(1000, 1, 1),
+            ..DateTime::ZERO
+        };
+        let max = DateTime {
+            date: date(9999, 12, 31),
+            hour: 23,
+            minute: 59,
+            second: 59,
+            micros: 999_999,
+        };
         for dt in [min, max, DateTime::ZERO] {
             assert_eq!(DateTime::from_epoch_micros(dt.to_epoch_micros()), Some(dt));
         }
-        assert_eq!(DateTime { date: date(1970, 1, 2), ..DateTime::ZERO }.to_epoch_micros(), MICROS_PER_DAY);
+        assert_eq!(
+            DateTime {
+                date: date(1970, 1, 2),
+                ..DateTime::ZERO
+            }
+            .to_epoch_micros(),
+            MICROS_PER_DAY
+        );
     }
 }

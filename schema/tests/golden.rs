@@ -12,7 +12,10 @@ use cdc_schema::{
 fn users() -> TableSchema {
     let varchar = |name: &str| Column {
         name: name.into(),
-        column_type: ColumnType::VarChar { length: 20, collation: Collation::UTF8MB4_GENERAL_CI },
+        column_type: ColumnType::VarChar {
+            length: 20,
+            collation: Collation::UTF8MB4_GENERAL_CI,
+        },
         nullable: true,
     };
     TableSchema {
@@ -21,13 +24,20 @@ fn users() -> TableSchema {
         columns: vec![
             Column {
                 name: "id".into(),
-                column_type: ColumnType::Integer { width: IntWidth::Int, unsigned: false },
+                column_type: ColumnType::Integer {
+                    width: IntWidth::Int,
+                    unsigned: false,
+                },
                 nullable: false,
             },
             varchar("user_id"),
             varchar("pwd"),
             varchar("name"),
-            Column { name: "created_at".into(), column_type: ColumnType::DateTime { fsp: 0 }, nullable: true },
+            Column {
+                name: "created_at".into(),
+                column_type: ColumnType::DateTime { fsp: 0 },
+                nullable: true,
+            },
         ],
         primary_key: vec!["id".into()],
     }
@@ -42,7 +52,11 @@ fn golden(name: &str) -> String {
 fn users_row_matches_the_golden_file() {
     let table = users();
     let created = DateTime {
-        date: Date { year: 2024, month: 5, day: 17 },
+        date: Date {
+            year: 2024,
+            month: 5,
+            day: 17,
+        },
         hour: 9,
         minute: 30,
         second: 0,
@@ -59,7 +73,10 @@ fn users_row_matches_the_golden_file() {
         ],
     };
     let bytes = encode_json(&value).expect("encodes");
-    assert_eq!(String::from_utf8(bytes.clone()).expect("utf8"), golden("users.json").trim_end());
+    assert_eq!(
+        String::from_utf8(bytes.clone()).expect("utf8"),
+        golden("users.json").trim_end()
+    );
     assert_eq!(decode_json(&bytes).expect("decodes"), value);
 
     let key = Record {
@@ -67,7 +84,10 @@ fn users_row_matches_the_golden_file() {
         values: vec![Value::Int(1)],
     };
     let key_bytes = encode_json(&key).expect("encodes");
-    assert_eq!(String::from_utf8(key_bytes).expect("utf8"), golden("users-key.json").trim_end());
+    assert_eq!(
+        String::from_utf8(key_bytes).expect("utf8"),
+        golden("users-key.json").trim_end()
+    );
 }
 
 #[test]
@@ -77,10 +97,16 @@ fn accepts_the_record_a_person_types() {
     assert_eq!(record.schema.name.as_deref(), Some("users"));
     assert_eq!(record.schema.fields[0].field_type, FieldType::Int32);
     assert!(!record.schema.fields[0].optional);
-    assert_eq!(record.values, vec![Value::Int(1), Value::String("x".into())]);
+    assert_eq!(
+        record.values,
+        vec![Value::Int(1), Value::String("x".into())]
+    );
     assert_eq!(cdc_schema::sql_type(&record.schema.fields[1]), "longtext");
     // Written back, it is the same bytes: our writer and JsonConverter agree on the shape.
-    assert_eq!(String::from_utf8(encode_json(&record).expect("encodes")).expect("utf8"), typed);
+    assert_eq!(
+        String::from_utf8(encode_json(&record).expect("encodes")).expect("utf8"),
+        typed
+    );
 }
 
 #[test]

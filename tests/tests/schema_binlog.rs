@@ -85,7 +85,10 @@ async fn read_binlog(
     let request = BinlogStreamRequest::new(server_id)
         .with_filename(file.as_bytes())
         .with_pos(pos);
-    let mut stream = conn.get_binlog_stream(request).await.expect("binlog stream");
+    let mut stream = conn
+        .get_binlog_stream(request)
+        .await
+        .expect("binlog stream");
     let mut schema = None;
     let mut rows = Vec::new();
     while rows.len() < expected {
@@ -100,7 +103,9 @@ async fn read_binlog(
                 schema.get_or_insert(built);
             }
             Some(EventData::RowsEvent(data)) => {
-                let Some(tme) = stream.get_tme(data.table_id()) else { continue };
+                let Some(tme) = stream.get_tme(data.table_id()) else {
+                    continue;
+                };
                 if tme.database_name() != db {
                     continue;
                 }
@@ -144,12 +149,20 @@ async fn binlog_and_snapshot_agree_on_every_type() {
         .await
         .expect("schema from information_schema");
     let (from_binlog, binlog_rows) = read_binlog(&stack, &db, &file, pos, 4).await;
-    assert_eq!(from_binlog, loaded, "table map and information_schema disagree");
+    assert_eq!(
+        from_binlog, loaded,
+        "table map and information_schema disagree"
+    );
     assert_eq!(loaded.primary_key, vec!["k2".to_string(), "id".to_string()]);
 
     // Snapshot in a session with a different time zone: select_list makes it irrelevant.
-    conn.query_drop("SET time_zone = '+05:30'").await.expect("tz");
-    let select = format!("SELECT {} FROM every_type ORDER BY id", loaded.select_list());
+    conn.query_drop("SET time_zone = '+05:30'")
+        .await
+        .expect("tz");
+    let select = format!(
+        "SELECT {} FROM every_type ORDER BY id",
+        loaded.select_list()
+    );
     let binary: Vec<mysql_async::Row> = conn.exec(select.as_str(), ()).await.expect("select");
     let text: Vec<mysql_async::Row> = conn.query(select.as_str()).await.expect("select");
     let decode = |rows: &[mysql_async::Row]| -> Vec<Vec<Value>> {
@@ -160,17 +173,32 @@ async fn binlog_and_snapshot_agree_on_every_type() {
     let (binary, text) = (decode(&binary), decode(&text));
     for (i, binlog_row) in binlog_rows.iter().enumerate() {
         for (c, column) in loaded.columns.iter().enumerate() {
-            assert_eq!(binlog_row[c], binary[i][c], "row {i} column {} (binary protocol)", column.name);
-            assert_eq!(binlog_row[c], text[i][c], "row {i} column {} (text protocol)", column.name);
+            assert_eq!(
+                binlog_row[c], binary[i][c],
+                "row {i} column {} (binary protocol)",
+                column.name
+            );
+            assert_eq!(
+                binlog_row[c], text[i][c],
+                "row {i} column {} (text protocol)",
+                column.name
+            );
         }
     }
 
     let col = |row: usize, name: &str| {
-        let idx = loaded.columns.iter().position(|c| c.name == name).expect("column");
+        let idx = loaded
+            .columns
+            .iter()
+            .position(|c| c.name == name)
+            .expect("column");
         binlog_rows[row][idx].clone()
     };
     assert_eq!(col(1, "biu"), Value::Decimal(Decimal::from_u64(u64::MAX)));
-    assert_eq!(col(0, "t0"), Value::Time(-(838 * 3600 + 59 * 60 + 59) * 1_000_000));
+    assert_eq!(
+        col(0, "t0"),
+        Value::Time(-(838 * 3600 + 59 * 60 + 59) * 1_000_000)
+    );
     assert_eq!(col(1, "t6"), Value::Time(25 * 3_600_000_000 + 500_000));
     assert_eq!(col(1, "c"), Value::String("ｱ한😀".into()));
     assert_eq!(col(1, "vcl"), Value::String("café €".into()));
@@ -180,8 +208,12 @@ async fn binlog_and_snapshot_agree_on_every_type() {
     assert_eq!(col(1, "st"), Value::String("x,z".into()));
     assert_eq!(col(3, "nn"), Value::Int(7));
     assert_eq!(col(3, "d65"), Value::Null);
-    let Value::Decimal(d65) = col(0, "d65") else { panic!("d65 is a decimal") };
+    let Value::Decimal(d65) = col(0, "d65") else {
+        panic!("d65 is a decimal")
+    };
     assert_eq!(d65.digits(), 65);
 
-    conn.query_drop(format!("DROP DATABASE {db}")).await.expect("drop");
+    conn.query_drop(format!("DROP DATABASE {db}"))
+        .await
+        .expect("drop");
 }
