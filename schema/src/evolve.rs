@@ -91,3 +91,59 @@ pub fn evolve_value_schema(previous: &RecordSchema, mut next: RecordSchema) -> R
     }
     next
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::column::IntWidth;
+    use crate::connect::value_schema;
+
+    fn int(name: &str, nullable: bool) -> Column {
+        let column_type = ColumnType::Integer {
+            width: IntWidth::Int,
+            unsigned: false,
+        };
+        Column {
+            name: name.into(),
+            column_type,
+            nullable,
+        }
+    }
+
+    fn table(columns: Vec<Column>) -> TableSchema {
+        TableSchema {
+            database: "d".into(),
+            table: "t".into(),
+            columns,
+            primary_key: vec!["id".into()],
+        }
+    }
+
+    #[test]
+    fn reports_added_dropped_and_retyped_columns() {
+        let old = table(vec![int("id", false), int("a", true), int("b", true)]);
+        let mut retyped = int("a", true);
+        retyped.column_type = ColumnType::Double;
+        let new = table(vec![int("id", false), retyped, int("c", false)]);
+        let changes = diff(&old, &new);
+        assert!(changes.contains(&SchemaChange::ColumnDropped { name: "b".into() }));
+        assert!(changes.contains(&SchemaChange::ColumnRetyped {
+            name: "a".into(),
+            from: int("a", true).column_type,
+            to: ColumnType::Double,
+        }));
+        assert!(changes.contains(&SchemaChange::ColumnAdded {
+            column: int("c", false)
+        }));
+        assert!(diff(&old, &old).is_empty());
+    }
+
+    #[test]
+    fn added_columns_become_optional() {
+        let old = table(vec![int("id", false)]);
+        let new = table(vec![int("id", false), int("c", false)]);
+        let evolved = evolve_value_schema(&value_schema("t", &old), value_schema("t", &new));
+        assert!(!evolved.fields[0].optional);
+        assert!(evolved.fields[1].optional);
+    }
+}
