@@ -73,6 +73,19 @@ pub async fn ensure_topics(
     Ok(())
 }
 
+/// A client context that does not log the end-of-partition signal the offset reader waits for.
+struct QuietEof;
+
+impl rdkafka::ClientContext for QuietEof {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if !matches!(error, rdkafka::error::KafkaError::PartitionEOF(_)) {
+            tracing::error!(%error, reason, "Kafka client error");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for QuietEof {}
+
 /// Reads the last committed offset record of `name` (None when the source never committed).
 /// Call after the producer fenced earlier instances, so no transaction of theirs is left open.
 pub async fn load_last(
@@ -93,12 +106,12 @@ fn load_last_blocking(
     topic: &str,
     name: &str,
 ) -> Result<Option<StoredOffset>, SourceError> {
-    let consumer: BaseConsumer = kafka_config(kafka)
+    let consumer: BaseConsumer<QuietEof> = kafka_config(kafka)
         .set("group.id", format!("cdc-source-offsets-{name}"))
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
-        .create()
+        .create_with_context(QuietEof)
         .map_err(|e| SourceError::Definite(format!("invalid Kafka settings (kafka.*): {e}")))?;
     let md = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(30))

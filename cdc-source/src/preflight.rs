@@ -57,22 +57,33 @@ pub async fn check_server(cfg: &SourceConfig) -> Result<Conn, SourceError> {
         )));
     }
     check_grants(&mut conn, cfg).await?;
-    // Replicas connected now (needs REPLICATION MASTER ADMIN; without it this check is skipped).
-    if let Ok(hosts) = conn.query::<Row, _>("SHOW SLAVE HOSTS").await {
-        for h in hosts {
-            let id: Option<u32> = h.get(0);
-            if id == Some(cfg.server_id) {
-                return Err(fail(format!(
-                    "another replica is connected with server.id={}; give this source a distinct server.id",
-                    cfg.server_id
-                )));
-            }
-        }
-    }
+    wait_for_server_id(&mut conn, cfg).await?;
     Ok(conn)
 }
 
 type Row = mysql_async::Row;
+
+/// Refuses a server id another connected replica uses. The dump thread of a replica that just
+/// died (our own previous process after a crash) lingers until its next heartbeat write fails,
+/// so a listed id is re-checked for up to three heartbeat periods before it counts as taken.
+/// Needs REPLICATION MASTER ADMIN for SHOW SLAVE HOSTS; without it the check is skipped.
+async fn wait_for_server_id(conn: &mut Conn, cfg: &SourceConfig) -> Result<(), SourceError> {
+    let deadline = std::time::Instant::now() + (cfg.heartbeat * 3).min(Duration::from_secs(60));
+    loop {
+        let Ok(hosts) = conn.query::<Row, _>("SHOW SLAVE HOSTS").await else { return Ok(()) };
+        let taken = hosts.iter().any(|h| h.get::<u32, _>(0) == Some(cfg.server_id));
+        if !taken {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(fail(format!(
+                "another replica is connected with server.id={}; give this source a distinct server.id",
+                cfg.server_id
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
 
 async fn check_grants(conn: &mut Conn, cfg: &SourceConfig) -> Result<(), SourceError> {
     let grants: Vec<String> = conn.query("SHOW GRANTS").await.map_err(SourceError::mysql("read grants"))?;

@@ -84,14 +84,25 @@ impl Stack {
     }
 }
 
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A number unique within this test process.
+pub fn next_counter() -> u32 {
+    COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
 /// A name unique to this test process and call, usable as a database, table or topic name:
 /// lowercase ASCII letters, digits and `_`, starting with `prefix`.
 pub fn unique_name(prefix: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let n = next_counter();
     let t = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() % 100_000_000)
         .unwrap_or(0);
     format!("{prefix}_{}_{t}_{n}", std::process::id())
 }
+
+pub mod kafka;
+pub mod process;
+pub mod source;
+pub mod sink;
