@@ -26,7 +26,8 @@ pub struct Shape {
     pub fields: Vec<Field>,
     pub names: Vec<Ident>,
     pub pk_len: usize,
-    /// The column names joined; changes with equal ids can share one statement.
+    /// The column names and types joined; changes with equal ids share one statement and one
+    /// check against their table.
     pub id: String,
 }
 
@@ -40,7 +41,12 @@ impl Shape {
             }
             names.push(ident);
         }
-        let id = fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join("\u{1f}");
+        // Names and types: a retyped field is a new shape, checked against its table again.
+        let id = fields
+            .iter()
+            .map(|f| format!("{}\u{1e}{:?}\u{1e}{}", f.name, f.field_type, f.column_type().unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join("\u{1f}");
         Ok(Shape { fields, names, pk_len, id })
     }
 
