@@ -7,6 +7,7 @@
 //! | `cdc_source_events_total` | counter | `table`, `op` (`c`, `u`, `d`, `r`) — records published |
 //! | `cdc_source_binlog_transactions_total` | counter | – binlog transactions read (captured or not) |
 //! | `cdc_source_seconds_behind_source` | gauge | – now minus the last event's server time |
+//! | `cdc_source_last_event_timestamp_seconds` | gauge | – server time of the last binlog event |
 //! | `cdc_source_snapshot_rows_total` | counter | `table` — rows read by the snapshot |
 //! | `cdc_source_snapshot_rows_estimate` | gauge | `table` — estimated rows to snapshot |
 //! | `cdc_source_kafka_transactions_total` | counter | `outcome` (`committed`, `aborted`) |
@@ -50,6 +51,7 @@ pub struct SourceMetrics {
     pub events: Family<TableOp, Counter>,
     pub binlog_transactions: Counter,
     pub seconds_behind: Gauge<f64, AtomicU64>,
+    pub last_event_timestamp: Gauge,
     pub snapshot_rows: Family<TableLabel, Counter>,
     pub snapshot_estimate: Family<TableLabel, Gauge>,
     pub kafka_transactions: Family<Outcome, Counter>,
@@ -68,6 +70,7 @@ impl SourceMetrics {
             events: Family::default(),
             binlog_transactions: Counter::default(),
             seconds_behind: Gauge::default(),
+            last_event_timestamp: Gauge::default(),
             snapshot_rows: Family::default(),
             snapshot_estimate: Family::default(),
             kafka_transactions: Family::default(),
@@ -80,6 +83,11 @@ impl SourceMetrics {
         r.register("events", "Change records published, by table and op (c, u, d, r)", m.events.clone());
         r.register("binlog_transactions", "Binlog transactions read, captured or not", m.binlog_transactions.clone());
         r.register("seconds_behind_source", "Now minus the server time of the last binlog event read", m.seconds_behind.clone());
+        r.register(
+            "last_event_timestamp_seconds",
+            "Server time of the last binlog event read (Unix seconds)",
+            m.last_event_timestamp.clone(),
+        );
         r.register("snapshot_rows", "Rows read by the initial snapshot", m.snapshot_rows.clone());
         r.register("snapshot_rows_estimate", "Estimated rows of each table to snapshot", m.snapshot_estimate.clone());
         r.register("kafka_transactions", "Kafka transactions ended, by outcome", m.kafka_transactions.clone());

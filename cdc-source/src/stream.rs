@@ -156,6 +156,7 @@ impl<'a> Streamer<'a> {
         if ts > 0 {
             let behind = (now_ms() as f64 / 1000.0 - f64::from(ts)).max(0.0);
             self.metrics.seconds_behind.set(behind);
+            self.metrics.last_event_timestamp.set(i64::from(ts));
         }
         let kind = header.event_type_raw();
         match kind {
@@ -266,7 +267,9 @@ impl<'a> Streamer<'a> {
         self.rows_in_batch = 0;
         self.last_store = Instant::now();
         let (g, b) = (self.committed.gtid.to_string(), self.committed.binlog.to_string());
+        let behind = self.metrics.seconds_behind.get();
         self.status.update(|s| {
+            s.seconds_behind_source = behind;
             s.committed_gtid = g;
             s.read_binlog = b.clone();
             s.committed_binlog = b;
