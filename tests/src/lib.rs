@@ -103,6 +103,7 @@ pub fn unique_name(prefix: &str) -> String {
 }
 
 pub mod kafka;
+pub mod private;
 pub mod process;
 pub mod source;
 pub mod sink;

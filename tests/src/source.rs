@@ -23,7 +23,11 @@ pub struct SourceSetup {
 impl SourceSetup {
     /// Creates database `<tag>` with `users` and `orders` exactly as in `sql/01-databases.sql`.
     pub async fn new(tag: &str) -> SourceSetup {
-        let stack = Stack::from_env();
+        Self::on(Stack::from_env(), tag).await
+    }
+
+    /// Like [`SourceSetup::new`] on another MariaDB (e.g. a private one).
+    pub async fn on(stack: Stack, tag: &str) -> SourceSetup {
         let unique = unique_name(tag);
         let mut conn = stack.root_conn(None).await;
         conn.query_drop(format!("CREATE DATABASE `{unique}` CHARACTER SET utf8mb4")).await.expect("create db");

@@ -1,0 +1,77 @@
+//! A private MariaDB for tests that must restart the server or change its global settings, which
+//! would disturb the shared stack. It is started by the same `stack/up mariadb` as everything
+//! else, with its own data folder and port, and stopped by `stack/down` when dropped.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::Stack;
+
+#[derive(Debug)]
+pub struct PrivateMariadb {
+    pub home: PathBuf,
+    pub port: u16,
+}
+
+fn stack_script(name: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../stack")).join(name)
+}
+
+impl PrivateMariadb {
+    /// Starts a fresh MariaDB on `port` (pick one per test) with the stack's flags and `sql/`.
+    pub fn start(port: u16) -> PrivateMariadb {
+        let home = std::env::temp_dir().join(format!("cdc-tests-mariadb-{port}"));
+        let _ = std::fs::remove_dir_all(&home);
+        let this = PrivateMariadb { home, port };
+        this.run("up");
+        this
+    }
+
+    fn run(&self, script: &str) {
+        let out = Command::new(stack_script(script))
+            .arg("mariadb")
+            .env("CDC_STACK_HOME", &self.home)
+            .env("CDC_MARIADB_PORT", self.port.to_string())
+            .output()
+            .expect("run stack script");
+        assert!(
+            out.status.success() || script == "down",
+            "stack/{script} for the private MariaDB on port {} failed:\n{}",
+            self.port,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stops the server (data stays) and starts it again.
+    pub fn restart(&self) {
+        self.stop();
+        self.run("up");
+    }
+
+    /// Stops the server; `start_again` brings it back.
+    pub fn stop(&self) {
+        let out = Command::new(stack_script("down"))
+            .env("CDC_STACK_HOME", &self.home)
+            .output()
+            .expect("run stack/down");
+        assert!(out.status.success(), "stack/down: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    pub fn start_again(&self) {
+        self.run("up");
+    }
+
+    /// The shared stack's addresses, with MariaDB pointing at this server.
+    pub fn stack(&self) -> Stack {
+        let mut s = Stack::from_env();
+        s.mariadb_port = self.port;
+        s
+    }
+}
+
+impl Drop for PrivateMariadb {
+    fn drop(&mut self) {
+        let _ = Command::new(stack_script("down")).env("CDC_STACK_HOME", &self.home).output();
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
