@@ -394,8 +394,8 @@ fn dockerfile_builds_with_the_documented_command() {
     assert!(cmd.contains("--locked"), "the release build must use Cargo.lock: {cmd}");
     let user = dockerfile
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("USER "))
-        .last()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("USER "))
         .expect("the runtime stage sets USER");
     assert!(!matches!(user.split(':').next(), Some("root" | "0")), "the runtime user must not be root: {user}");
 }
