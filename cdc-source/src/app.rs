@@ -107,7 +107,18 @@ pub async fn run(
             if let Some(e) = purged {
                 tracing::warn!(error = %e, "stored position purged; snapshot.mode=when_needed takes a new snapshot");
             }
-            let (offset, captured) = snapshot::run(cfg, &mut publisher, &mut writer, &metrics, status, shutdown).await?;
+            let snap = snapshot::run(cfg, &mut publisher, &mut writer, &metrics, status, shutdown).await;
+            let (offset, captured) = match snap {
+                Ok(done) => done,
+                Err(e) if shutdown.is_cancelled() => {
+                    // A graceful stop during the snapshot: nothing half-done stays visible.
+                    publisher.abort().await;
+                    tracing::info!(reason = %e, "stopped during the snapshot; it starts over on the next start");
+                    status.update(|s| s.state = "stopped");
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
             for t in captured {
                 tables.seed(t);
             }

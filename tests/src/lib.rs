@@ -102,6 +102,7 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}_{}_{t}_{n}", std::process::id())
 }
 
+pub mod fixtures;
 pub mod kafka;
 pub mod private;
 pub mod process;

@@ -60,6 +60,16 @@ impl Service {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits until the log contains `text`; panics with the log after `timeout`.
+    pub fn wait_for_log(&mut self, text: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.log_text().contains(text) {
+            assert!(self.exited().is_none(), "{} exited before logging {text:?}:\n{}", self.name, self.log_text());
+            assert!(Instant::now() < deadline, "{} did not log {text:?} within {timeout:?}:\n{}", self.name, self.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Whether the process has exited, with its exit code.
     pub fn exited(&mut self) -> Option<i32> {
         self.child.try_wait().ok().flatten().map(|s| s.code().unwrap_or(-1))

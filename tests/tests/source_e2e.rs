@@ -61,9 +61,8 @@ async fn snapshot_then_insert_update_delete_as_json() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn add_column_mid_stream_carries_the_new_column() {
     let src = SourceSetup::new("src_alter").await;
-    let svc = src.start(&src.config("avro", "\"snapshot.mode\" = \"never\""));
-    // Wait until streaming has started (the offset is stored at start with mode never).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut svc = src.start(&src.config("avro", "\"snapshot.mode\" = \"never\""));
+    svc.wait_for_log("streaming the binlog", Duration::from_secs(60));
     src.exec(&[
         "insert into users(user_id,pwd,name) values('a','p','Before')",
         "alter table users add column email varchar(100) null",
@@ -172,4 +171,98 @@ async fn check_refuses_bad_setups_naming_the_fix() {
     let ok = src.config("json", "\"table.exclude.list\" = \"nokey\"");
     let mut s = Service::start("cdc-source", &format!("{}d", src.tag), &ok, "toml", &["check"], &[]);
     assert_eq!(s.wait(Duration::from_secs(60)), Some(0), "{}", s.log_text());
+}
+
+/// Decodes every record of `table`'s topic (either format) to (key values, value values).
+async fn decode_all(src: &SourceSetup, table: &str, want: usize) -> Vec<(Vec<cdc_schema::Value>, Option<Vec<cdc_schema::Value>>, String)> {
+    let decoder = cdc_schema::Decoder::new(Some(cdc_schema::Registry::new(&src.stack.registry_url)));
+    let topic = src.topic(table);
+    let mut out = Vec::new();
+    for r in src.read(table, want) {
+        let at = cdc_schema::MessageRef { topic: &topic, partition: r.partition, offset: r.offset };
+        let key = decoder.decode(at, cdc_schema::Part::Key, r.key.as_deref().expect("key")).await.expect("key decodes");
+        let value = match r.value.as_deref() {
+            Some(v) => Some(decoder.decode(at, cdc_schema::Part::Value, v).await.expect("value decodes").values),
+            None => None,
+        };
+        out.push((key.values, value, r.header("cdc.op").to_string()));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_and_orders_in_both_formats() {
+    use cdc_schema::Value::{Int, String as S};
+    for format in ["avro", "json"] {
+        let src = SourceSetup::new(&format!("src_both_{format}")).await;
+        let mut svc = src.start(&src.config(format, "\"delete.enabled\" = true"));
+        svc.wait_for_log("streaming the binlog", Duration::from_secs(60));
+        src.exec(&[
+            "insert into users(user_id,pwd,name) values('user1','test1111','User name')",
+            "insert into orders(product_id,qty,unit_price,total_price,user_id,order_id) values('p1',2,500,1000,'user1','o-1')",
+            "update orders set qty=3, total_price=1500 where order_id='o-1'",
+            "update users set name='New name' where id=1",
+            "delete from orders where order_id='o-1'",
+        ])
+        .await;
+        let users = decode_all(&src, "users", 2).await;
+        let orders = decode_all(&src, "orders", 3).await;
+        assert_eq!(users.len(), 2, "{format}; log:\n{}", svc.log_text());
+        assert_eq!(orders.len(), 3, "{format}; log:\n{}", svc.log_text());
+        assert_eq!(users[0].0, vec![Int(1)]);
+        let u0 = users[0].1.as_ref().expect("value");
+        assert_eq!(&u0[..4], &[Int(1), S("user1".into()), S("test1111".into()), S("User name".into())]);
+        assert_eq!(users[1].1.as_ref().expect("value")[3], S("New name".into()));
+        assert_eq!(orders.iter().map(|o| o.2.as_str()).collect::<Vec<_>>(), ["c", "u", "d"], "{format}");
+        let o1 = orders[1].1.as_ref().expect("value");
+        assert_eq!(&o1[..5], &[Int(1), S("p1".into()), Int(3), Int(500), Int(1500)], "{format}");
+        assert_eq!(orders[2].0, vec![Int(1)]);
+        assert!(orders[2].1.is_none(), "delete is a tombstone");
+        stop(svc);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_type_on_the_topic_equals_what_select_returns() {
+    use mysql_async::prelude::Queryable;
+    let src = SourceSetup::new("src_types").await;
+    let mut conn = src.stack.root_conn(Some(&src.database)).await;
+    conn.query_drop("SET time_zone = '+00:00', sql_mode = ''").await.expect("session");
+    conn.query_drop(cdc_tests::fixtures::EVERY_TYPE_DDL).await.expect("create");
+    // Row 1 is read by the snapshot, the others by streaming.
+    conn.query_drop(format!("INSERT INTO every_type VALUES {}", cdc_tests::fixtures::EVERY_TYPE_ROWS[0])).await.expect("row 1");
+    let avro = src.start(&src.config("avro", ""));
+    let mut json_src = src.clone();
+    json_src.name = format!("{}_json", src.name);
+    json_src.prefix = format!("{}json_", src.prefix);
+    json_src.offsets_topic = format!("{}_json", src.offsets_topic);
+    json_src.server_id += 1;
+    json_src.tag = format!("{}_json", src.tag);
+    let json = json_src.start(&json_src.config("json", ""));
+    for row in &cdc_tests::fixtures::EVERY_TYPE_ROWS[1..] {
+        conn.query_drop(format!("INSERT INTO every_type VALUES {row}")).await.expect("insert");
+    }
+    conn.query_drop("INSERT INTO every_type (id, k2) VALUES (4, 'nulls')").await.expect("nulls");
+
+    let schema = cdc_schema::TableSchema::load(&mut conn, &src.database, "every_type").await.expect("schema");
+    conn.query_drop("SET time_zone = '+05:30'").await.expect("tz");
+    let rows: Vec<mysql_async::Row> = conn
+        .query(format!("SELECT {} FROM every_type ORDER BY id", schema.select_list()))
+        .await
+        .expect("select");
+    let expected: Vec<Vec<cdc_schema::Value>> =
+        rows.iter().map(|r| cdc_schema::row_from_snapshot(&schema, r).expect("decode")).collect();
+    for (s, svc) in [(&src, &avro), (&json_src, &json)] {
+        let mut got = decode_all(s, "every_type", 4).await;
+        assert_eq!(got.len(), 4, "log:\n{}", svc.log_text());
+        assert_eq!(got[0].2, "r");
+        got.sort_by_key(|(k, _, _)| format!("{k:?}"));
+        let mut got_values: Vec<Vec<cdc_schema::Value>> = got.into_iter().map(|(_, v, _)| v.expect("value")).collect();
+        got_values.sort_by_key(|v| format!("{:?}", v[0]));
+        for (g, e) in got_values.iter().zip(&expected) {
+            for ((col, gv), ev) in schema.columns.iter().zip(g).zip(e) {
+                assert_eq!(gv, ev, "column {} of row {:?} ({})", col.name, e[0], s.prefix);
+            }
+        }
+    }
 }
