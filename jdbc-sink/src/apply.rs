@@ -49,6 +49,9 @@ use crate::metrics::{SinkMetrics, TopicLabel};
 use crate::offsets::Tp;
 use crate::status::SinkStatus;
 
+/// How often rebalance events are looked at while no record arrives.
+const REBALANCE_CHECK: Duration = Duration::from_millis(200);
+
 /// The running sink: consumer, decoder, database connection and positions.
 pub struct Sink {
     pub(crate) settings: Settings,
@@ -66,6 +69,8 @@ pub struct Sink {
     pub(crate) positions: HashMap<Tp, Option<i64>>,
     /// Partitions being moved back to their stored offset.
     pub(crate) seeking: HashMap<Tp, i64>,
+    /// Seeks the consumer refused so far (partition not fetching yet), retried on each tick.
+    pub(crate) unsought: HashMap<Tp, i64>,
     pub(crate) shutdown: CancellationToken,
 }
 
@@ -109,11 +114,18 @@ impl Sink {
 
     async fn consume(&mut self, batch: &mut Batch) -> Result<(), SinkError> {
         let shutdown = self.shutdown.clone();
+        let mut tick = tokio::time::interval(REBALANCE_CHECK);
         loop {
             let first = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return Ok(()),
                 msg = self.consumer.recv() => msg.map(|m| m.detach()),
+                // Rebalances happen while no record arrives, too.
+                _ = tick.tick() => {
+                    self.handle_rebalance(batch).await?;
+                    self.retry_seeks();
+                    continue;
+                }
             };
             self.handle_rebalance(batch).await?;
             self.take(batch, first).await?;
@@ -154,12 +166,24 @@ impl Sink {
                         self.seeking.remove(tp);
                     }
                 }
-                RebalanceEvent::Assigned(tps) => {
-                    for tp in &tps {
-                        self.positions.remove(tp);
-                        self.seeking.remove(tp);
-                    }
-                }
+                RebalanceEvent::Assigned(tps) => self.on_assigned(&tps).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves newly assigned partitions to their stored offsets. Records other than the target
+    /// that arrive before the seek takes effect are dropped (see [`Sink::check_seek`]).
+    async fn on_assigned(&mut self, tps: &[Tp]) -> Result<(), SinkError> {
+        for tp in tps {
+            self.positions.remove(tp);
+            self.seeking.remove(tp);
+        }
+        for tp in tps {
+            if let Some(offset) = self.stored_position(tp).await? {
+                tracing::info!(topic = tp.0, partition = tp.1, offset, "assigned; continuing from the stored offset");
+                self.seeking.insert(tp.clone(), offset);
+                self.seek(tp, offset)?;
             }
         }
         Ok(())
@@ -272,11 +296,29 @@ impl Sink {
     }
 
     fn seek(&mut self, tp: &Tp, offset: i64) -> Result<(), SinkError> {
-        if let Err(e) = self.consumer.seek(&tp.0, tp.1, Offset::Offset(offset), Duration::from_secs(10)) {
-            // Tried again with the partition's next record.
-            tracing::warn!(error = %e, topic = tp.0, partition = tp.1, offset, "seek failed; retrying with the next record");
+        match self.consumer.seek(&tp.0, tp.1, Offset::Offset(offset), Duration::from_secs(10)) {
+            Ok(()) => {
+                self.unsought.remove(tp);
+            }
+            Err(e) => {
+                // Right after an assignment the partition may not be fetching yet; retried on
+                // the next tick (and with the partition's next record).
+                tracing::debug!(error = %e, topic = tp.0, partition = tp.1, offset, "seek not possible yet; retrying");
+                self.unsought.insert(tp.clone(), offset);
+            }
         }
         Ok(())
+    }
+
+    fn retry_seeks(&mut self) {
+        let pending: Vec<(Tp, i64)> = self.unsought.iter().map(|(tp, o)| (tp.clone(), *o)).collect();
+        for (tp, offset) in pending {
+            if self.seeking.get(&tp) == Some(&offset) {
+                let _ = self.seek(&tp, offset);
+            } else {
+                self.unsought.remove(&tp);
+            }
+        }
     }
 
     /// A record other than the seek target arrived: retry the seek, unless the target was deleted

@@ -158,9 +158,7 @@ impl Sink {
             Err(OffsetsError::Fenced(fenced)) => {
                 let _ = tx.rollback().await;
                 tracing::warn!(%fenced, "batch dropped: its partitions were applied by another consumer");
-                for m in &moves {
-                    self.positions.remove(&(m.topic.clone(), m.partition));
-                }
+                self.rewind(&moves.iter().map(|m| (m.topic.clone(), m.partition)).collect::<Vec<_>>());
                 return Ok(());
             }
             Err(OffsetsError::Db(e)) => return Err(db_error("storing offsets", &e)),
@@ -196,6 +194,22 @@ impl Sink {
         });
         self.commit_group_offsets(CommitMode::Async);
         Ok(())
+    }
+
+    /// Forgets the positions of `tps` and moves the consumer back to where their rows now end
+    /// (read again from the offsets table with the partitions' next record), so that the records
+    /// of a dropped batch are read again rather than waiting for new traffic.
+    fn rewind(&mut self, tps: &[Tp]) {
+        let assigned = self.consumer.assignment().unwrap_or_default();
+        for tp in tps {
+            let from = self.positions.remove(tp).flatten();
+            if let Some(offset) = from {
+                if assigned.find_partition(&tp.0, tp.1).is_some() {
+                    self.seeking.insert(tp.clone(), offset);
+                    let _ = self.consumer.seek(&tp.0, tp.1, Offset::Offset(offset), Duration::from_secs(10));
+                }
+            }
+        }
     }
 
     fn refuse_change(

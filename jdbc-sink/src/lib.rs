@@ -105,6 +105,7 @@ pub fn build(
         offsets_table,
         positions: HashMap::new(),
         seeking: HashMap::new(),
+        unsought: HashMap::new(),
         shutdown,
     })
 }

@@ -114,3 +114,37 @@ async fn sigkill_mid_stream_neither_loses_nor_repeats_a_record() {
     }
     assert_eq!(sink.terminate(Duration::from_secs(20)), Some(0), "SIGTERM exits 0:\n{}", sink.log_text());
 }
+
+/// The offsets table is the truth, not the group offsets: when it is behind (here set back by
+/// hand after the rows were removed), a restarted sink moves the consumer back and applies the
+/// records again from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_continues_from_the_offsets_table_not_the_group() {
+    let case = SinkCase::new("sink_seek", 1).await;
+    let config = case.toml("");
+    let mut sink = case.start_sink(&config, "toml", &[]);
+    let schemas = cdc_tests::sink::users_schemas(&case.topic, vec![]);
+    let p = producer(&case.stack.kafka_bootstrap);
+    let encoder = Encoder::json();
+    for id in 1..=3 {
+        let (k, v) = cdc_tests::sink::users_row(&schemas, id, "u", "pw", &format!("user {id}"), vec![]);
+        let kb = encoder.encode(&case.topic, Part::Key, &k).await.expect("key");
+        let vb = encoder.encode(&case.topic, Part::Value, &v).await.expect("value");
+        send(&p, &case.topic, None, Some(&kb), Some(&vb)).await;
+    }
+    let table = format!("SELECT id FROM `{}` ORDER BY id", case.topic);
+    case.wait_rows(&table, &[&[Some("1")], &[Some("2")], &[Some("3")]], Duration::from_secs(60), &sink).await;
+    assert_eq!(sink.terminate(Duration::from_secs(20)), Some(0), "{}", sink.log_text());
+
+    let mut conn = case.stack.root_conn(Some(&case.database)).await;
+    mysql_async::prelude::Queryable::query_drop(
+        &mut conn,
+        format!("DELETE FROM `{}`; UPDATE cdc_sink_offsets SET next_offset = 1", case.topic),
+    )
+    .await
+    .expect("set the stored offset back");
+    let sink = case.start_sink(&config, "toml", &[]);
+    case.wait_rows(&table, &[&[Some("2")], &[Some("3")]], Duration::from_secs(60), &sink).await;
+    let log = sink.log_text();
+    assert!(log.contains("continuing from the stored offset"), "{log}");
+}
