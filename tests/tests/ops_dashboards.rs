@@ -266,6 +266,22 @@ async fn produce_poison(bootstrap: &str, topic: &str) {
         .expect("produce the poison record");
 }
 
+/// Waits until `service` answers 200 on `/ready` at its deploy/config port.
+async fn wait_ready(client: &reqwest::Client, service: &mut Service, name: &str) {
+    let url = format!("http://127.0.0.1:{}/ready", http_port(name));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(code) = service.exited() {
+            panic!("{name} exited with {code} at start; log tail:\n{}", tail(service));
+        }
+        if client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} not ready within 60 s at {url}; log tail:\n{}", tail(service));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn tail(service: &Service) -> String {
     let log = service.log_text();
     let lines: Vec<&str> = log.lines().collect();
@@ -290,12 +306,15 @@ async fn every_dashboard_query_returns_data_from_the_running_pipeline() {
         .expect("insert");
     drop(conn);
 
+    // As in docker-compose.yml, the sink starts once the source is up (it has created the
+    // topics by then).
     let mut source = setup.start_source();
+    let client = reqwest::Client::new();
+    wait_ready(&client, &mut source, "cdc-source").await;
     let mut sink = setup.start_sink();
     let stop = Arc::new(AtomicBool::new(false));
     let writer = tokio::spawn(workload(setup.clone(), stop.clone()));
 
-    let client = reqwest::Client::new();
     let prometheus = setup.stack.prometheus_url.clone();
     let deadline = Instant::now() + DEADLINE;
     let mut failing: Vec<String>;
