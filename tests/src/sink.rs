@@ -108,7 +108,8 @@ impl SinkCase {
     }
 }
 
-fn free_port() -> u16 {
+/// A free TCP port on the loopback interface.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -3,13 +3,16 @@
 //!
 //! The table has no primary key and the sink runs with `pk.mode=none`, `insert.mode=insert`: a
 //! record applied twice would be a duplicate row and a lost record a missing one, so the check
-//! does not lean on idempotent upserts.
+//! does not lean on idempotent upserts. The same check runs after a rebalance between two sinks
+//! and after the sink's database connection was killed repeatedly.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use cdc_schema::{Encoder, Field, FieldType, Part, Record, RecordSchema, Value};
+use cdc_tests::process::Service;
 use cdc_tests::sink::{producer, send, SinkCase};
+use mysql_async::prelude::Queryable;
 
 const PER_PARTITION: i64 = 3000;
 const PARTITIONS: i32 = 2;
@@ -35,10 +38,9 @@ async fn wait_for_progress(case: &SinkCase, sql: &str, before: i64) -> bool {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_mid_stream_neither_loses_nor_repeats_a_record() {
-    let case = SinkCase::new("sink_kill", PARTITIONS).await;
-    let config = case.toml("\"pk.mode\" = \"none\"\n\"insert.mode\" = \"insert\"\n\"batch.size\" = 50");
+/// Produces `PER_PARTITION` events to each partition in the background, steadily (chunks of 100
+/// per partition every 200 ms).
+fn produce_events(case: &SinkCase) -> tokio::task::JoinHandle<()> {
     let schema = Arc::new(RecordSchema {
         name: Some("events.Value".into()),
         fields: vec![
@@ -47,10 +49,9 @@ async fn sigkill_mid_stream_neither_loses_nor_repeats_a_record() {
             Field::new("body", FieldType::String, true),
         ],
     });
-    // Produce in the background, steadily, while the sink is killed and restarted.
     let topic = case.topic.clone();
     let bootstrap = case.stack.kafka_bootstrap.clone();
-    let writer = tokio::spawn(async move {
+    tokio::spawn(async move {
         let p = producer(&bootstrap);
         let encoder = Encoder::json();
         for chunk in 0..PER_PARTITION / 100 {
@@ -70,31 +71,21 @@ async fn sigkill_mid_stream_neither_loses_nor_repeats_a_record() {
             futures::future::join_all(sends.iter().map(|(part, bytes)| send(&p, &topic, Some(*part), None, Some(bytes)))).await;
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    });
+    })
+}
 
+/// Config of the exactly-once checks: no key, plain inserts, small batches.
+fn events_config(case: &SinkCase) -> String {
+    case.toml("\"pk.mode\" = \"none\"\n\"insert.mode\" = \"insert\"\n\"batch.size\" = 50")
+}
+
+/// Waits for every event, then checks each is in the mirror exactly once and the offsets table
+/// is at the end of every partition.
+async fn assert_every_event_once(case: &SinkCase, sink: &Service) {
     let total = PER_PARTITION * i64::from(PARTITIONS);
-    let count_sql = format!("SELECT COUNT(*) FROM `{}`", case.topic);
-    // Static membership: a restarted sink gets its partitions back at once, so every kill lands
-    // while batches are being applied.
-    let env = [("CDC_SINK_KAFKA_SESSION_TIMEOUT_MS", "6000"), ("CDC_SINK_KAFKA_GROUP_INSTANCE_ID", "sink-under-test")];
-    let mut sink = case.start_sink(&config, "toml", &env);
-    let mut kills = 0;
-    while kills < 10 {
-        let before = count(&case, &count_sql).await;
-        let progressed = wait_for_progress(&case, &count_sql, before).await;
-        if !progressed {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis((kills * 37 % 150) as u64)).await;
-        sink.kill();
-        kills += 1;
-        sink = case.start_sink(&config, "toml", &env);
-    }
-    assert!(kills >= 5, "only {kills} kills landed mid-stream; sink log:\n{}", sink.log_text());
-    writer.await.expect("producer task");
     let want = total.to_string();
-    case.wait_rows(&count_sql, &[&[Some(want.as_str())]], Duration::from_secs(120), &sink).await;
-
+    let count_sql = format!("SELECT COUNT(*) FROM `{}`", case.topic);
+    case.wait_rows(&count_sql, &[&[Some(want.as_str())]], Duration::from_secs(120), sink).await;
     let summary = case
         .rows(&format!("SELECT COUNT(DISTINCT seq), MIN(seq), MAX(seq) FROM `{}`", case.topic))
         .await;
@@ -112,7 +103,89 @@ async fn sigkill_mid_stream_neither_loses_nor_repeats_a_record() {
             .await;
         assert_eq!(rows, vec![vec![Some(PER_PARTITION.to_string())]]);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_stream_neither_loses_nor_repeats_a_record() {
+    let case = SinkCase::new("sink_kill", PARTITIONS).await;
+    let config = events_config(&case);
+    let writer = produce_events(&case);
+    let count_sql = format!("SELECT COUNT(*) FROM `{}`", case.topic);
+    // Static membership: a restarted sink gets its partitions back at once, so every kill lands
+    // while batches are being applied.
+    let env = [("CDC_SINK_KAFKA_SESSION_TIMEOUT_MS", "6000"), ("CDC_SINK_KAFKA_GROUP_INSTANCE_ID", "sink-under-test")];
+    let mut sink = case.start_sink(&config, "toml", &env);
+    let mut kills = 0;
+    while kills < 10 {
+        let before = count(&case, &count_sql).await;
+        if !wait_for_progress(&case, &count_sql, before).await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis((kills * 37 % 150) as u64)).await;
+        sink.kill();
+        kills += 1;
+        sink = case.start_sink(&config, "toml", &env);
+    }
+    assert!(kills >= 5, "only {kills} kills landed mid-stream; sink log:\n{}", sink.log_text());
+    writer.await.expect("producer task");
+    assert_every_event_once(&case, &sink).await;
     assert_eq!(sink.terminate(Duration::from_secs(20)), Some(0), "SIGTERM exits 0:\n{}", sink.log_text());
+}
+
+/// Two sinks in one group share the partitions; one is killed mid-stream and the other takes
+/// its partitions over. Fencing in the offsets table keeps every record exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebalance_between_two_sinks_keeps_every_record_once() {
+    let case = SinkCase::new("sink_rebalance", PARTITIONS).await;
+    let config = events_config(&case);
+    let env = [("CDC_SINK_KAFKA_SESSION_TIMEOUT_MS", "6000")];
+    let writer = produce_events(&case);
+    let count_sql = format!("SELECT COUNT(*) FROM `{}`", case.topic);
+    let mut first = case.start_sink(&config, "toml", &env);
+    wait_for_progress(&case, &count_sql, 0).await;
+    let second_http = SinkCase { http_port: cdc_tests::sink::free_port(), ..case.clone() };
+    let second = second_http.start_sink(&second_http.toml("\"pk.mode\" = \"none\"\n\"insert.mode\" = \"insert\"\n\"batch.size\" = 50"), "toml", &env);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = count(&case, &count_sql).await;
+    wait_for_progress(&case, &count_sql, before).await;
+    first.kill();
+    writer.await.expect("producer task");
+    assert_every_event_once(&case, &second).await;
+}
+
+/// The sink's database connection is killed repeatedly mid-stream: the batch in flight is rolled
+/// back and retried with backoff, nothing is skipped or applied twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_database_connections_are_retried() {
+    let case = SinkCase::new("sink_connkill", PARTITIONS).await;
+    let sink = case.start_sink(&events_config(&case), "toml", &[]);
+    let writer = produce_events(&case);
+    let count_sql = format!("SELECT COUNT(*) FROM `{}`", case.topic);
+    let mut admin = case.stack.root_conn(None).await;
+    let mut killed = 0;
+    for _ in 0..8 {
+        let before = count(&case, &count_sql).await;
+        if !wait_for_progress(&case, &count_sql, before).await {
+            break;
+        }
+        let ids: Vec<u64> = admin
+            .exec(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()",
+                (&case.database,),
+            )
+            .await
+            .expect("processlist");
+        for id in ids {
+            if admin.query_drop(format!("KILL {id}")).await.is_ok() {
+                killed += 1;
+            }
+        }
+    }
+    assert!(killed >= 3, "only {killed} connections killed");
+    writer.await.expect("producer task");
+    assert_every_event_once(&case, &sink).await;
+    let (_, metrics) = case.http("/metrics").await;
+    assert!(metrics.contains("cdc_sink_retries_total{class=\"database\"}"), "{metrics}");
 }
 
 /// The offsets table is the truth, not the group offsets: when it is behind (here set back by
@@ -137,11 +210,8 @@ async fn restart_continues_from_the_offsets_table_not_the_group() {
     assert_eq!(sink.terminate(Duration::from_secs(20)), Some(0), "{}", sink.log_text());
 
     let mut conn = case.stack.root_conn(Some(&case.database)).await;
-    mysql_async::prelude::Queryable::query_drop(
-        &mut conn,
-        format!("DELETE FROM `{}`; UPDATE cdc_sink_offsets SET next_offset = 1", case.topic),
-    )
-    .await
+    conn.query_drop(format!("DELETE FROM `{}`; UPDATE cdc_sink_offsets SET next_offset = 1", case.topic))
+        .await
     .expect("set the stored offset back");
     let sink = case.start_sink(&config, "toml", &[]);
     case.wait_rows(&table, &[&[Some("2")], &[Some("3")]], Duration::from_secs(60), &sink).await;
