@@ -266,3 +266,56 @@ async fn every_type_on_the_topic_equals_what_select_returns() {
         }
     }
 }
+
+/// The `http=` address the service logged at start.
+fn http_addr(log: &str) -> String {
+    let at = log.find("http=").expect("http address in the log") + 5;
+    log[at..].split_whitespace().next().expect("address").trim_end_matches(|c: char| !c.is_ascii_digit()).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filtered_traffic_advances_the_stored_position_and_http_reports_it() {
+    let src = SourceSetup::new("src_idle").await;
+    let mut svc = src.start(&src.config("json", "\"table.include.list\" = \"users\""));
+    svc.wait_for_log("streaming the binlog", Duration::from_secs(60));
+    src.exec(&["insert into users(user_id,pwd,name) values('a','p','A')"]).await;
+    assert_eq!(src.read("users", 1).len(), 1);
+    // Only filtered tables change from now on; the stored position must still move on.
+    for i in 0..20 {
+        src.exec(&[&format!("insert into orders(product_id,user_id,order_id) values('p','u','{i}')")]).await;
+    }
+    let mut conn = src.stack.root_conn(None).await;
+    let now: String = mysql_async::prelude::Queryable::query_first(&mut conn, "select @@gtid_binlog_pos")
+        .await
+        .expect("gtid")
+        .expect("gtid");
+    let stored = cdc_tests::process::eventually(Duration::from_secs(60), "the stored position to reach the server's", || {
+        let records = cdc_tests::kafka::read_topic(&src.stack.kafka_bootstrap, &src.offsets_topic, usize::MAX, Duration::from_secs(2));
+        let last = records.last().and_then(|r| r.value.clone()).map(|v| serde_json::from_slice::<serde_json::Value>(&v).expect("offset json"));
+        // Other tests write to the same server: the stored position must reach or pass `now`.
+        let seq = |g: &str| g.rsplit('-').next().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        let target = seq(&now);
+        async move { last.filter(|v| seq(v["gtid"].as_str().unwrap_or("")) >= target) }
+    })
+    .await;
+    assert!(stored["binlog"]["file"].as_str().expect("file").starts_with("mysql-bin."), "{stored}");
+    assert_eq!(src.read_for("orders", 1, Duration::from_secs(2)).len(), 0, "orders is not captured");
+
+    let base = format!("http://{}", http_addr(&svc.log_text()));
+    let status: serde_json::Value = reqwest::get(format!("{base}/status")).await.expect("status").json().await.expect("json");
+    assert_eq!(status["state"], "streaming", "{status}");
+    assert_eq!(status["committed_gtid"].as_str().map(|g| g.starts_with("0-1-")), Some(true), "{status}");
+    assert!(!status.to_string().contains(&src.stack.source_password), "no password in /status");
+    assert_eq!(reqwest::get(format!("{base}/ready")).await.expect("ready").status(), 200);
+    let metrics = reqwest::get(format!("{base}/metrics")).await.expect("metrics").text().await.expect("text");
+    for name in [
+        "cdc_source_events_total{table=\"users\",op=\"c\"} 1",
+        "cdc_source_kafka_transactions_total{outcome=\"committed\"}",
+        "cdc_source_binlog_transactions_total",
+        "cdc_source_seconds_behind_source",
+        "cdc_source_last_event_timestamp_seconds",
+    ] {
+        assert!(metrics.contains(name), "/metrics lacks {name}:\n{metrics}");
+    }
+    stop(svc);
+}
