@@ -53,7 +53,7 @@ impl Publisher {
         metrics: SourceMetrics,
     ) -> Result<Self, SourceError> {
         let mut cfg = ClientConfig::new();
-        cfg.set("queue.buffering.max.kbytes", "65536")
+        cfg.set("queue.buffering.max.kbytes", "16384")
             .set("linger.ms", "5")
             .set("compression.type", "lz4")
             .set("message.max.bytes", "16777216")
