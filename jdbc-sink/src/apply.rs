@@ -131,7 +131,7 @@ impl Sink {
             self.take(batch, first).await?;
             // Take whatever else is ready now, then commit: batches grow under load and stay
             // small (low latency) when records trickle in.
-            while batch.changes.len() < self.settings.batch_size
+            while batch.records < self.settings.batch_size
                 && batch.started.is_none_or(|t| t.elapsed() < self.settings.flush_interval)
             {
                 let Some(next) = self.consumer.recv().now_or_never() else { break };

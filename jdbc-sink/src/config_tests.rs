@@ -68,3 +68,11 @@ fn toml_nested_tables_and_kafka_pass_through() {
     assert_eq!(s.kafka.get("bootstrap.servers").map(String::as_str), Some("k:9092"));
     assert_eq!(s.group_id(), "g1");
 }
+
+#[test]
+fn example_config_is_valid() {
+    let s = Settings::from_str_with_env(include_str!("../sink.example.toml"), &[]).unwrap();
+    assert_eq!(s.group_id(), "connect-my-sink-connect");
+    assert_eq!(s.topics, Topics::Regex("my_topic_.*".into()));
+    assert!(s.ignored.is_empty());
+}

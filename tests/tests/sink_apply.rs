@@ -56,6 +56,21 @@ async fn tutorial_json_config_and_a_hand_typed_record() {
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics:\n{metrics}");
     }
+    // Lag per partition comes from librdkafka's statistics (every 5 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, metrics) = case.http("/metrics").await;
+        if metrics.contains(&format!("cdc_sink_consumer_lag_records{{topic=\"{}\",partition=\"0\"}} 0", case.topic)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no lag gauge:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // delete.enabled=false, as in the tutorial: a tombstone leaves the row.
+    send(&p, &case.topic, None, Some(key.as_bytes()), None).await;
+    let marker = r#"{"schema":{"type":"struct","fields":[{"type":"int32","optional":false,"field":"id"}],"optional":false},"payload":{"id":2}}"#;
+    send(&p, &case.topic, None, Some(marker.as_bytes()), Some(marker.as_bytes())).await;
+    case.wait_rows(&format!("SELECT id, name FROM `{}` ORDER BY id", case.topic), &[&[Some("1"), Some("User name")], &[Some("2"), None]], WAIT, &sink).await;
     let log = sink.log_text();
     assert!(log.contains("connector.class") && log.contains("tasks.max") && log.contains("ignored"), "{log}");
     // String key columns are bounded, values keep every character.
