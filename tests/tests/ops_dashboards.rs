@@ -143,6 +143,7 @@ impl Setup {
         let mut conn = self.stack.root_conn(None).await;
         for stmt in [
             format!("DROP DATABASE IF EXISTS `{}`", self.database),
+            format!("DROP TABLE IF EXISTS mirror.`{}`, mirror.`{}`", self.topic("users"), self.topic("orders")),
             format!("DROP USER IF EXISTS '{}'@'%'", self.source_user),
             format!("DROP USER IF EXISTS '{}'@'%'", self.sink_user),
         ] {
