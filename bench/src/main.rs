@@ -1,0 +1,317 @@
+//! `cdc-bench`: throughput and memory of the release-built `cdc-source` on the local stack,
+//! printed against the limits of the source issue.
+//!
+//! For each workload (see [`workload`]) and record format, in a fresh database, topic prefix,
+//! source name and server id:
+//! 1. the workload is written to MariaDB while no source runs, in a fresh binlog file; its range
+//!    (file:pos and GTID position at both ends) is noted;
+//! 2. `mariadb-binlog --read-from-remote-server` reads the range to /dev/null (timed);
+//! 3. the range's start is stored as the source's committed position, the source is started and
+//!    timed until a `read_committed` consumer sees the range's end committed (see [`source`]);
+//! 4. `mariadb-binlog` reads the range once more (its time is the mean of both reads);
+//! 5. the committed records are counted by table and `cdc.op` and compared with the workload.
+//!
+//! Limits: ratio of our streaming time to `mariadb-binlog`'s time ≤ 2 on W1 and W2; peak RSS of the
+//! source ≤ 64 MiB on every workload. Each run is bounded (`--timeout-s`) and stops by itself.
+
+mod cpu;
+mod kafka;
+mod reference;
+mod source;
+mod stack;
+mod workload;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use cdc_source::offsets::StoredOffset;
+use cdc_source::position::FilePos;
+use clap::Parser;
+
+use crate::source::{RunSpec, SourceFigures};
+use crate::stack::Stack;
+use crate::workload::{Prepared, Workload};
+
+/// Our time / mariadb-binlog's time must not exceed this on W1 and W2.
+const RATIO_LIMIT: f64 = 2.0;
+/// Peak RSS of the source, KiB.
+const RSS_LIMIT_KB: u64 = 64 * 1024;
+
+#[derive(Parser, Debug)]
+#[command(name = "cdc-bench", about = "cdc-source throughput and memory against mariadb-binlog, on the local stack")]
+struct Cli {
+    /// Workloads to run (w1, w2, w3); none means all three.
+    #[arg(value_enum)]
+    workloads: Vec<Workload>,
+    /// Record formats, in order.
+    #[arg(long, value_delimiter = ',', default_value = "json,avro")]
+    format: Vec<String>,
+    /// Row changes per workload instead of the standard size (for quick runs).
+    #[arg(long)]
+    rows: Option<u64>,
+    /// The source binary.
+    #[arg(long)]
+    source_bin: Option<PathBuf>,
+    /// Extra source config keys, `key=value` with a TOML value (e.g. `batch.max.rows=20000`).
+    #[arg(long = "set")]
+    set: Vec<String>,
+    /// Extra librdkafka settings of the source, `key=value`.
+    #[arg(long = "kafka")]
+    kafka: Vec<String>,
+    /// Record a flat `perf` profile of the source (`perf.data` in the run's directory).
+    #[arg(long)]
+    perf: bool,
+    /// Keep the run's database and topics.
+    #[arg(long)]
+    keep: bool,
+    /// Longest one source run may take, seconds.
+    #[arg(long, default_value_t = 1200)]
+    timeout_s: u64,
+}
+
+/// The figures of one run.
+#[derive(Debug)]
+struct Outcome {
+    workload: Workload,
+    format: String,
+    range: Prepared,
+    ours: SourceFigures,
+    theirs: [Duration; 2],
+    verified: Result<(), String>,
+}
+
+impl Outcome {
+    fn theirs(&self) -> f64 {
+        (self.theirs[0] + self.theirs[1]).as_secs_f64() / 2.0
+    }
+
+    fn ratio(&self) -> f64 {
+        self.ours.streaming.as_secs_f64() / self.theirs()
+    }
+
+    fn ratio_limited(&self) -> bool {
+        matches!(self.workload, Workload::W1 | Workload::W2)
+    }
+
+    fn passes(&self) -> bool {
+        self.verified.is_ok()
+            && self.ours.peak_rss_kb <= RSS_LIMIT_KB
+            && (!self.ratio_limited() || self.ratio() <= RATIO_LIMIT)
+    }
+}
+
+fn mib(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "ok"
+    } else {
+        "MISSED"
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run(Cli::parse()).await {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::from(1),
+        Err(e) => {
+            eprintln!("cdc-bench: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<bool> {
+    let stack = Stack::from_env()?;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let binary = cli.source_bin.clone().unwrap_or_else(|| root.join("target/release/cdc-source"));
+    if !binary.exists() {
+        bail!("{} is missing: build it first with cargo build --release -p cdc-source", binary.display());
+    }
+    for f in &cli.format {
+        if f != "json" && f != "avro" {
+            bail!("--format: `{f}` is neither json nor avro");
+        }
+    }
+    let workloads = if cli.workloads.is_empty() { vec![Workload::W1, Workload::W2, Workload::W3] } else { cli.workloads.clone() };
+    let out_dir = root.join("target/cdc-bench");
+    std::fs::create_dir_all(&out_dir)?;
+    println!("cdc-bench: source {}, MariaDB {}:{}, Kafka {}", binary.display(), stack.mariadb_host, stack.mariadb_port, stack.kafka_bootstrap);
+    let mut outcomes = Vec::new();
+    let mut n = 0u32;
+    for w in &workloads {
+        for format in &cli.format {
+            n += 1;
+            let o = one(&cli, &stack, &binary, &root, *w, format, n).await?;
+            report(&o);
+            record(&out_dir, &o, &cli)?;
+            outcomes.push(o);
+        }
+    }
+    summary(&outcomes);
+    Ok(outcomes.iter().all(Outcome::passes))
+}
+
+/// One workload in one format, from a fresh database to the verified count.
+async fn one(cli: &Cli, stack: &Stack, binary: &PathBuf, root: &std::path::Path, w: Workload, format: &str, n: u32) -> anyhow::Result<Outcome> {
+    let out_dir = root.join("target/cdc-bench");
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let tag = format!("bench_{}_{format}_{secs}", w.name().to_ascii_lowercase());
+    let rows = cli.rows.unwrap_or_else(|| w.default_rows());
+    println!("\n== {} {format}: {} (database and topic prefix {tag})", w.name(), w.describe(rows));
+    let spec = RunSpec {
+        tag: tag.clone(),
+        database: tag.clone(),
+        format: format.to_string(),
+        server_id: 100_000 + (secs % 1_000_000) as u32 * 8 + n % 8,
+        http_port: free_port()?,
+        source_keys: source::parse_pairs(&cli.set)?,
+        kafka_keys: source::parse_pairs(&cli.kafka)?,
+        binary: binary.clone(),
+        dir: out_dir.join(&tag),
+        timeout: Duration::from_secs(cli.timeout_s),
+        perf: cli.perf,
+        stack_home: std::env::var_os("CDC_STACK_HOME").map(PathBuf::from).unwrap_or_else(|| root.join(".stack")),
+    };
+    workload::create_database(stack, &tag).await?;
+    let range = workload::prepare(stack, &tag, w, rows).await?;
+    println!(
+        "   prepared in {:.1} s: binlog {}:{} .. {}:{} ({:.1} MiB), GTID {} .. {}",
+        range.prepare_time.as_secs_f64(),
+        range.start.file,
+        range.start.pos,
+        range.end.file,
+        range.end.pos,
+        range.bytes as f64 / 1048576.0,
+        range.start.gtid,
+        range.end.gtid
+    );
+    let theirs0 = reference::time_mariadb_binlog(stack, &range)?;
+    let start = StoredOffset {
+        gtid: range.start.gtid.clone(),
+        binlog: FilePos { file: range.start.file.clone(), pos: range.start.pos },
+        ts_ms: 0,
+    };
+    kafka::seed_offset(&stack.kafka(), &spec.offsets_topic(), &tag, &start).await?;
+    let ours = source::run(stack, &spec, &range).await?;
+    let theirs1 = reference::time_mariadb_binlog(stack, &range)?;
+    let verified = verify(stack, &spec, &range);
+    if !cli.keep {
+        let mut topics = source::topics(&spec, &range.expected);
+        topics.push(spec.offsets_topic());
+        if let Err(e) = kafka::delete_topics(&stack.kafka(), &topics).await {
+            eprintln!("   (could not delete the run's topics: {e})");
+        }
+        workload::drop_database(stack, &tag).await?;
+    }
+    println!("   {}", reference::command_line(stack, &range));
+    Ok(Outcome { workload: w, format: format.to_string(), range, ours, theirs: [theirs0, theirs1], verified })
+}
+
+/// Every row change of the range is on its table's topic exactly once, with the right `cdc.op`.
+fn verify(stack: &Stack, spec: &RunSpec, range: &Prepared) -> Result<(), String> {
+    for (table, ops) in &range.expected {
+        let topic = format!("{}{table}", spec.prefix());
+        let counts = kafka::count_ops(&stack.kafka(), &topic, Duration::from_secs(300)).map_err(|e| e.to_string())?;
+        let want: std::collections::BTreeMap<String, u64> = ops.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        if counts != want {
+            return Err(format!("{topic}: committed records by op {counts:?}, expected {want:?}"));
+        }
+    }
+    Ok(())
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("find a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn report(o: &Outcome) {
+    let rows = o.range.rows as f64;
+    let ours = &o.ours;
+    println!(
+        "   cdc-source:     start-up {:.2} s, streaming {:.2} s -> {:.0} rows/s (with start-up {:.0} rows/s); exit code {:?}",
+        ours.startup.as_secs_f64(),
+        ours.streaming.as_secs_f64(),
+        rows / ours.streaming.as_secs_f64(),
+        rows / ours.total().as_secs_f64(),
+        ours.exit_code
+    );
+    println!("   CPU while streaming: {}", ours.cpu.describe());
+    println!(
+        "   mariadb-binlog: {:.2} s and {:.2} s, mean {:.2} s -> {:.0} rows/s",
+        o.theirs[0].as_secs_f64(),
+        o.theirs[1].as_secs_f64(),
+        o.theirs(),
+        rows / o.theirs()
+    );
+    let limit = if o.ratio_limited() { format!("limit {RATIO_LIMIT}: {}", verdict(o.ratio() <= RATIO_LIMIT)) } else { "no limit".into() };
+    println!(
+        "   ratio ours/theirs: {:.2} ({limit}); with start-up {:.2}",
+        o.ratio(),
+        ours.total().as_secs_f64() / o.theirs()
+    );
+    println!(
+        "   peak RSS (VmHWM): {:.1} MiB (limit {} MiB: {}); RSS when streaming began {:.1} MiB",
+        mib(ours.peak_rss_kb),
+        RSS_LIMIT_KB / 1024,
+        verdict(ours.peak_rss_kb <= RSS_LIMIT_KB),
+        mib(ours.start_rss_kb)
+    );
+    match &o.verified {
+        Ok(()) => println!("   records: every row change committed exactly once ({:?})", o.range.expected),
+        Err(e) => println!("   records: MISSED: {e}"),
+    }
+}
+
+fn summary(outcomes: &[Outcome]) {
+    println!("\n| workload | format | rows | binlog MiB | cdc-source rows/s | mariadb-binlog rows/s | ratio (limit) | peak RSS MiB (limit 64) | records |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---|");
+    for o in outcomes {
+        let rows = o.range.rows as f64;
+        println!(
+            "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.2} ({}) | {:.1} ({}) | {} |",
+            o.workload.name(),
+            o.format,
+            o.range.rows,
+            o.range.bytes as f64 / 1048576.0,
+            rows / o.ours.streaming.as_secs_f64(),
+            rows / o.theirs(),
+            o.ratio(),
+            if o.ratio_limited() { format!("≤ {RATIO_LIMIT}: {}", verdict(o.ratio() <= RATIO_LIMIT)) } else { "–".into() },
+            mib(o.ours.peak_rss_kb),
+            verdict(o.ours.peak_rss_kb <= RSS_LIMIT_KB),
+            if o.verified.is_ok() { "exactly once" } else { "MISSED" },
+        );
+    }
+}
+
+/// Appends the run's figures to `target/cdc-bench/results.jsonl`.
+fn record(dir: &std::path::Path, o: &Outcome, cli: &Cli) -> anyhow::Result<()> {
+    let line = serde_json::json!({
+        "at": SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        "workload": o.workload.name(),
+        "format": o.format,
+        "rows": o.range.rows,
+        "binlog_bytes": o.range.bytes,
+        "startup_s": o.ours.startup.as_secs_f64(),
+        "streaming_s": o.ours.streaming.as_secs_f64(),
+        "mariadb_binlog_s": [o.theirs[0].as_secs_f64(), o.theirs[1].as_secs_f64()],
+        "ratio": o.ratio(),
+        "peak_rss_kb": o.ours.peak_rss_kb,
+        "start_rss_kb": o.ours.start_rss_kb,
+        "cpu_s": o.ours.cpu.processes.iter().map(|(n, s)| (n.clone(), serde_json::json!(s))).collect::<serde_json::Map<_, _>>(),
+        "machine_busy": o.ours.cpu.machine_busy,
+        "verified": o.verified.is_ok(),
+        "set": cli.set,
+        "kafka": cli.kafka,
+    });
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("results.jsonl"))?;
+    writeln!(f, "{line}")?;
+    Ok(())
+}

@@ -1,0 +1,267 @@
+//! One run of the release-built `cdc-source` over a prepared range: its config, the process, and
+//! what is measured around it without slowing it down.
+//!
+//! - **start-up**: from spawning the process until `/status` says `streaming` (preflight, fencing
+//!   with `init_transactions`, reading the stored offset, connecting as a replica).
+//! - **streaming**: from then until a `read_committed` consumer of the offsets topic sees a
+//!   committed position at or after the end of the workload ([`crate::kafka::watch_committed`]).
+//!   Every record of the range is committed at that moment, since the offset record is written
+//!   in the same Kafka transaction as the records it covers.
+//! - **peak RSS**: `VmHWM` of `/proc/<pid>/status` (the kernel's own high-water mark of the
+//!   resident set), read once the range is committed, before the process is stopped.
+//! - **CPU** of the source, MariaDB, Kafka and the registry during the streaming window, and how
+//!   busy the machine was (see [`crate::cpu`]).
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use crate::cpu::{CpuMeter, CpuUse};
+use crate::kafka;
+use crate::stack::Stack;
+use crate::workload::Prepared;
+
+/// Everything that identifies one run: its own database, topics, source name and server id.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub tag: String,
+    pub database: String,
+    pub format: String,
+    pub server_id: u32,
+    pub http_port: u16,
+    /// Extra top-level source keys (`key = value` TOML lines), e.g. `"batch.max.rows" = 20000`.
+    pub source_keys: Vec<(String, String)>,
+    /// Extra librdkafka settings for the source's `[kafka]` table.
+    pub kafka_keys: Vec<(String, String)>,
+    pub binary: PathBuf,
+    pub dir: PathBuf,
+    /// Longest the source may take for the range before the run counts as failed.
+    pub timeout: Duration,
+    /// Record the source with `perf record` (flat profile, written to `<dir>/perf.data`).
+    pub perf: bool,
+    /// The stack's home (`CDC_STACK_HOME`), where its PID files are.
+    pub stack_home: PathBuf,
+}
+
+impl RunSpec {
+    pub fn prefix(&self) -> String {
+        format!("{}_", self.tag)
+    }
+
+    pub fn offsets_topic(&self) -> String {
+        format!("{}_offsets", self.tag)
+    }
+
+    /// The source's config file.
+    pub fn config(&self, stack: &Stack) -> String {
+        let mut top = format!(
+            r#"name = "{name}"
+"connection.url" = "jdbc:mysql://{host}:{port}/{db}"
+"connection.user" = "{user}"
+"connection.password" = "{pw}"
+"server.id" = {sid}
+"topic.prefix" = "{prefix}"
+"offsets.topic" = "{offsets}"
+format = "{format}"
+"schema.registry.url" = "{registry}"
+"snapshot.mode" = "never"
+"http.listen" = "127.0.0.1:{http}"
+"#,
+            name = self.tag,
+            host = stack.mariadb_host,
+            port = stack.mariadb_port,
+            db = self.database,
+            user = stack.source_user,
+            pw = stack.source_password,
+            sid = self.server_id,
+            prefix = self.prefix(),
+            offsets = self.offsets_topic(),
+            format = self.format,
+            registry = stack.registry_url,
+            http = self.http_port,
+        );
+        for (k, v) in &self.source_keys {
+            top.push_str(&format!("\"{k}\" = {v}\n"));
+        }
+        top.push_str(&format!("[kafka]\n\"bootstrap.servers\" = \"{}\"\n", stack.kafka_bootstrap));
+        for (k, v) in &self.kafka_keys {
+            top.push_str(&format!("\"{k}\" = \"{v}\"\n"));
+        }
+        top
+    }
+}
+
+/// What one source run measured.
+#[derive(Debug, Clone)]
+pub struct SourceFigures {
+    pub startup: Duration,
+    pub streaming: Duration,
+    pub peak_rss_kb: u64,
+    /// RSS when streaming began (connections, librdkafka threads, buffers; no data yet).
+    pub start_rss_kb: u64,
+    /// CPU of the source and the stack's services during the streaming window.
+    pub cpu: CpuUse,
+    pub exit_code: Option<i32>,
+}
+
+impl SourceFigures {
+    pub fn total(&self) -> Duration {
+        self.startup + self.streaming
+    }
+}
+
+/// Starts the source, waits until the end of `range` is committed, stops it with SIGTERM.
+pub async fn run(stack: &Stack, spec: &RunSpec, range: &Prepared) -> anyhow::Result<SourceFigures> {
+    std::fs::create_dir_all(&spec.dir)?;
+    let config_path = spec.dir.join("cdc-source.toml");
+    std::fs::write(&config_path, spec.config(stack))?;
+    let stop_watch = Arc::new(AtomicBool::new(false));
+    let committed = kafka::watch_committed(&stack.kafka(), &spec.offsets_topic(), &spec.tag, range.end.gtid.clone(), stop_watch.clone())?;
+    let log = std::fs::File::create(spec.dir.join("cdc-source.log"))?;
+    let spawned = Instant::now();
+    let mut child = Command::new(&spec.binary)
+        .arg("--config")
+        .arg(&config_path)
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("start {} (build it: cargo build --release -p cdc-source)", spec.binary.display()))?;
+    let pid = child.id();
+    let perf = if spec.perf { Some(start_perf(pid, &spec.dir)?) } else { None };
+    let meter = CpuMeter::new(pid, &spec.stack_home);
+    let result = monitor(spec, range, &mut child, spawned, &committed, &meter).await;
+    stop_watch.store(true, Ordering::Relaxed);
+    if let Some(metrics) = http_get(spec.http_port, "/metrics") {
+        std::fs::write(spec.dir.join("metrics.txt"), metrics)?;
+    }
+    let peak_rss_kb = proc_status_kb(pid, "VmHWM").unwrap_or(0);
+    if let Some(p) = perf {
+        stop(p, Duration::from_secs(30));
+    }
+    let exit_code = stop(child, Duration::from_secs(30));
+    let (startup, streaming, start_rss_kb, cpu) = result.map_err(|e| e.context(log_tail(&spec.dir.join("cdc-source.log"))))?;
+    Ok(SourceFigures { startup, streaming, peak_rss_kb, start_rss_kb, cpu, exit_code })
+}
+
+/// Waits for `streaming`, then for the committed end; returns (start-up, streaming, RSS at
+/// start, CPU used while streaming).
+async fn monitor(
+    spec: &RunSpec,
+    range: &Prepared,
+    child: &mut Child,
+    spawned: Instant,
+    committed: &std::sync::mpsc::Receiver<Instant>,
+    meter: &CpuMeter,
+) -> anyhow::Result<(Duration, Duration, u64, CpuUse)> {
+    let pid = child.id();
+    let mut streaming_at: Option<(Instant, u64, crate::cpu::CpuSnapshot)> = None;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            bail!("cdc-source exited early ({status})");
+        }
+        if spawned.elapsed() > spec.timeout {
+            bail!("the range was not committed within {:?}", spec.timeout);
+        }
+        if streaming_at.is_none() {
+            if let Some(doc) = http_status(spec.http_port) {
+                match doc["state"].as_str() {
+                    Some("streaming") => {
+                        let resumed = doc["committed_gtid"].as_str().unwrap_or_default();
+                        if resumed != range.start.gtid.to_string() {
+                            bail!("the source resumed at `{resumed}`, not at the workload's start `{}`", range.start.gtid);
+                        }
+                        streaming_at = Some((Instant::now(), proc_status_kb(pid, "VmRSS").unwrap_or(0), meter.snapshot()));
+                    }
+                    Some("failed") => bail!("cdc-source failed: {}", doc["last_error"]),
+                    _ => {}
+                }
+            }
+        }
+        if let Ok(done) = committed.try_recv() {
+            let cpu_end = meter.snapshot();
+            let (at, rss, cpu_start) = streaming_at.unwrap_or_else(|| (done, 0, cpu_end.clone()));
+            return Ok((at - spawned, done.saturating_duration_since(at), rss, CpuUse::between(&cpu_start, &cpu_end)));
+        }
+        tokio::time::sleep(Duration::from_millis(if streaming_at.is_none() { 10 } else { 50 })).await;
+    }
+}
+
+/// `GET /status` of the source, or None while it is not listening.
+fn http_status(port: u16) -> Option<serde_json::Value> {
+    serde_json::from_str(&http_get(port, "/status")?).ok()
+}
+
+/// The body of a plain HTTP/1.0 `GET` on loopback.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    Some(text.split_once("\r\n\r\n")?.1.to_string())
+}
+
+/// A `kB` field of `/proc/<pid>/status`.
+pub fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn start_perf(pid: u32, dir: &Path) -> anyhow::Result<Child> {
+    Command::new("perf")
+        .args(["record", "-F", "499", "-o"])
+        .arg(dir.join("perf.data"))
+        .args(["-p", &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("start perf record")
+}
+
+/// SIGTERM, then SIGKILL after `grace`; returns the exit code.
+fn stop(mut child: Child, grace: Duration) -> Option<i32> {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    child.wait().ok().and_then(|s| s.code())
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    format!("last lines of {}:\n{}", path.display(), lines[lines.len().saturating_sub(15)..].join("\n"))
+}
+
+/// Librdkafka settings `k=v` as given on the command line.
+pub fn parse_pairs(items: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    items
+        .iter()
+        .map(|s| {
+            s.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .with_context(|| format!("`{s}` is not key=value"))
+        })
+        .collect()
+}
+
+/// The topics of a run.
+pub fn topics(spec: &RunSpec, expected: &BTreeMap<&'static str, BTreeMap<&'static str, u64>>) -> Vec<String> {
+    expected.keys().map(|t| format!("{}{t}", spec.prefix())).collect()
+}
