@@ -39,7 +39,7 @@ use rdkafka::Offset;
 
 use crate::batch::{Batch, RawRecord};
 use crate::change::ChangeBuilder;
-use crate::config::{Settings, Tolerance};
+use crate::config::{PkMode, Settings, Tolerance};
 use crate::consumer::{RebalanceEvent, SinkContext};
 use crate::ddl::Tables;
 use crate::dlq::{DeadLetter, DeadLetterQueue};
@@ -242,8 +242,12 @@ impl Sink {
     }
 
     async fn decode_both(&self, origin: &Origin, msg: &OwnedMessage) -> Result<(Option<Record>, Option<Record>), RecordError> {
+        // The key is only read when it makes the primary key (pk.mode=record_key); otherwise any
+        // key, even one in another format, is fine.
         let key = match msg.key() {
-            Some(bytes) if !bytes.is_empty() => Some(self.decode(origin, Part::Key, bytes).await?),
+            Some(bytes) if !bytes.is_empty() && self.settings.pk_mode == PkMode::RecordKey => {
+                Some(self.decode(origin, Part::Key, bytes).await?)
+            }
             _ => None,
         };
         let value = match msg.payload() {

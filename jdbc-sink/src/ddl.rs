@@ -44,8 +44,9 @@ pub struct Tables {
     auto_create: bool,
     auto_evolve: bool,
     known: HashMap<Ident, TableInfo>,
-    /// Shapes already checked against their table.
-    checked: HashMap<(Ident, String), Result<(), ShapeRefusal>>,
+    /// Shapes already found to fit their table. Refusals are not remembered: the table may be
+    /// fixed by hand while the sink runs.
+    checked: std::collections::HashSet<(Ident, String)>,
     metrics: SinkMetrics,
 }
 
@@ -56,7 +57,7 @@ impl Tables {
             auto_create,
             auto_evolve,
             known: HashMap::new(),
-            checked: HashMap::new(),
+            checked: std::collections::HashSet::new(),
             metrics,
         }
     }
@@ -77,11 +78,16 @@ impl Tables {
         shape: &Shape,
     ) -> Result<Result<(), ShapeRefusal>, SinkError> {
         let key = (table.clone(), shape.id.clone());
-        if let Some(done) = self.checked.get(&key) {
-            return Ok(done.clone());
+        if self.checked.contains(&key) {
+            return Ok(Ok(()));
         }
         let outcome = self.prepare_uncached(conn, table, shape).await?;
-        self.checked.insert(key, outcome.clone());
+        if outcome.is_ok() {
+            self.checked.insert(key);
+        } else {
+            // Described again next time.
+            self.known.remove(table);
+        }
         Ok(outcome)
     }
 
