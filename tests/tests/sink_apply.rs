@@ -178,3 +178,35 @@ async fn auto_evolve_adds_a_column_and_a_type_change_stops_with_its_names() {
     assert!(log.contains(&expected), "{log}");
     assert_eq!(case.rows(&format!("SELECT COUNT(*) FROM `{}`", case.topic)).await, vec![vec![Some("2".to_string())]]);
 }
+
+/// `pk.mode=record_value` takes the key from named value fields (records without a key), and
+/// `insert.mode=update` only changes rows that exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_value_keys_and_update_mode() {
+    let case = SinkCase::new("sink_pkvalue", 1).await;
+    let mut conn = case.stack.root_conn(Some(&case.database)).await;
+    mysql_async::prelude::Queryable::query_drop(
+        &mut conn,
+        format!("CREATE TABLE `{}` (id INT PRIMARY KEY, user_id VARCHAR(20), pwd VARCHAR(20), name VARCHAR(20)); INSERT INTO `{}` VALUES (1, 'u1', 'pw', 'old')", case.topic, case.topic),
+    )
+    .await
+    .expect("table");
+    let config = case.toml("\"pk.mode\" = \"record_value\"\n\"pk.fields\" = \"id\"\n\"insert.mode\" = \"update\"");
+    let sink = case.start_sink(&config, "toml", &[]);
+    let schemas = users_schemas(&case.topic, vec![]);
+    let json = Encoder::json();
+    let p = producer(&case.stack.kafka_bootstrap);
+    for (id, name) in [(1, "new"), (2, "not there")] {
+        let (_, v) = users_row(&schemas, id, "u", "pw", name, vec![]);
+        send(&p, &case.topic, None, None, Some(&json.encode(&case.topic, Part::Value, &v).await.expect("v"))).await;
+    }
+    // Both records consumed: row 1 updated, the other had no row to update.
+    case.wait_rows("SELECT next_offset FROM cdc_sink_offsets", &[&[Some("2")]], WAIT, &sink).await;
+    case.wait_rows(
+        &format!("SELECT id, user_id, name FROM `{}` ORDER BY id", case.topic),
+        &[&[Some("1"), Some("u"), Some("new")]],
+        WAIT,
+        &sink,
+    )
+    .await;
+}

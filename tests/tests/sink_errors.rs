@@ -97,6 +97,24 @@ async fn hostile_identifiers_stop_the_sink_and_touch_nothing() {
     assert!(case2.rows(&format!("SHOW TABLES LIKE '{t2}'")).await.is_empty(), "no table created");
 }
 
+/// Kafka allows topic names MariaDB cannot take as table names (here: too long); the record is
+/// refused with the reason and the key to change, not truncated into another table's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_that_cannot_be_a_table_name_is_refused() {
+    let case = SinkCase::new("sink_longtopic", 1).await;
+    let topic = format!("{}.{}", case.topic, "x".repeat(70));
+    create_topic(&case.stack.kafka_bootstrap, &topic, 1).await;
+    let config = case.toml("").replace(&format!("topics = \"{}\"", case.topic), &format!("topics = \"{topic}\""));
+    let mut sink = case.start_sink(&config, "toml", &[]);
+    let users = users_schemas(&topic, vec![]);
+    let (k, v) = users_row(&users, 1, "u", "pw", "n", vec![]);
+    let p = producer(&case.stack.kafka_bootstrap);
+    send(&p, &topic, None, Some(&json(&topic, Part::Key, &k).await), Some(&json(&topic, Part::Value, &v).await)).await;
+    assert_eq!(sink.wait(WAIT), Some(1), "the sink must stop:\n{}", sink.log_text());
+    let log = sink.log_text();
+    assert!(log.contains("longer than 64 characters; set table.name.format"), "{log}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undecodable_record_stops_the_sink_with_tolerance_none() {
     let case = SinkCase::new("sink_stop", 1).await;
