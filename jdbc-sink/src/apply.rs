@@ -218,6 +218,9 @@ impl Sink {
         let decoded = self.decode_both(&origin, &msg).await;
         let change = decoded.and_then(|(key, value)| self.builder.build(origin.clone(), key, value));
         batch.advance(&tp, stored, offset);
+        if let Some(ms) = event_time_ms(&msg) {
+            batch.event_ms.push(ms);
+        }
         match change {
             Ok(Some(change)) => batch.changes.push(change),
             Ok(None) => tracing::debug!(%origin, "tombstone skipped (delete.enabled=false)"),
@@ -355,6 +358,17 @@ impl Sink {
             s.last_error = Some(message);
         });
     }
+}
+
+/// The record's event time: header `cdc.ts_ms` (the source's event time), else the Kafka
+/// timestamp.
+fn event_time_ms(msg: &OwnedMessage) -> Option<i64> {
+    let header = msg.headers().and_then(|h| {
+        h.iter()
+            .find(|h| h.key == "cdc.ts_ms")
+            .and_then(|h| std::str::from_utf8(h.value?).ok()?.trim().parse().ok())
+    });
+    header.or_else(|| msg.timestamp().to_millis())
 }
 
 fn raw_record(msg: &OwnedMessage) -> RawRecord {

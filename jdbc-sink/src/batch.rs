@@ -28,6 +28,8 @@ pub struct Batch {
     /// Records consumed into the batch (changes, skipped tombstones and DLQ records).
     pub records: usize,
     pub started: Option<Instant>,
+    /// Event time (ms since the epoch) of each record, for the latency histogram.
+    pub event_ms: Vec<i64>,
 }
 
 impl Batch {

@@ -178,6 +178,14 @@ impl Sink {
         self.metrics.batch_records.observe(batch.records as f64);
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         self.metrics.last_commit.set(now.as_secs_f64());
+        let now_ms = now.as_millis() as i64;
+        for ms in &batch.event_ms {
+            self.metrics.latency.observe((now_ms - ms).max(0) as f64 / 1000.0);
+        }
+        let newest_event = batch.event_ms.iter().max().copied();
+        if let Some(ms) = newest_event {
+            self.metrics.last_event.set(ms as f64 / 1000.0);
+        }
         for m in &moves {
             self.positions.insert((m.topic.clone(), m.partition), Some(m.next));
         }
@@ -188,6 +196,9 @@ impl Sink {
             s.records_committed += records;
             s.dlq_records += dlq;
             s.last_commit_unix_ms = Some(now.as_millis() as u64);
+            if let Some(ms) = newest_event {
+                s.lag_seconds = Some((now_ms - ms).max(0) as f64 / 1000.0);
+            }
             for m in &moves {
                 s.offsets.insert(format!("{}/{}", m.topic, m.partition), m.next);
             }

@@ -21,6 +21,8 @@ pub struct StatusDoc {
     pub records_committed: u64,
     pub dlq_records: u64,
     pub last_commit_unix_ms: Option<u64>,
+    /// At the last commit: seconds from the newest applied record's event time to the commit.
+    pub lag_seconds: Option<f64>,
     pub last_error: Option<String>,
 }
 

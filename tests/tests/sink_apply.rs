@@ -45,6 +45,7 @@ async fn tutorial_json_config_and_a_hand_typed_record() {
     assert_eq!(case.http("/ready").await.0, 200);
     let (code, status) = case.http("/status").await;
     assert_eq!(code, 200);
+    assert!(status.contains("\"lag_seconds\":"), "{status}");
     assert!(status.contains("\"state\":\"running\"") && !status.contains(&case.stack.root_password), "{status}");
     let (_, metrics) = case.http("/metrics").await;
     for name in [
@@ -53,6 +54,8 @@ async fn tutorial_json_config_and_a_hand_typed_record() {
         "cdc_sink_batch_duration_seconds_bucket",
         "cdc_sink_batch_records_bucket",
         "cdc_sink_ddl_total{table=\"",
+        "cdc_sink_replication_latency_seconds_count 1",
+        "cdc_sink_last_applied_event_timestamp_seconds",
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics:\n{metrics}");
     }
