@@ -177,7 +177,7 @@ pub fn load_from_str<T: DeserializeOwned>(
     if !unknown.is_empty() {
         return Err(ConfigError::UnknownKeys(unknown_keys_message(&unknown, fields)));
     }
-    let config = de::from_flat_map(&known).map_err(|e| ConfigError::Value(e.0))?;
+    let config = de::from_flat_map(&known).map_err(|e| missing_key_hint(e.0, spec))?;
     Ok(Loaded {
         config,
         kafka,
@@ -197,6 +197,23 @@ pub fn env_name(prefix: &str, key: &str) -> String {
         })
         .collect();
     format!("{prefix}{tail}")
+}
+
+/// serde's "missing field `x`" becomes a message naming the key and both ways to set it.
+fn missing_key_hint(message: String, spec: &ConfigSpec) -> ConfigError {
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'));
+    match missing {
+        Some(key) => ConfigError::invalid(
+            key,
+            format!(
+                "is required; set it in the config file or as {}",
+                env_name(spec.env_prefix, key)
+            ),
+        ),
+        None => ConfigError::Value(message),
+    }
 }
 
 fn is_ignored(key: &str, spec: &ConfigSpec) -> bool {
