@@ -133,7 +133,13 @@ pub fn load<T: DeserializeOwned>(
         ),
         None => (String::new(), PathBuf::from("<none>")),
     };
-    load_from_str(&text, &origin, spec, |name| std::env::var(name).ok(), std::env::vars())
+    load_from_str(
+        &text,
+        &origin,
+        spec,
+        |name| std::env::var(name).ok(),
+        std::env::vars(),
+    )
 }
 
 /// Like [`load`], with the file text and the environment given explicitly (for tests).
@@ -175,7 +181,9 @@ pub fn load_from_str<T: DeserializeOwned>(
         }
     }
     if !unknown.is_empty() {
-        return Err(ConfigError::UnknownKeys(unknown_keys_message(&unknown, fields)));
+        return Err(ConfigError::UnknownKeys(unknown_keys_message(
+            &unknown, fields,
+        )));
     }
     let config = de::from_flat_map(&known).map_err(|e| missing_key_hint(e.0, spec))?;
     Ok(Loaded {
@@ -238,7 +246,10 @@ fn unknown_keys_message(unknown: &[String], fields: &[&str]) -> String {
             if close.is_empty() {
                 format!("unknown config key `{key}`")
             } else {
-                format!("unknown config key `{key}` (did you mean `{}`?)", close.join("` or `"))
+                format!(
+                    "unknown config key `{key}` (did you mean `{}`?)",
+                    close.join("` or `")
+                )
             }
         })
         .collect();

@@ -35,15 +35,28 @@ fn load_with(text: &str, env: &[(&str, &str)]) -> Result<Loaded<SinkLike>, Confi
         text,
         Path::new("test.toml"),
         &SPEC,
-        move |name| lookup.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
+        move |name| {
+            lookup
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        },
         env,
     )
 }
 
 #[test]
 fn toml_quoted_and_nested_keys_flatten_alike() {
-    let a = load_with("\"connection.url\" = \"mysql://h/db\"\n\"batch.size\" = 10\n", &[]).unwrap();
-    let b = load_with("[connection]\nurl = \"mysql://h/db\"\n[batch]\nsize = 10\n", &[]).unwrap();
+    let a = load_with(
+        "\"connection.url\" = \"mysql://h/db\"\n\"batch.size\" = 10\n",
+        &[],
+    )
+    .unwrap();
+    let b = load_with(
+        "[connection]\nurl = \"mysql://h/db\"\n[batch]\nsize = 10\n",
+        &[],
+    )
+    .unwrap();
     assert_eq!(a.config.url, b.config.url);
     assert_eq!(a.config.batch_size, 10);
     assert_eq!(b.config.batch_size, 10);
@@ -83,7 +96,10 @@ fn environment_overrides_file_and_feeds_kafka() {
     )
     .unwrap();
     assert_eq!(l.config.batch_size, 77);
-    assert_eq!(l.kafka.get("bootstrap.servers").map(String::as_str), Some("k:1"));
+    assert_eq!(
+        l.kafka.get("bootstrap.servers").map(String::as_str),
+        Some("k:1")
+    );
     assert_eq!(l.kafka.get("group.id").map(String::as_str), Some("g"));
 }
 
@@ -97,7 +113,11 @@ fn unknown_key_is_named_with_suggestion() {
 
 #[test]
 fn bad_value_names_the_key() {
-    let e = load_with("\"connection.url\" = \"u\"\n\"auto.create\" = \"yes\"\n", &[]).unwrap_err();
+    let e = load_with(
+        "\"connection.url\" = \"u\"\n\"auto.create\" = \"yes\"\n",
+        &[],
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("`auto.create`"), "{e}");
     let e = load_with("", &[]).unwrap_err();
     assert_eq!(
@@ -108,6 +128,12 @@ fn bad_value_names_the_key() {
 
 #[test]
 fn env_names() {
-    assert_eq!(env_name("CDC_SINK_", "flush.interval.ms"), "CDC_SINK_FLUSH_INTERVAL_MS");
-    assert_eq!(env_name("CDC_SOURCE_", "table.include.list"), "CDC_SOURCE_TABLE_INCLUDE_LIST");
+    assert_eq!(
+        env_name("CDC_SINK_", "flush.interval.ms"),
+        "CDC_SINK_FLUSH_INTERVAL_MS"
+    );
+    assert_eq!(
+        env_name("CDC_SOURCE_", "table.include.list"),
+        "CDC_SOURCE_TABLE_INCLUDE_LIST"
+    );
 }

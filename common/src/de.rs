@@ -33,7 +33,9 @@ impl de::Error for DeError {
 pub(crate) fn from_flat_map<T: DeserializeOwned>(
     map: &BTreeMap<String, String>,
 ) -> Result<T, DeError> {
-    let entries = map.iter().map(|(k, v)| (k.as_str(), Value { key: k, raw: v }));
+    let entries = map
+        .iter()
+        .map(|(k, v)| (k.as_str(), Value { key: k, raw: v }));
     let deserializer = de::value::MapDeserializer::new(entries);
     T::deserialize(deserializer)
 }
@@ -197,7 +199,10 @@ mod tests {
     }
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -218,12 +223,23 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let m = map(&[("batch.size", "many"), ("insert.mode", "upsert"), ("topics", "a")]);
+        let m = map(&[
+            ("batch.size", "many"),
+            ("insert.mode", "upsert"),
+            ("topics", "a"),
+        ]);
         let e = from_flat_map::<Sample>(&m).unwrap_err().to_string();
         assert!(e.contains("`batch.size`"), "{e}");
-        let m = map(&[("batch.size", "1"), ("insert.mode", "merge"), ("topics", "a")]);
+        let m = map(&[
+            ("batch.size", "1"),
+            ("insert.mode", "merge"),
+            ("topics", "a"),
+        ]);
         let e = from_flat_map::<Sample>(&m).unwrap_err().to_string();
-        assert!(e.contains("`insert.mode`") && e.contains("upsert, insert"), "{e}");
+        assert!(
+            e.contains("`insert.mode`") && e.contains("upsert, insert"),
+            "{e}"
+        );
         let m = map(&[("batch.size", "1"), ("insert.mode", "upsert")]);
         let e = from_flat_map::<Sample>(&m).unwrap_err().to_string();
         assert!(e.contains("topics"), "{e}");
@@ -234,7 +250,13 @@ mod tests {
         let fields = struct_fields::<Sample>();
         assert_eq!(
             fields,
-            &["batch.size", "auto.create", "insert.mode", "topics", "pk.fields"]
+            &[
+                "batch.size",
+                "auto.create",
+                "insert.mode",
+                "topics",
+                "pk.fields"
+            ]
         );
     }
 }

@@ -50,7 +50,10 @@ pub async fn serve_http(
     shutdown: CancellationToken,
 ) -> std::io::Result<HttpServer> {
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
-        std::io::Error::new(e.kind(), format!("cannot listen on {listen} for HTTP: {e}; set http.listen to a free address"))
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot listen on {listen} for HTTP: {e}; set http.listen to a free address"),
+        )
     })?;
     let local_addr = listener.local_addr()?;
     let app = Router::new()

@@ -22,11 +22,15 @@ fn parse_connect_json(text: &str, origin: &Path) -> Result<(Flat, Option<String>
         path: origin.to_path_buf(),
         message,
     };
-    let root: serde_json::Value = serde_json::from_str(text).map_err(|e| json_err(e.to_string()))?;
+    let root: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| json_err(e.to_string()))?;
     let serde_json::Value::Object(root) = root else {
         return Err(json_err("the top level is not an object".into()));
     };
-    let name = root.get("name").and_then(|n| n.as_str()).map(str::to_string);
+    let name = root
+        .get("name")
+        .and_then(|n| n.as_str())
+        .map(str::to_string);
     let config = match root.get("config") {
         Some(serde_json::Value::Object(config)) => config.clone(),
         Some(_) => return Err(json_err("`config` is not an object".into())),
@@ -52,10 +56,12 @@ fn parse_connect_json(text: &str, origin: &Path) -> Result<(Flat, Option<String>
 }
 
 fn parse_toml(text: &str, origin: &Path) -> Result<Flat, ConfigError> {
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Toml {
-        path: origin.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::Toml {
+            path: origin.to_path_buf(),
+            message: e.to_string(),
+        })?;
     let mut flat = Flat::new();
     flatten_table("", &table, &mut flat, origin)?;
     Ok(flat)

@@ -52,7 +52,9 @@ impl ConnectionUrl {
         let mut user = None;
         let mut password = None;
         if let Some(info) = userinfo {
-            let (u, p) = info.split_once(':').map_or((info, None), |(u, p)| (u, Some(p)));
+            let (u, p) = info
+                .split_once(':')
+                .map_or((info, None), |(u, p)| (u, Some(p)));
             user = Some(u.to_string()).filter(|u| !u.is_empty());
             password = p.map(Secret::new);
         }
@@ -91,7 +93,13 @@ impl ConnectionUrl {
 
 impl fmt::Display for ConnectionUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "mysql://{}:{}/{}", self.host, self.port, self.database.as_deref().unwrap_or(""))
+        write!(
+            f,
+            "mysql://{}:{}/{}",
+            self.host,
+            self.port,
+            self.database.as_deref().unwrap_or("")
+        )
     }
 }
 
@@ -134,8 +142,12 @@ mod tests {
     #[test]
     fn jdbc_form() {
         let u = ConnectionUrl::parse("jdbc:mysql://localhost:3306/mydb?useSSL=false").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.database.as_deref()), ("localhost", 3306, Some("mydb")));
-        let u = ConnectionUrl::parse("jdbc:mariadb://db.example:13306/mirror?user=a&password=b").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.database.as_deref()),
+            ("localhost", 3306, Some("mydb"))
+        );
+        let u = ConnectionUrl::parse("jdbc:mariadb://db.example:13306/mirror?user=a&password=b")
+            .unwrap();
         assert_eq!(u.port, 13306);
         assert_eq!(u.user.as_deref(), Some("a"));
         assert_eq!(u.password.as_ref().map(Secret::expose), Some("b"));
@@ -152,9 +164,13 @@ mod tests {
 
     #[test]
     fn errors_do_not_show_passwords() {
-        let e = ConnectionUrl::parse("postgres://u:secret@h/db").unwrap_err().to_string();
+        let e = ConnectionUrl::parse("postgres://u:secret@h/db")
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("secret") && e.contains("unknown scheme"), "{e}");
-        let e = ConnectionUrl::parse("jdbc:mysql://h:x/db?password=secret").unwrap_err().to_string();
+        let e = ConnectionUrl::parse("jdbc:mysql://h:x/db?password=secret")
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("secret"), "{e}");
     }
 

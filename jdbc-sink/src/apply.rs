@@ -35,12 +35,11 @@ use cdc_schema::{Decoder, MessageRef, Part, Record};
 use futures::FutureExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
-use rdkafka::Offset;
 
 use crate::batch::{Batch, RawRecord};
 use crate::change::ChangeBuilder;
 use crate::config::{PkMode, Settings, Tolerance};
-use crate::consumer::{RebalanceEvent, SinkContext};
+use crate::consumer::SinkContext;
 use crate::ddl::Tables;
 use crate::dlq::{DeadLetter, DeadLetterQueue};
 use crate::errors::{class, Origin, RecordError, SinkError};
@@ -76,7 +75,9 @@ pub struct Sink {
 
 impl std::fmt::Debug for Sink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sink").field("group", &self.group).finish_non_exhaustive()
+        f.debug_struct("Sink")
+            .field("group", &self.group)
+            .finish_non_exhaustive()
     }
 }
 
@@ -132,9 +133,13 @@ impl Sink {
             // Take whatever else is ready now, then commit: batches grow under load and stay
             // small (low latency) when records trickle in.
             while batch.records < self.settings.batch_size
-                && batch.started.is_none_or(|t| t.elapsed() < self.settings.flush_interval)
+                && batch
+                    .started
+                    .is_none_or(|t| t.elapsed() < self.settings.flush_interval)
             {
-                let Some(next) = self.consumer.recv().now_or_never() else { break };
+                let Some(next) = self.consumer.recv().now_or_never() else {
+                    break;
+                };
                 self.take(batch, next.map(|m| m.detach())).await?;
             }
             self.handle_rebalance(batch).await?;
@@ -142,7 +147,11 @@ impl Sink {
         }
     }
 
-    async fn take(&mut self, batch: &mut Batch, msg: Result<OwnedMessage, rdkafka::error::KafkaError>) -> Result<(), SinkError> {
+    async fn take(
+        &mut self,
+        batch: &mut Batch,
+        msg: Result<OwnedMessage, rdkafka::error::KafkaError>,
+    ) -> Result<(), SinkError> {
         match msg {
             Ok(m) => self.accept(batch, m).await,
             Err(e) => {
@@ -154,46 +163,16 @@ impl Sink {
         }
     }
 
-    async fn handle_rebalance(&mut self, batch: &mut Batch) -> Result<(), SinkError> {
-        for event in self.consumer.context().take_events() {
-            match event {
-                RebalanceEvent::Revoked(tps) => {
-                    if batch.covers_any(&tps) {
-                        self.flush_with_retry(batch, false).await?;
-                    }
-                    for tp in &tps {
-                        self.positions.remove(tp);
-                        self.seeking.remove(tp);
-                    }
-                }
-                RebalanceEvent::Assigned(tps) => self.on_assigned(&tps).await?,
-            }
-        }
-        Ok(())
-    }
-
-    /// Moves newly assigned partitions to their stored offsets. Records other than the target
-    /// that arrive before the seek takes effect are dropped (see [`Sink::check_seek`]).
-    async fn on_assigned(&mut self, tps: &[Tp]) -> Result<(), SinkError> {
-        for tp in tps {
-            self.positions.remove(tp);
-            self.seeking.remove(tp);
-        }
-        for tp in tps {
-            if let Some(offset) = self.stored_position(tp).await? {
-                tracing::info!(topic = tp.0, partition = tp.1, offset, "assigned; continuing from the stored offset");
-                self.seeking.insert(tp.clone(), offset);
-                self.seek(tp, offset)?;
-            }
-        }
-        Ok(())
-    }
-
     /// Position check, decoding and batching of one record.
     async fn accept(&mut self, batch: &mut Batch, msg: OwnedMessage) -> Result<(), SinkError> {
         let tp: Tp = (msg.topic().to_string(), msg.partition());
         let offset = msg.offset();
-        self.metrics.records_read.get_or_create(&TopicLabel { topic: tp.0.clone() }).inc();
+        self.metrics
+            .records_read
+            .get_or_create(&TopicLabel {
+                topic: tp.0.clone(),
+            })
+            .inc();
         let stored = self.stored_position(&tp).await?;
         let expected = batch.next_offset(&tp).or(stored);
         if let Some(target) = self.seeking.get(&tp).copied() {
@@ -204,19 +183,36 @@ impl Sink {
         }
         if let Some(expected) = expected {
             if offset < expected {
-                tracing::debug!(topic = tp.0, partition = tp.1, offset, expected, "record already applied; skipped");
+                tracing::debug!(
+                    topic = tp.0,
+                    partition = tp.1,
+                    offset,
+                    expected,
+                    "record already applied; skipped"
+                );
                 return Ok(());
             }
             if offset > expected {
-                tracing::info!(topic = tp.0, partition = tp.1, offset, expected, "consumer ahead of the stored offset; seeking back");
+                tracing::info!(
+                    topic = tp.0,
+                    partition = tp.1,
+                    offset,
+                    expected,
+                    "consumer ahead of the stored offset; seeking back"
+                );
                 self.seeking.insert(tp.clone(), expected);
                 return self.seek(&tp, expected);
             }
         }
-        let origin = Origin { topic: tp.0.clone(), partition: tp.1, offset };
+        let origin = Origin {
+            topic: tp.0.clone(),
+            partition: tp.1,
+            offset,
+        };
         let raw = self.dlq.is_some().then(|| raw_record(&msg));
         let decoded = self.decode_both(&origin, &msg).await;
-        let change = decoded.and_then(|(key, value)| self.builder.build(origin.clone(), key, value));
+        let change =
+            decoded.and_then(|(key, value)| self.builder.build(origin.clone(), key, value));
         batch.advance(&tp, stored, offset);
         if let Some(ms) = event_time_ms(&msg) {
             batch.event_ms.push(ms);
@@ -233,18 +229,32 @@ impl Sink {
     }
 
     /// A record that can never be applied: into the batch's DLQ letters, or stop.
-    pub(crate) fn refuse(&mut self, batch: &mut Batch, error: RecordError, raw: Option<RawRecord>) -> Result<(), SinkError> {
+    pub(crate) fn refuse(
+        &mut self,
+        batch: &mut Batch,
+        error: RecordError,
+        raw: Option<RawRecord>,
+    ) -> Result<(), SinkError> {
         self.metrics.error(error.class);
         if self.settings.tolerance == Tolerance::None || self.dlq.is_none() {
             return Err(SinkError::Record(error));
         }
         tracing::warn!(origin = %error.origin, class = error.class, message = error.message, "record goes to the dead letter queue");
         let raw = raw.unwrap_or_default();
-        batch.letters.push(DeadLetter { error, key: raw.key, value: raw.value, headers: raw.headers });
+        batch.letters.push(DeadLetter {
+            error,
+            key: raw.key,
+            value: raw.value,
+            headers: raw.headers,
+        });
         Ok(())
     }
 
-    async fn decode_both(&self, origin: &Origin, msg: &OwnedMessage) -> Result<(Option<Record>, Option<Record>), RecordError> {
+    async fn decode_both(
+        &self,
+        origin: &Origin,
+        msg: &OwnedMessage,
+    ) -> Result<(Option<Record>, Option<Record>), RecordError> {
         // The key is only read when it makes the primary key (pk.mode=record_key); otherwise any
         // key, even one in another format, is fine.
         let key = match msg.key() {
@@ -261,90 +271,41 @@ impl Sink {
     }
 
     /// Decodes one part; registry outages are retried (the record is never skipped for them).
-    async fn decode(&self, origin: &Origin, part: Part, bytes: &[u8]) -> Result<Record, RecordError> {
+    async fn decode(
+        &self,
+        origin: &Origin,
+        part: Part,
+        bytes: &[u8],
+    ) -> Result<Record, RecordError> {
         let mut backoff = Backoff::new(self.settings.retry_backoff, Duration::from_secs(30));
         loop {
-            let at = MessageRef { topic: &origin.topic, partition: origin.partition, offset: origin.offset };
+            let at = MessageRef {
+                topic: &origin.topic,
+                partition: origin.partition,
+                offset: origin.offset,
+            };
             match self.decoder.decode(at, part, bytes).await {
                 Ok(record) => return Ok(record),
                 Err(e) if e.is_transient() => {
                     self.metrics.retry(class::REGISTRY);
                     tracing::warn!(error = %e, "decoding needs the schema registry; retrying");
                     if !backoff.wait(&self.shutdown).await {
-                        return Err(RecordError { origin: origin.clone(), class: class::REGISTRY, message: format!("{e} (gave up at shutdown)") });
+                        return Err(RecordError {
+                            origin: origin.clone(),
+                            class: class::REGISTRY,
+                            message: format!("{e} (gave up at shutdown)"),
+                        });
                     }
                 }
-                Err(e) => return Err(RecordError { origin: origin.clone(), class: class::DECODE, message: e.to_string() }),
-            }
-        }
-    }
-
-    async fn stored_position(&mut self, tp: &Tp) -> Result<Option<i64>, SinkError> {
-        if let Some(p) = self.positions.get(tp) {
-            return Ok(*p);
-        }
-        let mut backoff = Backoff::new(self.settings.retry_backoff, Duration::from_secs(30));
-        loop {
-            match self.load_positions().await {
-                Ok(all) => {
-                    let p = all.get(tp).copied();
-                    self.positions.insert(tp.clone(), p);
-                    return Ok(p);
+                Err(e) => {
+                    return Err(RecordError {
+                        origin: origin.clone(),
+                        class: class::DECODE,
+                        message: e.to_string(),
+                    })
                 }
-                Err(SinkError::Transient { class, message }) => {
-                    self.retrying(class, &message);
-                    if !backoff.wait(&self.shutdown).await {
-                        return Err(SinkError::Fatal("shutdown while reading stored offsets".into()));
-                    }
-                }
-                Err(e) => return Err(e),
             }
         }
-    }
-
-    fn seek(&mut self, tp: &Tp, offset: i64) -> Result<(), SinkError> {
-        match self.consumer.seek(&tp.0, tp.1, Offset::Offset(offset), Duration::from_secs(10)) {
-            Ok(()) => {
-                self.unsought.remove(tp);
-            }
-            Err(e) => {
-                // Right after an assignment the partition may not be fetching yet; retried on
-                // the next tick (and with the partition's next record).
-                tracing::debug!(error = %e, topic = tp.0, partition = tp.1, offset, "seek not possible yet; retrying");
-                self.unsought.insert(tp.clone(), offset);
-            }
-        }
-        Ok(())
-    }
-
-    fn retry_seeks(&mut self) {
-        let pending: Vec<(Tp, i64)> = self.unsought.iter().map(|(tp, o)| (tp.clone(), *o)).collect();
-        for (tp, offset) in pending {
-            if self.seeking.get(&tp) == Some(&offset) {
-                let _ = self.seek(&tp, offset);
-            } else {
-                self.unsought.remove(&tp);
-            }
-        }
-    }
-
-    /// A record other than the seek target arrived: retry the seek, unless the target was deleted
-    /// by retention — then records were lost before the sink applied them, and it stops.
-    fn check_seek(&mut self, tp: &Tp, target: i64, offset: i64) -> Result<(), SinkError> {
-        if offset < target {
-            return Ok(());
-        }
-        let low = tokio::task::block_in_place(|| self.consumer.fetch_watermarks(&tp.0, tp.1, Duration::from_secs(10)));
-        if let Ok((low, _)) = low {
-            if low > target {
-                return Err(SinkError::Fatal(format!(
-                    "{}[{}]: records from offset {target} to {low} were deleted by retention before this sink applied them; \
-                     the mirror is missing them: re-snapshot the source, then delete the partition's row from {} to start over",
-                    tp.0, tp.1, self.offsets_table.as_str()
-                )));
-            }
-        }
-        self.seek(tp, target)
     }
 
     pub(crate) fn retrying(&self, class: &'static str, message: &str) {
@@ -352,7 +313,11 @@ impl Sink {
         self.metrics.error(class);
         self.status.set_ready(false);
         let message = message.to_string();
-        tracing::warn!(class, error = message, "transient error; retrying with backoff");
+        tracing::warn!(
+            class,
+            error = message,
+            "transient error; retrying with backoff"
+        );
         self.status.update(|s| {
             s.state = "retrying";
             s.last_error = Some(message);
@@ -374,7 +339,15 @@ fn event_time_ms(msg: &OwnedMessage) -> Option<i64> {
 fn raw_record(msg: &OwnedMessage) -> RawRecord {
     let headers = msg
         .headers()
-        .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect())
+        .map(|h| {
+            h.iter()
+                .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                .collect()
+        })
         .unwrap_or_default();
-    RawRecord { key: msg.key().map(<[u8]>::to_vec), value: msg.payload().map(<[u8]>::to_vec), headers }
+    RawRecord {
+        key: msg.key().map(<[u8]>::to_vec),
+        value: msg.payload().map(<[u8]>::to_vec),
+        headers,
+    }
 }

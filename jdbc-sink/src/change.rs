@@ -36,7 +36,10 @@ impl Shape {
         let mut names = Vec::with_capacity(fields.len());
         for f in &fields {
             let ident = Ident::new(&f.name).map_err(|e| e.to_string())?;
-            if names.iter().any(|n: &Ident| n.as_str().eq_ignore_ascii_case(&f.name)) {
+            if names
+                .iter()
+                .any(|n: &Ident| n.as_str().eq_ignore_ascii_case(&f.name))
+            {
                 return Err(format!("field `{}` appears twice", f.name));
             }
             names.push(ident);
@@ -44,10 +47,22 @@ impl Shape {
         // Names and types: a retyped field is a new shape, checked against its table again.
         let id = fields
             .iter()
-            .map(|f| format!("{}\u{1e}{:?}\u{1e}{}", f.name, f.field_type, f.column_type().unwrap_or("")))
+            .map(|f| {
+                format!(
+                    "{}\u{1e}{:?}\u{1e}{}",
+                    f.name,
+                    f.field_type,
+                    f.column_type().unwrap_or("")
+                )
+            })
             .collect::<Vec<_>>()
             .join("\u{1f}");
-        Ok(Shape { fields, names, pk_len, id })
+        Ok(Shape {
+            fields,
+            names,
+            pk_len,
+            id,
+        })
     }
 
     pub fn pk_names(&self) -> &[Ident] {
@@ -117,7 +132,11 @@ impl ChangeBuilder {
         key: Option<Record>,
         value: Option<Record>,
     ) -> Result<Option<Change>, RecordError> {
-        let fail = |class, message: String| RecordError { origin: origin.clone(), class, message };
+        let fail = |class, message: String| RecordError {
+            origin: origin.clone(),
+            class,
+            message,
+        };
         let table = self
             .format
             .table_for(&origin.topic)
@@ -126,10 +145,21 @@ impl ChangeBuilder {
             if !(self.delete_enabled && self.pk_mode == PkMode::RecordKey) {
                 return Ok(None);
             }
-            let key = key.ok_or_else(|| fail(class::DECODE, "tombstone without a key: nothing to delete".into()))?;
+            let key = key.ok_or_else(|| {
+                fail(
+                    class::DECODE,
+                    "tombstone without a key: nothing to delete".into(),
+                )
+            })?;
             let (shape, values) = self.delete_shape(&key).map_err(|(c, m)| fail(c, m))?;
             let literals = render(&shape, &values).map_err(|m| fail(class::DATA, m))?;
-            return Ok(Some(Change { table, op: Op::Delete, shape, literals, origin }));
+            return Ok(Some(Change {
+                table,
+                op: Op::Delete,
+                shape,
+                literals,
+                origin,
+            }));
         };
         if self.pk_mode == PkMode::RecordKey && key.is_none() {
             return Err(fail(
@@ -137,9 +167,17 @@ impl ChangeBuilder {
                 "record has no key, but pk.mode=record_key takes the primary key from it; produce records with a key, or set pk.mode=record_value with pk.fields".into(),
             ));
         }
-        let (shape, values) = self.write_shape(key.as_ref(), &value).map_err(|(c, m)| fail(c, m))?;
+        let (shape, values) = self
+            .write_shape(key.as_ref(), &value)
+            .map_err(|(c, m)| fail(c, m))?;
         let literals = render(&shape, &values).map_err(|m| fail(class::DATA, m))?;
-        Ok(Some(Change { table, op: Op::Write, shape, literals, origin }))
+        Ok(Some(Change {
+            table,
+            op: Op::Write,
+            shape,
+            literals,
+            origin,
+        }))
     }
 
     fn key_indexes(&self, schema: &RecordSchema) -> Result<Vec<usize>, ShapeError> {
@@ -149,9 +187,16 @@ impl ChangeBuilder {
         self.pk_fields
             .iter()
             .map(|name| {
-                schema.fields.iter().position(|f| &f.name == name).ok_or_else(|| {
-                    (class::SCHEMA, format!("pk.fields names `{name}`, which the record does not have"))
-                })
+                schema
+                    .fields
+                    .iter()
+                    .position(|f| &f.name == name)
+                    .ok_or_else(|| {
+                        (
+                            class::SCHEMA,
+                            format!("pk.fields names `{name}`, which the record does not have"),
+                        )
+                    })
             })
             .collect()
     }
@@ -184,7 +229,11 @@ impl ChangeBuilder {
                 picks.extend(self.key_indexes(&k.schema)?.into_iter().map(|i| (true, i)));
             }
             (PkMode::RecordValue, _) => {
-                picks.extend(self.key_indexes(&value.schema)?.into_iter().map(|i| (false, i)));
+                picks.extend(
+                    self.key_indexes(&value.schema)?
+                        .into_iter()
+                        .map(|i| (false, i)),
+                );
             }
             _ => {}
         }
@@ -201,11 +250,19 @@ impl ChangeBuilder {
         let values = picks
             .iter()
             .map(|&(from_key, i)| {
-                let record = if from_key { key.unwrap_or(value) } else { value };
+                let record = if from_key {
+                    key.unwrap_or(value)
+                } else {
+                    value
+                };
                 record.values.get(i).cloned().unwrap_or(Value::Null)
             })
             .collect();
-        let cache_key = (self.pk_mode, key.map(|k| k.schema.clone()), value.schema.clone());
+        let cache_key = (
+            self.pk_mode,
+            key.map(|k| k.schema.clone()),
+            value.schema.clone(),
+        );
         if let Some(shape) = self.shapes.get(&cache_key) {
             return Ok((shape.clone(), values));
         }
@@ -223,7 +280,11 @@ impl ChangeBuilder {
 }
 
 fn field_of<'a>(key: Option<&'a Record>, value: &'a Record, from_key: bool, i: usize) -> &'a Field {
-    let record = if from_key { key.unwrap_or(value) } else { value };
+    let record = if from_key {
+        key.unwrap_or(value)
+    } else {
+        value
+    };
     &record.schema.fields[i]
 }
 
@@ -236,7 +297,10 @@ fn render(shape: &Shape, values: &[Value]) -> Result<Vec<String>, String> {
             let mut out = String::new();
             push_literal(&mut out, value).map_err(|e| format!("field `{}`: {e}", field.name))?;
             if value.is_null() && !field.optional {
-                return Err(format!("field `{}` is not optional but the record has null", field.name));
+                return Err(format!(
+                    "field `{}` is not optional but the record has null",
+                    field.name
+                ));
             }
             Ok(out)
         })

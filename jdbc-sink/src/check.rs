@@ -45,7 +45,11 @@ async fn database(settings: &Settings) -> CheckResult {
 }
 
 fn kafka(settings: &Settings) -> CheckResult {
-    let servers = settings.kafka.get("bootstrap.servers").cloned().unwrap_or_else(|| "localhost:9092".into());
+    let servers = settings
+        .kafka
+        .get("bootstrap.servers")
+        .cloned()
+        .unwrap_or_else(|| "localhost:9092".into());
     let what = format!("Kafka {servers}");
     let outcome = (|| {
         let consumer: BaseConsumer = connection_settings(&settings.kafka)
@@ -57,14 +61,18 @@ fn kafka(settings: &Settings) -> CheckResult {
         let names: Vec<&str> = metadata.topics().iter().map(|t| t.name()).collect();
         let found = match &settings.topics {
             Topics::List(list) => {
-                let missing: Vec<&String> = list.iter().filter(|t| !names.contains(&t.as_str())).collect();
+                let missing: Vec<&String> = list
+                    .iter()
+                    .filter(|t| !names.contains(&t.as_str()))
+                    .collect();
                 if !missing.is_empty() {
                     return Err(format!("topics {missing:?} do not exist yet; create them or start the source first"));
                 }
                 list.len()
             }
             Topics::Regex(re) => {
-                let re = regex::Regex::new(&format!("^(?:{})$", re.trim_start_matches('^'))).map_err(|e| e.to_string())?;
+                let re = regex::Regex::new(&format!("^(?:{})$", re.trim_start_matches('^')))
+                    .map_err(|e| e.to_string())?;
                 names.iter().filter(|n| re.is_match(n)).count()
             }
         };
@@ -79,5 +87,8 @@ async fn registry(url: &str) -> CheckResult {
         Ok(_) => Ok("reachable".to_string()),
         Err(e) => Err(e.to_string()),
     };
-    CheckResult { what: format!("schema registry {url}"), outcome }
+    CheckResult {
+        what: format!("schema registry {url}"),
+        outcome,
+    }
 }

@@ -74,7 +74,9 @@ fn indexable(sql: &str) -> String {
 /// The family of an existing column from `information_schema.COLUMNS.DATA_TYPE`.
 pub fn family_of_data_type(data_type: &str) -> Option<Family> {
     Some(match data_type.to_ascii_lowercase().as_str() {
-        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "year" => Family::Integer,
+        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "year" => {
+            Family::Integer
+        }
         "decimal" | "numeric" => Family::Decimal,
         "float" | "double" | "real" => Family::Float,
         "bit" => Family::Bit,
@@ -117,9 +119,20 @@ mod tests {
     #[test]
     fn grammar_accepts_real_types() {
         for t in [
-            "int", "bigint unsigned", "int(11)", "decimal(65,30)", "varchar(20)",
-            "varchar(20) character set latin1 collate latin1_swedish_ci", "longtext", "datetime(6)",
-            "timestamp(3)", "bit(7)", "enum('a','b''c','d\\'e')", "set('x')", "varbinary(16)", "json",
+            "int",
+            "bigint unsigned",
+            "int(11)",
+            "decimal(65,30)",
+            "varchar(20)",
+            "varchar(20) character set latin1 collate latin1_swedish_ci",
+            "longtext",
+            "datetime(6)",
+            "timestamp(3)",
+            "bit(7)",
+            "enum('a','b''c','d\\'e')",
+            "set('x')",
+            "varbinary(16)",
+            "json",
         ] {
             assert!(TYPE_GRAMMAR.is_match(t), "{t}");
         }
@@ -128,8 +141,12 @@ mod tests {
     #[test]
     fn grammar_refuses_injection() {
         for t in [
-            "int; DROP TABLE x", "varchar(20)) ; --", "enum('a'); DROP TABLE x; --')",
-            "enum('a\\')", "int default (select 1)", "text character set utf8mb4; x",
+            "int; DROP TABLE x",
+            "varchar(20)) ; --",
+            "enum('a'); DROP TABLE x; --')",
+            "enum('a\\')",
+            "int default (select 1)",
+            "text character set utf8mb4; x",
         ] {
             assert!(!TYPE_GRAMMAR.is_match(t), "{t}");
         }
@@ -138,16 +155,31 @@ mod tests {
     #[test]
     fn keys_get_bounded_types() {
         assert_eq!(indexable("longtext"), "varchar(255)");
-        assert_eq!(indexable("text character set latin1"), "varchar(255) character set latin1");
+        assert_eq!(
+            indexable("text character set latin1"),
+            "varchar(255) character set latin1"
+        );
         assert_eq!(indexable("blob"), "varbinary(255)");
         assert_eq!(indexable("varchar(20)"), "varchar(20)");
     }
 
     #[test]
     fn families() {
-        assert!(fits(&FieldType::String, family_of_data_type("varchar").unwrap()));
-        assert!(!fits(&FieldType::String, family_of_data_type("int").unwrap()));
-        assert!(fits(&FieldType::Decimal { precision: Some(20), scale: 0 }, Family::Integer));
+        assert!(fits(
+            &FieldType::String,
+            family_of_data_type("varchar").unwrap()
+        ));
+        assert!(!fits(
+            &FieldType::String,
+            family_of_data_type("int").unwrap()
+        ));
+        assert!(fits(
+            &FieldType::Decimal {
+                precision: Some(20),
+                scale: 0
+            },
+            Family::Integer
+        ));
         assert!(fits(&FieldType::MicroTimestamp, Family::DateTime));
     }
 }

@@ -209,8 +209,10 @@ impl Settings {
 
     /// Like [`Settings::load`] from text, with an explicit environment (for tests).
     pub fn from_str_with_env(text: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let env: Vec<(String, String)> =
-            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let lookup = env.clone();
         let loaded = cdc_common::config::load_from_str(
             text,
@@ -223,14 +225,22 @@ impl Settings {
     }
 
     fn validate(loaded: Loaded<RawConfig>) -> Result<Settings, ConfigError> {
-        let Loaded { config: raw, kafka, ignored, connector_name } = loaded;
+        let Loaded {
+            config: raw,
+            kafka,
+            ignored,
+            connector_name,
+        } = loaded;
         fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
             ConfigError::invalid(key, message)
         }
         let url = ConnectionUrl::parse(&raw.connection_url)
             .map_err(|e| invalid("connection.url", e.to_string()))?;
         let database = url.database.clone().ok_or_else(|| {
-            invalid("connection.url", "names no database; add it, e.g. jdbc:mysql://host:3306/mirror")
+            invalid(
+                "connection.url",
+                "names no database; add it, e.g. jdbc:mysql://host:3306/mirror",
+            )
         })?;
         let topics = match (raw.topics.is_empty(), raw.topics_regex) {
             (false, None) => Topics::List(raw.topics),
@@ -238,21 +248,35 @@ impl Settings {
                 regex::Regex::new(&re).map_err(|e| invalid("topics.regex", e.to_string()))?;
                 Topics::Regex(re)
             }
-            (true, None) => return Err(invalid("topics", "set `topics` (a list) or `topics.regex`")),
+            (true, None) => {
+                return Err(invalid("topics", "set `topics` (a list) or `topics.regex`"))
+            }
             (false, Some(_)) => {
-                return Err(invalid("topics.regex", "set either `topics` or `topics.regex`, not both"))
+                return Err(invalid(
+                    "topics.regex",
+                    "set either `topics` or `topics.regex`, not both",
+                ))
             }
         };
         let table_format = TableNameFormat::parse(&raw.table_name_format)
             .map_err(|e| invalid("table.name.format", e))?;
         if raw.pk_mode == PkMode::RecordValue && raw.pk_fields.is_empty() {
-            return Err(invalid("pk.fields", "pk.mode=record_value needs the key fields in pk.fields"));
+            return Err(invalid(
+                "pk.fields",
+                "pk.mode=record_value needs the key fields in pk.fields",
+            ));
         }
         if raw.delete_enabled && raw.pk_mode != PkMode::RecordKey {
-            return Err(invalid("delete.enabled", "deletes need pk.mode=record_key (a tombstone carries only the key)"));
+            return Err(invalid(
+                "delete.enabled",
+                "deletes need pk.mode=record_key (a tombstone carries only the key)",
+            ));
         }
         if raw.insert_mode != InsertMode::Insert && raw.pk_mode == PkMode::None {
-            return Err(invalid("insert.mode", "upsert and update need a primary key: set pk.mode, or insert.mode=insert"));
+            return Err(invalid(
+                "insert.mode",
+                "upsert and update need a primary key: set pk.mode, or insert.mode=insert",
+            ));
         }
         if raw.batch_size == 0 {
             return Err(invalid("batch.size", "must be at least 1"));
@@ -266,13 +290,20 @@ impl Settings {
                 "errors.tolerance=all needs a dead letter queue topic, so that no record is dropped silently",
             ));
         }
-        validate_identifier(&raw.offsets_table).map_err(|e| invalid("offsets.table.name", e.to_string()))?;
+        validate_identifier(&raw.offsets_table)
+            .map_err(|e| invalid("offsets.table.name", e.to_string()))?;
         for field in &raw.pk_fields {
             validate_identifier(field).map_err(|e| invalid("pk.fields", e.to_string()))?;
         }
-        for (key, forced) in [("isolation.level", "read_committed"), ("enable.auto.commit", "false")] {
+        for (key, forced) in [
+            ("isolation.level", "read_committed"),
+            ("enable.auto.commit", "false"),
+        ] {
             if kafka.get(key).is_some_and(|v| v != forced) {
-                return Err(invalid(&format!("kafka.{key}"), format!("must be {forced} for exactly-once delivery; remove it")));
+                return Err(invalid(
+                    &format!("kafka.{key}"),
+                    format!("must be {forced} for exactly-once delivery; remove it"),
+                ));
             }
         }
         Ok(Settings {

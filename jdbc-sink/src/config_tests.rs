@@ -21,7 +21,10 @@ fn tutorial_connector_json_is_accepted_verbatim() {
 fn environment_overrides() {
     let s = Settings::from_str_with_env(
         TUTORIAL,
-        &[("CDC_SINK_BATCH_SIZE", "10"), ("CDC_SINK_CONNECTION_URL", "mysql://127.0.0.1:13306/mirror")],
+        &[
+            ("CDC_SINK_BATCH_SIZE", "10"),
+            ("CDC_SINK_CONNECTION_URL", "mysql://127.0.0.1:13306/mirror"),
+        ],
     )
     .unwrap();
     assert_eq!(s.batch_size, 10);
@@ -29,26 +32,50 @@ fn environment_overrides() {
 }
 
 fn error_of(toml: &str) -> String {
-    Settings::from_str_with_env(toml, &[]).unwrap_err().to_string()
+    Settings::from_str_with_env(toml, &[])
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
 fn validation_names_the_key() {
     let base = "\"connection.url\" = \"mysql://h/mirror\"\n";
-    assert!(error_of("\"connection.url\" = \"mysql://h\"\ntopics = \"t\"").contains("`connection.url`"));
+    assert!(
+        error_of("\"connection.url\" = \"mysql://h\"\ntopics = \"t\"").contains("`connection.url`")
+    );
     assert!(error_of(base).contains("`topics`"));
-    assert!(error_of(&format!("{base}topics = \"t\"\n\"topics.regex\" = \"t.*\"")).contains("`topics.regex`"));
+    assert!(
+        error_of(&format!("{base}topics = \"t\"\n\"topics.regex\" = \"t.*\""))
+            .contains("`topics.regex`")
+    );
     assert!(error_of(&format!("{base}\"topics.regex\" = \"(\"")).contains("`topics.regex`"));
-    assert!(error_of(&format!("{base}topics = \"t\"\n\"errors.tolerance\" = \"all\""))
-        .contains("`errors.deadletterqueue.topic.name`"));
-    assert!(error_of(&format!("{base}topics = \"t\"\n\"pk.mode\" = \"record_value\"")).contains("`pk.fields`"));
-    assert!(error_of(&format!("{base}topics = \"t\"\n\"pk.mode\" = \"none\"\n\"delete.enabled\" = true"))
-        .contains("`delete.enabled`"));
-    assert!(error_of(&format!("{base}topics = \"t\"\n[kafka]\n\"isolation.level\" = \"read_uncommitted\""))
-        .contains("`kafka.isolation.level`"));
-    assert!(error_of(&format!("{base}topics = \"t\"\n\"batch.size\" = 0")).contains("`batch.size`"));
-    assert!(error_of(&format!("{base}topics = \"t\"\n\"insert.mode\" = \"merge\"")).contains("`insert.mode`"));
-    assert!(error_of(&format!("{base}topics = \"t\"\n\"table.name.format\" = \"${{db}}\"")).contains("`table.name.format`"));
+    assert!(error_of(&format!(
+        "{base}topics = \"t\"\n\"errors.tolerance\" = \"all\""
+    ))
+    .contains("`errors.deadletterqueue.topic.name`"));
+    assert!(error_of(&format!(
+        "{base}topics = \"t\"\n\"pk.mode\" = \"record_value\""
+    ))
+    .contains("`pk.fields`"));
+    assert!(error_of(&format!(
+        "{base}topics = \"t\"\n\"pk.mode\" = \"none\"\n\"delete.enabled\" = true"
+    ))
+    .contains("`delete.enabled`"));
+    assert!(error_of(&format!(
+        "{base}topics = \"t\"\n[kafka]\n\"isolation.level\" = \"read_uncommitted\""
+    ))
+    .contains("`kafka.isolation.level`"));
+    assert!(
+        error_of(&format!("{base}topics = \"t\"\n\"batch.size\" = 0")).contains("`batch.size`")
+    );
+    assert!(error_of(&format!(
+        "{base}topics = \"t\"\n\"insert.mode\" = \"merge\""
+    ))
+    .contains("`insert.mode`"));
+    assert!(error_of(&format!(
+        "{base}topics = \"t\"\n\"table.name.format\" = \"${{db}}\""
+    ))
+    .contains("`table.name.format`"));
 }
 
 #[test]
@@ -65,7 +92,10 @@ fn toml_nested_tables_and_kafka_pass_through() {
     )
     .unwrap();
     assert_eq!(s.topics, Topics::List(vec!["a".into(), "b".into()]));
-    assert_eq!(s.kafka.get("bootstrap.servers").map(String::as_str), Some("k:9092"));
+    assert_eq!(
+        s.kafka.get("bootstrap.servers").map(String::as_str),
+        Some("k:9092")
+    );
     assert_eq!(s.group_id(), "g1");
 }
 

@@ -42,7 +42,10 @@ impl std::fmt::Debug for SinkContext {
 impl SinkContext {
     /// The events since the last call, oldest first.
     pub fn take_events(&self) -> Vec<RebalanceEvent> {
-        self.events.lock().map(|mut e| std::mem::take(&mut *e)).unwrap_or_default()
+        self.events
+            .lock()
+            .map(|mut e| std::mem::take(&mut *e))
+            .unwrap_or_default()
     }
 
     fn push(&self, event: RebalanceEvent) {
@@ -53,7 +56,10 @@ impl SinkContext {
 }
 
 fn partitions(tpl: &TopicPartitionList) -> Vec<Tp> {
-    tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect()
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect()
 }
 
 impl ClientContext for SinkContext {
@@ -63,7 +69,10 @@ impl ClientContext for SinkContext {
                 if *partition >= 0 && p.consumer_lag >= 0 {
                     self.metrics
                         .consumer_lag
-                        .get_or_create(&PartitionLabels { topic: topic.clone(), partition: *partition })
+                        .get_or_create(&PartitionLabels {
+                            topic: topic.clone(),
+                            partition: *partition,
+                        })
                         .set(p.consumer_lag);
                 }
             }
@@ -82,7 +91,10 @@ impl ConsumerContext for SinkContext {
             let tps = partitions(tpl);
             tracing::info!(partitions = ?tps, "partitions revoked");
             for (topic, partition) in &tps {
-                self.metrics.consumer_lag.remove(&PartitionLabels { topic: topic.clone(), partition: *partition });
+                self.metrics.consumer_lag.remove(&PartitionLabels {
+                    topic: topic.clone(),
+                    partition: *partition,
+                });
             }
             self.push(RebalanceEvent::Revoked(tps));
         }
@@ -98,7 +110,10 @@ impl ConsumerContext for SinkContext {
 }
 
 /// Creates the consumer and subscribes it.
-pub fn subscribe(settings: &Settings, metrics: SinkMetrics) -> Result<StreamConsumer<SinkContext>, SinkError> {
+pub fn subscribe(
+    settings: &Settings,
+    metrics: SinkMetrics,
+) -> Result<StreamConsumer<SinkContext>, SinkError> {
     let mut cfg = connection_settings(&settings.kafka);
     cfg.set("group.id", settings.group_id())
         .set("auto.offset.reset", "earliest")
@@ -110,10 +125,15 @@ pub fn subscribe(settings: &Settings, metrics: SinkMetrics) -> Result<StreamCons
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false");
-    let context = SinkContext { events: Mutex::new(Vec::new()), metrics };
-    let consumer: StreamConsumer<SinkContext> = cfg
-        .create_with_context(context)
-        .map_err(|e| SinkError::Fatal(format!("cannot create the Kafka consumer: {e}; check the kafka.* settings")))?;
+    let context = SinkContext {
+        events: Mutex::new(Vec::new()),
+        metrics,
+    };
+    let consumer: StreamConsumer<SinkContext> = cfg.create_with_context(context).map_err(|e| {
+        SinkError::Fatal(format!(
+            "cannot create the Kafka consumer: {e}; check the kafka.* settings"
+        ))
+    })?;
     let topics: Vec<String> = match &settings.topics {
         Topics::List(list) => list.clone(),
         Topics::Regex(re) if re.starts_with('^') => vec![re.clone()],

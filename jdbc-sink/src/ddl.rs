@@ -51,7 +51,12 @@ pub struct Tables {
 }
 
 impl Tables {
-    pub fn new(database: &str, auto_create: bool, auto_evolve: bool, metrics: SinkMetrics) -> Tables {
+    pub fn new(
+        database: &str,
+        auto_create: bool,
+        auto_evolve: bool,
+        metrics: SinkMetrics,
+    ) -> Tables {
         Tables {
             database: database.to_string(),
             auto_create,
@@ -100,10 +105,14 @@ impl Tables {
         let mut info = self.describe(conn, table).await?;
         if info.is_none() {
             if !self.auto_create {
-                return Ok(Err((class::SCHEMA, format!(
-                    "table `{}`.`{}` does not exist; create it or set auto.create=true",
-                    self.database, table.as_str()
-                ))));
+                return Ok(Err((
+                    class::SCHEMA,
+                    format!(
+                        "table `{}`.`{}` does not exist; create it or set auto.create=true",
+                        self.database,
+                        table.as_str()
+                    ),
+                )));
             }
             let ddl = match create_table_sql(table, shape) {
                 Ok(ddl) => ddl,
@@ -115,15 +124,20 @@ impl Tables {
             info = self.describe(conn, table).await?;
         }
         let Some(mut info) = info else {
-            return Ok(Err((class::SCHEMA, format!("table `{}` vanished after CREATE TABLE", table.as_str()))));
+            return Ok(Err((
+                class::SCHEMA,
+                format!("table `{}` vanished after CREATE TABLE", table.as_str()),
+            )));
         };
         for (i, field) in shape.fields.iter().enumerate() {
             let is_key = i < shape.pk_len;
             match info.columns.get(&field.name.to_lowercase()) {
                 Some(col) => {
-                    let fits_column = family_of_data_type(&col.data_type).is_some_and(|f| fits(&field.field_type, f));
+                    let fits_column = family_of_data_type(&col.data_type)
+                        .is_some_and(|f| fits(&field.field_type, f));
                     if !fits_column {
-                        let wanted = checked_sql_type(field, is_key).unwrap_or_else(|_| field.field_type.connect_type().to_string());
+                        let wanted = checked_sql_type(field, is_key)
+                            .unwrap_or_else(|_| field.field_type.connect_type().to_string());
                         return Ok(Err((class::SCHEMA, format!(
                             "table `{}` column `{}` has type {} but the record's field has type {wanted} ({}); this type change is not applied automatically: alter the column or route the topic to another table",
                             table.as_str(), col.name, col.column_type, field.field_type.connect_type()
@@ -148,7 +162,9 @@ impl Tables {
                         Err(m) => return Ok(Err((class::SCHEMA, m))),
                     };
                     let name = &shape.names[i];
-                    let ddl = format!("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {sql_type} NULL");
+                    let ddl = format!(
+                        "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {sql_type} NULL"
+                    );
                     if let Err(refusal) = self.run_ddl(conn, table, &ddl, "add_column").await? {
                         return Ok(Err(refusal));
                     }
@@ -157,7 +173,11 @@ impl Tables {
             }
         }
         if shape.pk_len > 0 {
-            let wanted: Vec<String> = shape.pk_names().iter().map(|n| n.as_str().to_lowercase()).collect();
+            let wanted: Vec<String> = shape
+                .pk_names()
+                .iter()
+                .map(|n| n.as_str().to_lowercase())
+                .collect();
             let mut have = info.primary_key.clone();
             let mut sorted_wanted = wanted.clone();
             have.sort();
@@ -196,7 +216,11 @@ impl Tables {
         }
     }
 
-    async fn describe(&mut self, conn: &mut mysql_async::Conn, table: &Ident) -> Result<Option<TableInfo>, SinkError> {
+    async fn describe(
+        &mut self,
+        conn: &mut mysql_async::Conn,
+        table: &Ident,
+    ) -> Result<Option<TableInfo>, SinkError> {
         if let Some(info) = self.known.get(table) {
             return Ok(Some(info.clone()));
         }
@@ -222,7 +246,16 @@ impl Tables {
         let info = TableInfo {
             columns: rows
                 .into_iter()
-                .map(|(name, data_type, column_type, _)| (name.to_lowercase(), ColumnInfo { name, data_type, column_type }))
+                .map(|(name, data_type, column_type, _)| {
+                    (
+                        name.to_lowercase(),
+                        ColumnInfo {
+                            name,
+                            data_type,
+                            column_type,
+                        },
+                    )
+                })
                 .collect(),
             primary_key: pk.into_iter().map(|(n,)| n.to_lowercase()).collect(),
         };
@@ -238,7 +271,11 @@ pub fn create_table_sql(table: &Ident, shape: &Shape) -> Result<String, ShapeRef
     for (i, field) in shape.fields.iter().enumerate() {
         let is_key = i < shape.pk_len;
         let sql_type = checked_sql_type(field, is_key).map_err(|m| (class::SCHEMA, m))?;
-        let null = if is_key || !field.optional { "NOT NULL" } else { "NULL" };
+        let null = if is_key || !field.optional {
+            "NOT NULL"
+        } else {
+            "NULL"
+        };
         columns.push(format!("{} {sql_type} {null}", shape.names[i]));
     }
     if shape.pk_len > 0 {

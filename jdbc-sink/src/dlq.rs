@@ -36,7 +36,9 @@ pub struct DeadLetterQueue {
 
 impl std::fmt::Debug for DeadLetterQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeadLetterQueue").field("topic", &self.topic).finish()
+        f.debug_struct("DeadLetterQueue")
+            .field("topic", &self.topic)
+            .finish()
     }
 }
 
@@ -47,7 +49,9 @@ pub fn connection_settings(kafka: &BTreeMap<String, String>) -> ClientConfig {
     for (k, v) in kafka {
         let shared = k == "bootstrap.servers"
             || k == "client.id"
-            || ["security.", "sasl.", "ssl.", "socket.", "broker."].iter().any(|p| k.starts_with(p));
+            || ["security.", "sasl.", "ssl.", "socket.", "broker."]
+                .iter()
+                .any(|p| k.starts_with(p));
         if shared {
             cfg.set(k, v);
         }
@@ -56,14 +60,22 @@ pub fn connection_settings(kafka: &BTreeMap<String, String>) -> ClientConfig {
 }
 
 impl DeadLetterQueue {
-    pub fn new(topic: &str, kafka: &BTreeMap<String, String>) -> Result<DeadLetterQueue, SinkError> {
+    pub fn new(
+        topic: &str,
+        kafka: &BTreeMap<String, String>,
+    ) -> Result<DeadLetterQueue, SinkError> {
         let producer = connection_settings(kafka)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", "30000")
             .create()
-            .map_err(|e| SinkError::Fatal(format!("cannot create the dead letter queue producer: {e}")))?;
-        Ok(DeadLetterQueue { topic: topic.to_string(), producer })
+            .map_err(|e| {
+                SinkError::Fatal(format!("cannot create the dead letter queue producer: {e}"))
+            })?;
+        Ok(DeadLetterQueue {
+            topic: topic.to_string(),
+            producer,
+        })
     }
 
     pub fn topic(&self) -> &str {
@@ -83,7 +95,10 @@ impl DeadLetterQueue {
         let e = &letter.error;
         let mut headers = OwnedHeaders::new();
         for (k, v) in &letter.headers {
-            headers = headers.insert(Header { key: k, value: v.as_deref() });
+            headers = headers.insert(Header {
+                key: k,
+                value: v.as_deref(),
+            });
         }
         let partition = e.origin.partition.to_string();
         let offset = e.origin.offset.to_string();
@@ -94,9 +109,13 @@ impl DeadLetterQueue {
             ("__connect.errors.exception.class.name", e.class),
             ("__connect.errors.exception.message", &e.message),
         ] {
-            headers = headers.insert(Header { key, value: Some(value) });
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
         }
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic).headers(headers);
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&self.topic).headers(headers);
         if let Some(k) = &letter.key {
             record = record.key(k.as_slice());
         }
@@ -108,7 +127,13 @@ impl DeadLetterQueue {
             .await
             .map(|_| ())
             .map_err(|(err, _)| {
-                SinkError::transient(class::KAFKA, format!("sending {} to the dead letter queue {}: {err}", e.origin, self.topic))
+                SinkError::transient(
+                    class::KAFKA,
+                    format!(
+                        "sending {} to the dead letter queue {}: {err}",
+                        e.origin, self.topic
+                    ),
+                )
             })
     }
 }

@@ -51,7 +51,10 @@ pub struct RecordError {
 pub enum SinkError {
     /// Retry with backoff; `class` is the metrics label.
     #[error("{message}")]
-    Transient { class: &'static str, message: String },
+    Transient {
+        class: &'static str,
+        message: String,
+    },
     /// A record that can never be applied.
     #[error(transparent)]
     Record(#[from] RecordError),
@@ -102,7 +105,9 @@ pub fn classify_db(e: &DbError) -> DbErrorKind {
             DbErrorKind::Data
         }
         // Truncation and conversion errors MariaDB reports with SQLSTATE HY000.
-        DbError::Server(s) if matches!(s.code, 1292 | 1366 | 1367 | 3140 | 4025) => DbErrorKind::Data,
+        DbError::Server(s) if matches!(s.code, 1292 | 1366 | 1367 | 3140 | 4025) => {
+            DbErrorKind::Data
+        }
         _ => DbErrorKind::Fatal,
     }
 }

@@ -25,7 +25,10 @@ impl Sink {
         }
         let opts = self.settings.db_opts().init(crate::writer::session_setup());
         let conn = mysql_async::Conn::new(opts).await.map_err(|e| {
-            db_error(&format!("connecting to {} as the sink user", self.settings.url), &e)
+            db_error(
+                &format!("connecting to {} as the sink user", self.settings.url),
+                &e,
+            )
         })?;
         // Tables may have changed while disconnected.
         self.tables.forget();
@@ -49,7 +52,9 @@ impl Sink {
                     self.conn = None;
                     self.retrying(class, &message);
                     if !backoff.wait(&self.shutdown).await {
-                        return Err(SinkError::Fatal("shutdown before the mirror database was reachable".into()));
+                        return Err(SinkError::Fatal(
+                            "shutdown before the mirror database was reachable".into(),
+                        ));
                     }
                 }
                 Err(e) => return Err(e),
@@ -71,17 +76,26 @@ impl Sink {
 
     /// Commits `batch`, retrying transient failures with backoff. At shutdown (`final_flush`) a
     /// transient failure is not retried: the batch is rolled back and re-read on the next start.
-    pub(crate) async fn flush_with_retry(&mut self, batch: &mut Batch, final_flush: bool) -> Result<(), SinkError> {
+    pub(crate) async fn flush_with_retry(
+        &mut self,
+        batch: &mut Batch,
+        final_flush: bool,
+    ) -> Result<(), SinkError> {
         if batch.is_empty() {
             return Ok(());
         }
-        batch.changes = collapse(std::mem::take(&mut batch.changes), self.settings.insert_mode);
+        batch.changes = collapse(
+            std::mem::take(&mut batch.changes),
+            self.settings.insert_mode,
+        );
         let mut backoff = Backoff::new(self.settings.retry_backoff, Duration::from_secs(30));
         loop {
             let started = Instant::now();
             match self.try_flush(batch).await {
                 Ok(()) => {
-                    self.metrics.batch_duration.observe(started.elapsed().as_secs_f64());
+                    self.metrics
+                        .batch_duration
+                        .observe(started.elapsed().as_secs_f64());
                     self.status.set_ready(true);
                     *batch = Batch::default();
                     return Ok(());
@@ -108,7 +122,11 @@ impl Sink {
         result
     }
 
-    async fn flush_on(&mut self, conn: &mut mysql_async::Conn, batch: &mut Batch) -> Result<(), SinkError> {
+    async fn flush_on(
+        &mut self,
+        conn: &mut mysql_async::Conn,
+        batch: &mut Batch,
+    ) -> Result<(), SinkError> {
         // DDL outside the transaction; changes whose shape is refused become DLQ letters.
         let mut refused: HashMap<(String, String), (&'static str, String)> = HashMap::new();
         let mut seen = std::collections::HashSet::new();
@@ -130,24 +148,44 @@ impl Sink {
         }
         let good: Vec<Change> = good.into_iter().cloned().collect();
         let moves = batch.offset_moves();
-        let (table, group, mode) = (self.offsets_table.clone(), self.group.clone(), self.settings.insert_mode);
+        let (table, group, mode) = (
+            self.offsets_table.clone(),
+            self.group.clone(),
+            self.settings.insert_mode,
+        );
 
-        let mut tx = conn.start_transaction(TxOpts::default()).await.map_err(|e| db_error("starting a transaction", &e))?;
+        let mut tx = conn
+            .start_transaction(TxOpts::default())
+            .await
+            .map_err(|e| db_error("starting a transaction", &e))?;
         let mut applied: Vec<&Change> = good.iter().collect();
         if let Err(e) = write_grouped(&mut tx, &good, mode).await {
             if classify_db(&e) != DbErrorKind::Data {
                 return Err(db_error("writing the batch", &e));
             }
             // Find the records that do not fit: replay one by one behind savepoints.
-            tx.rollback().await.map_err(|e| db_error("rolling back", &e))?;
-            tx = conn.start_transaction(TxOpts::default()).await.map_err(|e| db_error("starting a transaction", &e))?;
-            let failed = write_each(&mut tx, &good, mode).await.map_err(|e| db_error("writing the batch", &e))?;
+            tx.rollback()
+                .await
+                .map_err(|e| db_error("rolling back", &e))?;
+            tx = conn
+                .start_transaction(TxOpts::default())
+                .await
+                .map_err(|e| db_error("starting a transaction", &e))?;
+            let failed = write_each(&mut tx, &good, mode)
+                .await
+                .map_err(|e| db_error("writing the batch", &e))?;
             let bad: std::collections::HashSet<usize> = failed.iter().map(|(i, _)| *i).collect();
-            applied = good.iter().enumerate().filter(|(i, _)| !bad.contains(i)).map(|(_, c)| c).collect();
+            applied = good
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !bad.contains(i))
+                .map(|(_, c)| c)
+                .collect();
             for (i, e) in failed {
                 let c = &good[i];
                 let message = format!("table `{}`: {e}", c.table.as_str());
-                if let Err(stop) = self.refuse_change(batch, &mut letters, c, class::DATA, message) {
+                if let Err(stop) = self.refuse_change(batch, &mut letters, c, class::DATA, message)
+                {
                     let _ = tx.rollback().await;
                     return Err(stop);
                 }
@@ -158,7 +196,12 @@ impl Sink {
             Err(OffsetsError::Fenced(fenced)) => {
                 let _ = tx.rollback().await;
                 tracing::warn!(%fenced, "batch dropped: its partitions were applied by another consumer");
-                self.rewind(&moves.iter().map(|m| (m.topic.clone(), m.partition)).collect::<Vec<_>>());
+                self.rewind(
+                    &moves
+                        .iter()
+                        .map(|m| (m.topic.clone(), m.partition))
+                        .collect::<Vec<_>>(),
+                );
                 return Ok(());
             }
             Err(OffsetsError::Db(e)) => return Err(db_error("storing offsets", &e)),
@@ -168,26 +211,38 @@ impl Sink {
                 dlq.send_all(&letters).await?;
             }
         }
-        tx.commit().await.map_err(|e| db_error("committing the batch", &e))?;
+        tx.commit()
+            .await
+            .map_err(|e| db_error("committing the batch", &e))?;
 
         // Committed: record the new positions and report.
         count_applied(&self.metrics, applied.iter().copied(), mode);
         for l in &letters {
-            self.metrics.dlq_records.get_or_create(&crate::metrics::ClassLabel { class: l.error.class }).inc();
+            self.metrics
+                .dlq_records
+                .get_or_create(&crate::metrics::ClassLabel {
+                    class: l.error.class,
+                })
+                .inc();
         }
         self.metrics.batch_records.observe(batch.records as f64);
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         self.metrics.last_commit.set(now.as_secs_f64());
         let now_ms = now.as_millis() as i64;
         for ms in &batch.event_ms {
-            self.metrics.latency.observe((now_ms - ms).max(0) as f64 / 1000.0);
+            self.metrics
+                .latency
+                .observe((now_ms - ms).max(0) as f64 / 1000.0);
         }
         let newest_event = batch.event_ms.iter().max().copied();
         if let Some(ms) = newest_event {
             self.metrics.last_event.set(ms as f64 / 1000.0);
         }
         for m in &moves {
-            self.positions.insert((m.topic.clone(), m.partition), Some(m.next));
+            self.positions
+                .insert((m.topic.clone(), m.partition), Some(m.next));
         }
         let (records, dlq) = (batch.records as u64, letters.len() as u64);
         self.status.update(|s| {
@@ -200,7 +255,8 @@ impl Sink {
                 s.lag_seconds = Some((now_ms - ms).max(0) as f64 / 1000.0);
             }
             for m in &moves {
-                s.offsets.insert(format!("{}/{}", m.topic, m.partition), m.next);
+                s.offsets
+                    .insert(format!("{}/{}", m.topic, m.partition), m.next);
             }
         });
         self.commit_group_offsets(CommitMode::Async);
@@ -217,7 +273,12 @@ impl Sink {
             if let Some(offset) = from {
                 if assigned.find_partition(&tp.0, tp.1).is_some() {
                     self.seeking.insert(tp.clone(), offset);
-                    let _ = self.consumer.seek(&tp.0, tp.1, Offset::Offset(offset), Duration::from_secs(10));
+                    let _ = self.consumer.seek(
+                        &tp.0,
+                        tp.1,
+                        Offset::Offset(offset),
+                        Duration::from_secs(10),
+                    );
                 }
             }
         }
@@ -232,9 +293,20 @@ impl Sink {
         message: String,
     ) -> Result<(), SinkError> {
         let o = &c.origin;
-        let raw = batch.raw.get(&(o.topic.clone(), o.partition, o.offset)).cloned();
+        let raw = batch
+            .raw
+            .get(&(o.topic.clone(), o.partition, o.offset))
+            .cloned();
         let mut scratch = Batch::default();
-        self.refuse(&mut scratch, RecordError { origin: o.clone(), class: cls, message }, raw)?;
+        self.refuse(
+            &mut scratch,
+            RecordError {
+                origin: o.clone(),
+                class: cls,
+                message,
+            },
+            raw,
+        )?;
         letters.append(&mut scratch.letters);
         Ok(())
     }

@@ -26,9 +26,14 @@ pub fn validate_identifier(name: &str) -> Result<(), IdentError> {
         return Err(err("it is empty"));
     }
     if name.chars().count() > MAX_IDENTIFIER_LEN {
-        return Err(err("it is longer than 64 characters; set table.name.format to a shorter name"));
+        return Err(err(
+            "it is longer than 64 characters; set table.name.format to a shorter name",
+        ));
     }
-    if name.chars().any(|c| matches!(c, '`' | '"' | '\'' | '\\') || c.is_control()) {
+    if name
+        .chars()
+        .any(|c| matches!(c, '`' | '"' | '\'' | '\\') || c.is_control())
+    {
         return Err(err("it contains a quote, backslash or control character"));
     }
     if name.ends_with(' ') {
@@ -67,7 +72,9 @@ impl TableNameFormat {
     pub fn parse(format: &str) -> Result<TableNameFormat, String> {
         let without = format.replace("${topic}", "");
         if without.contains("${") {
-            return Err(format!("{format:?} has a placeholder other than ${{topic}}"));
+            return Err(format!(
+                "{format:?} has a placeholder other than ${{topic}}"
+            ));
         }
         Ok(TableNameFormat(format.to_string()))
     }
@@ -84,13 +91,29 @@ mod tests {
 
     #[test]
     fn quotes_valid_names() {
-        assert_eq!(Ident::new("my_topic_users").unwrap().to_string(), "`my_topic_users`");
-        assert_eq!(Ident::new("naïve name-1.x").unwrap().to_string(), "`naïve name-1.x`");
+        assert_eq!(
+            Ident::new("my_topic_users").unwrap().to_string(),
+            "`my_topic_users`"
+        );
+        assert_eq!(
+            Ident::new("naïve name-1.x").unwrap().to_string(),
+            "`naïve name-1.x`"
+        );
     }
 
     #[test]
     fn rejects_hostile_names() {
-        for bad in ["a`; DROP TABLE t; --", "x'", "a\"b", "a\\b", "a\0b", "a\nb", "", "t ", &"x".repeat(65)] {
+        for bad in [
+            "a`; DROP TABLE t; --",
+            "x'",
+            "a\"b",
+            "a\\b",
+            "a\0b",
+            "a\nb",
+            "",
+            "t ",
+            &"x".repeat(65),
+        ] {
             assert!(Ident::new(bad).is_err(), "{bad:?} accepted");
         }
     }

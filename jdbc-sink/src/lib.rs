@@ -39,6 +39,7 @@ mod flush;
 pub mod ident;
 pub mod metrics;
 pub mod offsets;
+mod positions;
 pub mod sqltext;
 pub mod status;
 pub mod writer;
@@ -67,9 +68,14 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         ..StatusDoc::default()
     }));
     let http_stop = shutdown.child_token();
-    let http = cdc_common::serve_http(&settings.http_listen, Arc::new(registry), status.clone(), http_stop.clone())
-        .await
-        .map_err(|e| SinkError::Fatal(e.to_string()))?;
+    let http = cdc_common::serve_http(
+        &settings.http_listen,
+        Arc::new(registry),
+        status.clone(),
+        http_stop.clone(),
+    )
+    .await
+    .map_err(|e| SinkError::Fatal(e.to_string()))?;
     tracing::info!(address = %http.local_addr, "HTTP endpoints listening");
     let sink = build(settings, metrics, status, shutdown)?;
     let result = sink.run().await;
@@ -84,16 +90,29 @@ pub fn build(
     status: Arc<SinkStatus>,
     shutdown: CancellationToken,
 ) -> Result<Sink, SinkError> {
-    let offsets_table = Ident::new(&settings.offsets_table).map_err(|e| SinkError::Fatal(e.to_string()))?;
+    let offsets_table =
+        Ident::new(&settings.offsets_table).map_err(|e| SinkError::Fatal(e.to_string()))?;
     let consumer = consumer::subscribe(&settings, metrics.clone())?;
     let dlq = match (&settings.tolerance, &settings.dlq_topic) {
-        (config::Tolerance::All, Some(topic)) => Some(dlq::DeadLetterQueue::new(topic, &settings.kafka)?),
+        (config::Tolerance::All, Some(topic)) => {
+            Some(dlq::DeadLetterQueue::new(topic, &settings.kafka)?)
+        }
         _ => None,
     };
-    let decoder = cdc_schema::Decoder::new(settings.registry_url.as_deref().map(cdc_schema::Registry::new));
+    let decoder = cdc_schema::Decoder::new(
+        settings
+            .registry_url
+            .as_deref()
+            .map(cdc_schema::Registry::new),
+    );
     Ok(Sink {
         builder: change::ChangeBuilder::new(&settings),
-        tables: ddl::Tables::new(&settings.database, settings.auto_create, settings.auto_evolve, metrics.clone()),
+        tables: ddl::Tables::new(
+            &settings.database,
+            settings.auto_create,
+            settings.auto_evolve,
+            metrics.clone(),
+        ),
         group: settings.group_id(),
         settings,
         consumer,

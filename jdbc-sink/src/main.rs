@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use jdbc_sink::config::Settings;
 
 #[derive(Debug, Parser)]
-#[command(name = "jdbc-sink", version, about = "Kafka topics to MariaDB mirror tables, exactly once")]
+#[command(
+    name = "jdbc-sink",
+    version,
+    about = "Kafka topics to MariaDB mirror tables, exactly once"
+)]
 struct Cli {
     /// TOML config or Kafka Connect connector JSON; keys can be overridden by CDC_SINK_* variables.
     #[arg(long, short, env = "CDC_SINK_CONFIG", global = true)]
@@ -36,7 +40,10 @@ fn main() -> ExitCode {
         }
     };
     cdc_common::init_logging(settings.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("jdbc-sink: cannot start the runtime: {e}");
@@ -52,7 +59,10 @@ fn main() -> ExitCode {
 async fn check(settings: &Settings) -> ExitCode {
     println!("config: valid (consumer group {})", settings.group_id());
     if !settings.ignored.is_empty() {
-        println!("config: ignored keys without meaning here: {}", settings.ignored.join(", "));
+        println!(
+            "config: ignored keys without meaning here: {}",
+            settings.ignored.join(", ")
+        );
     }
     let mut ok = true;
     for r in jdbc_sink::check::run_checks(settings).await {
@@ -64,14 +74,23 @@ async fn check(settings: &Settings) -> ExitCode {
             }
         }
     }
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 async fn run(settings: Settings) -> ExitCode {
     if !settings.ignored.is_empty() {
         tracing::warn!(keys = %settings.ignored.join(", "), "config keys ignored: they have no meaning for this sink");
     }
-    tracing::info!(name = settings.name, group = settings.group_id(), database = settings.database, "starting jdbc-sink");
+    tracing::info!(
+        name = settings.name,
+        group = settings.group_id(),
+        database = settings.database,
+        "starting jdbc-sink"
+    );
     let shutdown = cdc_common::shutdown_on_signals();
     match jdbc_sink::run(settings, shutdown).await {
         Ok(()) => {

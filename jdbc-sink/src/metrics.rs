@@ -74,7 +74,9 @@ pub struct SinkMetrics {
     pub last_event: Gauge<f64, AtomicU64>,
 }
 
-const BATCH_RECORD_BUCKETS: [f64; 9] = [1.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 3000.0, 5000.0, 10000.0];
+const BATCH_RECORD_BUCKETS: [f64; 9] = [
+    1.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 3000.0, 5000.0, 10000.0,
+];
 const LATENCY_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
@@ -101,18 +103,62 @@ impl SinkMetrics {
             last_event: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("cdc_sink");
-        r.register("records_read", "Records consumed from Kafka", m.records_read.clone());
-        r.register("rows_applied", "Rows written to mirror tables, by table and operation", m.rows_applied.clone());
-        r.register("batch_records", "Records per committed batch", m.batch_records.clone());
-        r.register("batch_duration_seconds", "Time to apply and commit one batch", m.batch_duration.clone());
-        r.register("consumer_lag_records", "Records between the committed offset and the end of each partition", m.consumer_lag.clone());
-        r.register("dlq_records", "Records sent to the dead letter queue, by error class", m.dlq_records.clone());
-        r.register("retries", "Retries after transient errors, by error class", m.retries.clone());
+        r.register(
+            "records_read",
+            "Records consumed from Kafka",
+            m.records_read.clone(),
+        );
+        r.register(
+            "rows_applied",
+            "Rows written to mirror tables, by table and operation",
+            m.rows_applied.clone(),
+        );
+        r.register(
+            "batch_records",
+            "Records per committed batch",
+            m.batch_records.clone(),
+        );
+        r.register(
+            "batch_duration_seconds",
+            "Time to apply and commit one batch",
+            m.batch_duration.clone(),
+        );
+        r.register(
+            "consumer_lag_records",
+            "Records between the committed offset and the end of each partition",
+            m.consumer_lag.clone(),
+        );
+        r.register(
+            "dlq_records",
+            "Records sent to the dead letter queue, by error class",
+            m.dlq_records.clone(),
+        );
+        r.register(
+            "retries",
+            "Retries after transient errors, by error class",
+            m.retries.clone(),
+        );
         r.register("errors", "Errors, by class", m.errors.clone());
-        r.register("ddl", "DDL statements applied (auto.create / auto.evolve)", m.ddl.clone());
-        r.register("last_commit_timestamp_seconds", "Unix time of the last committed batch", m.last_commit.clone());
-        r.register("replication_latency_seconds", "Time from a record's event time to the commit that applied it", m.latency.clone());
-        r.register("last_applied_event_timestamp_seconds", "Event time of the newest record applied", m.last_event.clone());
+        r.register(
+            "ddl",
+            "DDL statements applied (auto.create / auto.evolve)",
+            m.ddl.clone(),
+        );
+        r.register(
+            "last_commit_timestamp_seconds",
+            "Unix time of the last committed batch",
+            m.last_commit.clone(),
+        );
+        r.register(
+            "replication_latency_seconds",
+            "Time from a record's event time to the commit that applied it",
+            m.latency.clone(),
+        );
+        r.register(
+            "last_applied_event_timestamp_seconds",
+            "Event time of the newest record applied",
+            m.last_event.clone(),
+        );
         m
     }
 

@@ -46,7 +46,10 @@ pub enum OffsetsError {
 }
 
 /// Creates the offsets table if it does not exist.
-pub async fn ensure_table(conn: &mut mysql_async::Conn, table: &Ident) -> Result<(), mysql_async::Error> {
+pub async fn ensure_table(
+    conn: &mut mysql_async::Conn,
+    table: &Ident,
+) -> Result<(), mysql_async::Error> {
     conn.query_drop(format!(
         "CREATE TABLE IF NOT EXISTS {table} (\
            consumer_group VARCHAR(255) NOT NULL, \
@@ -68,7 +71,9 @@ pub async fn load(
 ) -> Result<HashMap<Tp, i64>, mysql_async::Error> {
     let rows: Vec<(String, i32, i64)> = conn
         .exec(
-            format!("SELECT topic, kafka_partition, next_offset FROM {table} WHERE consumer_group = ?"),
+            format!(
+                "SELECT topic, kafka_partition, next_offset FROM {table} WHERE consumer_group = ?"
+            ),
             (group,),
         )
         .await?;
@@ -113,7 +118,14 @@ pub async fn store(
     }
     let values: Vec<String> = moves
         .iter()
-        .map(|m| format!("({group_lit}, {}, {}, {})", quote_str(&m.topic), m.partition, m.next))
+        .map(|m| {
+            format!(
+                "({group_lit}, {}, {}, {})",
+                quote_str(&m.topic),
+                m.partition,
+                m.next
+            )
+        })
         .collect();
     tx.query_drop(format!(
         "INSERT INTO {table} (consumer_group, topic, kafka_partition, next_offset) VALUES {} \

@@ -104,7 +104,10 @@ mod tests {
     #[test]
     fn strings_are_escaped() {
         assert_eq!(quote_str("a'b\\c\0\n\r\u{1a}"), "'a\\'b\\\\c\\0\\n\\r\\Z'");
-        assert_eq!(lit(Value::String("'); DROP TABLE t; --".into())), "'\\'); DROP TABLE t; --'");
+        assert_eq!(
+            lit(Value::String("'); DROP TABLE t; --".into())),
+            "'\\'); DROP TABLE t; --'"
+        );
         assert_eq!(lit(Value::String("한국어 😀".into())), "'한국어 😀'");
     }
 
@@ -116,7 +119,10 @@ mod tests {
         assert_eq!(lit(Value::Bytes(vec![0, 0xff, b'\''])), "X'00FF27'");
         assert_eq!(lit(Value::Double(0.1)), "1e-1");
         assert_eq!(lit(Value::Time(-1_500_000)), "'-00:00:01.500000'");
-        assert_eq!(lit(Value::Timestamp(1_000_000)), "'1970-01-01 00:00:01.000000'");
+        assert_eq!(
+            lit(Value::Timestamp(1_000_000)),
+            "'1970-01-01 00:00:01.000000'"
+        );
         assert!(push_literal(&mut String::new(), &Value::Double(f64::NAN)).is_err());
     }
 }

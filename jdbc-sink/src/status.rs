@@ -35,7 +35,10 @@ pub struct SinkStatus {
 
 impl SinkStatus {
     pub fn new(doc: StatusDoc) -> SinkStatus {
-        SinkStatus { ready: AtomicBool::new(false), doc: Mutex::new(doc) }
+        SinkStatus {
+            ready: AtomicBool::new(false),
+            doc: Mutex::new(doc),
+        }
     }
 
     pub fn set_ready(&self, ready: bool) {

@@ -47,7 +47,9 @@ pub fn collapse(changes: Vec<Change>, mode: InsertMode) -> Vec<Change> {
     changes
         .into_iter()
         .enumerate()
-        .filter(|(i, c)| c.shape.pk_len == 0 || last.get(&(c.table.as_str().to_string(), c.key())) == Some(i))
+        .filter(|(i, c)| {
+            c.shape.pk_len == 0 || last.get(&(c.table.as_str().to_string(), c.key())) == Some(i)
+        })
         .map(|(_, c)| c)
         .collect()
 }
@@ -106,19 +108,32 @@ pub async fn write_each(
 }
 
 /// Counts committed changes in `cdc_sink_rows_applied_total`.
-pub fn count_applied<'a>(metrics: &SinkMetrics, changes: impl Iterator<Item = &'a Change>, mode: InsertMode) {
+pub fn count_applied<'a>(
+    metrics: &SinkMetrics,
+    changes: impl Iterator<Item = &'a Change>,
+    mode: InsertMode,
+) {
     let mut counts: HashMap<(&str, &'static str), u64> = HashMap::new();
     for c in changes {
-        *counts.entry((c.table.as_str(), op_label(c.op, mode))).or_default() += 1;
+        *counts
+            .entry((c.table.as_str(), op_label(c.op, mode)))
+            .or_default() += 1;
     }
     for ((table, op), n) in counts {
-        metrics.rows_applied.get_or_create(&TableOpLabels { table: table.to_string(), op }).inc_by(n);
+        metrics
+            .rows_applied
+            .get_or_create(&TableOpLabels {
+                table: table.to_string(),
+                op,
+            })
+            .inc_by(n);
     }
 }
 
 /// Groups changes that can share a statement (see the module docs).
 fn group(changes: &[Change], mode: InsertMode) -> Vec<Vec<&Change>> {
-    let same = |a: &Change, b: &Change| a.table == b.table && a.op == b.op && a.shape.id == b.shape.id;
+    let same =
+        |a: &Change, b: &Change| a.table == b.table && a.op == b.op && a.shape.id == b.shape.id;
     let mut groups: Vec<Vec<&Change>> = Vec::new();
     if mode == InsertMode::Upsert {
         let mut index: HashMap<(&str, Op, &str), usize> = HashMap::new();
@@ -151,9 +166,23 @@ fn statements(group: &[&Change], mode: InsertMode) -> Vec<String> {
     match (first.op, mode) {
         (Op::Delete, _) => {
             let cols: Vec<String> = shape.pk_names().iter().map(|n| n.to_string()).collect();
-            let (lhs, wrap) = if cols.len() == 1 { (cols[0].clone(), false) } else { (format!("({})", cols.join(", ")), true) };
+            let (lhs, wrap) = if cols.len() == 1 {
+                (cols[0].clone(), false)
+            } else {
+                (format!("({})", cols.join(", ")), true)
+            };
             let head = format!("DELETE FROM {table} WHERE {lhs} IN (");
-            chunked(&head, ")", group.iter().map(|c| if wrap { format!("({})", c.key()) } else { c.key() }))
+            chunked(
+                &head,
+                ")",
+                group.iter().map(|c| {
+                    if wrap {
+                        format!("({})", c.key())
+                    } else {
+                        c.key()
+                    }
+                }),
+            )
         }
         (Op::Write, InsertMode::Update) => group
             .iter()
@@ -165,7 +194,11 @@ fn statements(group: &[&Change], mode: InsertMode) -> Vec<String> {
                 let cond: Vec<String> = (0..shape.pk_len)
                     .map(|i| format!("{} = {}", shape.names[i], c.literals[i]))
                     .collect();
-                format!("UPDATE {table} SET {} WHERE {}", set.join(", "), cond.join(" AND "))
+                format!(
+                    "UPDATE {table} SET {} WHERE {}",
+                    set.join(", "),
+                    cond.join(" AND ")
+                )
             })
             .collect(),
         (Op::Write, _) => {
@@ -173,15 +206,26 @@ fn statements(group: &[&Change], mode: InsertMode) -> Vec<String> {
             let head = format!("INSERT INTO {table} ({}) VALUES ", cols.join(", "));
             let tail = if mode == InsertMode::Upsert {
                 let updated: Vec<String> = if shape.fields.len() > shape.pk_len {
-                    shape.names[shape.pk_len..].iter().map(|n| format!("{n} = VALUES({n})")).collect()
+                    shape.names[shape.pk_len..]
+                        .iter()
+                        .map(|n| format!("{n} = VALUES({n})"))
+                        .collect()
                 } else {
-                    shape.pk_names().iter().map(|n| format!("{n} = {n}")).collect()
+                    shape
+                        .pk_names()
+                        .iter()
+                        .map(|n| format!("{n} = {n}"))
+                        .collect()
                 };
                 format!(" ON DUPLICATE KEY UPDATE {}", updated.join(", "))
             } else {
                 String::new()
             };
-            chunked(&head, &tail, group.iter().map(|c| format!("({})", c.literals.join(","))))
+            chunked(
+                &head,
+                &tail,
+                group.iter().map(|c| format!("({})", c.literals.join(","))),
+            )
         }
     }
 }

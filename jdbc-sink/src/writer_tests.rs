@@ -22,7 +22,11 @@ fn change(table: &str, op: Op, shape: &Arc<Shape>, literals: &[&str], offset: i6
         op,
         shape: shape.clone(),
         literals: literals.iter().map(|s| s.to_string()).collect(),
-        origin: Origin { topic: "t".into(), partition: 0, offset },
+        origin: Origin {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+        },
     }
 }
 
@@ -66,7 +70,10 @@ fn delete_and_update_statements() {
     );
     let s = shape(&["id"], &["v"]);
     let u = change("t", Op::Write, &s, &["7", "'z'"], 2);
-    assert_eq!(statements(&[&u], InsertMode::Update), vec!["UPDATE `t` SET `v` = 'z' WHERE `id` = 7"]);
+    assert_eq!(
+        statements(&[&u], InsertMode::Update),
+        vec!["UPDATE `t` SET `v` = 'z' WHERE `id` = 7"]
+    );
 }
 
 #[test]
@@ -80,7 +87,9 @@ fn key_only_upsert_and_chunking() {
     let big = "x".repeat(MAX_STATEMENT_BYTES / 3);
     let parts = chunked("H ", " T", (0..4).map(|_| big.clone()));
     assert_eq!(parts.len(), 2);
-    assert!(parts.iter().all(|p| p.starts_with("H ") && p.ends_with(" T") && p.len() <= MAX_STATEMENT_BYTES));
+    assert!(parts
+        .iter()
+        .all(|p| p.starts_with("H ") && p.ends_with(" T") && p.len() <= MAX_STATEMENT_BYTES));
 }
 
 #[test]

@@ -31,12 +31,19 @@ impl SinkCase {
         let stack = Stack::from_env();
         let database = crate::unique_name(prefix);
         let mut conn = stack.root_conn(None).await;
-        conn.query_drop(format!("CREATE DATABASE `{database}` CHARACTER SET utf8mb4"))
-            .await
-            .expect("create test database");
+        conn.query_drop(format!(
+            "CREATE DATABASE `{database}` CHARACTER SET utf8mb4"
+        ))
+        .await
+        .expect("create test database");
         let topic = format!("my_topic_{database}");
         create_topic(&stack.kafka_bootstrap, &topic, partitions).await;
-        SinkCase { stack, database, topic, http_port: free_port() }
+        SinkCase {
+            stack,
+            database,
+            topic,
+            http_port: free_port(),
+        }
     }
 
     /// A TOML config for this case (root account, this database and topic) plus `extra` lines.
@@ -72,7 +79,9 @@ impl SinkCase {
                 (0..row.len())
                     .map(|i| match row.as_ref(i) {
                         Some(mysql_async::Value::NULL) | None => None,
-                        Some(mysql_async::Value::Bytes(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+                        Some(mysql_async::Value::Bytes(b)) => {
+                            Some(String::from_utf8_lossy(b).into_owned())
+                        }
                         Some(v) => Some(v.as_sql(true).trim_matches('\'').to_string()),
                     })
                     .collect()
@@ -81,9 +90,17 @@ impl SinkCase {
     }
 
     /// Polls `sql` until it returns `expected` (as text rows) or `timeout` passes.
-    pub async fn wait_rows(&self, sql: &str, expected: &[&[Option<&str>]], timeout: Duration, sink: &Service) {
-        let want: Vec<Vec<Option<String>>> =
-            expected.iter().map(|r| r.iter().map(|c| c.map(str::to_string)).collect()).collect();
+    pub async fn wait_rows(
+        &self,
+        sql: &str,
+        expected: &[&[Option<&str>]],
+        timeout: Duration,
+        sink: &Service,
+    ) {
+        let want: Vec<Vec<Option<String>>> = expected
+            .iter()
+            .map(|r| r.iter().map(|c| c.map(str::to_string)).collect())
+            .collect();
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let got = self.rows(sql).await;
@@ -118,13 +135,22 @@ pub fn free_port() -> u16 {
 
 /// Creates `topic` (replication 1) and waits until it exists.
 pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client");
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let results = admin.create_topics(&[new], &AdminOptions::new()).await.expect("create topic");
+    let results = admin
+        .create_topics(&[new], &AdminOptions::new())
+        .await
+        .expect("create topic");
     for r in results {
         if let Err((name, code)) = r {
-            assert_eq!(code, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists, "creating {name}");
+            assert_eq!(
+                code,
+                rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists,
+                "creating {name}"
+            );
         }
     }
 }
@@ -147,7 +173,10 @@ pub async fn send(
     value: Option<&[u8]>,
 ) {
     let mut headers = OwnedHeaders::new();
-    headers = headers.insert(Header { key: "cdc.op", value: Some("c") });
+    headers = headers.insert(Header {
+        key: "cdc.op",
+        value: Some("c"),
+    });
     let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
     if let Some(p) = partition {
         record = record.partition(p);
@@ -158,19 +187,26 @@ pub async fn send(
     if let Some(v) = value {
         record = record.payload(v);
     }
-    producer.send(record, Duration::from_secs(10)).await.expect("delivered");
+    producer
+        .send(record, Duration::from_secs(10))
+        .await
+        .expect("delivered");
 }
 
 fn field(name: &str, field_type: FieldType, optional: bool, column_type: &str) -> Field {
     let mut f = Field::new(name, field_type, optional);
-    f.parameters.push((COLUMN_TYPE_PARAM.to_string(), column_type.to_string()));
+    f.parameters
+        .push((COLUMN_TYPE_PARAM.to_string(), column_type.to_string()));
     f
 }
 
 /// Key and value schemas of the tutorial's `users` table as the source describes it, with
 /// `extra` value fields appended.
 pub fn users_schemas(topic: &str, extra: Vec<Field>) -> (Arc<RecordSchema>, Arc<RecordSchema>) {
-    let key = RecordSchema { name: Some(format!("{topic}.Key")), fields: vec![field("id", FieldType::Int32, false, "int")] };
+    let key = RecordSchema {
+        name: Some(format!("{topic}.Key")),
+        fields: vec![field("id", FieldType::Int32, false, "int")],
+    };
     let mut fields = vec![
         field("id", FieldType::Int32, false, "int"),
         field("user_id", FieldType::String, true, "varchar(20)"),
@@ -178,7 +214,13 @@ pub fn users_schemas(topic: &str, extra: Vec<Field>) -> (Arc<RecordSchema>, Arc<
         field("name", FieldType::String, true, "varchar(20)"),
     ];
     fields.extend(extra);
-    (Arc::new(key), Arc::new(RecordSchema { name: Some(format!("{topic}.Value")), fields }))
+    (
+        Arc::new(key),
+        Arc::new(RecordSchema {
+            name: Some(format!("{topic}.Value")),
+            fields,
+        }),
+    )
 }
 
 /// A `users` row: key record and value record (`extra` values follow the four columns).
@@ -190,7 +232,10 @@ pub fn users_row(
     name: &str,
     extra: Vec<Value>,
 ) -> (Record, Record) {
-    let key = Record { schema: schemas.0.clone(), values: vec![Value::Int(id)] };
+    let key = Record {
+        schema: schemas.0.clone(),
+        values: vec![Value::Int(id)],
+    };
     let mut values = vec![
         Value::Int(id),
         Value::String(user_id.into()),
@@ -198,7 +243,13 @@ pub fn users_row(
         Value::String(name.into()),
     ];
     values.extend(extra);
-    (key, Record { schema: schemas.1.clone(), values })
+    (
+        key,
+        Record {
+            schema: schemas.1.clone(),
+            values,
+        },
+    )
 }
 
 /// A field with a recorded column type, for schemas built in tests.

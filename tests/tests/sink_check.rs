@@ -14,17 +14,29 @@ fn check(case: &SinkCase, config: &str) -> (i32, String) {
         .arg(&path)
         .output()
         .expect("run jdbc-sink check");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.code().unwrap_or(-1), text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_reports_each_dependency() {
     let case = SinkCase::new("sink_check", 1).await;
-    let good = case.toml(&format!("\"schema.registry.url\" = \"{}\"", case.stack.registry_url));
+    let good = case.toml(&format!(
+        "\"schema.registry.url\" = \"{}\"",
+        case.stack.registry_url
+    ));
     let (code, out) = check(&case, &good);
     assert_eq!(code, 0, "{out}");
-    for line in ["ok    mirror database", "ok    Kafka", "1 matching topic(s)", "ok    schema registry"] {
+    for line in [
+        "ok    mirror database",
+        "ok    Kafka",
+        "1 matching topic(s)",
+        "ok    schema registry",
+    ] {
         assert!(out.contains(line), "{line:?} missing:\n{out}");
     }
 
@@ -34,9 +46,20 @@ async fn check_reports_each_dependency() {
     );
     let (code, out) = check(&case, &wrong_password);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("FAIL  mirror database") && !out.contains("wrong"), "{out}");
+    assert!(
+        out.contains("FAIL  mirror database") && !out.contains("wrong"),
+        "{out}"
+    );
 
-    let (code, out) = check(&case, &format!("{good}\n\"batch.sise\" = 5\n").replace("[kafka]", "").replace("\"bootstrap.servers\"", "\"kafka.bootstrap.servers\""));
+    let (code, out) = check(
+        &case,
+        &format!("{good}\n\"batch.sise\" = 5\n")
+            .replace("[kafka]", "")
+            .replace("\"bootstrap.servers\"", "\"kafka.bootstrap.servers\""),
+    );
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("unknown config key `batch.sise` (did you mean `batch.size`?)"), "{out}");
+    assert!(
+        out.contains("unknown config key `batch.sise` (did you mean `batch.size`?)"),
+        "{out}"
+    );
 }

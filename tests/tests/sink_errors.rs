@@ -6,13 +6,18 @@ use std::time::Duration;
 
 use cdc_schema::{Encoder, FieldType, Part, Record, Value};
 use cdc_tests::kafka::read_topic;
-use cdc_tests::sink::{create_topic, producer, send, typed_field, users_row, users_schemas, SinkCase};
+use cdc_tests::sink::{
+    create_topic, producer, send, typed_field, users_row, users_schemas, SinkCase,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 const HOSTILE: &str = "x`; DROP TABLE canary; --";
 
 async fn json(topic: &str, part: Part, record: &Record) -> Vec<u8> {
-    Encoder::json().encode(topic, part, record).await.expect("encode")
+    Encoder::json()
+        .encode(topic, part, record)
+        .await
+        .expect("encode")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,22 +36,93 @@ async fn poison_records_go_to_the_dead_letter_queue() {
     let hostile = users_schemas(t, vec![typed_field(HOSTILE, FieldType::Int32, true, "int")]);
     let (k1, v1) = users_row(&users, 1, "user1", "pw", "One", vec![]);
     let (k2, v2) = users_row(&users, 2, "user2", "pw", "Two", vec![]);
-    let (k3, v3) = users_row(&users, 3, "user3", "pw", "a name far longer than twenty characters", vec![]);
+    let (k3, v3) = users_row(
+        &users,
+        3,
+        "user3",
+        "pw",
+        "a name far longer than twenty characters",
+        vec![],
+    );
     let (k4, v4) = users_row(&hostile, 4, "user4", "pw", "Four", vec![Value::Int(1)]);
-    let key = |n: i32| format!(r#"{{"schema":{{"type":"struct","fields":[{{"type":"int32","optional":false,"field":"id"}}]}},"payload":{{"id":{n}}}}}"#);
+    let key = |n: i32| {
+        format!(
+            r#"{{"schema":{{"type":"struct","fields":[{{"type":"int32","optional":false,"field":"id"}}]}},"payload":{{"id":{n}}}}}"#
+        )
+    };
 
-    send(&p, t, None, Some(&json(t, Part::Key, &k1).await), Some(&json(t, Part::Value, &v1).await)).await; // offset 0
-    send(&p, t, None, Some(key(5).as_bytes()), Some(b"\xff\x00 not a record")).await; // 1: garbage
-    send(&p, t, None, Some(key(6).as_bytes()), Some(br#"{"id":6,"name":"no schema"}"#)).await; // 2: JSON without schema
-    send(&p, t, None, Some(key(7).as_bytes()), Some(&[0, 0x7f, 0xff, 0xff, 0xf0, 2, 4])).await; // 3: unknown schema id
-    send(&p, t, None, Some(&json(t, Part::Key, &k3).await), Some(&json(t, Part::Value, &v3).await)).await; // 4: too long
-    send(&p, t, None, Some(&json(t, Part::Key, &k4).await), Some(&json(t, Part::Value, &v4).await)).await; // 5: hostile field
-    send(&p, t, None, Some(&json(t, Part::Key, &k2).await), Some(&json(t, Part::Value, &v2).await)).await; // 6
+    send(
+        &p,
+        t,
+        None,
+        Some(&json(t, Part::Key, &k1).await),
+        Some(&json(t, Part::Value, &v1).await),
+    )
+    .await; // offset 0
+    send(
+        &p,
+        t,
+        None,
+        Some(key(5).as_bytes()),
+        Some(b"\xff\x00 not a record"),
+    )
+    .await; // 1: garbage
+    send(
+        &p,
+        t,
+        None,
+        Some(key(6).as_bytes()),
+        Some(br#"{"id":6,"name":"no schema"}"#),
+    )
+    .await; // 2: JSON without schema
+    send(
+        &p,
+        t,
+        None,
+        Some(key(7).as_bytes()),
+        Some(&[0, 0x7f, 0xff, 0xff, 0xf0, 2, 4]),
+    )
+    .await; // 3: unknown schema id
+    send(
+        &p,
+        t,
+        None,
+        Some(&json(t, Part::Key, &k3).await),
+        Some(&json(t, Part::Value, &v3).await),
+    )
+    .await; // 4: too long
+    send(
+        &p,
+        t,
+        None,
+        Some(&json(t, Part::Key, &k4).await),
+        Some(&json(t, Part::Value, &v4).await),
+    )
+    .await; // 5: hostile field
+    send(
+        &p,
+        t,
+        None,
+        Some(&json(t, Part::Key, &k2).await),
+        Some(&json(t, Part::Value, &v2).await),
+    )
+    .await; // 6
 
     let table = format!("SELECT id, name FROM `{t}` ORDER BY id");
-    case.wait_rows(&table, &[&[Some("1"), Some("One")], &[Some("2"), Some("Two")]], WAIT, &sink).await;
+    case.wait_rows(
+        &table,
+        &[&[Some("1"), Some("One")], &[Some("2"), Some("Two")]],
+        WAIT,
+        &sink,
+    )
+    .await;
     let letters = read_topic(&case.stack.kafka_bootstrap, &dlq, 5, WAIT);
-    assert_eq!(letters.len(), 5, "DLQ records; sink log:\n{}", sink.log_text());
+    assert_eq!(
+        letters.len(),
+        5,
+        "DLQ records; sink log:\n{}",
+        sink.log_text()
+    );
     let mut seen: Vec<(String, String)> = letters
         .iter()
         .map(|l| {
@@ -54,47 +130,124 @@ async fn poison_records_go_to_the_dead_letter_queue() {
             assert_eq!(l.header("__connect.errors.partition"), "0");
             assert!(!l.header("__connect.errors.exception.message").is_empty());
             assert_eq!(l.header("cdc.op"), "c", "original headers are kept");
-            (l.header("__connect.errors.offset").to_string(), l.header("__connect.errors.exception.class.name").to_string())
+            (
+                l.header("__connect.errors.offset").to_string(),
+                l.header("__connect.errors.exception.class.name")
+                    .to_string(),
+            )
         })
         .collect();
     seen.sort();
-    let expected: Vec<(String, String)> = [("1", "decode"), ("2", "decode"), ("3", "decode"), ("4", "data"), ("5", "identifier")]
-        .iter()
-        .map(|(o, c)| (o.to_string(), c.to_string()))
-        .collect();
+    let expected: Vec<(String, String)> = [
+        ("1", "decode"),
+        ("2", "decode"),
+        ("3", "decode"),
+        ("4", "data"),
+        ("5", "identifier"),
+    ]
+    .iter()
+    .map(|(o, c)| (o.to_string(), c.to_string()))
+    .collect();
     assert_eq!(seen, expected);
-    assert_eq!(letters.iter().find(|l| l.header("__connect.errors.offset") == "1").and_then(|l| l.value.clone()), Some(b"\xff\x00 not a record".to_vec()));
+    assert_eq!(
+        letters
+            .iter()
+            .find(|l| l.header("__connect.errors.offset") == "1")
+            .and_then(|l| l.value.clone()),
+        Some(b"\xff\x00 not a record".to_vec())
+    );
     let (_, metrics) = case.http("/metrics").await;
-    assert!(metrics.contains("cdc_sink_dlq_records_total{class=\"decode\"} 3"), "{metrics}");
+    assert!(
+        metrics.contains("cdc_sink_dlq_records_total{class=\"decode\"} 3"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_identifiers_stop_the_sink_and_touch_nothing() {
     let case = SinkCase::new("sink_hostile", 1).await;
     let mut conn = case.stack.root_conn(Some(&case.database)).await;
-    mysql_async::prelude::Queryable::query_drop(&mut conn, "CREATE TABLE canary (id INT PRIMARY KEY)").await.expect("canary");
+    mysql_async::prelude::Queryable::query_drop(
+        &mut conn,
+        "CREATE TABLE canary (id INT PRIMARY KEY)",
+    )
+    .await
+    .expect("canary");
     let mut sink = case.start_sink(&case.toml(""), "toml", &[]);
     let p = producer(&case.stack.kafka_bootstrap);
     let t = case.topic.as_str();
     let hostile = users_schemas(t, vec![typed_field(HOSTILE, FieldType::Int32, true, "int")]);
     let (k, v) = users_row(&hostile, 1, "u", "pw", "n", vec![Value::Int(1)]);
-    send(&p, t, None, Some(&json(t, Part::Key, &k).await), Some(&json(t, Part::Value, &v).await)).await;
-    assert_eq!(sink.wait(WAIT), Some(1), "the sink must stop:\n{}", sink.log_text());
+    send(
+        &p,
+        t,
+        None,
+        Some(&json(t, Part::Key, &k).await),
+        Some(&json(t, Part::Value, &v).await),
+    )
+    .await;
+    assert_eq!(
+        sink.wait(WAIT),
+        Some(1),
+        "the sink must stop:\n{}",
+        sink.log_text()
+    );
     let log = sink.log_text();
-    assert!(log.contains(&format!("record {t}[0]@0 cannot be applied (identifier)")), "{log}");
-    assert!(log.contains("cannot be used as a table or column name"), "{log}");
+    assert!(
+        log.contains(&format!("record {t}[0]@0 cannot be applied (identifier)")),
+        "{log}"
+    );
+    assert!(
+        log.contains("cannot be used as a table or column name"),
+        "{log}"
+    );
 
     // A column type smuggled into the schema parameter is refused as well.
     let case2 = SinkCase::new("sink_hostile_type", 1).await;
     let mut sink2 = case2.start_sink(&case2.toml(""), "toml", &[]);
     let t2 = case2.topic.as_str();
-    let smuggled = users_schemas(t2, vec![typed_field("extra", FieldType::Int32, true, "int, id2 int) ; DROP TABLE canary; --")]);
+    let smuggled = users_schemas(
+        t2,
+        vec![typed_field(
+            "extra",
+            FieldType::Int32,
+            true,
+            "int, id2 int) ; DROP TABLE canary; --",
+        )],
+    );
     let (k, v) = users_row(&smuggled, 1, "u", "pw", "n", vec![Value::Int(1)]);
-    send(&p, t2, None, Some(&json(t2, Part::Key, &k).await), Some(&json(t2, Part::Value, &v).await)).await;
-    assert_eq!(sink2.wait(WAIT), Some(1), "the sink must stop:\n{}", sink2.log_text());
-    assert!(sink2.log_text().contains("not a MariaDB column type this sink creates"), "{}", sink2.log_text());
-    assert_eq!(case.rows("SELECT COUNT(*) FROM canary").await, vec![vec![Some("0".to_string())]]);
-    assert!(case2.rows(&format!("SHOW TABLES LIKE '{t2}'")).await.is_empty(), "no table created");
+    send(
+        &p,
+        t2,
+        None,
+        Some(&json(t2, Part::Key, &k).await),
+        Some(&json(t2, Part::Value, &v).await),
+    )
+    .await;
+    assert_eq!(
+        sink2.wait(WAIT),
+        Some(1),
+        "the sink must stop:\n{}",
+        sink2.log_text()
+    );
+    assert!(
+        sink2
+            .log_text()
+            .contains("not a MariaDB column type this sink creates"),
+        "{}",
+        sink2.log_text()
+    );
+    assert_eq!(
+        case.rows("SELECT COUNT(*) FROM canary").await,
+        vec![vec![Some("0".to_string())]]
+    );
+    assert!(
+        case2
+            .rows(&format!("SHOW TABLES LIKE '{t2}'"))
+            .await
+            .is_empty(),
+        "no table created"
+    );
 }
 
 /// Kafka allows topic names MariaDB cannot take as table names (here: too long); the record is
@@ -104,15 +257,33 @@ async fn a_topic_that_cannot_be_a_table_name_is_refused() {
     let case = SinkCase::new("sink_longtopic", 1).await;
     let topic = format!("{}.{}", case.topic, "x".repeat(70));
     create_topic(&case.stack.kafka_bootstrap, &topic, 1).await;
-    let config = case.toml("").replace(&format!("topics = \"{}\"", case.topic), &format!("topics = \"{topic}\""));
+    let config = case.toml("").replace(
+        &format!("topics = \"{}\"", case.topic),
+        &format!("topics = \"{topic}\""),
+    );
     let mut sink = case.start_sink(&config, "toml", &[]);
     let users = users_schemas(&topic, vec![]);
     let (k, v) = users_row(&users, 1, "u", "pw", "n", vec![]);
     let p = producer(&case.stack.kafka_bootstrap);
-    send(&p, &topic, None, Some(&json(&topic, Part::Key, &k).await), Some(&json(&topic, Part::Value, &v).await)).await;
-    assert_eq!(sink.wait(WAIT), Some(1), "the sink must stop:\n{}", sink.log_text());
+    send(
+        &p,
+        &topic,
+        None,
+        Some(&json(&topic, Part::Key, &k).await),
+        Some(&json(&topic, Part::Value, &v).await),
+    )
+    .await;
+    assert_eq!(
+        sink.wait(WAIT),
+        Some(1),
+        "the sink must stop:\n{}",
+        sink.log_text()
+    );
     let log = sink.log_text();
-    assert!(log.contains("longer than 64 characters; set table.name.format"), "{log}");
+    assert!(
+        log.contains("longer than 64 characters; set table.name.format"),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,7 +292,15 @@ async fn undecodable_record_stops_the_sink_with_tolerance_none() {
     let mut sink = case.start_sink(&case.toml(""), "toml", &[]);
     let p = producer(&case.stack.kafka_bootstrap);
     send(&p, &case.topic, None, Some(b"{}"), Some(b"garbage")).await;
-    assert_eq!(sink.wait(WAIT), Some(1), "the sink must stop:\n{}", sink.log_text());
+    assert_eq!(
+        sink.wait(WAIT),
+        Some(1),
+        "the sink must stop:\n{}",
+        sink.log_text()
+    );
     let log = sink.log_text();
-    assert!(log.contains(&format!("cannot decode key of {}[0]@0", case.topic)), "{log}");
+    assert!(
+        log.contains(&format!("cannot decode key of {}[0]@0", case.topic)),
+        "{log}"
+    );
 }

@@ -18,7 +18,11 @@ const PER_PARTITION: i64 = 3000;
 const PARTITIONS: i32 = 2;
 
 async fn count(case: &SinkCase, sql: &str) -> i64 {
-    case.rows(sql).await.first().and_then(|r| r[0].as_deref()?.parse().ok()).unwrap_or(0)
+    case.rows(sql)
+        .await
+        .first()
+        .and_then(|r| r[0].as_deref()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Waits until the mirror has more rows than `before` (the sink is applying batches); `false`
@@ -33,7 +37,10 @@ async fn wait_for_progress(case: &SinkCase, sql: &str, before: i64) -> bool {
         if now > before {
             return true;
         }
-        assert!(std::time::Instant::now() < deadline, "the sink made no progress in 30 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sink made no progress in 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -61,14 +68,26 @@ fn produce_events(case: &SinkCase) -> tokio::task::JoinHandle<()> {
                     let seq = i64::from(part) * PER_PARTITION + i;
                     let record = Record {
                         schema: schema.clone(),
-                        values: vec![Value::Int(seq), Value::Int(part.into()), Value::String(format!("row {seq}"))],
+                        values: vec![
+                            Value::Int(seq),
+                            Value::Int(part.into()),
+                            Value::String(format!("row {seq}")),
+                        ],
                     };
-                    let bytes = encoder.encode(&topic, Part::Value, &record).await.expect("encode");
+                    let bytes = encoder
+                        .encode(&topic, Part::Value, &record)
+                        .await
+                        .expect("encode");
                     sends.push((part, bytes));
                 }
             }
             // Concurrent sends; the idempotent producer keeps each partition's order.
-            futures::future::join_all(sends.iter().map(|(part, bytes)| send(&p, &topic, Some(*part), None, Some(bytes)))).await;
+            futures::future::join_all(
+                sends
+                    .iter()
+                    .map(|(part, bytes)| send(&p, &topic, Some(*part), None, Some(bytes))),
+            )
+            .await;
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     })
@@ -85,17 +104,36 @@ async fn assert_every_event_once(case: &SinkCase, sink: &Service) {
     let total = PER_PARTITION * i64::from(PARTITIONS);
     let want = total.to_string();
     let count_sql = format!("SELECT COUNT(*) FROM `{}`", case.topic);
-    case.wait_rows(&count_sql, &[&[Some(want.as_str())]], Duration::from_secs(120), sink).await;
+    case.wait_rows(
+        &count_sql,
+        &[&[Some(want.as_str())]],
+        Duration::from_secs(120),
+        sink,
+    )
+    .await;
     let summary = case
-        .rows(&format!("SELECT COUNT(DISTINCT seq), MIN(seq), MAX(seq) FROM `{}`", case.topic))
+        .rows(&format!(
+            "SELECT COUNT(DISTINCT seq), MIN(seq), MAX(seq) FROM `{}`",
+            case.topic
+        ))
         .await;
     let last = (total - 1).to_string();
-    assert_eq!(summary, vec![vec![Some(want.clone()), Some("0".into()), Some(last)]], "each record exactly once");
+    assert_eq!(
+        summary,
+        vec![vec![Some(want.clone()), Some("0".into()), Some(last)]],
+        "each record exactly once"
+    );
     let offsets = case
         .rows("SELECT kafka_partition, next_offset FROM cdc_sink_offsets ORDER BY kafka_partition")
         .await;
     let per = PER_PARTITION.to_string();
-    assert_eq!(offsets, vec![vec![Some("0".into()), Some(per.clone())], vec![Some("1".into()), Some(per)]]);
+    assert_eq!(
+        offsets,
+        vec![
+            vec![Some("0".into()), Some(per.clone())],
+            vec![Some("1".into()), Some(per)]
+        ]
+    );
     // Every partition's records came from that partition.
     for part in 0..PARTITIONS {
         let rows = case
@@ -113,7 +151,10 @@ async fn sigkill_mid_stream_neither_loses_nor_repeats_a_record() {
     let count_sql = format!("SELECT COUNT(*) FROM `{}`", case.topic);
     // Static membership: a restarted sink gets its partitions back at once, so every kill lands
     // while batches are being applied.
-    let env = [("CDC_SINK_KAFKA_SESSION_TIMEOUT_MS", "6000"), ("CDC_SINK_KAFKA_GROUP_INSTANCE_ID", "sink-under-test")];
+    let env = [
+        ("CDC_SINK_KAFKA_SESSION_TIMEOUT_MS", "6000"),
+        ("CDC_SINK_KAFKA_GROUP_INSTANCE_ID", "sink-under-test"),
+    ];
     let mut sink = case.start_sink(&config, "toml", &env);
     let mut kills = 0;
     while kills < 10 {
@@ -126,10 +167,19 @@ async fn sigkill_mid_stream_neither_loses_nor_repeats_a_record() {
         kills += 1;
         sink = case.start_sink(&config, "toml", &env);
     }
-    assert!(kills >= 5, "only {kills} kills landed mid-stream; sink log:\n{}", sink.log_text());
+    assert!(
+        kills >= 5,
+        "only {kills} kills landed mid-stream; sink log:\n{}",
+        sink.log_text()
+    );
     writer.await.expect("producer task");
     assert_every_event_once(&case, &sink).await;
-    assert_eq!(sink.terminate(Duration::from_secs(20)), Some(0), "SIGTERM exits 0:\n{}", sink.log_text());
+    assert_eq!(
+        sink.terminate(Duration::from_secs(20)),
+        Some(0),
+        "SIGTERM exits 0:\n{}",
+        sink.log_text()
+    );
 }
 
 /// Two sinks in one group share the partitions; one is killed mid-stream and the other takes
@@ -143,8 +193,16 @@ async fn rebalance_between_two_sinks_keeps_every_record_once() {
     let count_sql = format!("SELECT COUNT(*) FROM `{}`", case.topic);
     let mut first = case.start_sink(&config, "toml", &env);
     wait_for_progress(&case, &count_sql, 0).await;
-    let second_http = SinkCase { http_port: cdc_tests::sink::free_port(), ..case.clone() };
-    let second = second_http.start_sink(&second_http.toml("\"pk.mode\" = \"none\"\n\"insert.mode\" = \"insert\"\n\"batch.size\" = 50"), "toml", &env);
+    let second_http = SinkCase {
+        http_port: cdc_tests::sink::free_port(),
+        ..case.clone()
+    };
+    let second = second_http.start_sink(
+        &second_http
+            .toml("\"pk.mode\" = \"none\"\n\"insert.mode\" = \"insert\"\n\"batch.size\" = 50"),
+        "toml",
+        &env,
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = count(&case, &count_sql).await;
     wait_for_progress(&case, &count_sql, before).await;
@@ -185,7 +243,10 @@ async fn lost_database_connections_are_retried() {
     writer.await.expect("producer task");
     assert_every_event_once(&case, &sink).await;
     let (_, metrics) = case.http("/metrics").await;
-    assert!(metrics.contains("cdc_sink_retries_total{class=\"database\"}"), "{metrics}");
+    assert!(
+        metrics.contains("cdc_sink_retries_total{class=\"database\"}"),
+        "{metrics}"
+    );
 }
 
 /// The offsets table is the truth, not the group offsets: when it is behind (here set back by
@@ -200,21 +261,48 @@ async fn restart_continues_from_the_offsets_table_not_the_group() {
     let p = producer(&case.stack.kafka_bootstrap);
     let encoder = Encoder::json();
     for id in 1..=3 {
-        let (k, v) = cdc_tests::sink::users_row(&schemas, id, "u", "pw", &format!("user {id}"), vec![]);
-        let kb = encoder.encode(&case.topic, Part::Key, &k).await.expect("key");
-        let vb = encoder.encode(&case.topic, Part::Value, &v).await.expect("value");
+        let (k, v) =
+            cdc_tests::sink::users_row(&schemas, id, "u", "pw", &format!("user {id}"), vec![]);
+        let kb = encoder
+            .encode(&case.topic, Part::Key, &k)
+            .await
+            .expect("key");
+        let vb = encoder
+            .encode(&case.topic, Part::Value, &v)
+            .await
+            .expect("value");
         send(&p, &case.topic, None, Some(&kb), Some(&vb)).await;
     }
     let table = format!("SELECT id FROM `{}` ORDER BY id", case.topic);
-    case.wait_rows(&table, &[&[Some("1")], &[Some("2")], &[Some("3")]], Duration::from_secs(60), &sink).await;
-    assert_eq!(sink.terminate(Duration::from_secs(20)), Some(0), "{}", sink.log_text());
+    case.wait_rows(
+        &table,
+        &[&[Some("1")], &[Some("2")], &[Some("3")]],
+        Duration::from_secs(60),
+        &sink,
+    )
+    .await;
+    assert_eq!(
+        sink.terminate(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        sink.log_text()
+    );
 
     let mut conn = case.stack.root_conn(Some(&case.database)).await;
-    conn.query_drop(format!("DELETE FROM `{}`; UPDATE cdc_sink_offsets SET next_offset = 1", case.topic))
-        .await
+    conn.query_drop(format!(
+        "DELETE FROM `{}`; UPDATE cdc_sink_offsets SET next_offset = 1",
+        case.topic
+    ))
+    .await
     .expect("set the stored offset back");
     let sink = case.start_sink(&config, "toml", &[]);
-    case.wait_rows(&table, &[&[Some("2")], &[Some("3")]], Duration::from_secs(60), &sink).await;
+    case.wait_rows(
+        &table,
+        &[&[Some("2")], &[Some("3")]],
+        Duration::from_secs(60),
+        &sink,
+    )
+    .await;
     let log = sink.log_text();
     assert!(log.contains("continuing from the stored offset"), "{log}");
 }
