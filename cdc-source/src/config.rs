@@ -333,14 +333,19 @@ impl TableFilter {
                 .map(|p| p.trim())
                 .filter(|p| !p.is_empty())
                 .map(|p| {
-                    let full = match p.split_once('.') {
-                        Some((db, _)) if !db.contains(['\\', '*', '[', '(', '|', '?', '+']) => {
-                            if !dbs.iter().any(|d| d == db) {
+                    // `db.table` (the dot may be escaped) is a full pattern; its database part,
+                    // when a plain name, is listed for the snapshot. Anything else is a table
+                    // pattern within the URL's database.
+                    let cut = [p.find("\\."), p.find('.')].into_iter().flatten().min();
+                    let full = match cut {
+                        Some(at) => {
+                            let db = &p[..at];
+                            if !db.is_empty() && db.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') && !dbs.iter().any(|d| d == db) {
                                 dbs.push(db.to_string());
                             }
                             p.to_string()
                         }
-                        _ => format!("{}\\.{}", regex::escape(database), p),
+                        None => format!("{}\\.{}", regex::escape(database), p),
                     };
                     Regex::new(&format!("^(?:{full})$"))
                         .map_err(|e| ConfigError::invalid(key, format!("pattern `{p}` is not a valid regex: {e}")))

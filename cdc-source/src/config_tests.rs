@@ -25,7 +25,7 @@ fn tutorial_connector_json_is_accepted_and_meaningless_keys_reported() {
     assert_eq!(c.topic("users"), "my_topic_users");
     assert!(c.tables.matches("mydb", "users"));
     assert!(!c.tables.matches("mydb", "orders"));
-    assert_eq!(c.ignored, vec!["incrementing.column.name", "mode", "tasks.max"]);
+    assert_eq!(c.ignored, vec!["connector.class", "incrementing.column.name", "mode", "tasks.max"]);
     assert!(!format!("{c:?}").contains("secret"), "password must not be printed");
 }
 
