@@ -84,11 +84,23 @@ impl std::fmt::Debug for Sink {
 impl Sink {
     /// Consumes until `shutdown` is cancelled (returns `Ok`) or a definite error stops the sink.
     pub async fn run(mut self) -> Result<(), SinkError> {
-        self.ensure_offsets_table().await?;
+        match self.ensure_offsets_table().await {
+            Err(SinkError::Stopped(reason)) => {
+                tracing::info!(reason, "stopped before the mirror database was reachable");
+                return Ok(());
+            }
+            other => other?,
+        }
         self.status.update(|s| s.state = "running");
         self.status.set_ready(true);
         let mut batch = Batch::default();
-        let result = self.consume(&mut batch).await;
+        let result = match self.consume(&mut batch).await {
+            Err(SinkError::Stopped(reason)) => {
+                tracing::info!(reason, "shutdown during a retry");
+                Ok(())
+            }
+            other => other,
+        };
         self.status.set_ready(false);
         match &result {
             Ok(()) => {
@@ -210,7 +222,11 @@ impl Sink {
             offset,
         };
         let raw = self.dlq.is_some().then(|| raw_record(&msg));
-        let decoded = self.decode_both(&origin, &msg).await;
+        let decoded = match self.decode_both(&origin, &msg).await {
+            Ok(records) => Ok(records),
+            Err(SinkError::Record(e)) => Err(e),
+            Err(other) => return Err(other),
+        };
         let change =
             decoded.and_then(|(key, value)| self.builder.build(origin.clone(), key, value));
         batch.advance(&tp, stored, offset);
@@ -254,7 +270,7 @@ impl Sink {
         &self,
         origin: &Origin,
         msg: &OwnedMessage,
-    ) -> Result<(Option<Record>, Option<Record>), RecordError> {
+    ) -> Result<(Option<Record>, Option<Record>), SinkError> {
         // The key is only read when it makes the primary key (pk.mode=record_key); otherwise any
         // key, even one in another format, is fine.
         let key = match msg.key() {
@@ -271,12 +287,8 @@ impl Sink {
     }
 
     /// Decodes one part; registry outages are retried (the record is never skipped for them).
-    async fn decode(
-        &self,
-        origin: &Origin,
-        part: Part,
-        bytes: &[u8],
-    ) -> Result<Record, RecordError> {
+    /// A record that can never be decoded is a [`SinkError::Record`].
+    async fn decode(&self, origin: &Origin, part: Part, bytes: &[u8]) -> Result<Record, SinkError> {
         let mut backoff = Backoff::new(self.settings.retry_backoff, Duration::from_secs(30));
         loop {
             let at = MessageRef {
@@ -290,19 +302,15 @@ impl Sink {
                     self.metrics.retry(class::REGISTRY);
                     tracing::warn!(error = %e, "decoding needs the schema registry; retrying");
                     if !backoff.wait(&self.shutdown).await {
-                        return Err(RecordError {
-                            origin: origin.clone(),
-                            class: class::REGISTRY,
-                            message: format!("{e} (gave up at shutdown)"),
-                        });
+                        return Err(SinkError::Stopped(e.to_string()));
                     }
                 }
                 Err(e) => {
-                    return Err(RecordError {
+                    return Err(SinkError::Record(RecordError {
                         origin: origin.clone(),
                         class: class::DECODE,
                         message: e.to_string(),
-                    })
+                    }))
                 }
             }
         }

@@ -61,6 +61,10 @@ pub enum SinkError {
     /// Stop the sink.
     #[error("{0}")]
     Fatal(String),
+    /// Shutdown was requested while waiting to retry a transient failure; nothing is lost (the
+    /// open batch is not committed and is read again on the next start).
+    #[error("stopped while waiting to retry: {0}")]
+    Stopped(String),
 }
 
 impl SinkError {

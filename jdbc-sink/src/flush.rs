@@ -52,9 +52,7 @@ impl Sink {
                     self.conn = None;
                     self.retrying(class, &message);
                     if !backoff.wait(&self.shutdown).await {
-                        return Err(SinkError::Fatal(
-                            "shutdown before the mirror database was reachable".into(),
-                        ));
+                        return Err(SinkError::Stopped(message));
                     }
                 }
                 Err(e) => return Err(e),
@@ -103,9 +101,14 @@ impl Sink {
                 Err(SinkError::Transient { class, message }) => {
                     self.conn = None;
                     self.retrying(class, &message);
-                    if final_flush || !backoff.wait(&self.shutdown).await {
+                    if final_flush {
                         *batch = Batch::default();
                         return Err(SinkError::Transient { class, message });
+                    }
+                    if !backoff.wait(&self.shutdown).await {
+                        // The batch stays uncommitted; it is read again on the next start.
+                        *batch = Batch::default();
+                        return Err(SinkError::Stopped(message));
                     }
                 }
                 Err(e) => return Err(e),

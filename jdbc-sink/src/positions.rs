@@ -70,9 +70,7 @@ impl Sink {
                 Err(SinkError::Transient { class, message }) => {
                     self.retrying(class, &message);
                     if !backoff.wait(&self.shutdown).await {
-                        return Err(SinkError::Fatal(
-                            "shutdown while reading stored offsets".into(),
-                        ));
+                        return Err(SinkError::Stopped(message));
                     }
                 }
                 Err(e) => return Err(e),

@@ -306,3 +306,38 @@ async fn restart_continues_from_the_offsets_table_not_the_group() {
     let log = sink.log_text();
     assert!(log.contains("continuing from the stored offset"), "{log}");
 }
+
+/// While the mirror database cannot be reached the sink is live but not ready, says why in
+/// `/status`, retries, and still stops cleanly on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_database_means_not_ready_and_sigterm_still_exits_0() {
+    let case = SinkCase::new("sink_nodb", 1).await;
+    let dead_port = cdc_tests::sink::free_port();
+    let config = case.toml("").replace(
+        &format!(":{}/{}", case.stack.mariadb_port, case.database),
+        &format!(":{dead_port}/{}", case.database),
+    );
+    let mut sink = case.start_sink(&config, "toml", &[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, status) = case.http("/status").await;
+        if code == 200 && status.contains("\"state\":\"retrying\"") {
+            assert!(status.contains("connecting to"), "{status}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never retrying: {status}\n{}",
+            sink.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(case.http("/health").await.0, 200);
+    assert_eq!(case.http("/ready").await.0, 503);
+    assert_eq!(
+        sink.terminate(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        sink.log_text()
+    );
+}
