@@ -3,6 +3,8 @@
 //! - **Collapse** ([`collapse`]): with a primary key and `insert.mode=upsert`, only the last change
 //!   of each key in a batch is kept — the table ends the same, with fewer rows written. Other modes
 //!   keep every change in order (a second `insert` of a key must fail as it would alone).
+//!   Keys are compared as rendered literals: two keys that only a case-insensitive collation
+//!   makes equal (`'a'` and `'A'`) are both kept and written in their order within a statement.
 //! - **Grouping**: changes of one table, operation and column list share one multi-row statement
 //!   (`INSERT … VALUES (…),(…) ON DUPLICATE KEY UPDATE c = VALUES(c)`, or `DELETE … WHERE key IN
 //!   (…)`), cut at [`MAX_STATEMENT_BYTES`]. After collapsing, keys are distinct, so groups can run
