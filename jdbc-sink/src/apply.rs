@@ -188,10 +188,14 @@ impl Sink {
         let stored = self.stored_position(&tp).await?;
         let expected = batch.next_offset(&tp).or(stored);
         if let Some(target) = self.seeking.get(&tp).copied() {
-            if offset != target {
-                return self.check_seek(&tp, target, offset);
+            if offset < target {
+                // Fetched before the seek took effect.
+                return Ok(());
             }
             self.seeking.remove(&tp);
+            if offset > target {
+                self.check_gap(&tp, target)?;
+            }
         }
         if let Some(expected) = expected {
             if offset < expected {
@@ -204,17 +208,8 @@ impl Sink {
                 );
                 return Ok(());
             }
-            if offset > expected {
-                tracing::info!(
-                    topic = tp.0,
-                    partition = tp.1,
-                    offset,
-                    expected,
-                    "consumer ahead of the stored offset; seeking back"
-                );
-                self.seeking.insert(tp.clone(), expected);
-                return self.seek(&tp, expected);
-            }
+            // offset > expected is normal: transaction markers (every committed source
+            // transaction leaves one) and compaction leave gaps between record offsets.
         }
         let origin = Origin {
             topic: tp.0.clone(),

@@ -111,17 +111,10 @@ impl Sink {
         }
     }
 
-    /// A record other than the seek target arrived: retry the seek, unless the target was deleted
-    /// by retention — then records were lost before the sink applied them, and it stops.
-    pub(crate) fn check_seek(
-        &mut self,
-        tp: &Tp,
-        target: i64,
-        offset: i64,
-    ) -> Result<(), SinkError> {
-        if offset < target {
-            return Ok(());
-        }
+    /// The first record after a seek to `target` has a higher offset: normal where transaction
+    /// markers or compaction left a gap, but fatal where retention deleted records this sink never
+    /// applied.
+    pub(crate) fn check_gap(&mut self, tp: &Tp, target: i64) -> Result<(), SinkError> {
         let low = tokio::task::block_in_place(|| {
             self.consumer
                 .fetch_watermarks(&tp.0, tp.1, Duration::from_secs(10))
@@ -135,6 +128,6 @@ impl Sink {
                 )));
             }
         }
-        self.seek(tp, target)
+        Ok(())
     }
 }
