@@ -104,6 +104,7 @@ pub fn unique_name(prefix: &str) -> String {
 
 pub mod fixtures;
 pub mod kafka;
+pub mod pipeline;
 pub mod private;
 pub mod process;
 pub mod source;
