@@ -15,6 +15,7 @@
 //! source ≤ 64 MiB on every workload. Each run is bounded (`--timeout-s`) and stops by itself.
 
 mod cpu;
+mod floor;
 mod kafka;
 mod reference;
 mod source;
@@ -60,12 +61,16 @@ struct Cli {
     /// Extra librdkafka settings of the source, `key=value`.
     #[arg(long = "kafka")]
     kafka: Vec<String>,
-    /// Record a flat `perf` profile of the source (`perf.data` in the run's directory).
+    /// Record a `perf` profile of the source with call graphs (`perf.data` in the run's directory).
     #[arg(long)]
     perf: bool,
     /// Keep the run's database and topics.
     #[arg(long)]
     keep: bool,
+    /// Instead of the workloads, time the source's building blocks alone: binlog reading, row
+    /// decoding, and publishing through its transactional producer.
+    #[arg(long)]
+    floors: bool,
     /// Longest one source run may take, seconds.
     #[arg(long, default_value_t = 1200)]
     timeout_s: u64,
@@ -138,6 +143,10 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             bail!("--format: `{f}` is neither json nor avro");
         }
     }
+    if cli.floors {
+        floors(&cli, &stack).await?;
+        return Ok(true);
+    }
     let workloads = if cli.workloads.is_empty() { vec![Workload::W1, Workload::W2, Workload::W3] } else { cli.workloads.clone() };
     let out_dir = root.join("target/cdc-bench");
     std::fs::create_dir_all(&out_dir)?;
@@ -155,6 +164,23 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     }
     summary(&outcomes);
     Ok(outcomes.iter().all(Outcome::passes))
+}
+
+/// Prints the floors for W1's size (see [`floor`]).
+async fn floors(cli: &Cli, stack: &Stack) -> anyhow::Result<()> {
+    let rows = cli.rows.unwrap_or_else(|| Workload::W1.default_rows());
+    println!("\n== floors for {rows} rows of orders");
+    let (range, read_only, decoding, decoded) = floor::binlog(stack, rows).await?;
+    let theirs = reference::time_mariadb_binlog(stack, &range)?;
+    let r = rows as f64;
+    println!("   mariadb-binlog (same range):                 {:>7.2} s -> {:>9.0} rows/s", theirs.as_secs_f64(), r / theirs.as_secs_f64());
+    println!("   BinlogReader, events only:                   {:>7.2} s -> {:>9.0} rows/s", read_only.as_secs_f64(), r / read_only.as_secs_f64());
+    println!("   BinlogReader + row decoding ({decoded} rows): {:>7.2} s -> {:>9.0} rows/s", decoding.as_secs_f64(), r / decoding.as_secs_f64());
+    for batch in [5_000, 50_000] {
+        let took = floor::kafka(stack, rows, batch).await?;
+        println!("   Publisher, JSON-sized records, commit every {batch:>6}: {:>7.2} s -> {:>9.0} rows/s", took.as_secs_f64(), r / took.as_secs_f64());
+    }
+    Ok(())
 }
 
 /// One workload in one format, from a fresh database to the verified count.

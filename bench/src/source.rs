@@ -44,7 +44,8 @@ pub struct RunSpec {
     pub dir: PathBuf,
     /// Longest the source may take for the range before the run counts as failed.
     pub timeout: Duration,
-    /// Record the source with `perf record` (flat profile, written to `<dir>/perf.data`).
+    /// Record the source with `perf record` (199 Hz, DWARF call graphs from `.eh_frame`; written to
+    /// `<dir>/perf.data`).
     pub perf: bool,
     /// The stack's home (`CDC_STACK_HOME`), where its PID files are.
     pub stack_home: PathBuf,
@@ -220,7 +221,7 @@ pub fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
 
 fn start_perf(pid: u32, dir: &Path) -> anyhow::Result<Child> {
     Command::new("perf")
-        .args(["record", "-F", "499", "-o"])
+        .args(["record", "-F", "199", "--call-graph", "dwarf,16384", "-o"])
         .arg(dir.join("perf.data"))
         .args(["-p", &pid.to_string()])
         .stdout(Stdio::null())
