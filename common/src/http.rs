@@ -42,7 +42,7 @@ struct AppState {
     status: Arc<dyn ServiceStatus>,
 }
 
-/// Binds `listen` (e.g. `0.0.0.0:8084`, or port 0 for any) and serves until `shutdown`.
+/// Binds `listen` (e.g. `127.0.0.1:18084`, or port 0 for any) and serves until `shutdown`.
 pub async fn serve_http(
     listen: &str,
     registry: Arc<Registry>,

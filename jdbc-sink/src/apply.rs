@@ -167,8 +167,12 @@ impl Sink {
         match msg {
             Ok(m) => self.accept(batch, m).await,
             Err(e) => {
-                self.metrics.error(class::KAFKA);
-                tracing::warn!(error = %e, "consumer error; librdkafka retries by itself");
+                if crate::consumer::topic_missing(&e) {
+                    tracing::debug!(error = %e, "a subscribed topic does not exist yet");
+                } else {
+                    self.metrics.error(class::KAFKA);
+                    tracing::warn!(error = %e, "consumer error; librdkafka retries by itself");
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 Ok(())
             }

@@ -1,5 +1,6 @@
 //! `jdbc-sink check`: validates the configuration and that everything it names is reachable,
-//! without consuming anything. Each line says what was checked and, on failure, what to do.
+//! without consuming anything. Each line says what was checked and, on failure, what to do;
+//! `note` lines tell what does not stop the sink, such as topics that do not exist yet.
 
 use std::time::Duration;
 
@@ -15,9 +16,12 @@ use crate::ident::Ident;
 pub struct CheckResult {
     pub what: String,
     pub outcome: Result<String, String>,
+    /// What the operator should know that does not stop the sink from starting (e.g. a
+    /// subscribed topic that does not exist yet).
+    pub notes: Vec<String>,
 }
 
-/// Runs every check; the sink can start when all pass.
+/// Runs every check; the sink can start when all pass (notes do not count as failures).
 pub async fn run_checks(settings: &Settings) -> Vec<CheckResult> {
     let mut results = vec![database(settings).await, kafka(settings)];
     if let Some(url) = &settings.registry_url {
@@ -41,7 +45,11 @@ async fn database(settings: &Settings) -> CheckResult {
         Ok(format!("reachable (server {}), offsets table {table} ready", version.unwrap_or_default()))
     }
     .await;
-    CheckResult { what, outcome }
+    CheckResult {
+        what,
+        outcome,
+        notes: Vec::new(),
+    }
 }
 
 fn kafka(settings: &Settings) -> CheckResult {
@@ -51,6 +59,7 @@ fn kafka(settings: &Settings) -> CheckResult {
         .cloned()
         .unwrap_or_else(|| "localhost:9092".into());
     let what = format!("Kafka {servers}");
+    let mut notes = Vec::new();
     let outcome = (|| {
         let consumer: BaseConsumer = connection_settings(&settings.kafka)
             .create()
@@ -59,6 +68,8 @@ fn kafka(settings: &Settings) -> CheckResult {
             .fetch_metadata(None, Duration::from_secs(10))
             .map_err(|e| format!("unreachable: {e}; check kafka.bootstrap.servers"))?;
         let names: Vec<&str> = metadata.topics().iter().map(|t| t.name()).collect();
+        let later = "the sink subscribes anyway and consumes a topic within seconds of its \
+                     creation (cdc-source creates its topics with their first records)";
         let found = match &settings.topics {
             Topics::List(list) => {
                 let missing: Vec<&String> = list
@@ -66,19 +77,27 @@ fn kafka(settings: &Settings) -> CheckResult {
                     .filter(|t| !names.contains(&t.as_str()))
                     .collect();
                 if !missing.is_empty() {
-                    return Err(format!("topics {missing:?} do not exist yet; create them or start the source first"));
+                    notes.push(format!("topics {missing:?} do not exist yet; {later}"));
                 }
-                list.len()
+                list.len() - missing.len()
             }
             Topics::Regex(re) => {
                 let re = regex::Regex::new(&format!("^(?:{})$", re.trim_start_matches('^')))
                     .map_err(|e| e.to_string())?;
-                names.iter().filter(|n| re.is_match(n)).count()
+                let found = names.iter().filter(|n| re.is_match(n)).count();
+                if found == 0 {
+                    notes.push(format!("no topic matches topics.regex yet; {later}"));
+                }
+                found
             }
         };
         Ok(format!("reachable, {found} matching topic(s)"))
     })();
-    CheckResult { what, outcome }
+    CheckResult {
+        what,
+        outcome,
+        notes,
+    }
 }
 
 async fn registry(url: &str) -> CheckResult {
@@ -90,5 +109,6 @@ async fn registry(url: &str) -> CheckResult {
     CheckResult {
         what: format!("schema registry {url}"),
         outcome,
+        notes: Vec::new(),
     }
 }

@@ -7,7 +7,7 @@
 //! | `name` | `jdbc-sink` | sink name; the consumer group is `connect-<name>` unless `kafka.group.id` is set |
 //! | `connection.url` | required | `jdbc:mysql://host:port/db`, `jdbc:mariadb://…` or `mysql://…`; mirror tables live in `db` |
 //! | `connection.user`, `connection.password` | from the URL | account of the mirror database |
-//! | `topics` / `topics.regex` | one required | comma-separated topics, or a regex such as `my_topic_.*` |
+//! | `topics` / `topics.regex` | one required | comma-separated topics, or a regex such as `my_topic_.*`; topics created later (a listed one that does not exist yet, a new match of the regex) are picked up within seconds |
 //! | `table.name.format` | `${topic}` | mirror table name; `${topic}` is replaced by the topic |
 //! | `insert.mode` | `upsert` | `upsert` (INSERT … ON DUPLICATE KEY UPDATE), `insert`, `update` |
 //! | `pk.mode` | `record_key` | `record_key`, `record_value` (with `pk.fields`), `none` |
@@ -21,9 +21,9 @@
 //! | `errors.deadletterqueue.topic.name` | – | DLQ topic, required with `errors.tolerance=all` |
 //! | `schema.registry.url` | – | registry for Avro records (`value.converter.schema.registry.url` is read too) |
 //! | `offsets.table.name` | `cdc_sink_offsets` | table in the mirror database holding the applied offsets |
-//! | `http.listen` | `0.0.0.0:8084` | address of `/metrics`, `/health`, `/ready`, `/status` |
+//! | `http.listen` | `127.0.0.1:18084` | address of `/metrics`, `/health`, `/ready`, `/status` (loopback only by default; containers set `0.0.0.0:18084`) |
 //! | `log.format` | `text` | `text` or `json` (`LOG_FORMAT` wins) |
-//! | `kafka.*` | | librdkafka consumer/producer settings, e.g. `kafka.bootstrap.servers` (default `localhost:9092`) |
+//! | `kafka.*` | | librdkafka consumer/producer settings, e.g. `kafka.bootstrap.servers` (default `localhost:9092`); the consumer refreshes topic metadata every 3 s unless `kafka.topic.metadata.refresh.interval.ms` is set |
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -158,14 +158,14 @@ fn default_offsets_table() -> String {
     "cdc_sink_offsets".into()
 }
 fn default_http_listen() -> String {
-    "0.0.0.0:8084".into()
+    "127.0.0.1:18084".into()
 }
 
 /// Which topics to consume.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Topics {
     List(Vec<String>),
-    /// A regex; subscribed as librdkafka's `^…` pattern.
+    /// A regex that must match whole topic names; subscribed as librdkafka's `^(…)$` pattern.
     Regex(String),
 }
 

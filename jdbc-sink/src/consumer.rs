@@ -1,6 +1,7 @@
 //! The Kafka consumer: `read_committed` (records of aborted source transactions are never seen),
 //! no auto-commit (positions live in the mirror database, see [`crate::offsets`]), subscribed to
-//! `topics` or `topics.regex`.
+//! `topics` or `topics.regex`. Subscribed topics that do not exist yet, and new topics matching
+//! the regex, are picked up within seconds of their creation ([`METADATA_REFRESH_MS`]).
 //!
 //! Rebalances are reported by the consumer context as [`RebalanceEvent`]s that the apply loop
 //! takes after each poll: on revocation it commits its batch (fencing in the offsets table makes
@@ -11,7 +12,9 @@
 use std::sync::Mutex;
 
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, TopicPartitionList};
 
 use crate::config::{Settings, Topics};
@@ -79,7 +82,11 @@ impl ClientContext for SinkContext {
         }
     }
 
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if topic_missing(&error) {
+            tracing::info!(reason, "a subscribed topic does not exist yet; it is consumed once it is created");
+            return;
+        }
         self.metrics.error(class::KAFKA);
         tracing::warn!(%error, reason, "Kafka client error");
     }
@@ -109,6 +116,18 @@ impl ConsumerContext for SinkContext {
     }
 }
 
+/// A subscribed topic that does not exist (yet): expected while the source has not created its
+/// topics, so not an error.
+pub fn topic_missing(error: &KafkaError) -> bool {
+    error.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownTopicOrPartition)
+}
+
+/// How often the consumer refreshes topic metadata unless `kafka.topic.metadata.refresh.interval.ms`
+/// says otherwise (librdkafka's default is 5 minutes). A subscribed topic that does not exist yet
+/// — the sink usually starts before the source has created its topics — and every new topic
+/// matching `topics.regex` is assigned within about this long of its creation.
+pub const METADATA_REFRESH_MS: u64 = 3000;
+
 /// Creates the consumer and subscribes it.
 pub fn subscribe(
     settings: &Settings,
@@ -117,7 +136,11 @@ pub fn subscribe(
     let mut cfg = connection_settings(&settings.kafka);
     cfg.set("group.id", settings.group_id())
         .set("auto.offset.reset", "earliest")
-        .set("statistics.interval.ms", "5000");
+        .set("statistics.interval.ms", "5000")
+        .set(
+            "topic.metadata.refresh.interval.ms",
+            METADATA_REFRESH_MS.to_string(),
+        );
     for (k, v) in &settings.kafka {
         cfg.set(k, v);
     }
@@ -136,8 +159,12 @@ pub fn subscribe(
     })?;
     let topics: Vec<String> = match &settings.topics {
         Topics::List(list) => list.clone(),
-        Topics::Regex(re) if re.starts_with('^') => vec![re.clone()],
-        Topics::Regex(re) => vec![format!("^{re}")],
+        // Whole topic names, as Kafka Connect matches `topics.regex` (librdkafka only looks for
+        // the pattern somewhere in the name).
+        Topics::Regex(re) => vec![format!(
+            "^({})$",
+            re.trim_start_matches('^').trim_end_matches('$')
+        )],
     };
     let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     rdkafka::consumer::Consumer::subscribe(&consumer, &refs)

@@ -35,6 +35,11 @@ pub mod class {
     pub const DATABASE: &str = "database";
     pub const KAFKA: &str = "kafka";
     pub const REGISTRY: &str = "registry";
+
+    /// Classes of a record that can never be applied (the DLQ's classes).
+    pub const RECORD: [&str; 4] = [DECODE, IDENTIFIER, SCHEMA, DATA];
+    /// Classes of transient failures, retried with backoff.
+    pub const TRANSIENT: [&str; 3] = [DATABASE, KAFKA, REGISTRY];
 }
 
 /// A record that can never be applied.

@@ -73,6 +73,9 @@ async fn check(settings: &Settings) -> ExitCode {
                 println!("FAIL  {}: {msg}", r.what);
             }
         }
+        for note in r.notes {
+            println!("note  {}: {note}", r.what);
+        }
     }
     if ok {
         ExitCode::SUCCESS

@@ -9,9 +9,9 @@
 //! | `cdc_sink_batch_records` | histogram | – |
 //! | `cdc_sink_batch_duration_seconds` | histogram | – |
 //! | `cdc_sink_consumer_lag_records` | gauge | `topic`, `partition` |
-//! | `cdc_sink_dlq_records_total` | counter | `class` |
-//! | `cdc_sink_retries_total` | counter | `class` |
-//! | `cdc_sink_errors_total` | counter | `class` |
+//! | `cdc_sink_dlq_records_total` | counter | `class` (`decode`, `identifier`, `schema`, `data`) |
+//! | `cdc_sink_retries_total` | counter | `class` (`database`, `kafka`, `registry`) |
+//! | `cdc_sink_errors_total` | counter | `class` (all of the above) |
 //! | `cdc_sink_ddl_total` | counter | `table`, `kind` (`create_table`, `add_column`) |
 //! | `cdc_sink_last_commit_timestamp_seconds` | gauge | – |
 //! | `cdc_sink_replication_latency_seconds` | histogram | – |
@@ -28,6 +28,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
+
+use crate::errors::class;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TopicLabel {
@@ -159,6 +161,17 @@ impl SinkMetrics {
             "Event time of the newest record applied",
             m.last_event.clone(),
         );
+        // Every series of a fixed label set exists from the start, at 0, so that `rate()` has
+        // data before the first event of a class.
+        for class in class::RECORD {
+            let _ = m.dlq_records.get_or_create(&ClassLabel { class });
+        }
+        for class in class::TRANSIENT {
+            let _ = m.retries.get_or_create(&ClassLabel { class });
+        }
+        for class in class::RECORD.into_iter().chain(class::TRANSIENT) {
+            let _ = m.errors.get_or_create(&ClassLabel { class });
+        }
         m
     }
 
@@ -168,5 +181,28 @@ impl SinkMetrics {
 
     pub fn retry(&self, class: &'static str) {
         self.retries.get_or_create(&ClassLabel { class }).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_series_exist_at_zero_from_the_start() {
+        let mut registry = Registry::default();
+        let _m = SinkMetrics::register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for line in [
+            "cdc_sink_dlq_records_total{class=\"decode\"} 0",
+            "cdc_sink_dlq_records_total{class=\"data\"} 0",
+            "cdc_sink_retries_total{class=\"database\"} 0",
+            "cdc_sink_retries_total{class=\"registry\"} 0",
+            "cdc_sink_errors_total{class=\"kafka\"} 0",
+            "cdc_sink_errors_total{class=\"schema\"} 0",
+        ] {
+            assert!(text.contains(line), "{line:?} missing:\n{text}");
+        }
     }
 }
