@@ -436,9 +436,9 @@ async fn deploy_configs_load_in_the_binaries() {
     let (code, output) = check("cdc-source", &source_env);
     assert_eq!(code, Some(0), "cdc-source check with deploy/config/cdc-source.toml against the local stack:\n{output}");
 
-    // The sink's check wants its topics to exist; these are this test's own.
+    // Topics of this test's own. In compose the sink starts together with the source, before
+    // the source has created its topics: the check passes and notes that they do not exist yet.
     let topics = ["users", "orders"].map(|t| cdc_tests::unique_name(&format!("ops_check_{t}")));
-    ops_support::create_topics(&stack.kafka_bootstrap, &topics).await;
     let sink_env = [
         ("CDC_SINK_TOPICS", topics.join(",")),
         ("CDC_SINK_CONNECTION_URL", db("mirror")),
@@ -446,5 +446,29 @@ async fn deploy_configs_load_in_the_binaries() {
         ("CDC_SINK_SCHEMA_REGISTRY_URL", stack.registry_url.clone()),
     ];
     let (code, output) = check("jdbc-sink", &sink_env);
+    assert_eq!(
+        code,
+        Some(0),
+        "jdbc-sink check with deploy/config/jdbc-sink.toml against the local stack, topics not created yet:\n{output}"
+    );
+    assert!(
+        output.contains("note  Kafka") && topics.iter().all(|t| output.contains(t.as_str())),
+        "the check names the topics that do not exist yet:\n{output}"
+    );
+
+    ops_support::create_topics(&stack.kafka_bootstrap, &topics).await;
+    // The broker's metadata may trail the creation briefly.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (code, output) = loop {
+        let (code, output) = check("jdbc-sink", &sink_env);
+        if output.contains("2 matching topic(s)") || std::time::Instant::now() > deadline {
+            break (code, output);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
     assert_eq!(code, Some(0), "jdbc-sink check with deploy/config/jdbc-sink.toml against the local stack:\n{output}");
+    assert!(
+        output.contains("2 matching topic(s)") && !output.contains("note "),
+        "once the topics exist there is nothing to note:\n{output}"
+    );
 }
