@@ -14,7 +14,13 @@ pub fn process_seconds(pid: u32) -> Option<f64> {
 /// (busy, total) jiffies of all CPUs, from the first line of `/proc/stat`.
 fn machine_jiffies() -> Option<(u64, u64)> {
     let text = std::fs::read_to_string("/proc/stat").ok()?;
-    let v: Vec<u64> = text.lines().next()?.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let v: Vec<u64> = text
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     let total: u64 = v.iter().take(8).sum();
     let idle = v.get(3)? + v.get(4)?;
     Some((total - idle, total))
@@ -49,7 +55,11 @@ impl CpuMeter {
 
     pub fn snapshot(&self) -> CpuSnapshot {
         CpuSnapshot {
-            processes: self.pids.iter().map(|(n, p)| (n.clone(), process_seconds(*p))).collect(),
+            processes: self
+                .pids
+                .iter()
+                .map(|(n, p)| (n.clone(), process_seconds(*p)))
+                .collect(),
             machine: machine_jiffies(),
         }
     }
@@ -77,11 +87,26 @@ impl CpuUse {
             (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => (b1 - b0) as f64 / (t1 - t0) as f64,
             _ => 0.0,
         };
-        CpuUse { processes, machine_busy, cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) }
+        CpuUse {
+            processes,
+            machine_busy,
+            cores: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        }
     }
 
     pub fn describe(&self) -> String {
-        let parts: Vec<String> = self.processes.iter().map(|(n, s)| format!("{n} {s:.1} s")).collect();
-        format!("{}; machine {:.0}% busy of {} cores", parts.join(", "), self.machine_busy * 100.0, self.cores)
+        let parts: Vec<String> = self
+            .processes
+            .iter()
+            .map(|(n, s)| format!("{n} {s:.1} s"))
+            .collect();
+        format!(
+            "{}; machine {:.0}% busy of {} cores",
+            parts.join(", "),
+            self.machine_busy * 100.0,
+            self.cores
+        )
     }
 }

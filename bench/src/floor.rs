@@ -5,7 +5,8 @@
 //!   (`cdc_schema::row_from_binlog`) — what any record format costs before encoding.
 //! - **kafka**: the source's [`Publisher`] (transactional producer, same settings) sending records
 //!   of the size the source writes for `orders` (JSON with schema, four headers), committing every
-//!   `batch` records — what publishing costs without reading or encoding anything.
+//!   `batch` records — what publishing costs without reading or encoding anything; also with
+//!   records of the size of its Avro records.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,8 +27,17 @@ use crate::workload::{self, Prepared, Workload};
 
 /// Reads the W1 range of `rows` rows twice (events only; events + row decoding). Returns
 /// (read-only time, read + decode time, rows decoded).
-pub async fn binlog(stack: &Stack, rows: u64) -> anyhow::Result<(Prepared, Duration, Duration, u64)> {
-    let tag = format!("bench_floor_{}", SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0));
+pub async fn binlog(
+    stack: &Stack,
+    rows: u64,
+) -> anyhow::Result<(Prepared, Duration, Duration, u64)> {
+    let tag = format!(
+        "bench_floor_{}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    );
     workload::create_database(stack, &tag).await?;
     let range = workload::prepare(stack, &tag, Workload::W1, rows).await?;
     let (read_only, _) = read_range(stack, &range, false).await?;
@@ -36,7 +46,11 @@ pub async fn binlog(stack: &Stack, rows: u64) -> anyhow::Result<(Prepared, Durat
     Ok((range, read_only, decoding, decoded))
 }
 
-async fn read_range(stack: &Stack, range: &Prepared, decode: bool) -> anyhow::Result<(Duration, u64)> {
+async fn read_range(
+    stack: &Stack,
+    range: &Prepared,
+    decode: bool,
+) -> anyhow::Result<(Duration, u64)> {
     let opts: mysql_async::Opts = mysql_async::OptsBuilder::default()
         .ip_or_hostname(stack.mariadb_host.clone())
         .tcp_port(stack.mariadb_port)
@@ -46,20 +60,34 @@ async fn read_range(stack: &Stack, range: &Prepared, decode: bool) -> anyhow::Re
         .into();
     let server_id = 90_000 + std::process::id() % 10_000;
     let started = Instant::now();
-    let mut reader = BinlogReader::connect(opts, server_id, &range.start.gtid, Duration::from_secs(1), Duration::from_secs(30))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut reader = BinlogReader::connect(
+        opts,
+        server_id,
+        &range.start.gtid,
+        Duration::from_secs(1),
+        Duration::from_secs(30),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut schemas: HashMap<u64, Arc<TableSchema>> = HashMap::new();
     let mut decoded = 0u64;
     loop {
-        let event = reader.next().await.map_err(|e| anyhow::anyhow!("{e}"))?.context("the server ended the stream")?;
+        let event = reader
+            .next()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .context("the server ended the stream")?;
         if decode {
             if let Ok(Some(EventData::RowsEvent(rows))) = event.read_data() {
-                let tme = reader.table_map(rows.table_id()).context("rows event without its table map")?;
+                let tme = reader
+                    .table_map(rows.table_id())
+                    .context("rows event without its table map")?;
                 let schema = match schemas.get(&rows.table_id()) {
                     Some(s) => s.clone(),
                     None => {
-                        let s = Arc::new(TableSchema::from_table_map(tme).map_err(|e| anyhow::anyhow!("{e}"))?);
+                        let s = Arc::new(
+                            TableSchema::from_table_map(tme).map_err(|e| anyhow::anyhow!("{e}"))?,
+                        );
                         schemas.insert(rows.table_id(), s.clone());
                         s
                     }
@@ -83,29 +111,69 @@ async fn read_range(stack: &Stack, range: &Prepared, decode: bool) -> anyhow::Re
     Ok((took, decoded))
 }
 
-/// Sends `rows` records through the source's publisher, committing every `batch`. Returns the time.
-pub async fn kafka(stack: &Stack, rows: u64, batch: u64) -> anyhow::Result<Duration> {
-    let tag = format!("bench_floor_{}_{batch}", SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0));
+/// Sends `rows` records through the source's publisher, committing every `batch`; records are
+/// shaped like JSON-with-schema ones, or sized like Avro ones (`avro`). Returns the time.
+pub async fn kafka(stack: &Stack, rows: u64, batch: u64, avro: bool) -> anyhow::Result<Duration> {
+    let tag = format!(
+        "bench_floor_{}_{batch}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    );
     let (topic, offsets) = (format!("{tag}_orders"), format!("{tag}_offsets"));
     let kafka = stack.kafka();
-    ensure_topics(&kafka, &[(topic.clone(), 1, false), (offsets.clone(), 1, true)]).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    ensure_topics(
+        &kafka,
+        &[(topic.clone(), 1, false), (offsets.clone(), 1, true)],
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut registry = cdc_common::Registry::default();
     let metrics = SourceMetrics::register(&mut registry);
-    let mut publisher = Publisher::connect(&kafka, &tag, &offsets, metrics).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let offset = StoredOffset { gtid: "0-1-1".parse().map_err(anyhow::Error::msg)?, binlog: FilePos::default(), ts_ms: 0 };
+    let mut publisher = Publisher::connect(&kafka, &tag, &offsets, metrics)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let offset = StoredOffset {
+        gtid: "0-1-1".parse().map_err(anyhow::Error::msg)?,
+        binlog: FilePos::default(),
+        ts_ms: 0,
+    };
     let started = Instant::now();
     for i in 0..rows {
-        let (key, value) = sample_record(&tag, i);
+        let (key, value) = if avro {
+            avro_sized_record(i)
+        } else {
+            sample_record(&tag, i)
+        };
         let ts = (1_795_579_230_000 + i).to_string();
         let binlog = format!("mysql-bin.000010:{}", 4 + i * 100);
         let headers = OwnedHeaders::new_with_capacity(4)
-            .insert(Header { key: "cdc.op", value: Some("c") })
-            .insert(Header { key: "cdc.gtid", value: Some("0-1-45999") })
-            .insert(Header { key: "cdc.binlog", value: Some(binlog.as_str()) })
-            .insert(Header { key: "cdc.ts_ms", value: Some(ts.as_str()) });
-        publisher.send(&topic, key.as_bytes(), Some(value.as_bytes()), headers).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            .insert(Header {
+                key: "cdc.op",
+                value: Some("c"),
+            })
+            .insert(Header {
+                key: "cdc.gtid",
+                value: Some("0-1-45999"),
+            })
+            .insert(Header {
+                key: "cdc.binlog",
+                value: Some(binlog.as_str()),
+            })
+            .insert(Header {
+                key: "cdc.ts_ms",
+                value: Some(ts.as_str()),
+            });
+        publisher
+            .send(&topic, key.as_bytes(), Some(value.as_bytes()), headers)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         if (i + 1) % batch == 0 || i + 1 == rows {
-            publisher.commit(Some(&offset)).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            publisher
+                .commit(Some(&offset))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
         }
     }
     let took = started.elapsed();
@@ -113,11 +181,40 @@ pub async fn kafka(stack: &Stack, rows: u64, batch: u64) -> anyhow::Result<Durat
     Ok(took)
 }
 
+/// A key and value of the size of the source's Avro records of `orders` (wire-format header, then
+/// the row's fields; the bytes are text, which compresses about as well).
+fn avro_sized_record(i: u64) -> (String, String) {
+    let key = format!("\0\0\0\0\x01{:02}", i % 100);
+    let value = format!(
+        "\0\0\0\0\x02{:06}product-{:05}{:02}{:04}{:06}user-{:07}order-{i:010}{:08}",
+        i + 1,
+        i % 50_000,
+        1 + i % 9,
+        100 + i % 997,
+        (1 + i % 9) * (100 + i % 997),
+        i % 1_000_003,
+        1_795_579_230u64
+    );
+    (key, value)
+}
+
 /// A key and value shaped like the source's JSON-with-schema records of `orders`.
 fn sample_record(tag: &str, i: u64) -> (String, String) {
-    let int = |f: &str, opt: bool| format!(r#"{{"type":"int32","optional":{opt},"parameters":{{"cdc.column.type":"int"}},"field":"{f}"}}"#);
-    let text = |f: &str, n: u32| format!(r#"{{"type":"string","optional":false,"parameters":{{"cdc.column.type":"varchar({n})"}},"field":"{f}"}}"#);
-    let key = format!(r#"{{"schema":{{"type":"struct","fields":[{}],"optional":false,"name":"{tag}_orders.Key"}},"payload":{{"id":{}}}}}"#, int("id", false), i + 1);
+    let int = |f: &str, opt: bool| {
+        format!(
+            r#"{{"type":"int32","optional":{opt},"parameters":{{"cdc.column.type":"int"}},"field":"{f}"}}"#
+        )
+    };
+    let text = |f: &str, n: u32| {
+        format!(
+            r#"{{"type":"string","optional":false,"parameters":{{"cdc.column.type":"varchar({n})"}},"field":"{f}"}}"#
+        )
+    };
+    let key = format!(
+        r#"{{"schema":{{"type":"struct","fields":[{}],"optional":false,"name":"{tag}_orders.Key"}},"payload":{{"id":{}}}}}"#,
+        int("id", false),
+        i + 1
+    );
     let fields = [
         int("id", false),
         text("product_id", 20),

@@ -28,8 +28,15 @@ fn client(kafka: &BTreeMap<String, String>) -> ClientConfig {
 
 /// Stores `offset` as the last committed position of source `name`, as if an earlier run of it had
 /// committed the records up to there: the source resumes right at the start of the workload.
-pub async fn seed_offset(kafka: &BTreeMap<String, String>, topic: &str, name: &str, offset: &StoredOffset) -> anyhow::Result<()> {
-    ensure_topics(kafka, &[(topic.to_string(), 1, true)]).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+pub async fn seed_offset(
+    kafka: &BTreeMap<String, String>,
+    topic: &str,
+    name: &str,
+    offset: &StoredOffset,
+) -> anyhow::Result<()> {
+    ensure_topics(kafka, &[(topic.to_string(), 1, true)])
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let producer: ThreadedProducer<DefaultProducerContext> = client(kafka).create()?;
     let value = serde_json::to_vec(offset)?;
     producer
@@ -42,7 +49,8 @@ pub async fn seed_offset(kafka: &BTreeMap<String, String>, topic: &str, name: &s
 
 /// Whether `at` has reached `end` in every domain of `end`.
 pub fn reached(at: &GtidPosition, end: &GtidPosition) -> bool {
-    end.iter().all(|g| at.domain(g.domain).is_some_and(|mine| mine.seq >= g.seq))
+    end.iter()
+        .all(|g| at.domain(g.domain).is_some_and(|mine| mine.seq >= g.seq))
 }
 
 /// Watches the offsets topic as a `read_committed` consumer; sends the moment the committed
@@ -68,11 +76,18 @@ pub fn watch_committed(
     let name = name.to_string();
     std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
-            let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) else { continue };
+            let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) else {
+                continue;
+            };
             if m.key() != Some(name.as_bytes()) {
                 continue;
             }
-            let Some(offset) = m.payload().and_then(|v| serde_json::from_slice::<StoredOffset>(v).ok()) else { continue };
+            let Some(offset) = m
+                .payload()
+                .and_then(|v| serde_json::from_slice::<StoredOffset>(v).ok())
+            else {
+                continue;
+            };
             if reached(&offset.gtid, &end) {
                 let _ = tx.send(Instant::now());
                 return;
@@ -83,7 +98,11 @@ pub fn watch_committed(
 }
 
 /// Counts the committed records of `topic` by their `cdc.op` header (reads to the end).
-pub fn count_ops(kafka: &BTreeMap<String, String>, topic: &str, timeout: Duration) -> anyhow::Result<BTreeMap<String, u64>> {
+pub fn count_ops(
+    kafka: &BTreeMap<String, String>,
+    topic: &str,
+    timeout: Duration,
+) -> anyhow::Result<BTreeMap<String, u64>> {
     let consumer: BaseConsumer = client(kafka)
         .set("group.id", format!("cdc-bench-count-{topic}"))
         .set("enable.auto.commit", "false")
@@ -127,7 +146,10 @@ pub fn count_ops(kafka: &BTreeMap<String, String>, topic: &str, timeout: Duratio
 }
 
 /// Deletes the topics of a finished run.
-pub async fn delete_topics(kafka: &BTreeMap<String, String>, topics: &[String]) -> anyhow::Result<()> {
+pub async fn delete_topics(
+    kafka: &BTreeMap<String, String>,
+    topics: &[String],
+) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = client(kafka).create()?;
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     admin.delete_topics(&names, &AdminOptions::new()).await?;

@@ -41,7 +41,10 @@ const RATIO_LIMIT: f64 = 2.0;
 const RSS_LIMIT_KB: u64 = 64 * 1024;
 
 #[derive(Parser, Debug)]
-#[command(name = "cdc-bench", about = "cdc-source throughput and memory against mariadb-binlog, on the local stack")]
+#[command(
+    name = "cdc-bench",
+    about = "cdc-source throughput and memory against mariadb-binlog, on the local stack"
+)]
 struct Cli {
     /// Workloads to run (w1, w2, w3); none means all three.
     #[arg(value_enum)]
@@ -134,9 +137,15 @@ async fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<bool> {
     let stack = Stack::from_env()?;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let binary = cli.source_bin.clone().unwrap_or_else(|| root.join("target/release/cdc-source"));
+    let binary = cli
+        .source_bin
+        .clone()
+        .unwrap_or_else(|| root.join("target/release/cdc-source"));
     if !binary.exists() {
-        bail!("{} is missing: build it first with cargo build --release -p cdc-source", binary.display());
+        bail!(
+            "{} is missing: build it first with cargo build --release -p cdc-source",
+            binary.display()
+        );
     }
     for f in &cli.format {
         if f != "json" && f != "avro" {
@@ -147,10 +156,20 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         floors(&cli, &stack).await?;
         return Ok(true);
     }
-    let workloads = if cli.workloads.is_empty() { vec![Workload::W1, Workload::W2, Workload::W3] } else { cli.workloads.clone() };
+    let workloads = if cli.workloads.is_empty() {
+        vec![Workload::W1, Workload::W2, Workload::W3]
+    } else {
+        cli.workloads.clone()
+    };
     let out_dir = root.join("target/cdc-bench");
     std::fs::create_dir_all(&out_dir)?;
-    println!("cdc-bench: source {}, MariaDB {}:{}, Kafka {}", binary.display(), stack.mariadb_host, stack.mariadb_port, stack.kafka_bootstrap);
+    println!(
+        "cdc-bench: source {}, MariaDB {}:{}, Kafka {}",
+        binary.display(),
+        stack.mariadb_host,
+        stack.mariadb_port,
+        stack.kafka_bootstrap
+    );
     let mut outcomes = Vec::new();
     let mut n = 0u32;
     for w in &workloads {
@@ -173,23 +192,56 @@ async fn floors(cli: &Cli, stack: &Stack) -> anyhow::Result<()> {
     let (range, read_only, decoding, decoded) = floor::binlog(stack, rows).await?;
     let theirs = reference::time_mariadb_binlog(stack, &range)?;
     let r = rows as f64;
-    println!("   mariadb-binlog (same range):                 {:>7.2} s -> {:>9.0} rows/s", theirs.as_secs_f64(), r / theirs.as_secs_f64());
-    println!("   BinlogReader, events only:                   {:>7.2} s -> {:>9.0} rows/s", read_only.as_secs_f64(), r / read_only.as_secs_f64());
-    println!("   BinlogReader + row decoding ({decoded} rows): {:>7.2} s -> {:>9.0} rows/s", decoding.as_secs_f64(), r / decoding.as_secs_f64());
-    for batch in [5_000, 50_000] {
-        let took = floor::kafka(stack, rows, batch).await?;
-        println!("   Publisher, JSON-sized records, commit every {batch:>6}: {:>7.2} s -> {:>9.0} rows/s", took.as_secs_f64(), r / took.as_secs_f64());
+    println!(
+        "   mariadb-binlog (same range):                 {:>7.2} s -> {:>9.0} rows/s",
+        theirs.as_secs_f64(),
+        r / theirs.as_secs_f64()
+    );
+    println!(
+        "   BinlogReader, events only:                   {:>7.2} s -> {:>9.0} rows/s",
+        read_only.as_secs_f64(),
+        r / read_only.as_secs_f64()
+    );
+    println!(
+        "   BinlogReader + row decoding ({decoded} rows): {:>7.2} s -> {:>9.0} rows/s",
+        decoding.as_secs_f64(),
+        r / decoding.as_secs_f64()
+    );
+    for (avro, batch) in [
+        (false, 5_000),
+        (false, 50_000),
+        (true, 5_000),
+        (true, 50_000),
+    ] {
+        let took = floor::kafka(stack, rows, batch, avro).await?;
+        let kind = if avro { "Avro" } else { "JSON" };
+        println!("   Publisher, {kind}-sized records, commit every {batch:>6}: {:>7.2} s -> {:>9.0} rows/s", took.as_secs_f64(), r / took.as_secs_f64());
     }
     Ok(())
 }
 
 /// One workload in one format, from a fresh database to the verified count.
-async fn one(cli: &Cli, stack: &Stack, binary: &PathBuf, root: &std::path::Path, w: Workload, format: &str, n: u32) -> anyhow::Result<Outcome> {
+async fn one(
+    cli: &Cli,
+    stack: &Stack,
+    binary: &PathBuf,
+    root: &std::path::Path,
+    w: Workload,
+    format: &str,
+    n: u32,
+) -> anyhow::Result<Outcome> {
     let out_dir = root.join("target/cdc-bench");
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let tag = format!("bench_{}_{format}_{secs}", w.name().to_ascii_lowercase());
     let rows = cli.rows.unwrap_or_else(|| w.default_rows());
-    println!("\n== {} {format}: {} (database and topic prefix {tag})", w.name(), w.describe(rows));
+    println!(
+        "\n== {} {format}: {} (database and topic prefix {tag})",
+        w.name(),
+        w.describe(rows)
+    );
     let spec = RunSpec {
         tag: tag.clone(),
         database: tag.clone(),
@@ -202,7 +254,9 @@ async fn one(cli: &Cli, stack: &Stack, binary: &PathBuf, root: &std::path::Path,
         dir: out_dir.join(&tag),
         timeout: Duration::from_secs(cli.timeout_s),
         perf: cli.perf,
-        stack_home: std::env::var_os("CDC_STACK_HOME").map(PathBuf::from).unwrap_or_else(|| root.join(".stack")),
+        stack_home: std::env::var_os("CDC_STACK_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join(".stack")),
     };
     workload::create_database(stack, &tag).await?;
     let range = workload::prepare(stack, &tag, w, rows).await?;
@@ -220,7 +274,10 @@ async fn one(cli: &Cli, stack: &Stack, binary: &PathBuf, root: &std::path::Path,
     let theirs0 = reference::time_mariadb_binlog(stack, &range)?;
     let start = StoredOffset {
         gtid: range.start.gtid.clone(),
-        binlog: FilePos { file: range.start.file.clone(), pos: range.start.pos },
+        binlog: FilePos {
+            file: range.start.file.clone(),
+            pos: range.start.pos,
+        },
         ts_ms: 0,
     };
     kafka::seed_offset(&stack.kafka(), &spec.offsets_topic(), &tag, &start).await?;
@@ -236,17 +293,28 @@ async fn one(cli: &Cli, stack: &Stack, binary: &PathBuf, root: &std::path::Path,
         workload::drop_database(stack, &tag).await?;
     }
     println!("   {}", reference::command_line(stack, &range));
-    Ok(Outcome { workload: w, format: format.to_string(), range, ours, theirs: [theirs0, theirs1], verified })
+    Ok(Outcome {
+        workload: w,
+        format: format.to_string(),
+        range,
+        ours,
+        theirs: [theirs0, theirs1],
+        verified,
+    })
 }
 
 /// Every row change of the range is on its table's topic exactly once, with the right `cdc.op`.
 fn verify(stack: &Stack, spec: &RunSpec, range: &Prepared) -> Result<(), String> {
     for (table, ops) in &range.expected {
         let topic = format!("{}{table}", spec.prefix());
-        let counts = kafka::count_ops(&stack.kafka(), &topic, Duration::from_secs(300)).map_err(|e| e.to_string())?;
-        let want: std::collections::BTreeMap<String, u64> = ops.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let counts = kafka::count_ops(&stack.kafka(), &topic, Duration::from_secs(300))
+            .map_err(|e| e.to_string())?;
+        let want: std::collections::BTreeMap<String, u64> =
+            ops.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         if counts != want {
-            return Err(format!("{topic}: committed records by op {counts:?}, expected {want:?}"));
+            return Err(format!(
+                "{topic}: committed records by op {counts:?}, expected {want:?}"
+            ));
         }
     }
     Ok(())
@@ -276,7 +344,11 @@ fn report(o: &Outcome) {
         o.theirs(),
         rows / o.theirs()
     );
-    let limit = if o.ratio_limited() { format!("limit {RATIO_LIMIT}: {}", verdict(o.ratio() <= RATIO_LIMIT)) } else { "no limit".into() };
+    let limit = if o.ratio_limited() {
+        format!("limit {RATIO_LIMIT}: {}", verdict(o.ratio() <= RATIO_LIMIT))
+    } else {
+        "no limit".into()
+    };
     println!(
         "   ratio ours/theirs: {:.2} ({limit}); with start-up {:.2}",
         o.ratio(),
@@ -290,7 +362,10 @@ fn report(o: &Outcome) {
         mib(ours.start_rss_kb)
     );
     match &o.verified {
-        Ok(()) => println!("   records: every row change committed exactly once ({:?})", o.range.expected),
+        Ok(()) => println!(
+            "   records: every row change committed exactly once ({:?})",
+            o.range.expected
+        ),
         Err(e) => println!("   records: MISSED: {e}"),
     }
 }
@@ -309,10 +384,18 @@ fn summary(outcomes: &[Outcome]) {
             rows / o.ours.streaming.as_secs_f64(),
             rows / o.theirs(),
             o.ratio(),
-            if o.ratio_limited() { format!("≤ {RATIO_LIMIT}: {}", verdict(o.ratio() <= RATIO_LIMIT)) } else { "–".into() },
+            if o.ratio_limited() {
+                format!("≤ {RATIO_LIMIT}: {}", verdict(o.ratio() <= RATIO_LIMIT))
+            } else {
+                "–".into()
+            },
             mib(o.ours.peak_rss_kb),
             verdict(o.ours.peak_rss_kb <= RSS_LIMIT_KB),
-            if o.verified.is_ok() { "exactly once" } else { "MISSED" },
+            if o.verified.is_ok() {
+                "exactly once"
+            } else {
+                "MISSED"
+            },
         );
     }
 }
@@ -337,7 +420,10 @@ fn record(dir: &std::path::Path, o: &Outcome, cli: &Cli) -> anyhow::Result<()> {
         "set": cli.set,
         "kafka": cli.kafka,
     });
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("results.jsonl"))?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("results.jsonl"))?;
     writeln!(f, "{line}")?;
     Ok(())
 }

@@ -15,7 +15,13 @@ use crate::workload::Prepared;
 pub fn command_line(stack: &Stack, range: &Prepared) -> String {
     args(stack, range)
         .into_iter()
-        .map(|a| if a.starts_with("--password=") { "--password=…".to_string() } else { a })
+        .map(|a| {
+            if a.starts_with("--password=") {
+                "--password=…".to_string()
+            } else {
+                a
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -48,7 +54,11 @@ pub fn time_mariadb_binlog(stack: &Stack, range: &Prepared) -> anyhow::Result<Du
         .context("run mariadb-binlog (Debian package mariadb-client)")?;
     let took = started.elapsed();
     if !out.status.success() {
-        bail!("mariadb-binlog failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "mariadb-binlog failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(took)
 }

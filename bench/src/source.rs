@@ -91,7 +91,10 @@ format = "{format}"
         for (k, v) in &self.source_keys {
             top.push_str(&format!("\"{k}\" = {v}\n"));
         }
-        top.push_str(&format!("[kafka]\n\"bootstrap.servers\" = \"{}\"\n", stack.kafka_bootstrap));
+        top.push_str(&format!(
+            "[kafka]\n\"bootstrap.servers\" = \"{}\"\n",
+            stack.kafka_bootstrap
+        ));
         for (k, v) in &self.kafka_keys {
             top.push_str(&format!("\"{k}\" = \"{v}\"\n"));
         }
@@ -124,20 +127,38 @@ pub async fn run(stack: &Stack, spec: &RunSpec, range: &Prepared) -> anyhow::Res
     let config_path = spec.dir.join("cdc-source.toml");
     std::fs::write(&config_path, spec.config(stack))?;
     let stop_watch = Arc::new(AtomicBool::new(false));
-    let committed = kafka::watch_committed(&stack.kafka(), &spec.offsets_topic(), &spec.tag, range.end.gtid.clone(), stop_watch.clone())?;
+    let committed = kafka::watch_committed(
+        &stack.kafka(),
+        &spec.offsets_topic(),
+        &spec.tag,
+        range.end.gtid.clone(),
+        stop_watch.clone(),
+    )?;
     let log = std::fs::File::create(spec.dir.join("cdc-source.log"))?;
     let spawned = Instant::now();
     let mut child = Command::new(&spec.binary)
         .arg("--config")
         .arg(&config_path)
-        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()
-        .with_context(|| format!("start {} (build it: cargo build --release -p cdc-source)", spec.binary.display()))?;
+        .with_context(|| {
+            format!(
+                "start {} (build it: cargo build --release -p cdc-source)",
+                spec.binary.display()
+            )
+        })?;
     let pid = child.id();
-    let perf = if spec.perf { Some(start_perf(pid, &spec.dir)?) } else { None };
+    let perf = if spec.perf {
+        Some(start_perf(pid, &spec.dir)?)
+    } else {
+        None
+    };
     let meter = CpuMeter::new(pid, &spec.stack_home);
     let result = monitor(spec, range, &mut child, spawned, &committed, &meter).await;
     stop_watch.store(true, Ordering::Relaxed);
@@ -149,8 +170,16 @@ pub async fn run(stack: &Stack, spec: &RunSpec, range: &Prepared) -> anyhow::Res
         stop(p, Duration::from_secs(30));
     }
     let exit_code = stop(child, Duration::from_secs(30));
-    let (startup, streaming, start_rss_kb, cpu) = result.map_err(|e| e.context(log_tail(&spec.dir.join("cdc-source.log"))))?;
-    Ok(SourceFigures { startup, streaming, peak_rss_kb, start_rss_kb, cpu, exit_code })
+    let (startup, streaming, start_rss_kb, cpu) =
+        result.map_err(|e| e.context(log_tail(&spec.dir.join("cdc-source.log"))))?;
+    Ok(SourceFigures {
+        startup,
+        streaming,
+        peak_rss_kb,
+        start_rss_kb,
+        cpu,
+        exit_code,
+    })
 }
 
 /// Waits for `streaming`, then for the committed end; returns (start-up, streaming, RSS at
@@ -180,7 +209,11 @@ async fn monitor(
                         if resumed != range.start.gtid.to_string() {
                             bail!("the source resumed at `{resumed}`, not at the workload's start `{}`", range.start.gtid);
                         }
-                        streaming_at = Some((Instant::now(), proc_status_kb(pid, "VmRSS").unwrap_or(0), meter.snapshot()));
+                        streaming_at = Some((
+                            Instant::now(),
+                            proc_status_kb(pid, "VmRSS").unwrap_or(0),
+                            meter.snapshot(),
+                        ));
                     }
                     Some("failed") => bail!("cdc-source failed: {}", doc["last_error"]),
                     _ => {}
@@ -190,9 +223,19 @@ async fn monitor(
         if let Ok(done) = committed.try_recv() {
             let cpu_end = meter.snapshot();
             let (at, rss, cpu_start) = streaming_at.unwrap_or_else(|| (done, 0, cpu_end.clone()));
-            return Ok((at - spawned, done.saturating_duration_since(at), rss, CpuUse::between(&cpu_start, &cpu_end)));
+            return Ok((
+                at - spawned,
+                done.saturating_duration_since(at),
+                rss,
+                CpuUse::between(&cpu_start, &cpu_end),
+            ));
         }
-        tokio::time::sleep(Duration::from_millis(if streaming_at.is_none() { 10 } else { 50 })).await;
+        tokio::time::sleep(Duration::from_millis(if streaming_at.is_none() {
+            10
+        } else {
+            50
+        }))
+        .await;
     }
 }
 
@@ -205,7 +248,8 @@ fn http_status(port: u16) -> Option<serde_json::Value> {
 fn http_get(port: u16, path: &str) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     Some(text.split_once("\r\n\r\n")?.1.to_string())
@@ -232,7 +276,9 @@ fn start_perf(pid: u32, dir: &Path) -> anyhow::Result<Child> {
 
 /// SIGTERM, then SIGKILL after `grace`; returns the exit code.
 fn stop(mut child: Child, grace: Duration) -> Option<i32> {
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {
@@ -247,7 +293,11 @@ fn stop(mut child: Child, grace: Duration) -> Option<i32> {
 fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    format!("last lines of {}:\n{}", path.display(), lines[lines.len().saturating_sub(15)..].join("\n"))
+    format!(
+        "last lines of {}:\n{}",
+        path.display(),
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    )
 }
 
 /// Librdkafka settings `k=v` as given on the command line.
@@ -263,6 +313,12 @@ pub fn parse_pairs(items: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 }
 
 /// The topics of a run.
-pub fn topics(spec: &RunSpec, expected: &BTreeMap<&'static str, BTreeMap<&'static str, u64>>) -> Vec<String> {
-    expected.keys().map(|t| format!("{}{t}", spec.prefix())).collect()
+pub fn topics(
+    spec: &RunSpec,
+    expected: &BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
+) -> Vec<String> {
+    expected
+        .keys()
+        .map(|t| format!("{}{t}", spec.prefix()))
+        .collect()
 }

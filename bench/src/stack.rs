@@ -51,6 +51,9 @@ impl Stack {
 
     /// librdkafka settings for the bench's own clients.
     pub fn kafka(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([("bootstrap.servers".to_string(), self.kafka_bootstrap.clone())])
+        BTreeMap::from([(
+            "bootstrap.servers".to_string(),
+            self.kafka_bootstrap.clone(),
+        )])
     }
 }

@@ -58,8 +58,12 @@ impl Workload {
 
     pub fn describe(self, rows: u64) -> String {
         match self {
-            Workload::W1 => format!("{rows} rows inserted into orders, {INSERT_BATCH} rows per INSERT"),
-            Workload::W2 => format!("{rows} single-row transactions: INSERT/UPDATE on users and orders"),
+            Workload::W1 => {
+                format!("{rows} rows inserted into orders, {INSERT_BATCH} rows per INSERT")
+            }
+            Workload::W2 => {
+                format!("{rows} single-row transactions: INSERT/UPDATE on users and orders")
+            }
             Workload::W3 => format!("one transaction updating {rows} rows of orders"),
         }
     }
@@ -93,11 +97,20 @@ pub struct Prepared {
 
 /// Creates database `db` with the tutorial's `users` and `orders`.
 pub async fn create_database(stack: &Stack, db: &str) -> anyhow::Result<()> {
-    let mut conn = Conn::new(stack.root_opts(None)).await.context("connect to MariaDB as root; is the stack up (stack/up)?")?;
-    conn.query_drop(format!("CREATE DATABASE `{db}` CHARACTER SET utf8mb4")).await?;
+    let mut conn = Conn::new(stack.root_opts(None))
+        .await
+        .context("connect to MariaDB as root; is the stack up (stack/up)?")?;
+    conn.query_drop(format!("CREATE DATABASE `{db}` CHARACTER SET utf8mb4"))
+        .await?;
     conn.query_drop(format!("USE `{db}`")).await?;
-    for stmt in DDL.split(';').map(str::trim).filter(|s| s.to_ascii_lowercase().starts_with("create table")) {
-        conn.query_drop(stmt).await.with_context(|| format!("create table: {stmt}"))?;
+    for stmt in DDL
+        .split(';')
+        .map(str::trim)
+        .filter(|s| s.to_ascii_lowercase().starts_with("create table"))
+    {
+        conn.query_drop(stmt)
+            .await
+            .with_context(|| format!("create table: {stmt}"))?;
     }
     conn.disconnect().await?;
     Ok(())
@@ -105,18 +118,26 @@ pub async fn create_database(stack: &Stack, db: &str) -> anyhow::Result<()> {
 
 pub async fn drop_database(stack: &Stack, db: &str) -> anyhow::Result<()> {
     let mut conn = Conn::new(stack.root_opts(None)).await?;
-    conn.query_drop(format!("DROP DATABASE IF EXISTS `{db}`")).await?;
+    conn.query_drop(format!("DROP DATABASE IF EXISTS `{db}`"))
+        .await?;
     conn.disconnect().await?;
     Ok(())
 }
 
 /// Writes `workload` into `db` and returns the binlog range it occupies.
-pub async fn prepare(stack: &Stack, db: &str, workload: Workload, rows: u64) -> anyhow::Result<Prepared> {
+pub async fn prepare(
+    stack: &Stack,
+    db: &str,
+    workload: Workload,
+    rows: u64,
+) -> anyhow::Result<Prepared> {
     let mut conn = Conn::new(stack.root_opts(Some(db))).await?;
     if workload == Workload::W3 {
         insert_orders(&mut conn, rows).await?;
     }
-    conn.query_drop("FLUSH BINARY LOGS").await.context("FLUSH BINARY LOGS (needs RELOAD)")?;
+    conn.query_drop("FLUSH BINARY LOGS")
+        .await
+        .context("FLUSH BINARY LOGS (needs RELOAD)")?;
     let start = point(&mut conn).await?;
     let began = Instant::now();
     let mut expected = Expected::new();
@@ -134,7 +155,9 @@ pub async fn prepare(stack: &Stack, db: &str, workload: Workload, rows: u64) -> 
             for c in 0..W2_CONNECTIONS {
                 let (from, to) = (steps * c / W2_CONNECTIONS, steps * (c + 1) / W2_CONNECTIONS);
                 let opts = stack.root_opts(Some(db));
-                writers.push(tokio::spawn(async move { w2_writer(opts, from + 1, to + 1).await }));
+                writers.push(tokio::spawn(async move {
+                    w2_writer(opts, from + 1, to + 1).await
+                }));
             }
             for w in writers {
                 w.await.context("W2 writer")??;
@@ -144,7 +167,10 @@ pub async fn prepare(stack: &Stack, db: &str, workload: Workload, rows: u64) -> 
             }
         }
         Workload::W3 => {
-            conn.query_drop("UPDATE orders SET qty = qty + 1, total_price = total_price + unit_price").await?;
+            conn.query_drop(
+                "UPDATE orders SET qty = qty + 1, total_price = total_price + unit_price",
+            )
+            .await?;
             expected.insert("orders", BTreeMap::from([("u", rows)]));
         }
     }
@@ -152,16 +178,32 @@ pub async fn prepare(stack: &Stack, db: &str, workload: Workload, rows: u64) -> 
     let end = point(&mut conn).await?;
     let logs: Vec<(String, u64)> = conn.query("SHOW BINARY LOGS").await?;
     conn.disconnect().await?;
-    let first = logs.iter().position(|(n, _)| *n == start.file).context("start binlog file vanished")?;
-    let last = logs.iter().position(|(n, _)| *n == end.file).context("end binlog file vanished")?;
+    let first = logs
+        .iter()
+        .position(|(n, _)| *n == start.file)
+        .context("start binlog file vanished")?;
+    let last = logs
+        .iter()
+        .position(|(n, _)| *n == end.file)
+        .context("end binlog file vanished")?;
     let files: Vec<String> = logs[first..=last].iter().map(|(n, _)| n.clone()).collect();
     let bytes = if first == last {
         end.pos - start.pos
     } else {
-        logs[first].1 - start.pos + logs[first + 1..last].iter().map(|(_, s)| s).sum::<u64>() + end.pos
+        logs[first].1 - start.pos
+            + logs[first + 1..last].iter().map(|(_, s)| s).sum::<u64>()
+            + end.pos
     };
     let rows = expected.values().flat_map(|ops| ops.values()).sum();
-    Ok(Prepared { start, end, files, bytes, rows, expected, prepare_time })
+    Ok(Prepared {
+        start,
+        end,
+        files,
+        bytes,
+        rows,
+        expected,
+        prepare_time,
+    })
 }
 
 /// The current end of the binlog: file:pos and the GTID position there.
@@ -169,10 +211,20 @@ async fn point(conn: &mut Conn) -> anyhow::Result<BinlogPoint> {
     let (file, pos): (String, u64) = conn
         .query_first("SHOW MASTER STATUS")
         .await?
-        .map(|row: mysql_async::Row| (row.get(0).unwrap_or_default(), row.get(1).unwrap_or_default()))
+        .map(|row: mysql_async::Row| {
+            (
+                row.get(0).unwrap_or_default(),
+                row.get(1).unwrap_or_default(),
+            )
+        })
         .context("SHOW MASTER STATUS is empty: is the binlog on?")?;
-    let gtid: Option<String> = conn.exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&file, pos)).await?;
-    let gtid = gtid.unwrap_or_default().parse().map_err(anyhow::Error::msg)?;
+    let gtid: Option<String> = conn
+        .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&file, pos))
+        .await?;
+    let gtid = gtid
+        .unwrap_or_default()
+        .parse()
+        .map_err(anyhow::Error::msg)?;
     Ok(BinlogPoint { file, pos, gtid })
 }
 
