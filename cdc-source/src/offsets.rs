@@ -78,7 +78,9 @@ struct QuietEof;
 
 impl rdkafka::ClientContext for QuietEof {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        if !matches!(error, rdkafka::error::KafkaError::PartitionEOF(_)) {
+        use rdkafka::error::KafkaError as E;
+        let eof = matches!(error, E::PartitionEOF(_) | E::Global(RDKafkaErrorCode::PartitionEOF));
+        if !eof {
             tracing::error!(%error, reason, "Kafka client error");
         }
     }

@@ -71,14 +71,25 @@ fn prim_to_json(prim: Prim) -> Json {
 
 /// Encodes `record` as a JSON-with-schema message (UTF-8 bytes).
 pub fn encode_json(record: &Record) -> Result<Vec<u8>, CodecError> {
+    let schema = serde_json::to_string(&json_schema(&record.schema))?;
+    encode_json_with(record, &schema)
+}
+
+/// Like [`encode_json`] with the `schema` part already serialized (the encoder caches it per
+/// schema, so only the payload is built per record). Same bytes as [`encode_json`].
+pub(crate) fn encode_json_with(record: &Record, schema_json: &str) -> Result<Vec<u8>, CodecError> {
     let mut payload = Map::new();
     for (field, value) in record.schema.fields.iter().zip(&record.values) {
         payload.insert(field.name.clone(), prim_to_json(to_prim(field, value)?));
     }
-    let mut envelope = Map::new();
-    envelope.insert("schema".into(), json_schema(&record.schema));
-    envelope.insert("payload".into(), Json::Object(payload));
-    Ok(serde_json::to_vec(&Json::Object(envelope))?)
+    let payload = serde_json::to_vec(&Json::Object(payload))?;
+    let mut out = Vec::with_capacity(schema_json.len() + payload.len() + 24);
+    out.extend_from_slice(b"{\"schema\":");
+    out.extend_from_slice(schema_json.as_bytes());
+    out.extend_from_slice(b",\"payload\":");
+    out.extend_from_slice(&payload);
+    out.push(b'}');
+    Ok(out)
 }
 
 fn bad(message: String) -> CodecError {
