@@ -4,13 +4,17 @@
 //! connections; Prometheus runs as the stack runs it (`stack/up prometheus`, scraping with
 //! deploy/prometheus/prometheus-local.yml); then every query of every dashboard panel, evaluated
 //! through Prometheus' HTTP API, must return at least one series with a finite value. A query
-//! that is invalid or returns nothing fails the test with the panel's title.
+//! that is invalid or returns nothing fails the test with the panel's title. Queries of what the
+//! workload did (a DLQ record, retries, reconnects, DDL, …) must return data too, so that a
+//! panel over a counter that exists at 0 from the start is not taken as proof. The metrics both
+//! services emit must be exactly those listed in docs/metrics.md.
 //!
 //! The repository's Prometheus config scrapes fixed ports (18083 and 18084, the services'
 //! `http.listen` in deploy/config), so nothing else may listen there while this test runs.
 
 mod ops_support;
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,12 +24,27 @@ use std::time::{Duration, Instant};
 use cdc_tests::process::Service;
 use cdc_tests::{unique_name, Stack};
 use mysql_async::prelude::Queryable;
-use ops_support::{http_port, panel_queries, read, repo, PanelQuery};
+use ops_support::{http_port, panel_queries, read, repo};
 use serde_json::Value as Json;
 
 /// Grafana's `$__rate_interval` for the local Prometheus (5 s scrapes): four scrape intervals,
 /// rounded up to a minute as Grafana's default minimum interval does.
 const RATE_INTERVAL: &str = "1m";
+
+/// What the workload does, as seen by Prometheus: each query must return a series. Without
+/// these, a panel over a counter whose series exist from the start at 0 would have "data" even
+/// if the event it shows never happened.
+const WORKLOAD_EVIDENCE: [(&str, &str); 9] = [
+    ("snapshot rows", "cdc_source_snapshot_rows_total > 0"),
+    ("schema change seen by the source", "cdc_source_schema_changes_total > 0"),
+    ("source reconnect after its connection was killed", "cdc_source_reconnects_total > 0"),
+    ("column added by auto.evolve", "cdc_sink_ddl_total{kind=\"add_column\"} > 0"),
+    ("poison record in the DLQ", "cdc_sink_dlq_records_total{class=\"decode\"} > 0"),
+    ("sink retry after its connection was killed", "cdc_sink_retries_total{class=\"database\"} > 0"),
+    ("rows deleted in the mirror", "cdc_sink_rows_applied_total{op=\"delete\"} > 0"),
+    ("both topics consumed", "count(cdc_sink_records_read_total > 0) == 2"),
+    ("replication latency measured", "cdc_sink_replication_latency_seconds_count > 0"),
+];
 
 /// How long the queries may take to all return data once the workload runs.
 const DEADLINE: Duration = Duration::from_secs(150);
@@ -193,8 +212,8 @@ fn percent_encode(s: &str) -> String {
 }
 
 /// What one query returned: `Ok(n)` with the number of series with a finite value, or the error.
-async fn evaluate(client: &reqwest::Client, prometheus: &str, q: &PanelQuery) -> Result<usize, String> {
-    let url = format!("{prometheus}/api/v1/query?query={}", percent_encode(&q.promql(RATE_INTERVAL)));
+async fn evaluate(client: &reqwest::Client, prometheus: &str, promql: &str) -> Result<usize, String> {
+    let url = format!("{prometheus}/api/v1/query?query={}", percent_encode(promql));
     let response = client.get(&url).send().await.map_err(|e| format!("Prometheus at {prometheus}: {e}"))?;
     let body: Json = response.json().await.map_err(|e| format!("Prometheus answer: {e}"))?;
     if body["status"] != "success" {
@@ -283,6 +302,32 @@ async fn wait_ready(client: &reqwest::Client, service: &mut Service, name: &str)
     }
 }
 
+/// The metric names both services expose at `/metrics` (counters with their `_total` suffix).
+async fn emitted_metrics(client: &reqwest::Client) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for service in ["cdc-source", "jdbc-sink"] {
+        let url = format!("http://127.0.0.1:{}/metrics", http_port(service));
+        let text = client.get(&url).send().await.expect("GET /metrics").text().await.expect("metrics text");
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("# TYPE ") else { continue };
+            let mut parts = rest.split_whitespace();
+            let (Some(name), Some(kind)) = (parts.next(), parts.next()) else { continue };
+            names.insert(if kind == "counter" { format!("{name}_total") } else { name.to_string() });
+        }
+    }
+    names
+}
+
+/// The metric names in the tables of docs/metrics.md (first column).
+fn documented_metrics() -> BTreeSet<String> {
+    read("docs/metrics.md")
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split_once('`').map(|(name, _)| name.to_string()))
+        .filter(|name| name.starts_with("cdc_"))
+        .collect()
+}
+
 fn tail(service: &Service) -> String {
     let log = service.log_text();
     let lines: Vec<&str> = log.lines().collect();
@@ -307,8 +352,8 @@ async fn every_dashboard_query_returns_data_from_the_running_pipeline() {
         .expect("insert");
     drop(conn);
 
-    // As in docker-compose.yml, the sink starts once the source is up (it has created the
-    // topics by then).
+    // As in docker-compose.yml, the sink starts once the source is up; the source may not have
+    // created both topics by then, and the sink picks them up when they appear.
     let mut source = setup.start_source();
     let client = reqwest::Client::new();
     wait_ready(&client, &mut source, "cdc-source").await;
@@ -329,10 +374,17 @@ async fn every_dashboard_query_returns_data_from_the_running_pipeline() {
         }
         failing = Vec::new();
         for q in &queries {
-            match evaluate(&client, &prometheus, q).await {
+            match evaluate(&client, &prometheus, &q.promql(RATE_INTERVAL)).await {
                 Ok(0) => failing.push(format!("{q}: no data for {}", q.promql(RATE_INTERVAL))),
                 Ok(_) => {}
                 Err(e) => failing.push(format!("{q}: {e} for {}", q.promql(RATE_INTERVAL))),
+            }
+        }
+        for (what, promql) in WORKLOAD_EVIDENCE {
+            match evaluate(&client, &prometheus, promql).await {
+                Ok(0) => failing.push(format!("workload: no {what} yet ({promql})")),
+                Ok(_) => {}
+                Err(e) => failing.push(format!("workload: {what}: {e} for {promql}")),
             }
         }
         if failing.is_empty() || Instant::now() > deadline || writer.is_finished() {
@@ -340,6 +392,7 @@ async fn every_dashboard_query_returns_data_from_the_running_pipeline() {
         }
     }
     stop.store(true, Ordering::Relaxed);
+    let emitted = emitted_metrics(&client).await;
     let workload_result = writer.await;
     let _ = source.terminate(Duration::from_secs(30));
     let _ = sink.terminate(Duration::from_secs(30));
@@ -347,11 +400,16 @@ async fn every_dashboard_query_returns_data_from_the_running_pipeline() {
     if let Err(e) = workload_result {
         panic!("the workload failed: {e}");
     }
+    let documented = documented_metrics();
+    assert_eq!(
+        emitted, documented,
+        "the metrics the running services emit (left) differ from those docs/metrics.md lists (right)"
+    );
     assert!(
         failing.is_empty(),
-        "{} of {} dashboard queries return nothing after {DEADLINE:?} of workload:\n  {}\n\ncdc-source log tail:\n{}\n\njdbc-sink log tail:\n{}",
+        "{} of {} dashboard and workload queries return nothing after {DEADLINE:?} of workload:\n  {}\n\ncdc-source log tail:\n{}\n\njdbc-sink log tail:\n{}",
         failing.len(),
-        queries.len(),
+        queries.len() + WORKLOAD_EVIDENCE.len(),
         failing.join("\n  "),
         tail(&source),
         tail(&sink)
