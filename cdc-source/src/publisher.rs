@@ -57,7 +57,12 @@ impl Publisher {
             .set("linger.ms", "5")
             .set("compression.type", "lz4")
             .set("message.max.bytes", "16777216")
-            .set("transaction.timeout.ms", &TXN_TIMEOUT.as_millis().to_string());
+            .set("transaction.timeout.ms", &TXN_TIMEOUT.as_millis().to_string())
+            // The first record of a transaction right after a commit is often answered
+            // CONCURRENT_TRANSACTIONS until the previous markers are written; the default 100 ms
+            // backoff before retrying would stall every transaction.
+            .set("retry.backoff.ms", "5")
+            .set("retry.backoff.max.ms", "100");
         for (k, v) in kafka {
             cfg.set(k, v);
         }
