@@ -160,6 +160,14 @@ impl PipelineSetup {
                 if src == dst && src.is_some() {
                     break;
                 }
+                if let Some(gone) = services.iter().find(|s| !alive(s)) {
+                    let diff = self.row_diff(table, columns).await;
+                    panic!(
+                        "{} exited while the mirror of `{table}` was behind (source {src:?}, mirror {dst:?})\n{diff}\n{}",
+                        gone.name,
+                        logs(services)
+                    );
+                }
                 if Instant::now() >= deadline {
                     let diff = self.row_diff(table, columns).await;
                     panic!(
@@ -252,6 +260,14 @@ pub async fn query_text(stack: &Stack, db: &str, sql: &str) -> Vec<Vec<Option<St
                 .collect()
         })
         .collect()
+}
+
+/// Whether the service's process still runs (not exited, not a zombie waiting to be reaped).
+pub fn alive(service: &Service) -> bool {
+    std::fs::read_to_string(format!("/proc/{}/stat", service.pid()))
+        .ok()
+        .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')))
+        .unwrap_or(false)
 }
 
 /// The last 60 log lines of each service, for failure messages.
