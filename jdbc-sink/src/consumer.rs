@@ -84,7 +84,10 @@ impl ClientContext for SinkContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         if topic_missing(&error) {
-            tracing::info!(reason, "a subscribed topic does not exist yet; it is consumed once it is created");
+            tracing::info!(
+                reason,
+                "a subscribed topic does not exist yet; it is consumed once it is created"
+            );
             return;
         }
         self.metrics.error(class::KAFKA);

@@ -44,19 +44,31 @@ async fn check_reports_each_dependency() {
     let missing = format!("{}_not_yet", case.topic);
     let (code, out) = check(
         &case,
-        &good.replace(&format!("topics = \"{}\"", case.topic), &format!("topics = \"{},{missing}\"", case.topic)),
+        &good.replace(
+            &format!("topics = \"{}\"", case.topic),
+            &format!("topics = \"{},{missing}\"", case.topic),
+        ),
     );
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("ok    Kafka") && out.contains("note  Kafka") && out.contains(&missing) && out.contains("do not exist yet"),
+        out.contains("ok    Kafka")
+            && out.contains("note  Kafka")
+            && out.contains(&missing)
+            && out.contains("do not exist yet"),
         "{out}"
     );
     let (code, out) = check(
         &case,
-        &good.replace(&format!("topics = \"{}\"", case.topic), &format!("\"topics.regex\" = \"{missing}.*\"")),
+        &good.replace(
+            &format!("topics = \"{}\"", case.topic),
+            &format!("\"topics.regex\" = \"{missing}.*\""),
+        ),
     );
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("0 matching topic(s)") && out.contains("no topic matches topics.regex yet"), "{out}");
+    assert!(
+        out.contains("0 matching topic(s)") && out.contains("no topic matches topics.regex yet"),
+        "{out}"
+    );
 
     let wrong_password = good.replace(
         &format!("\"connection.password\" = \"{}\"", case.stack.root_password),

@@ -26,7 +26,12 @@ async fn send_row(p: &FutureProducer, topic: &str, id: i32, name: &str) {
 
 /// Creates `topic`, produces one row to it and waits until the row is in its mirror table.
 /// Returns how long that took.
-async fn new_topic_lands(case: &SinkCase, sink: &Service, p: &FutureProducer, topic: &str) -> Duration {
+async fn new_topic_lands(
+    case: &SinkCase,
+    sink: &Service,
+    p: &FutureProducer,
+    topic: &str,
+) -> Duration {
     let started = Instant::now();
     create_topic(&case.stack.kafka_bootstrap, topic, 1).await;
     send_row(p, topic, 7, "late").await;
@@ -44,9 +49,10 @@ async fn new_topic_lands(case: &SinkCase, sink: &Service, p: &FutureProducer, to
 async fn a_listed_topic_created_after_the_start_is_consumed() {
     let case = SinkCase::new("sink_topic_list", 1).await;
     let later = format!("{}_later", case.topic);
-    let config = case
-        .toml("")
-        .replace(&format!("topics = \"{}\"", case.topic), &format!("topics = \"{},{later}\"", case.topic));
+    let config = case.toml("").replace(
+        &format!("topics = \"{}\"", case.topic),
+        &format!("topics = \"{},{later}\"", case.topic),
+    );
     let sink = case.start_sink(&config, "toml", &[]);
     let p = producer(&case.stack.kafka_bootstrap);
     send_row(&p, &case.topic, 1, "early").await;
@@ -74,9 +80,10 @@ async fn a_new_topic_matching_the_regex_is_consumed_and_only_whole_names_match()
     // Contains a match of the regex, but the whole name does not match.
     let longer = format!("{}_newer", case.topic);
     let regex = format!("{}(_new)?", case.topic);
-    let config = case
-        .toml("")
-        .replace(&format!("topics = \"{}\"", case.topic), &format!("\"topics.regex\" = \"{regex}\""));
+    let config = case.toml("").replace(
+        &format!("topics = \"{}\"", case.topic),
+        &format!("\"topics.regex\" = \"{regex}\""),
+    );
     let sink = case.start_sink(&config, "toml", &[]);
     let p = producer(&case.stack.kafka_bootstrap);
     send_row(&p, &case.topic, 1, "early").await;
