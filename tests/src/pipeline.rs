@@ -108,7 +108,14 @@ impl PipelineSetup {
     /// `sink_config(free port, extra)` and environment `env`.
     pub fn start_sink(&self, instance: &str, extra: &str, env: &[(&str, &str)]) -> Service {
         let config = self.sink_config(free_port(), extra);
-        Service::start("jdbc-sink", &format!("{}-{instance}", self.mirror), &config, "toml", &[], env)
+        Service::start(
+            "jdbc-sink",
+            &format!("{}-{instance}", self.mirror),
+            &config,
+            "toml",
+            &[],
+            env,
+        )
     }
 
     /// Runs SQL statements as root in the source database.
@@ -123,9 +130,17 @@ impl PipelineSetup {
 
     /// Polls `sql` in the mirror database until it returns `expected`; panics after `timeout`
     /// with what it got and the logs of `services`.
-    pub async fn wait_mirror(&self, sql: &str, expected: &[&[Option<&str>]], timeout: Duration, services: &[&Service]) {
-        let want: Vec<Vec<Option<String>>> =
-            expected.iter().map(|r| r.iter().map(|c| c.map(str::to_string)).collect()).collect();
+    pub async fn wait_mirror(
+        &self,
+        sql: &str,
+        expected: &[&[Option<&str>]],
+        timeout: Duration,
+        services: &[&Service],
+    ) {
+        let want: Vec<Vec<Option<String>>> = expected
+            .iter()
+            .map(|r| r.iter().map(|c| c.map(str::to_string)).collect())
+            .collect();
         let deadline = Instant::now() + timeout;
         loop {
             let got = self.mirror_rows(sql).await;
@@ -152,7 +167,12 @@ impl PipelineSetup {
 
     /// Waits until every `(table, columns)` has the same count and checksum in the mirror as at
     /// the source; panics after `timeout` with a row diff and the logs of `services`.
-    pub async fn wait_mirror_equals_source(&self, tables: &[(&str, &[&str])], timeout: Duration, services: &[&Service]) {
+    pub async fn wait_mirror_equals_source(
+        &self,
+        tables: &[(&str, &[&str])],
+        timeout: Duration,
+        services: &[&Service],
+    ) {
         let deadline = Instant::now() + timeout;
         for (table, columns) in tables {
             loop {
@@ -183,14 +203,21 @@ impl PipelineSetup {
 
     /// The rows that differ between `table` and its mirror table (by `id`), for failure messages.
     pub async fn row_diff(&self, table: &str, columns: &[&str]) -> String {
-        let select = |t: &str| format!("SELECT {} FROM `{t}` ORDER BY id", text_columns(columns).join(", "));
+        let select = |t: &str| {
+            format!(
+                "SELECT {} FROM `{t}` ORDER BY id",
+                text_columns(columns).join(", ")
+            )
+        };
         let src = by_id(query_text(self.stack(), &self.source.database, &select(table)).await);
         let dst = by_id(query_text(self.stack(), &self.mirror, &select(&self.topic(table))).await);
         let mut out = Vec::new();
         for (id, row) in &src {
             match dst.get(id) {
                 None => out.push(format!("  missing in mirror: {row:?}")),
-                Some(m) if m != row => out.push(format!("  differs: source {row:?}\n           mirror {m:?}")),
+                Some(m) if m != row => out.push(format!(
+                    "  differs: source {row:?}\n           mirror {m:?}"
+                )),
                 _ => {}
             }
         }
@@ -205,7 +232,11 @@ impl PipelineSetup {
             src.len(),
             dst.len(),
             out.len(),
-            if shown < out.len() { ", first 40 shown" } else { "" },
+            if shown < out.len() {
+                ", first 40 shown"
+            } else {
+                ""
+            },
             out[..shown].join("\n")
         )
     }
@@ -242,7 +273,9 @@ async fn checksum(stack: &Stack, db: &str, sql: &str) -> Checksum {
 }
 
 fn by_id(rows: Vec<Vec<Option<String>>>) -> BTreeMap<String, Vec<Option<String>>> {
-    rows.into_iter().map(|r| (r[0].clone().unwrap_or_default(), r)).collect()
+    rows.into_iter()
+        .map(|r| (r[0].clone().unwrap_or_default(), r))
+        .collect()
 }
 
 /// Rows of `sql` in database `db`, every column as text (NULL as `None`); no rows on error.
@@ -254,7 +287,9 @@ pub async fn query_text(stack: &Stack, db: &str, sql: &str) -> Vec<Vec<Option<St
             (0..row.len())
                 .map(|i| match row.as_ref(i) {
                     Some(mysql_async::Value::NULL) | None => None,
-                    Some(mysql_async::Value::Bytes(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+                    Some(mysql_async::Value::Bytes(b)) => {
+                        Some(String::from_utf8_lossy(b).into_owned())
+                    }
                     Some(v) => Some(v.as_sql(true).trim_matches('\'').to_string()),
                 })
                 .collect()
@@ -266,7 +301,10 @@ pub async fn query_text(stack: &Stack, db: &str, sql: &str) -> Vec<Vec<Option<St
 pub fn alive(service: &Service) -> bool {
     std::fs::read_to_string(format!("/proc/{}/stat", service.pid()))
         .ok()
-        .and_then(|stat| stat.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')))
+        .and_then(|stat| {
+            stat.rsplit_once(") ")
+                .map(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X'))
+        })
         .unwrap_or(false)
 }
 
@@ -319,7 +357,9 @@ impl Rng {
 
     /// A string of 0..=`max` characters, some of them outside ASCII.
     pub fn text(&mut self, max: u64) -> String {
-        const CHARS: &[char] = &['a', 'b', 'k', 'x', 'Z', '0', '7', ' ', '_', 'é', 'ß', '한', '😀', '\'', '\\'];
+        const CHARS: &[char] = &[
+            'a', 'b', 'k', 'x', 'Z', '0', '7', ' ', '_', 'é', 'ß', '한', '😀', '\'', '\\',
+        ];
         (0..self.range(0, max)).map(|_| *self.pick(CHARS)).collect()
     }
 }
@@ -506,11 +546,24 @@ impl Workload {
         let versions = Versions::default();
         let handles = (0..writers)
             .map(|w| {
-                let plan = WriterPlan { seed: plan.seed.wrapping_mul(31).wrapping_add(w), ..plan.clone() };
-                spawn_writer(stack.clone(), db.to_string(), plan, versions.clone(), stop.clone())
+                let plan = WriterPlan {
+                    seed: plan.seed.wrapping_mul(31).wrapping_add(w),
+                    ..plan.clone()
+                };
+                spawn_writer(
+                    stack.clone(),
+                    db.to_string(),
+                    plan,
+                    versions.clone(),
+                    stop.clone(),
+                )
             })
             .collect();
-        Workload { stop, versions, handles }
+        Workload {
+            stop,
+            versions,
+            handles,
+        }
     }
 
     /// Asks the writers to stop after their current transaction and waits for them.
@@ -535,5 +588,8 @@ impl Workload {
 
 /// The seed of a random test: `CDC_TEST_SEED` when set (to replay a failure), else `default`.
 pub fn seed(default: u64) -> u64 {
-    std::env::var("CDC_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+    std::env::var("CDC_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }

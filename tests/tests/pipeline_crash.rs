@@ -20,18 +20,26 @@ use mysql_async::prelude::Queryable;
 const SINK_EXTRA: &str = "\"delete.enabled\" = true\n\"batch.size\" = 20";
 
 async fn offsets_sum(p: &PipelineSetup) -> i64 {
-    query_text(p.stack(), &p.mirror, "SELECT CAST(IFNULL(SUM(next_offset), 0) AS SIGNED) FROM cdc_sink_offsets")
-        .await
-        .first()
-        .and_then(|r| r[0].as_deref()?.parse().ok())
-        .unwrap_or(0)
+    query_text(
+        p.stack(),
+        &p.mirror,
+        "SELECT CAST(IFNULL(SUM(next_offset), 0) AS SIGNED) FROM cdc_sink_offsets",
+    )
+    .await
+    .first()
+    .and_then(|r| r[0].as_deref()?.parse().ok())
+    .unwrap_or(0)
 }
 
 /// Waits until the stored offsets moved past `before`: a batch was committed.
 async fn wait_for_progress(p: &PipelineSetup, before: i64, services: &[&Service]) {
     let deadline = Instant::now() + Duration::from_secs(40);
     while offsets_sum(p).await <= before {
-        assert!(Instant::now() < deadline, "the sink made no progress in 40 s\n{}", logs(services));
+        assert!(
+            Instant::now() < deadline,
+            "the sink made no progress in 40 s\n{}",
+            logs(services)
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -54,7 +62,11 @@ async fn add_audit(p: &PipelineSetup, services: &[&Service]) {
         if n == vec![vec![Some("3".to_string())]] {
             break;
         }
-        assert!(Instant::now() < deadline, "mirror tables not created\n{}", logs(services));
+        assert!(
+            Instant::now() < deadline,
+            "mirror tables not created\n{}",
+            logs(services)
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut conn = p.stack().root_conn(Some(&p.mirror)).await;
@@ -72,7 +84,10 @@ async fn add_audit(p: &PipelineSetup, services: &[&Service]) {
          (topic, kafka_partition, old_offset, new_offset) VALUES (NEW.topic, NEW.kafka_partition, OLD.next_offset, NEW.next_offset)"
             .to_string(),
     ];
-    for (short, table, version) in [("users", &users, "CAST(NEW.pwd AS UNSIGNED)"), ("orders", &orders, "NEW.qty")] {
+    for (short, table, version) in [
+        ("users", &users, "CAST(NEW.pwd AS UNSIGNED)"),
+        ("orders", &orders, "NEW.qty"),
+    ] {
         for event in ["INSERT", "UPDATE"] {
             ddl.push(format!(
                 "CREATE TRIGGER {short}_{event} AFTER {event} ON `{table}` FOR EACH ROW \
@@ -85,7 +100,9 @@ async fn add_audit(p: &PipelineSetup, services: &[&Service]) {
         ));
     }
     for stmt in ddl {
-        conn.query_drop(&stmt).await.unwrap_or_else(|e| panic!("{stmt}: {e}"));
+        conn.query_drop(&stmt)
+            .await
+            .unwrap_or_else(|e| panic!("{stmt}: {e}"));
     }
 }
 
@@ -100,41 +117,74 @@ async fn check_offset_chains(p: &PipelineSetup) -> usize {
     let mut last: BTreeMap<(String, String), i64> = BTreeMap::new();
     let mut problems = Vec::new();
     for r in &rows {
-        let tp = (r[0].clone().unwrap_or_default(), r[1].clone().unwrap_or_default());
+        let tp = (
+            r[0].clone().unwrap_or_default(),
+            r[1].clone().unwrap_or_default(),
+        );
         let old: Option<i64> = r[2].as_deref().and_then(|s| s.parse().ok());
         let new: i64 = r[3].as_deref().and_then(|s| s.parse().ok()).unwrap_or(-1);
         if let Some(prev) = last.get(&tp) {
             if old != Some(*prev) {
-                problems.push(format!("{tp:?}: a move from {old:?} after the previous one ended at {prev}"));
+                problems.push(format!(
+                    "{tp:?}: a move from {old:?} after the previous one ended at {prev}"
+                ));
             }
         }
         if old.is_some_and(|o| new <= o) {
-            problems.push(format!("{tp:?}: moved from {old:?} back or nowhere to {new}"));
+            problems.push(format!(
+                "{tp:?}: moved from {old:?} back or nowhere to {new}"
+            ));
         }
         last.insert(tp, new);
     }
-    let stored = query_text(p.stack(), &p.mirror, "SELECT topic, kafka_partition, next_offset FROM cdc_sink_offsets").await;
+    let stored = query_text(
+        p.stack(),
+        &p.mirror,
+        "SELECT topic, kafka_partition, next_offset FROM cdc_sink_offsets",
+    )
+    .await;
     for r in stored {
-        let tp = (r[0].clone().unwrap_or_default(), r[1].clone().unwrap_or_default());
+        let tp = (
+            r[0].clone().unwrap_or_default(),
+            r[1].clone().unwrap_or_default(),
+        );
         let next: i64 = r[2].as_deref().and_then(|s| s.parse().ok()).unwrap_or(-1);
         if last.get(&tp).is_some_and(|l| *l != next) {
-            problems.push(format!("{tp:?}: stored {next}, last audited move ended at {:?}", last.get(&tp)));
+            problems.push(format!(
+                "{tp:?}: stored {next}, last audited move ended at {:?}",
+                last.get(&tp)
+            ));
         }
     }
-    assert!(problems.is_empty(), "offsets table moves ({} audited):\n{}", rows.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "offsets table moves ({} audited):\n{}",
+        rows.len(),
+        problems.join("\n")
+    );
     rows.len()
 }
 
 /// Per mirror row, the applied versions strictly increase and nothing follows a delete.
 async fn check_apply_order(p: &PipelineSetup) -> usize {
-    let rows = query_text(p.stack(), &p.mirror, "SELECT tbl, id, version FROM apply_audit ORDER BY n").await;
+    let rows = query_text(
+        p.stack(),
+        &p.mirror,
+        "SELECT tbl, id, version FROM apply_audit ORDER BY n",
+    )
+    .await;
     let mut last: BTreeMap<(String, String), Option<i64>> = BTreeMap::new();
     let mut problems = Vec::new();
     for r in &rows {
-        let key = (r[0].clone().unwrap_or_default(), r[1].clone().unwrap_or_default());
+        let key = (
+            r[0].clone().unwrap_or_default(),
+            r[1].clone().unwrap_or_default(),
+        );
         let version: Option<i64> = r[2].as_deref().and_then(|s| s.parse().ok());
         match (last.get(&key), version) {
-            (Some(None), _) => problems.push(format!("{key:?}: {version:?} applied after its delete")),
+            (Some(None), _) => {
+                problems.push(format!("{key:?}: {version:?} applied after its delete"))
+            }
             (Some(Some(prev)), Some(v)) if v <= *prev => {
                 problems.push(format!("{key:?}: version {v} applied after version {prev}"))
             }
@@ -156,7 +206,10 @@ async fn check_apply_order(p: &PipelineSetup) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sink_killed_at_twelve_points_applies_every_change_once_in_order() {
     let p = PipelineSetup::new("pl_kill").await;
-    let mut source = p.start_source("json", "\"delete.enabled\" = true\n\"topic.partitions\" = 2");
+    let mut source = p.start_source(
+        "json",
+        "\"delete.enabled\" = true\n\"topic.partitions\" = 2",
+    );
     source.wait_for_log("streaming the binlog", Duration::from_secs(60));
     let seed = seed(7_001);
     let mut rng = Rng::new(seed);
@@ -164,15 +217,25 @@ async fn sink_killed_at_twelve_points_applies_every_change_once_in_order() {
         p.stack(),
         &p.source.database,
         2,
-        WriterPlan { seed, statements: u64::MAX, pause: Duration::from_millis(20) },
+        WriterPlan {
+            seed,
+            statements: u64::MAX,
+            pause: Duration::from_millis(20),
+        },
     );
     // Static membership: a restarted instance takes its partitions back at once.
     let instance_a = format!("{}-a", p.mirror);
     let instance_b = format!("{}-b", p.mirror);
     let env = |instance: &str| {
         vec![
-            ("CDC_SINK_KAFKA_SESSION_TIMEOUT_MS".to_string(), "6000".to_string()),
-            ("CDC_SINK_KAFKA_GROUP_INSTANCE_ID".to_string(), instance.to_string()),
+            (
+                "CDC_SINK_KAFKA_SESSION_TIMEOUT_MS".to_string(),
+                "6000".to_string(),
+            ),
+            (
+                "CDC_SINK_KAFKA_GROUP_INSTANCE_ID".to_string(),
+                instance.to_string(),
+            ),
         ]
     };
     let start = |name: &str, instance: &str| {
@@ -231,6 +294,16 @@ async fn sink_killed_at_twelve_points_applies_every_change_once_in_order() {
     let applied = check_apply_order(&p).await;
     println!("seed {seed}: {report:?}; kills: {kills:?}; {moves} offset moves and {applied} row changes audited");
     assert!(kills.len() >= 10);
-    assert_eq!(a.terminate(Duration::from_secs(30)), Some(0), "{}", a.log_text());
-    assert_eq!(source.terminate(Duration::from_secs(30)), Some(0), "{}", source.log_text());
+    assert_eq!(
+        a.terminate(Duration::from_secs(30)),
+        Some(0),
+        "{}",
+        a.log_text()
+    );
+    assert_eq!(
+        source.terminate(Duration::from_secs(30)),
+        Some(0),
+        "{}",
+        source.log_text()
+    );
 }

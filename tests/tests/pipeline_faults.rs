@@ -14,21 +14,35 @@ const WAIT: Duration = Duration::from_secs(120);
 
 fn stop(mut service: Service) {
     let code = service.terminate(Duration::from_secs(30));
-    assert_eq!(code, Some(0), "{} exits 0 on SIGTERM:\n{}", service.name, service.log_text());
+    assert_eq!(
+        code,
+        Some(0),
+        "{} exits 0 on SIGTERM:\n{}",
+        service.name,
+        service.log_text()
+    );
 }
 
 async fn count(p: &PipelineSetup, table: &str) -> i64 {
-    query_text(p.stack(), &p.mirror, &format!("SELECT COUNT(*) FROM `{}`", p.topic(table)))
-        .await
-        .first()
-        .and_then(|r| r[0].as_deref()?.parse().ok())
-        .unwrap_or(0)
+    query_text(
+        p.stack(),
+        &p.mirror,
+        &format!("SELECT COUNT(*) FROM `{}`", p.topic(table)),
+    )
+    .await
+    .first()
+    .and_then(|r| r[0].as_deref()?.parse().ok())
+    .unwrap_or(0)
 }
 
 async fn wait_for_rows(p: &PipelineSetup, table: &str, more_than: i64, services: &[&Service]) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while count(p, table).await <= more_than {
-        assert!(std::time::Instant::now() < deadline, "no rows reach the mirror\n{}", logs(services));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no rows reach the mirror\n{}",
+            logs(services)
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -49,7 +63,11 @@ async fn mariadb_restart_mid_stream_both_services_recover() {
         p.stack(),
         &p.source.database,
         2,
-        WriterPlan { seed, statements: u64::MAX, pause: Duration::from_millis(10) },
+        WriterPlan {
+            seed,
+            statements: u64::MAX,
+            pause: Duration::from_millis(10),
+        },
     );
     wait_for_rows(&p, "orders", 50, &[&source, &sink]).await;
     tokio::task::block_in_place(|| db.restart());
@@ -57,11 +75,28 @@ async fn mariadb_restart_mid_stream_both_services_recover() {
     let after = count(&p, "orders").await;
     wait_for_rows(&p, "orders", after + 50, &[&source, &sink]).await;
     let report = workload.stop().await;
-    assert!(report.errors > 0, "the restart should have cut the writers off: {report:?}");
-    p.wait_mirror_equals_source(&[("users", USERS_COLUMNS), ("orders", ORDERS_COLUMNS)], WAIT, &[&source, &sink])
-        .await;
-    assert_eq!(source.exited(), None, "cdc-source survives the restart:\n{}", source.log_text());
-    assert_eq!(sink.exited(), None, "jdbc-sink survives the restart:\n{}", sink.log_text());
+    assert!(
+        report.errors > 0,
+        "the restart should have cut the writers off: {report:?}"
+    );
+    p.wait_mirror_equals_source(
+        &[("users", USERS_COLUMNS), ("orders", ORDERS_COLUMNS)],
+        WAIT,
+        &[&source, &sink],
+    )
+    .await;
+    assert_eq!(
+        source.exited(),
+        None,
+        "cdc-source survives the restart:\n{}",
+        source.log_text()
+    );
+    assert_eq!(
+        sink.exited(),
+        None,
+        "jdbc-sink survives the restart:\n{}",
+        sink.log_text()
+    );
     println!("seed {seed}: {report:?}");
     stop(sink);
     stop(source);
@@ -79,9 +114,14 @@ async fn add_column_mid_stream_is_added_to_the_mirror() {
         p.stack(),
         &p.source.database,
         1,
-        WriterPlan { seed, statements: u64::MAX, pause: Duration::from_millis(10) },
+        WriterPlan {
+            seed,
+            statements: u64::MAX,
+            pause: Duration::from_millis(10),
+        },
     );
-    p.exec(&["insert into users(id, user_id, pwd, name) values(1000000, 'before', 'p', 'Before')"]).await;
+    p.exec(&["insert into users(id, user_id, pwd, name) values(1000000, 'before', 'p', 'Before')"])
+        .await;
     wait_for_rows(&p, "users", 20, &services).await;
     p.exec(&[
         "alter table users add column email varchar(100) null",
@@ -97,10 +137,17 @@ async fn add_column_mid_stream_is_added_to_the_mirror() {
     users_columns.push("email");
     let mut orders_columns = ORDERS_COLUMNS.to_vec();
     orders_columns.push("discount");
-    p.wait_mirror_equals_source(&[("users", &users_columns), ("orders", &orders_columns)], WAIT, &services).await;
+    p.wait_mirror_equals_source(
+        &[("users", &users_columns), ("orders", &orders_columns)],
+        WAIT,
+        &services,
+    )
+    .await;
     let users = p.topic("users");
     let rows = p
-        .mirror_rows(&format!("SELECT id, email FROM `{users}` WHERE user_id IN ('before', 'after') ORDER BY id"))
+        .mirror_rows(&format!(
+            "SELECT id, email FROM `{users}` WHERE user_id IN ('before', 'after') ORDER BY id"
+        ))
         .await;
     assert_eq!(
         rows,
@@ -110,9 +157,17 @@ async fn add_column_mid_stream_is_added_to_the_mirror() {
         ]
     );
     let discount = p
-        .mirror_rows(&format!("SELECT discount FROM `{}` WHERE id = 1000000", p.topic("orders")))
+        .mirror_rows(&format!(
+            "SELECT discount FROM `{}` WHERE id = 1000000",
+            p.topic("orders")
+        ))
         .await;
-    assert_eq!(discount, vec![vec![Some("12.34".into())]], "{}", logs(&services));
+    assert_eq!(
+        discount,
+        vec![vec![Some("12.34".into())]],
+        "{}",
+        logs(&services)
+    );
     println!("seed {seed}: {report:?}");
     stop(sink);
     stop(source);

@@ -14,7 +14,13 @@ const WAIT: Duration = Duration::from_secs(60);
 
 fn stop(mut service: Service) {
     let code = service.terminate(Duration::from_secs(30));
-    assert_eq!(code, Some(0), "{} exits 0 on SIGTERM:\n{}", service.name, service.log_text());
+    assert_eq!(
+        code,
+        Some(0),
+        "{} exits 0 on SIGTERM:\n{}",
+        service.name,
+        service.log_text()
+    );
 }
 
 async fn insert_update_delete(format: &str) {
@@ -25,24 +31,50 @@ async fn insert_update_delete(format: &str) {
     let table = p.topic("users");
     let select = format!("SELECT id, user_id, pwd, name FROM `{table}` ORDER BY id");
 
-    p.exec(&["insert into users(user_id,pwd,name) values('user1','test1111','User name')"]).await;
-    p.wait_mirror(&select, &[&[Some("1"), Some("user1"), Some("test1111"), Some("User name")]], WAIT, &services)
+    p.exec(&["insert into users(user_id,pwd,name) values('user1','test1111','User name')"])
         .await;
-    p.wait_mirror_equals_source(&[("users", USERS_COLUMNS)], WAIT, &services).await;
+    p.wait_mirror(
+        &select,
+        &[&[
+            Some("1"),
+            Some("user1"),
+            Some("test1111"),
+            Some("User name"),
+        ]],
+        WAIT,
+        &services,
+    )
+    .await;
+    p.wait_mirror_equals_source(&[("users", USERS_COLUMNS)], WAIT, &services)
+        .await;
 
-    p.exec(&["update users set pwd='test2222', name='Renamed' where user_id='user1'"]).await;
-    p.wait_mirror(&select, &[&[Some("1"), Some("user1"), Some("test2222"), Some("Renamed")]], WAIT, &services)
+    p.exec(&["update users set pwd='test2222', name='Renamed' where user_id='user1'"])
         .await;
-    p.wait_mirror_equals_source(&[("users", USERS_COLUMNS)], WAIT, &services).await;
+    p.wait_mirror(
+        &select,
+        &[&[Some("1"), Some("user1"), Some("test2222"), Some("Renamed")]],
+        WAIT,
+        &services,
+    )
+    .await;
+    p.wait_mirror_equals_source(&[("users", USERS_COLUMNS)], WAIT, &services)
+        .await;
 
     p.exec(&["delete from users where user_id='user1'"]).await;
     p.wait_mirror(&select, &[], WAIT, &services).await;
 
     // The created_at column kept its exact value while it existed, and a later row still flows.
-    p.exec(&["insert into users(user_id,pwd,name) values('user2','pw','After delete')"]).await;
-    p.wait_mirror(&select, &[&[Some("2"), Some("user2"), Some("pw"), Some("After delete")]], WAIT, &services)
+    p.exec(&["insert into users(user_id,pwd,name) values('user2','pw','After delete')"])
         .await;
-    p.wait_mirror_equals_source(&[("users", USERS_COLUMNS)], WAIT, &services).await;
+    p.wait_mirror(
+        &select,
+        &[&[Some("2"), Some("user2"), Some("pw"), Some("After delete")]],
+        WAIT,
+        &services,
+    )
+    .await;
+    p.wait_mirror_equals_source(&[("users", USERS_COLUMNS)], WAIT, &services)
+        .await;
     stop(sink);
     stop(source);
 }
@@ -72,9 +104,20 @@ async fn manual_json_record_from_a_plain_producer_lands_as_a_row() {
     let services = [&source, &sink];
     let table = p.topic("users");
     let select = format!("SELECT id, user_id, pwd, name FROM `{table}` ORDER BY id");
-    p.exec(&["insert into users(user_id,pwd,name) values('user1','test1111','User name')"]).await;
-    p.wait_mirror(&select, &[&[Some("1"), Some("user1"), Some("test1111"), Some("User name")]], WAIT, &services)
+    p.exec(&["insert into users(user_id,pwd,name) values('user1','test1111','User name')"])
         .await;
+    p.wait_mirror(
+        &select,
+        &[&[
+            Some("1"),
+            Some("user1"),
+            Some("test1111"),
+            Some("User name"),
+        ]],
+        WAIT,
+        &services,
+    )
+    .await;
 
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &p.stack().kafka_bootstrap)
@@ -84,22 +127,39 @@ async fn manual_json_record_from_a_plain_producer_lands_as_a_row() {
         .send(BaseRecord::to(&table).key(MANUAL_KEY).payload(MANUAL_VALUE))
         .map_err(|(e, _)| e)
         .expect("queue the manual record");
-    producer.flush(Duration::from_secs(10)).expect("manual record delivered");
+    producer
+        .flush(Duration::from_secs(10))
+        .expect("manual record delivered");
 
-    p.exec(&["insert into users(user_id,pwd,name) values('user2','pw2','After manual')"]).await;
+    p.exec(&["insert into users(user_id,pwd,name) values('user2','pw2','After manual')"])
+        .await;
     p.wait_mirror(
         &select,
         &[
-            &[Some("1"), Some("user1"), Some("test1111"), Some("User name")],
+            &[
+                Some("1"),
+                Some("user1"),
+                Some("test1111"),
+                Some("User name"),
+            ],
             &[Some("2"), Some("user2"), Some("pw2"), Some("After manual")],
-            &[Some("1000"), Some("manual1"), Some("typed"), Some("Typed by hand")],
+            &[
+                Some("1000"),
+                Some("manual1"),
+                Some("typed"),
+                Some("Typed by hand"),
+            ],
         ],
         WAIT,
         &services,
     )
     .await;
     // The hand-written record has no created_at: the mirror column stays NULL for it.
-    let created = p.mirror_rows(&format!("SELECT created_at IS NULL FROM `{table}` WHERE id = 1000")).await;
+    let created = p
+        .mirror_rows(&format!(
+            "SELECT created_at IS NULL FROM `{table}` WHERE id = 1000"
+        ))
+        .await;
     assert_eq!(created, vec![vec![Some("1".to_string())]]);
     stop(sink);
     stop(source);

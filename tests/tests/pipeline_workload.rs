@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use cdc_tests::pipeline::{seed, PipelineSetup, Workload, WriterPlan, ORDERS_COLUMNS, USERS_COLUMNS};
+use cdc_tests::pipeline::{
+    seed, PipelineSetup, Workload, WriterPlan, ORDERS_COLUMNS, USERS_COLUMNS,
+};
 
 const WRITERS: u64 = 4;
 const STATEMENTS_PER_WRITER: u64 = 5_000;
@@ -18,11 +20,23 @@ async fn random_workload_leaves_mirror_equal_to_source() {
     let sink = p.start_sink("a", "\"delete.enabled\" = true", &[]);
     let seed = seed(20_240_605);
     let started = Instant::now();
-    let plan = WriterPlan { seed, statements: STATEMENTS_PER_WRITER, pause: Duration::ZERO };
-    let report = Workload::start(p.stack(), &p.source.database, WRITERS, plan).join().await;
+    let plan = WriterPlan {
+        seed,
+        statements: STATEMENTS_PER_WRITER,
+        pause: Duration::ZERO,
+    };
+    let report = Workload::start(p.stack(), &p.source.database, WRITERS, plan)
+        .join()
+        .await;
     let written = started.elapsed();
-    assert!(report.statements >= WRITERS * STATEMENTS_PER_WRITER, "seed {seed}: {report:?}");
-    assert_eq!(report.errors, 0, "seed {seed}: no writer transaction should fail: {report:?}");
+    assert!(
+        report.statements >= WRITERS * STATEMENTS_PER_WRITER,
+        "seed {seed}: {report:?}"
+    );
+    assert_eq!(
+        report.errors, 0,
+        "seed {seed}: no writer transaction should fail: {report:?}"
+    );
     p.wait_mirror_equals_source(
         &[("users", USERS_COLUMNS), ("orders", ORDERS_COLUMNS)],
         Duration::from_secs(120),
