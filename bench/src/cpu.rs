@@ -33,15 +33,19 @@ pub struct CpuSnapshot {
     machine: Option<(u64, u64)>,
 }
 
-/// The processes to watch: the source and the stack's services (PIDs from `<stack home>/run/`).
+/// The processes to watch: the services under test and the stack's services (PIDs from `<stack home>/run/`).
 #[derive(Debug, Clone)]
 pub struct CpuMeter {
     pids: Vec<(String, u32)>,
 }
 
 impl CpuMeter {
-    pub fn new(source_pid: u32, stack_home: &Path) -> Self {
-        let mut pids = vec![("cdc-source".to_string(), source_pid)];
+    /// `services`: (name, PID) of the processes under test.
+    pub fn new(services: &[(&str, u32)], stack_home: &Path) -> Self {
+        let mut pids: Vec<(String, u32)> = services
+            .iter()
+            .map(|(n, p)| (n.to_string(), *p))
+            .collect();
         for name in ["mariadb", "kafka", "registry"] {
             let pid = std::fs::read_to_string(stack_home.join("run").join(format!("{name}.pid")))
                 .ok()

@@ -155,3 +155,95 @@ pub async fn delete_topics(
     admin.delete_topics(&names, &AdminOptions::new()).await?;
     Ok(())
 }
+
+/// The high watermark of each partition of `topic` (the offset after its last record or, for a
+/// transactional producer, after its last commit marker).
+pub fn end_offsets(kafka: &BTreeMap<String, String>, topic: &str) -> anyhow::Result<Vec<(i32, i64)>> {
+    let consumer: BaseConsumer = client(kafka)
+        .set("group.id", format!("cdc-bench-ends-{topic}"))
+        .create()?;
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut ends = Vec::new();
+    for t in md.topics() {
+        for p in t.partitions() {
+            let (_, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
+            ends.push((p.id(), high));
+        }
+    }
+    if ends.is_empty() {
+        bail!("topic {topic} has no partitions");
+    }
+    Ok(ends)
+}
+
+/// When a record became readable: its Kafka timestamp (the source's produce time, ms) and the
+/// moment a `read_committed` consumer received it (µs since the epoch).
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    pub produced_ms: i64,
+    pub readable_us: i64,
+}
+
+/// The integer primary key `id` of a record key: Kafka Connect JSON (`{"payload":{"id":…}}`) or
+/// Avro in the Confluent wire format (magic byte, 4-byte schema id, zig-zag varint).
+pub fn key_id(key: &[u8]) -> Option<i64> {
+    if key.first() == Some(&0) && key.len() > 5 {
+        let (mut n, mut shift) = (0u64, 0);
+        for b in &key[5..] {
+            n |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some((n >> 1) as i64 ^ -((n & 1) as i64));
+            }
+            shift += 7;
+        }
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(key).ok()?;
+    v["payload"]["id"].as_i64().or_else(|| v["id"].as_i64())
+}
+
+/// Follows `topic` from its end as a `read_committed` consumer (like the sink) until `stop`,
+/// noting for each record (id of its key, `cdc.op`) when it was produced and when it became
+/// readable. Returns the notes when stopped.
+pub fn follow_arrivals(
+    kafka: &BTreeMap<String, String>,
+    topic: &str,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<std::thread::JoinHandle<BTreeMap<(i64, String), Arrival>>> {
+    let consumer: BaseConsumer = client(kafka)
+        .set("group.id", format!("cdc-bench-follow-{topic}"))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("fetch.wait.max.ms", "10")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::End)?;
+    consumer.assign(&tpl)?;
+    Ok(std::thread::spawn(move || {
+        let mut seen = BTreeMap::new();
+        while !stop.load(Ordering::Relaxed) {
+            let Some(Ok(m)) = consumer.poll(Duration::from_millis(20)) else {
+                continue;
+            };
+            let readable_us = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as i64)
+                .unwrap_or(0);
+            let op = m
+                .headers()
+                .and_then(|h| h.iter().find(|h| h.key == "cdc.op").and_then(|h| h.value))
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default();
+            if let Some(id) = m.key().and_then(key_id) {
+                seen.insert(
+                    (id, op),
+                    Arrival {
+                        produced_ms: m.timestamp().to_millis().unwrap_or(0),
+                        readable_us,
+                    },
+                );
+            }
+        }
+        seen
+    }))
+}

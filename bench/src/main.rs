@@ -15,18 +15,23 @@
 //! source ≤ 64 MiB on every workload. Each run is bounded (`--timeout-s`) and stops by itself.
 
 mod cpu;
+mod e2e;
 mod floor;
 mod kafka;
+mod process;
 mod reference;
+mod sink;
+mod sink_bench;
 mod source;
 mod stack;
+mod upsert;
 mod workload;
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use cdc_source::offsets::StoredOffset;
 use cdc_source::position::FilePos;
 use clap::Parser;
@@ -74,6 +79,29 @@ struct Cli {
     /// decoding, and publishing through its transactional producer.
     #[arg(long)]
     floors: bool,
+    /// Instead of the workloads, benchmark jdbc-sink: `--rows` (default 1,000,000) records on a
+    /// topic into the mirror, against the `mariadb` client upserting the same rows.
+    #[arg(long)]
+    sink: bool,
+    /// Instead of the workloads, latency from the source commit to the mirror commit through
+    /// cdc-source and jdbc-sink under a steady `--rate` for `--seconds`.
+    #[arg(long)]
+    e2e: bool,
+    /// Row changes per second of the `--e2e` load.
+    #[arg(long, default_value_t = 2000)]
+    rate: u64,
+    /// Seconds of the `--e2e` load.
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    /// The sink binary.
+    #[arg(long)]
+    sink_bin: Option<PathBuf>,
+    /// Extra sink config keys, `key=value` with a TOML value (e.g. `flush.interval.ms=50`).
+    #[arg(long = "sink-set")]
+    sink_set: Vec<String>,
+    /// Extra librdkafka settings of the sink, `key=value`.
+    #[arg(long = "sink-kafka")]
+    sink_kafka: Vec<String>,
     /// Longest one source run may take, seconds.
     #[arg(long, default_value_t = 1200)]
     timeout_s: u64,
@@ -156,6 +184,27 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         floors(&cli, &stack).await?;
         return Ok(true);
     }
+    if cli.sink || cli.e2e {
+        let sink_bin = cli
+            .sink_bin
+            .clone()
+            .unwrap_or_else(|| root.join("target/release/jdbc-sink"));
+        if !sink_bin.exists() {
+            bail!(
+                "{} is missing: build it first with cargo build --release -p jdbc-sink",
+                sink_bin.display()
+            );
+        }
+        std::fs::create_dir_all(root.join("target/cdc-bench"))?;
+        let mut ok = true;
+        if cli.sink {
+            ok &= sink_bench::run(&cli, &stack, &binary, &sink_bin, &root).await?;
+        }
+        if cli.e2e {
+            ok &= e2e::run(&cli, &stack, &binary, &sink_bin, &root).await?;
+        }
+        return Ok(ok);
+    }
     let workloads = if cli.workloads.is_empty() {
         vec![Workload::W1, Workload::W2, Workload::W3]
     } else {
@@ -230,7 +279,6 @@ async fn one(
     format: &str,
     n: u32,
 ) -> anyhow::Result<Outcome> {
-    let out_dir = root.join("target/cdc-bench");
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -242,22 +290,7 @@ async fn one(
         w.name(),
         w.describe(rows)
     );
-    let spec = RunSpec {
-        tag: tag.clone(),
-        database: tag.clone(),
-        format: format.to_string(),
-        server_id: 100_000 + (secs % 1_000_000) as u32 * 8 + n % 8,
-        http_port: free_port()?,
-        source_keys: source::parse_pairs(&cli.set)?,
-        kafka_keys: source::parse_pairs(&cli.kafka)?,
-        binary: binary.clone(),
-        dir: out_dir.join(&tag),
-        timeout: Duration::from_secs(cli.timeout_s),
-        perf: cli.perf,
-        stack_home: std::env::var_os("CDC_STACK_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join(".stack")),
-    };
+    let spec = run_spec(cli, binary, root, &tag, &tag, format, n)?;
     workload::create_database(stack, &tag).await?;
     let range = workload::prepare(stack, &tag, w, rows).await?;
     println!(
@@ -303,6 +336,43 @@ async fn one(
     })
 }
 
+/// The source's run: names from `tag`, captured database `database`, the CLI's source keys.
+fn run_spec(
+    cli: &Cli,
+    binary: &std::path::Path,
+    root: &std::path::Path,
+    tag: &str,
+    database: &str,
+    format: &str,
+    n: u32,
+) -> anyhow::Result<RunSpec> {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Ok(RunSpec {
+        tag: tag.to_string(),
+        database: database.to_string(),
+        format: format.to_string(),
+        server_id: 100_000 + (secs % 1_000_000) as u32 * 8 + n % 8,
+        http_port: process::free_port()?,
+        source_keys: source::parse_pairs(&cli.set)?,
+        kafka_keys: source::parse_pairs(&cli.kafka)?,
+        binary: binary.to_path_buf(),
+        dir: root.join("target/cdc-bench").join(tag),
+        timeout: Duration::from_secs(cli.timeout_s),
+        perf: cli.perf,
+        stack_home: stack_home(root),
+    })
+}
+
+/// The stack's home (`CDC_STACK_HOME`, else `.stack` in the repository), where its PID files are.
+fn stack_home(root: &std::path::Path) -> PathBuf {
+    std::env::var_os("CDC_STACK_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".stack"))
+}
+
 /// Every row change of the range is on its table's topic exactly once, with the right `cdc.op`.
 fn verify(stack: &Stack, spec: &RunSpec, range: &Prepared) -> Result<(), String> {
     for (table, ops) in &range.expected {
@@ -318,11 +388,6 @@ fn verify(stack: &Stack, spec: &RunSpec, range: &Prepared) -> Result<(), String>
         }
     }
     Ok(())
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").context("find a free port")?;
-    Ok(l.local_addr()?.port())
 }
 
 fn report(o: &Outcome) {

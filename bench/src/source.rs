@@ -13,8 +13,6 @@
 //!   busy the machine was (see [`crate::cpu`]).
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +23,7 @@ use anyhow::{bail, Context};
 
 use crate::cpu::{CpuMeter, CpuUse};
 use crate::kafka;
+use crate::process::{self, Service};
 use crate::stack::Stack;
 use crate::workload::Prepared;
 
@@ -121,11 +120,20 @@ impl SourceFigures {
     }
 }
 
+/// Starts the source with `spec`'s config (its log, config and metrics go to `spec.dir`).
+pub fn start(stack: &Stack, spec: &RunSpec) -> anyhow::Result<Service> {
+    Service::spawn(
+        "cdc-source",
+        &spec.binary,
+        &spec.config(stack),
+        &spec.dir,
+        spec.http_port,
+    )
+}
+
 /// Starts the source, waits until the end of `range` is committed, stops it with SIGTERM.
 pub async fn run(stack: &Stack, spec: &RunSpec, range: &Prepared) -> anyhow::Result<SourceFigures> {
     std::fs::create_dir_all(&spec.dir)?;
-    let config_path = spec.dir.join("cdc-source.toml");
-    std::fs::write(&config_path, spec.config(stack))?;
     let stop_watch = Arc::new(AtomicBool::new(false));
     let committed = kafka::watch_committed(
         &stack.kafka(),
@@ -134,44 +142,24 @@ pub async fn run(stack: &Stack, spec: &RunSpec, range: &Prepared) -> anyhow::Res
         range.end.gtid.clone(),
         stop_watch.clone(),
     )?;
-    let log = std::fs::File::create(spec.dir.join("cdc-source.log"))?;
     let spawned = Instant::now();
-    let mut child = Command::new(&spec.binary)
-        .arg("--config")
-        .arg(&config_path)
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .with_context(|| {
-            format!(
-                "start {} (build it: cargo build --release -p cdc-source)",
-                spec.binary.display()
-            )
-        })?;
-    let pid = child.id();
+    let mut service = start(stack, spec)?;
     let perf = if spec.perf {
-        Some(start_perf(pid, &spec.dir)?)
+        Some(start_perf(service.pid, &spec.dir)?)
     } else {
         None
     };
-    let meter = CpuMeter::new(pid, &spec.stack_home);
-    let result = monitor(spec, range, &mut child, spawned, &committed, &meter).await;
+    let meter = CpuMeter::new(&[("cdc-source", service.pid)], &spec.stack_home);
+    let result = monitor(spec, range, &mut service, spawned, &committed, &meter).await;
     stop_watch.store(true, Ordering::Relaxed);
-    if let Some(metrics) = http_get(spec.http_port, "/metrics") {
-        std::fs::write(spec.dir.join("metrics.txt"), metrics)?;
-    }
-    let peak_rss_kb = proc_status_kb(pid, "VmHWM").unwrap_or(0);
+    service.save_metrics(&spec.dir);
+    let peak_rss_kb = service.status_kb("VmHWM");
     if let Some(p) = perf {
-        stop(p, Duration::from_secs(30));
+        process::stop(p, Duration::from_secs(30));
     }
-    let exit_code = stop(child, Duration::from_secs(30));
-    let (startup, streaming, start_rss_kb, cpu) =
-        result.map_err(|e| e.context(log_tail(&spec.dir.join("cdc-source.log"))))?;
+    let tail = service.log_tail();
+    let exit_code = service.stop(Duration::from_secs(30));
+    let (startup, streaming, start_rss_kb, cpu) = result.map_err(|e| e.context(tail))?;
     Ok(SourceFigures {
         startup,
         streaming,
@@ -187,33 +175,27 @@ pub async fn run(stack: &Stack, spec: &RunSpec, range: &Prepared) -> anyhow::Res
 async fn monitor(
     spec: &RunSpec,
     range: &Prepared,
-    child: &mut Child,
+    service: &mut Service,
     spawned: Instant,
     committed: &std::sync::mpsc::Receiver<Instant>,
     meter: &CpuMeter,
 ) -> anyhow::Result<(Duration, Duration, u64, CpuUse)> {
-    let pid = child.id();
     let mut streaming_at: Option<(Instant, u64, crate::cpu::CpuSnapshot)> = None;
     loop {
-        if let Some(status) = child.try_wait()? {
-            bail!("cdc-source exited early ({status})");
-        }
+        service.alive()?;
         if spawned.elapsed() > spec.timeout {
             bail!("the range was not committed within {:?}", spec.timeout);
         }
         if streaming_at.is_none() {
-            if let Some(doc) = http_status(spec.http_port) {
+            if let Some(doc) = service.status() {
                 match doc["state"].as_str() {
                     Some("streaming") => {
                         let resumed = doc["committed_gtid"].as_str().unwrap_or_default();
                         if resumed != range.start.gtid.to_string() {
                             bail!("the source resumed at `{resumed}`, not at the workload's start `{}`", range.start.gtid);
                         }
-                        streaming_at = Some((
-                            Instant::now(),
-                            proc_status_kb(pid, "VmRSS").unwrap_or(0),
-                            meter.snapshot(),
-                        ));
+                        streaming_at =
+                            Some((Instant::now(), service.status_kb("VmRSS"), meter.snapshot()));
                     }
                     Some("failed") => bail!("cdc-source failed: {}", doc["last_error"]),
                     _ => {}
@@ -239,30 +221,6 @@ async fn monitor(
     }
 }
 
-/// `GET /status` of the source, or None while it is not listening.
-fn http_status(port: u16) -> Option<serde_json::Value> {
-    serde_json::from_str(&http_get(port, "/status")?).ok()
-}
-
-/// The body of a plain HTTP/1.0 `GET` on loopback.
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
-        .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    Some(text.split_once("\r\n\r\n")?.1.to_string())
-}
-
-/// A `kB` field of `/proc/<pid>/status`.
-pub fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
 fn start_perf(pid: u32, dir: &Path) -> anyhow::Result<Child> {
     Command::new("perf")
         .args(["record", "-F", "199", "--call-graph", "dwarf,16384", "-o"])
@@ -272,32 +230,6 @@ fn start_perf(pid: u32, dir: &Path) -> anyhow::Result<Child> {
         .stderr(Stdio::null())
         .spawn()
         .context("start perf record")
-}
-
-/// SIGTERM, then SIGKILL after `grace`; returns the exit code.
-fn stop(mut child: Child, grace: Duration) -> Option<i32> {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            return status.code();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    child.wait().ok().and_then(|s| s.code())
-}
-
-fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    format!(
-        "last lines of {}:\n{}",
-        path.display(),
-        lines[lines.len().saturating_sub(15)..].join("\n")
-    )
 }
 
 /// Librdkafka settings `k=v` as given on the command line.

@@ -207,7 +207,7 @@ pub async fn prepare(
 }
 
 /// The current end of the binlog: file:pos and the GTID position there.
-async fn point(conn: &mut Conn) -> anyhow::Result<BinlogPoint> {
+pub async fn point(conn: &mut Conn) -> anyhow::Result<BinlogPoint> {
     let (file, pos): (String, u64) = conn
         .query_first("SHOW MASTER STATUS")
         .await?
