@@ -38,6 +38,8 @@ pub const ORDERS_COLUMNS: &[&str] = &[
 pub struct PipelineSetup {
     pub source: SourceSetup,
     pub mirror: String,
+    /// The MariaDB server holding the mirror database (usually the source's).
+    pub mirror_stack: Stack,
     /// Sink name; the consumer group is `connect-<name>`.
     pub sink_name: String,
 }
@@ -50,10 +52,16 @@ impl PipelineSetup {
 
     /// A pipeline whose source and mirror databases live on `stack`'s MariaDB (e.g. a private one).
     pub async fn on(stack: Stack, tag: &str) -> PipelineSetup {
-        let mut source = SourceSetup::on(stack.clone(), tag).await;
+        Self::split(stack.clone(), stack, tag).await
+    }
+
+    /// A pipeline whose source database lives on `source_stack`'s MariaDB and whose mirror
+    /// database lives on `mirror_stack`'s.
+    pub async fn split(source_stack: Stack, mirror_stack: Stack, tag: &str) -> PipelineSetup {
+        let mut source = SourceSetup::on(source_stack, tag).await;
         source.prefix = format!("my_topic_{}_", source.database);
         let mirror = format!("{}_m", source.database);
-        let mut conn = stack.root_conn(None).await;
+        let mut conn = mirror_stack.root_conn(None).await;
         conn.query_drop(format!("CREATE DATABASE `{mirror}` CHARACTER SET utf8mb4"))
             .await
             .expect("create mirror database");
@@ -61,11 +69,18 @@ impl PipelineSetup {
             sink_name: format!("sink-{mirror}"),
             source,
             mirror,
+            mirror_stack,
         }
     }
 
+    /// The stack of the source (Kafka and the registry are shared by both services).
     pub fn stack(&self) -> &Stack {
         &self.source.stack
+    }
+
+    /// The stack whose MariaDB holds the mirror database.
+    pub fn mirror_stack(&self) -> &Stack {
+        &self.mirror_stack
     }
 
     /// The topic (and mirror table) of source table `table`.
@@ -81,7 +96,7 @@ impl PipelineSetup {
     /// A sink config reading the `users` and `orders` topics into the mirror database, as root,
     /// with `auto.create`, `auto.evolve` and `extra` lines; the HTTP port is `http_port`.
     pub fn sink_config(&self, http_port: u16, extra: &str) -> String {
-        let s = self.stack();
+        let s = self.mirror_stack();
         format!(
             "name = \"{name}\"\ntopics = \"{users},{orders}\"\n\
              \"connection.url\" = \"jdbc:mysql://{host}:{port}/{db}\"\n\
@@ -125,7 +140,7 @@ impl PipelineSetup {
 
     /// Rows of `sql` run in the mirror database, every column as text (NULL as `None`).
     pub async fn mirror_rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
-        query_text(self.stack(), &self.mirror, sql).await
+        query_text(self.mirror_stack(), &self.mirror, sql).await
     }
 
     /// Polls `sql` in the mirror database until it returns `expected`; panics after `timeout`
@@ -161,7 +176,7 @@ impl PipelineSetup {
         let sql_src = checksum_sql(table, columns);
         let sql_dst = checksum_sql(&self.topic(table), columns);
         let src = checksum(self.stack(), &self.source.database, &sql_src).await;
-        let dst = checksum(self.stack(), &self.mirror, &sql_dst).await;
+        let dst = checksum(self.mirror_stack(), &self.mirror, &sql_dst).await;
         (src, dst)
     }
 
@@ -210,7 +225,14 @@ impl PipelineSetup {
             )
         };
         let src = by_id(query_text(self.stack(), &self.source.database, &select(table)).await);
-        let dst = by_id(query_text(self.stack(), &self.mirror, &select(&self.topic(table))).await);
+        let dst = by_id(
+            query_text(
+                self.mirror_stack(),
+                &self.mirror,
+                &select(&self.topic(table)),
+            )
+            .await,
+        );
         let mut out = Vec::new();
         for (id, row) in &src {
             match dst.get(id) {

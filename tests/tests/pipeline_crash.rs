@@ -21,7 +21,7 @@ const SINK_EXTRA: &str = "\"delete.enabled\" = true\n\"batch.size\" = 20";
 
 async fn offsets_sum(p: &PipelineSetup) -> i64 {
     query_text(
-        p.stack(),
+        p.mirror_stack(),
         &p.mirror,
         "SELECT CAST(IFNULL(SUM(next_offset), 0) AS SIGNED) FROM cdc_sink_offsets",
     )
@@ -51,7 +51,7 @@ async fn add_audit(p: &PipelineSetup, services: &[&Service]) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let n = query_text(
-            p.stack(),
+            p.mirror_stack(),
             &p.mirror,
             &format!(
                 "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() \
@@ -69,7 +69,7 @@ async fn add_audit(p: &PipelineSetup, services: &[&Service]) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let mut conn = p.stack().root_conn(Some(&p.mirror)).await;
+    let mut conn = p.mirror_stack().root_conn(Some(&p.mirror)).await;
     let mut ddl = vec![
         "CREATE TABLE apply_audit (n BIGINT AUTO_INCREMENT PRIMARY KEY, tbl VARCHAR(10) NOT NULL, \
          id BIGINT NOT NULL, version BIGINT NULL)"
@@ -109,7 +109,7 @@ async fn add_audit(p: &PipelineSetup, services: &[&Service]) {
 /// Every partition's stored offset moved in one unbroken, strictly increasing chain.
 async fn check_offset_chains(p: &PipelineSetup) -> usize {
     let rows = query_text(
-        p.stack(),
+        p.mirror_stack(),
         &p.mirror,
         "SELECT topic, kafka_partition, old_offset, new_offset FROM offsets_audit ORDER BY n",
     )
@@ -138,7 +138,7 @@ async fn check_offset_chains(p: &PipelineSetup) -> usize {
         last.insert(tp, new);
     }
     let stored = query_text(
-        p.stack(),
+        p.mirror_stack(),
         &p.mirror,
         "SELECT topic, kafka_partition, next_offset FROM cdc_sink_offsets",
     )
@@ -168,7 +168,7 @@ async fn check_offset_chains(p: &PipelineSetup) -> usize {
 /// Per mirror row, the applied versions strictly increase and nothing follows a delete.
 async fn check_apply_order(p: &PipelineSetup) -> usize {
     let rows = query_text(
-        p.stack(),
+        p.mirror_stack(),
         &p.mirror,
         "SELECT tbl, id, version FROM apply_audit ORDER BY n",
     )
