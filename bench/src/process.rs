@@ -197,6 +197,18 @@ pub fn describe_histogram(metrics: Option<&str>, name: &str, unit_ms: bool) -> S
     }
 }
 
+/// `perf record` of `pid` (199 Hz, DWARF call graphs from `.eh_frame`) into `<dir>/perf.data`.
+pub fn start_perf(pid: u32, dir: &Path) -> anyhow::Result<Child> {
+    Command::new("perf")
+        .args(["record", "-F", "199", "--call-graph", "dwarf,16384", "-o"])
+        .arg(dir.join("perf.data"))
+        .args(["-p", &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("start perf record")
+}
+
 /// A free loopback port for a service's HTTP.
 pub fn free_port() -> anyhow::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0").context("find a free port")?;

@@ -27,7 +27,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use crate::cpu::{CpuMeter, CpuUse};
-use crate::process::{describe_histogram, free_port};
+use crate::process::{self, describe_histogram, free_port};
 use crate::sink::{stored_offsets, SinkSpec};
 use crate::stack::Stack;
 use crate::workload::{self, Workload};
@@ -105,7 +105,9 @@ pub async fn run(
     let mut outcomes = Vec::new();
     for (n, format) in cli.format.iter().enumerate() {
         let tag = format!("{base}_{format}");
-        let spec = crate::run_spec(cli, source_bin, root, &tag, &base, format, n as u32)?;
+        let mut spec = crate::run_spec(cli, source_bin, root, &tag, &base, format, n as u32)?;
+        // `--perf` profiles the sink here, not the source publishing the records.
+        spec.perf = false;
         let start = StoredOffset {
             gtid: range.start.gtid.clone(),
             binlog: FilePos {
@@ -190,6 +192,11 @@ async fn one(
     let mut conn = Conn::new(stack.root_opts(Some(mirror))).await?;
     let spawned = Instant::now();
     let mut sink = spec.start(stack)?;
+    let perf = if cli.perf {
+        Some(process::start_perf(sink.pid, &spec.dir)?)
+    } else {
+        None
+    };
     let timeout = Duration::from_secs(cli.timeout_s);
     sink.wait_state("running", timeout).await?;
     let running = Instant::now();
@@ -218,6 +225,9 @@ async fn one(
     let cpu = CpuUse::between(&cpu0, &meter.snapshot());
     let metrics = sink.save_metrics(&spec.dir);
     let peak_rss_kb = sink.status_kb("VmHWM");
+    if let Some(p) = perf {
+        process::stop(p, Duration::from_secs(30));
+    }
     let exit_code = sink.stop(Duration::from_secs(30));
     let count: Option<u64> = conn
         .query_first(format!("SELECT COUNT(*) FROM `{topic}`"))

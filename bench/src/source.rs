@@ -13,8 +13,7 @@
 //!   busy the machine was (see [`crate::cpu`]).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -145,7 +144,7 @@ pub async fn run(stack: &Stack, spec: &RunSpec, range: &Prepared) -> anyhow::Res
     let spawned = Instant::now();
     let mut service = start(stack, spec)?;
     let perf = if spec.perf {
-        Some(start_perf(service.pid, &spec.dir)?)
+        Some(process::start_perf(service.pid, &spec.dir)?)
     } else {
         None
     };
@@ -221,16 +220,6 @@ async fn monitor(
     }
 }
 
-fn start_perf(pid: u32, dir: &Path) -> anyhow::Result<Child> {
-    Command::new("perf")
-        .args(["record", "-F", "199", "--call-graph", "dwarf,16384", "-o"])
-        .arg(dir.join("perf.data"))
-        .args(["-p", &pid.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("start perf record")
-}
 
 /// Librdkafka settings `k=v` as given on the command line.
 pub fn parse_pairs(items: &[String]) -> anyhow::Result<Vec<(String, String)>> {
