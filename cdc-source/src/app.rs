@@ -112,7 +112,7 @@ pub async fn run(
                 Ok(done) => done,
                 Err(e) if shutdown.is_cancelled() => {
                     // A graceful stop during the snapshot: nothing half-done stays visible.
-                    publisher.abort().await;
+                    publisher.abort().await?;
                     tracing::info!(reason = %e, "stopped during the snapshot; it starts over on the next start");
                     status.update(|s| s.state = "stopped");
                     return Ok(());

@@ -67,7 +67,9 @@ impl SourceError {
                 "{what}: another cdc-source with the same `name` took over this source's transactional id ({e}); run one instance per name, or give this one another `name`"
             ))
         } else if fatal {
-            SourceError::Definite(format!("{what}: fatal Kafka error: {e}"))
+            // The producer cannot go on; a new one (same transactional id) can: see
+            // `Publisher::abort`, which recreates it.
+            SourceError::Transient(format!("{what}: fatal Kafka producer error, recreating the producer: {e}"))
         } else {
             SourceError::Transient(format!("{what}: {e}"))
         }

@@ -26,6 +26,7 @@ const TXN_TIMEOUT: Duration = Duration::from_secs(600);
 
 pub struct Publisher {
     producer: FutureProducer,
+    config: ClientConfig,
     offsets_topic: String,
     name: String,
     open_since: Option<Instant>,
@@ -67,14 +68,18 @@ impl Publisher {
             cfg.set(k, v);
         }
         cfg.set("transactional.id", transactional_id(name)).set("enable.idempotence", "true");
-        let producer: FutureProducer = cfg
-            .create()
-            .map_err(|e| SourceError::Definite(format!("invalid Kafka producer settings (kafka.*): {e}")))?;
-        let p = producer.clone();
-        blocking(move || p.init_transactions(Duration::from_secs(30)))
-            .await
-            .map_err(|e| SourceError::kafka("initialise Kafka transactions", &e))?;
-        Ok(Publisher { producer, offsets_topic: offsets_topic.to_string(), name: name.to_string(), open_since: None, metrics })
+        let producer = init(&cfg).await?;
+        Ok(Publisher { producer, config: cfg, offsets_topic: offsets_topic.to_string(), name: name.to_string(), open_since: None, metrics })
+    }
+
+    /// Replaces the producer with a new one under the same `transactional.id`: its
+    /// `init_transactions` aborts whatever the old one left open. For a producer that can no
+    /// longer abort (a fatal error other than being fenced).
+    pub async fn recreate(&mut self) -> Result<(), SourceError> {
+        self.open_since = None;
+        self.producer = init(&self.config).await?;
+        tracing::info!(name = %self.name, "Kafka producer recreated");
+        Ok(())
     }
 
     pub fn is_open(&self) -> bool {
@@ -144,23 +149,44 @@ impl Publisher {
             Err(e) => {
                 let err = SourceError::kafka("commit the Kafka transaction", &e);
                 if err.is_transient() {
-                    self.abort().await;
+                    self.abort().await?;
                 }
                 Err(err)
             }
         }
     }
 
-    /// Aborts the open transaction, if any: none of its records become visible.
-    pub async fn abort(&mut self) {
+    /// Aborts the open transaction, if any: none of its records become visible. If the producer
+    /// cannot abort (it is in a fatal state), it is recreated, which aborts the transaction on the
+    /// broker; that fails only when another instance has taken over (fenced).
+    pub async fn abort(&mut self) -> Result<(), SourceError> {
         if self.open_since.take().is_some() {
+            self.metrics.kafka_transactions.get_or_create(&Outcome { outcome: "aborted" }).inc();
             let p = self.producer.clone();
             if let Err(e) = blocking(move || p.abort_transaction(TXN_TIMEOUT)).await {
-                tracing::warn!(error = %e, "aborting the Kafka transaction failed");
+                // Fenced: another instance owns the id now; recreating would fence it back.
+                let err = SourceError::kafka("abort the Kafka transaction", &e);
+                if !err.is_transient() {
+                    return Err(err);
+                }
+                tracing::warn!(error = %e, "aborting the Kafka transaction failed; recreating the producer");
+                return self.recreate().await;
             }
-            self.metrics.kafka_transactions.get_or_create(&Outcome { outcome: "aborted" }).inc();
         }
+        Ok(())
     }
+}
+
+/// Creates a transactional producer and fences earlier ones with the same id.
+async fn init(cfg: &ClientConfig) -> Result<FutureProducer, SourceError> {
+    let producer: FutureProducer = cfg
+        .create()
+        .map_err(|e| SourceError::Definite(format!("invalid Kafka producer settings (kafka.*): {e}")))?;
+    let p = producer.clone();
+    blocking(move || p.init_transactions(Duration::from_secs(30)))
+        .await
+        .map_err(|e| SourceError::kafka("initialise Kafka transactions", &e))?;
+    Ok(producer)
 }
 
 /// Runs a blocking librdkafka call off the async threads.

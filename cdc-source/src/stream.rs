@@ -90,7 +90,10 @@ impl<'a> Streamer<'a> {
             match self.stream_once(shutdown, &mut backoff).await {
                 Ok(()) => return Ok(()),
                 Err(e) => {
-                    self.publisher.abort().await;
+                    if let Err(abort) = self.publisher.abort().await {
+                        tracing::error!(error = %abort, "cannot abort the Kafka transaction");
+                        return Err(abort);
+                    }
                     self.metrics.errors.get_or_create(&Class { class: e.class() }).inc();
                     let text = e.to_string();
                     self.status.update(|s| s.last_error = Some(text.clone()));
@@ -114,6 +117,7 @@ impl<'a> Streamer<'a> {
         self.read_binlog = self.committed.binlog.clone();
         self.in_tx = None;
         self.rows_in_batch = 0;
+        self.tables.forget_table_ids();
         let mut reader = BinlogReader::connect(
             self.cfg.mysql_opts(),
             self.cfg.server_id,
@@ -133,7 +137,7 @@ impl<'a> Streamer<'a> {
                     if self.in_tx.is_none() && (self.publisher.is_open() || self.read != self.committed.gtid) {
                         self.commit().await?;
                     } else {
-                        self.publisher.abort().await;
+                        self.publisher.abort().await?;
                     }
                     reader.close().await;
                     return Ok(());
@@ -177,6 +181,9 @@ impl<'a> Streamer<'a> {
                 }
             }
             k if is_rows_event(k) => self.rows(reader, event).await?,
+            // Every binlog file starts with one; a restarted server starts a new file and hands
+            // out table ids from the start again.
+            k if k == EventType::FORMAT_DESCRIPTION_EVENT as u8 => self.tables.forget_table_ids(),
             k if k == EventType::HEARTBEAT_EVENT as u8 => {
                 self.metrics.seconds_behind.set(0.0);
                 self.status.update(|s| s.read_binlog = reader.stream_position().to_string());

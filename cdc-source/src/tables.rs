@@ -65,6 +65,12 @@ impl Tables {
         self.by_name.insert((table.schema.database.clone(), table.schema.table.clone()), table);
     }
 
+    /// Forgets table ids: they are only meaningful within one binlog connection (a restarted
+    /// server hands them out again from the start). Call on every new connection.
+    pub fn forget_table_ids(&mut self) {
+        self.by_id.clear();
+    }
+
     /// The captured table a rows event's table map describes, or `None` when it is not captured.
     pub fn resolve(
         &mut self,
@@ -73,11 +79,19 @@ impl Tables {
         table_id: u64,
         tme: &TableMapEvent<'_>,
     ) -> Result<Option<Arc<CapturedTable>>, SourceError> {
+        let db = tme.database_name();
+        let name = tme.table_name();
         if let Some(hit) = self.by_id.get(&table_id) {
-            return Ok(hit.clone());
+            // A table id belongs to one table for the life of a server; checking the name as well
+            // costs little and guards against ids reused after a restart.
+            match hit {
+                Some(t) if t.schema.database == db && t.schema.table == name => return Ok(hit.clone()),
+                None if !cfg.tables.matches(&db, &name) => return Ok(None),
+                _ => {}
+            }
         }
-        let db = tme.database_name().into_owned();
-        let name = tme.table_name().into_owned();
+        let db = db.into_owned();
+        let name = name.into_owned();
         let resolved = if cfg.tables.matches(&db, &name) {
             let schema = TableSchema::from_table_map(tme)
                 .map_err(|e| SourceError::Definite(format!("table {db}.{name}: {e}")))?;

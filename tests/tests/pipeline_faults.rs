@@ -48,10 +48,6 @@ async fn wait_for_rows(p: &PipelineSetup, table: &str, more_than: i64, services:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "cdc-source bugs after a server restart: the table-id cache (tables.rs Tables::by_id) \
-            survives the reconnect, so rows are decoded against another table's map; and a failed \
-            abort_transaction (INVALID_TXN_STATE) leaves a fatal producer that stops the source at the \
-            next begin_transaction (publisher.rs abort, stream.rs run)"]
 async fn mariadb_restart_mid_stream_both_services_recover() {
     let db = PrivateMariadb::start(cdc_tests::sink::free_port());
     let p = PipelineSetup::on(db.stack(), "pl_restart").await;
