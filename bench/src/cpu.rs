@@ -42,10 +42,8 @@ pub struct CpuMeter {
 impl CpuMeter {
     /// `services`: (name, PID) of the processes under test.
     pub fn new(services: &[(&str, u32)], stack_home: &Path) -> Self {
-        let mut pids: Vec<(String, u32)> = services
-            .iter()
-            .map(|(n, p)| (n.to_string(), *p))
-            .collect();
+        let mut pids: Vec<(String, u32)> =
+            services.iter().map(|(n, p)| (n.to_string(), *p)).collect();
         for name in ["mariadb", "kafka", "registry"] {
             let pid = std::fs::read_to_string(stack_home.join("run").join(format!("{name}.pid")))
                 .ok()

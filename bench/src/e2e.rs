@@ -227,7 +227,7 @@ async fn one(
     let mut src = source::start(stack, &spec)?;
     let mut sink = sink_spec.start(stack)?;
     let result = measure(
-        cli, stack, &spec, &tag, &mirror, &topic, &mut src, &mut sink, timeout, changes, rate,
+        stack, &spec, &tag, &mirror, &topic, &mut src, &mut sink, timeout, changes, rate,
     )
     .await;
     let source_metrics = src.save_metrics(&spec.dir);
@@ -290,7 +290,6 @@ type Samples = Vec<(i64, String, i64, i64)>;
 /// From both services running to the samples: first load, triggers, the paced load, catching up.
 #[allow(clippy::too_many_arguments)]
 async fn measure(
-    cli: &Cli,
     stack: &Stack,
     spec: &source::RunSpec,
     tag: &str,
@@ -301,7 +300,12 @@ async fn measure(
     timeout: Duration,
     changes: u64,
     rate: u64,
-) -> anyhow::Result<(Samples, BTreeMap<(i64, String), kafka::Arrival>, f64, CpuUse)> {
+) -> anyhow::Result<(
+    Samples,
+    BTreeMap<(i64, String), kafka::Arrival>,
+    f64,
+    CpuUse,
+)> {
     src.wait_state("streaming", timeout).await?;
     sink.wait_state("running", timeout).await?;
     // First load: `rate` rows, which the updates of the paced load start with; the sink creates
@@ -355,9 +359,8 @@ async fn measure(
     let written = t0.elapsed();
     let cpu = CpuUse::between(&cpu0, &meter.snapshot());
     let probe = "SELECT COUNT(*), COALESCE(SUM(qty), 0), MAX(committed_at) FROM ";
-    let want: Option<(u64, i64, Option<String>)> = conn
-        .query_first(format!("{probe} orders"))
-        .await?;
+    let want: Option<(u64, i64, Option<String>)> =
+        conn.query_first(format!("{probe} orders")).await?;
     let want = want.context("empty probe")?;
     let deadline = Instant::now() + timeout;
     loop {
@@ -386,7 +389,6 @@ async fn measure(
         .await?;
     conn.disconnect().await?;
     mconn.disconnect().await?;
-    let _ = cli;
     Ok((
         samples,
         arrivals,
@@ -427,7 +429,7 @@ async fn paced_writer(
         let mut sql = String::new();
         while k < due {
             let j = k / 2 + 1;
-            if k % 2 == 0 {
+            if k.is_multiple_of(2) {
                 sql.push_str(&format!("{INSERT_HEAD} {};", insert_values(rate + j)));
             } else {
                 sql.push_str(&format!(
@@ -483,9 +485,18 @@ fn report(o: &LatencyOutcome) {
         P99_LIMIT.as_millis(),
         verdict(o.passes())
     );
-    println!("     commit -> produced (Kafka timestamp, ms resolution): {}", o.to_produced.describe());
-    println!("     produced -> readable (read_committed):              {}", o.to_readable.describe());
-    println!("     readable -> mirror row written:                      {}", o.to_mirror.describe());
+    println!(
+        "     commit -> produced (Kafka timestamp, ms resolution): {}",
+        o.to_produced.describe()
+    );
+    println!(
+        "     produced -> readable (read_committed):              {}",
+        o.to_readable.describe()
+    );
+    println!(
+        "     readable -> mirror row written:                      {}",
+        o.to_mirror.describe()
+    );
     println!(
         "   source Kafka transactions: {}; sink batches: {} records, {} each",
         o.source_commits, o.sink_batches, o.sink_batch_duration

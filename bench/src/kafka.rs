@@ -158,7 +158,10 @@ pub async fn delete_topics(
 
 /// The high watermark of each partition of `topic` (the offset after its last record or, for a
 /// transactional producer, after its last commit marker).
-pub fn end_offsets(kafka: &BTreeMap<String, String>, topic: &str) -> anyhow::Result<Vec<(i32, i64)>> {
+pub fn end_offsets(
+    kafka: &BTreeMap<String, String>,
+    topic: &str,
+) -> anyhow::Result<Vec<(i32, i64)>> {
     let consumer: BaseConsumer = client(kafka)
         .set("group.id", format!("cdc-bench-ends-{topic}"))
         .create()?;

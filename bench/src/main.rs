@@ -273,7 +273,7 @@ async fn floors(cli: &Cli, stack: &Stack) -> anyhow::Result<()> {
 async fn one(
     cli: &Cli,
     stack: &Stack,
-    binary: &PathBuf,
+    binary: &std::path::Path,
     root: &std::path::Path,
     w: Workload,
     format: &str,

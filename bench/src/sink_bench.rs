@@ -119,10 +119,15 @@ pub async fn run(
         kafka::seed_offset(&stack.kafka(), &spec.offsets_topic(), &tag, &start).await?;
         let published = source::run(stack, &spec, &range).await?;
         let source_rows_per_s = rows as f64 / published.streaming.as_secs_f64();
-        println!("   {format}: cdc-source published {rows} records at {source_rows_per_s:.0} rows/s");
+        println!(
+            "   {format}: cdc-source published {rows} records at {source_rows_per_s:.0} rows/s"
+        );
         let topic = format!("{}orders", spec.prefix());
         let mirror = format!("{tag}_mirror");
-        let o = one(cli, stack, sink_bin, root, &dir, &topic, &mirror, &sql, rows, format).await?;
+        let o = one(
+            cli, stack, sink_bin, root, &dir, &topic, &mirror, &sql, rows, format,
+        )
+        .await?;
         let o = SinkOutcome {
             source_rows_per_s,
             ..o
@@ -181,12 +186,16 @@ async fn one(
 ) -> anyhow::Result<SinkOutcome> {
     let ends = kafka::end_offsets(&stack.kafka(), topic)?;
     let name = mirror.trim_end_matches("_mirror");
-    let spec = sink_spec(cli, sink_bin, &dir.join(format), name, vec![topic.to_string()])?;
+    let spec = sink_spec(
+        cli,
+        sink_bin,
+        &dir.join(format),
+        name,
+        vec![topic.to_string()],
+    )?;
     let mut admin = Conn::new(stack.root_opts(None)).await?;
     admin
-        .query_drop(format!(
-            "CREATE DATABASE `{mirror}` CHARACTER SET utf8mb4"
-        ))
+        .query_drop(format!("CREATE DATABASE `{mirror}` CHARACTER SET utf8mb4"))
         .await?;
     admin.disconnect().await?;
     let mut conn = Conn::new(stack.root_opts(Some(mirror))).await?;
@@ -209,16 +218,16 @@ async fn one(
         sink.alive().map_err(|e| e.context(sink.log_tail()))?;
         let stored = stored_offsets(&mut conn, topic).await;
         let done = ends.iter().all(|(p, high)| {
-            *high == 0
-                || stored
-                    .iter()
-                    .any(|(sp, next)| sp == p && *next >= high - 1)
+            *high == 0 || stored.iter().any(|(sp, next)| sp == p && *next >= high - 1)
         });
         if done {
             break Instant::now();
         }
         if spawned.elapsed() > timeout {
-            bail!("jdbc-sink did not apply {topic} within {timeout:?}; {}", sink.log_tail());
+            bail!(
+                "jdbc-sink did not apply {topic} within {timeout:?}; {}",
+                sink.log_tail()
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
@@ -277,7 +286,10 @@ fn report(o: &SinkOutcome) {
         r / (o.startup + o.applying).as_secs_f64(),
         o.exit_code
     );
-    println!("   batches: {} records, {} each", o.batches, o.batch_duration);
+    println!(
+        "   batches: {} records, {} each",
+        o.batches, o.batch_duration
+    );
     println!("   CPU while applying: {}", o.cpu.describe());
     println!(
         "   mariadb client: {:.2} s -> {:.0} rows/s",
@@ -297,7 +309,10 @@ fn report(o: &SinkOutcome) {
         mib(o.start_rss_kb)
     );
     match &o.verified {
-        Ok(()) => println!("   mirror: {} rows, CHECKSUM TABLE equal to the client's table", o.rows),
+        Ok(()) => println!(
+            "   mirror: {} rows, CHECKSUM TABLE equal to the client's table",
+            o.rows
+        ),
         Err(e) => println!("   mirror: MISSED: {e}"),
     }
 }
@@ -317,7 +332,11 @@ fn summary(outcomes: &[SinkOutcome]) {
             verdict(o.ratio() <= RATIO_LIMIT),
             mib(o.peak_rss_kb),
             verdict(o.peak_rss_kb <= RSS_LIMIT_KB),
-            if o.verified.is_ok() { "equal" } else { "MISSED" }
+            if o.verified.is_ok() {
+                "equal"
+            } else {
+                "MISSED"
+            }
         );
     }
 }

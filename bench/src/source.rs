@@ -220,7 +220,6 @@ async fn monitor(
     }
 }
 
-
 /// Librdkafka settings `k=v` as given on the command line.
 pub fn parse_pairs(items: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     items

@@ -66,7 +66,10 @@ pub async fn write_sql(
     };
     let mut in_statement = 0usize;
     let mut result = conn
-        .query_iter(format!("SELECT {} FROM `{table}` ORDER BY id", quoted.join(",")))
+        .query_iter(format!(
+            "SELECT {} FROM `{table}` ORDER BY id",
+            quoted.join(",")
+        ))
         .await?;
     let mut rows = result
         .stream::<mysql_async::Row>()
