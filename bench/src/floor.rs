@@ -236,3 +236,99 @@ fn sample_record(tag: &str, i: u64) -> (String, String) {
     );
     (key, value)
 }
+
+/// What one Kafka transaction commit costs, `commits` times each way, one record per
+/// transaction: through the source's [`Publisher`] (its offset record is still in flight when it
+/// commits), and through a plain transactional `FutureProducer` with the source's settings, once
+/// committing with the record in flight and once after awaiting its delivery. Returns the median
+/// commit time of each: (publisher, in flight, delivered first).
+pub async fn commit_cost(
+    stack: &Stack,
+    commits: u32,
+) -> anyhow::Result<(Duration, Duration, Duration)> {
+    use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+    let tag = format!(
+        "bench_floor_commit_{}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    );
+    let (topic, offsets) = (format!("{tag}_orders"), format!("{tag}_offsets"));
+    let kafka = stack.kafka();
+    ensure_topics(
+        &kafka,
+        &[(topic.clone(), 1, false), (offsets.clone(), 1, true)],
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let mut registry = cdc_common::Registry::default();
+    let metrics = SourceMetrics::register(&mut registry);
+    let mut publisher = Publisher::connect(&kafka, &tag, &offsets, metrics)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let offset = StoredOffset {
+        gtid: "0-1-1".parse().map_err(anyhow::Error::msg)?,
+        binlog: FilePos::default(),
+        ts_ms: 0,
+    };
+    let mut through_publisher = Vec::new();
+    for i in 0..commits {
+        let (key, value) = avro_sized_record(u64::from(i));
+        publisher
+            .send(&topic, key.as_bytes(), Some(value.as_bytes()), OwnedHeaders::new())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let started = Instant::now();
+        publisher
+            .commit(Some(&offset))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        through_publisher.push(started.elapsed());
+    }
+    drop(publisher);
+    let mut cfg = rdkafka::ClientConfig::new();
+    for (k, v) in &kafka {
+        cfg.set(k, v);
+    }
+    cfg.set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .set("retry.backoff.ms", "5")
+        .set("retry.backoff.max.ms", "100")
+        .set("enable.idempotence", "true")
+        .set("transactional.id", format!("{tag}-plain"));
+    let producer: FutureProducer = cfg.create()?;
+    let p = producer.clone();
+    tokio::task::spawn_blocking(move || p.init_transactions(Duration::from_secs(30))).await??;
+    let (mut in_flight, mut delivered) = (Vec::new(), Vec::new());
+    for i in 0..commits * 2 {
+        let (key, value) = avro_sized_record(u64::from(i));
+        producer.begin_transaction()?;
+        let delivery = producer
+            .send_result(FutureRecord::to(&topic).key(&key).payload(&value))
+            .map_err(|(e, _)| e)?;
+        let wait_first = i % 2 == 1;
+        if wait_first {
+            let _ = delivery.await;
+        }
+        let p = producer.clone();
+        let started = Instant::now();
+        tokio::task::spawn_blocking(move || p.commit_transaction(Duration::from_secs(30)))
+            .await??;
+        if wait_first {
+            delivered.push(started.elapsed());
+        } else {
+            in_flight.push(started.elapsed());
+        }
+    }
+    let _ = crate::kafka::delete_topics(&kafka, &[topic, offsets]).await;
+    Ok((
+        median(through_publisher),
+        median(in_flight),
+        median(delivered),
+    ))
+}

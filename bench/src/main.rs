@@ -237,6 +237,21 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
 /// Prints the floors for W1's size (see [`floor`]).
 async fn floors(cli: &Cli, stack: &Stack) -> anyhow::Result<()> {
     let rows = cli.rows.unwrap_or_else(|| Workload::W1.default_rows());
+    let commits = 50;
+    println!("\n== one Kafka transaction commit, median of {commits}");
+    let (publisher, in_flight, delivered) = floor::commit_cost(stack, commits).await?;
+    println!(
+        "   source Publisher::commit (offset record in flight): {:>7.1} ms",
+        publisher.as_secs_f64() * 1000.0
+    );
+    println!(
+        "   commit_transaction, a record still in flight:       {:>7.1} ms",
+        in_flight.as_secs_f64() * 1000.0
+    );
+    println!(
+        "   commit_transaction after awaiting its delivery:     {:>7.1} ms",
+        delivered.as_secs_f64() * 1000.0
+    );
     println!("\n== floors for {rows} rows of orders");
     let (range, read_only, decoding, decoded) = floor::binlog(stack, rows).await?;
     let theirs = reference::time_mariadb_binlog(stack, &range)?;
