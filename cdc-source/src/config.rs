@@ -18,7 +18,7 @@
 //! | `snapshot.chunk.size` | `10000` | rows per primary-key chunk |
 //! | `offsets.topic` | `_cdc_source_offsets` | compacted topic with the committed positions |
 //! | `batch.max.rows` | `5000` | rows per Kafka transaction (closed at the next binlog commit) |
-//! | `batch.max.ms` | `200` | longest a Kafka transaction stays open while events flow |
+//! | `batch.max.ms` | `20` | longest a Kafka transaction stays open while events flow |
 //! | `heartbeat.interval.ms` | `5000` | server heartbeat; also how often an idle position is stored |
 //! | `read.timeout.ms` | `30000` | reconnect when nothing (not even a heartbeat) arrived for this long |
 //! | `topic.partitions` | `1` | partitions of topics the source creates |
@@ -138,7 +138,7 @@ fn d_batch_rows() -> u32 {
     5000
 }
 fn d_batch_ms() -> u64 {
-    200
+    20
 }
 fn d_heartbeat_ms() -> u64 {
     5000

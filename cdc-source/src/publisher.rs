@@ -138,6 +138,13 @@ impl Publisher {
             let name = self.name.clone();
             self.send(&topic, name.as_bytes(), Some(&value), OwnedHeaders::new()).await?;
         }
+        // Wait for the deliveries here, asynchronously: commit_transaction flushes first, and its
+        // flush polls in 100 ms steps for delivery reports that the producer's own polling thread
+        // takes, so with anything still in flight every commit would last at least 100 ms.
+        let flush_deadline = Instant::now() + TXN_TIMEOUT;
+        while self.producer.in_flight_count() > 0 && Instant::now() < flush_deadline {
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
         let p = self.producer.clone();
         let started = self.open_since.take().unwrap_or_else(Instant::now);
         match blocking(move || p.commit_transaction(TXN_TIMEOUT)).await {
