@@ -9,7 +9,8 @@ use crate::avro::AvroSchema;
 use crate::connect::Record;
 use crate::encode::{Format, Part};
 use crate::error::{CodecError, DecodeError, DecodeErrorKind};
-use crate::json::decode_json;
+use crate::connect::RecordSchema;
+use crate::json::{decode_json_with, parse_schema};
 use crate::registry::Registry;
 
 /// Where a message is, for error messages.
@@ -37,7 +38,12 @@ pub fn detect_format(bytes: &[u8]) -> Result<Format, DecodeErrorKind> {
 pub struct Decoder {
     registry: Option<Registry>,
     schemas: Mutex<HashMap<u32, Arc<AvroSchema>>>,
+    /// Parsed JSON-with-schema schemas by their JSON text.
+    json_schemas: Mutex<HashMap<String, Arc<RecordSchema>>>,
 }
+
+/// JSON schemas kept at most (people typing records produce a new text each time).
+const JSON_SCHEMAS_MAX: usize = 1024;
 
 impl Decoder {
     /// A decoder; without a registry, Avro messages fail with an error saying to configure one.
@@ -45,6 +51,7 @@ impl Decoder {
         Decoder {
             registry,
             schemas: Mutex::default(),
+            json_schemas: Mutex::default(),
         }
     }
 
@@ -64,9 +71,23 @@ impl Decoder {
         })
     }
 
+    fn json_schema(&self, text: &str) -> Result<Arc<RecordSchema>, CodecError> {
+        let lock = || self.json_schemas.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(found) = lock().get(text) {
+            return Ok(Arc::clone(found));
+        }
+        let parsed = Arc::new(parse_schema(&serde_json::from_str(text)?)?);
+        let mut cache = lock();
+        if cache.len() >= JSON_SCHEMAS_MAX {
+            cache.clear();
+        }
+        cache.insert(text.to_string(), Arc::clone(&parsed));
+        Ok(parsed)
+    }
+
     async fn decode_kind(&self, bytes: &[u8]) -> Result<Record, DecodeErrorKind> {
         match detect_format(bytes)? {
-            Format::Json => Ok(decode_json(bytes)?),
+            Format::Json => Ok(decode_json_with(bytes, |text| self.json_schema(text))?),
             Format::Avro => {
                 let BytesResult::Valid(id, body) = get_bytes_result(Some(bytes)) else {
                     return Err(DecodeErrorKind::Truncated(format!(

@@ -203,15 +203,35 @@ fn json_to_prim(field: &Field, j: &Json) -> Result<Prim, ValueError> {
 
 /// Decodes a JSON-with-schema message.
 pub fn decode_json(bytes: &[u8]) -> Result<Record, CodecError> {
-    let envelope: Json = serde_json::from_slice(bytes)?;
+    decode_json_with(bytes, |schema| Ok(Arc::new(parse_schema(&serde_json::from_str(schema)?)?)))
+}
+
+/// The envelope with both parts left as raw JSON text.
+#[derive(serde::Deserialize)]
+struct RawEnvelope<'a> {
+    #[serde(borrow, default)]
+    schema: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default)]
+    payload: Option<&'a serde_json::value::RawValue>,
+}
+
+/// Like [`decode_json`], with the record schema got from `schema_of(schema JSON text)`, so a
+/// decoder can parse each distinct schema once and reuse it for every message that carries it.
+pub(crate) fn decode_json_with(
+    bytes: &[u8],
+    schema_of: impl FnOnce(&str) -> Result<Arc<RecordSchema>, CodecError>,
+) -> Result<Record, CodecError> {
+    let envelope: RawEnvelope<'_> = serde_json::from_slice(bytes)?;
     let schema = envelope
-        .get("schema")
-        .filter(|s| !s.is_null())
+        .schema
+        .map(|s| s.get())
+        .filter(|s| s.trim() != "null")
         .ok_or(CodecError::MissingEnvelope("schema"))?;
     let payload = envelope
-        .get("payload")
+        .payload
         .ok_or(CodecError::MissingEnvelope("payload"))?;
-    let schema = parse_schema(schema)?;
+    let schema = schema_of(schema)?;
+    let payload: Json = serde_json::from_str(payload.get())?;
     let object = payload.as_object().ok_or_else(|| {
         CodecError::Payload(ValueError::mismatch("a JSON object", payload.to_string()))
     })?;
@@ -223,8 +243,5 @@ pub fn decode_json(bytes: &[u8]) -> Result<Record, CodecError> {
             from_prim(f, prim)
         })
         .collect::<Result<_, _>>()?;
-    Ok(Record {
-        schema: Arc::new(schema),
-        values,
-    })
+    Ok(Record { schema, values })
 }
