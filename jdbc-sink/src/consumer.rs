@@ -145,7 +145,7 @@ pub fn subscribe(
             METADATA_REFRESH_MS.to_string(),
         )
         // librdkafka prefetches up to 64 MiB per partition by default, which is most of the
-        // process's memory; 8 MiB keeps the sink small without slowing it (measured with
+XX without slowing it (measured with
         // cdc-bench --sink). Any kafka.* setting overrides these.
         .set("queued.min.messages", "10000")
         .set("queued.max.messages.kbytes", "8192")
