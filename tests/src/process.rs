@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// The path of a workspace binary, next to the running test executable's `deps/` folder.
@@ -26,13 +27,18 @@ pub struct Service {
     child: Child,
     pub log: PathBuf,
     pub config: PathBuf,
+    dir: PathBuf,
 }
 
 impl Service {
     /// Starts `binary` with `config_text` written to a file (extension `ext`, e.g. `toml` or
-    /// `json`), extra arguments, and extra environment. Output goes to a log file in a temp dir.
+    /// `json`), extra arguments, and extra environment. Output goes to a log file in a folder of
+    /// this instance's own under the system temp folder, removed when the `Service` is dropped —
+    /// unless the test is failing, then it stays and its path is printed.
     pub fn start(binary_name: &str, tag: &str, config_text: &str, ext: &str, args: &[&str], env: &[(&str, &str)]) -> Service {
-        let dir = std::env::temp_dir().join(format!("cdc-tests-{tag}"));
+        static INSTANCE: AtomicU32 = AtomicU32::new(0);
+        let n = INSTANCE.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("cdc-tests-{tag}-{binary_name}-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let config = dir.join(format!("{binary_name}.{ext}"));
         std::fs::File::create(&config)
@@ -48,7 +54,7 @@ impl Service {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("spawn service");
-        Service { name: binary_name.to_string(), child, log, config }
+        Service { name: binary_name.to_string(), child, log, config, dir }
     }
 
     pub fn pid(&self) -> u32 {
@@ -104,6 +110,11 @@ impl Drop for Service {
     fn drop(&mut self) {
         if self.exited().is_none() {
             self.kill();
+        }
+        if std::thread::panicking() {
+            eprintln!("{} log kept for the failing test: {}", self.name, self.log.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }

@@ -14,6 +14,7 @@ fn check(case: &SinkCase, config: &str) -> (i32, String) {
         .arg(&path)
         .output()
         .expect("run jdbc-sink check");
+    let _ = std::fs::remove_file(&path);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
