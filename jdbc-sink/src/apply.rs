@@ -270,10 +270,13 @@ impl Sink {
         origin: &Origin,
         msg: &OwnedMessage,
     ) -> Result<(Option<Record>, Option<Record>), SinkError> {
-        // The key is only read when it makes the primary key (pk.mode=record_key); otherwise any
-        // key, even one in another format, is fine.
+        // The key is only read when it makes the primary key (pk.mode=record_key or unset);
+        // otherwise any key, even one in another format, is fine.
         let key = match msg.key() {
-            Some(bytes) if !bytes.is_empty() && self.settings.pk_mode == PkMode::RecordKey => {
+            Some(bytes)
+                if !bytes.is_empty()
+                    && matches!(self.settings.pk_mode, PkMode::RecordKey | PkMode::Adaptive) =>
+            {
                 Some(self.decode(origin, Part::Key, bytes).await?)
             }
             _ => None,

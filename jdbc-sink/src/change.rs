@@ -6,6 +6,12 @@
 //!   `delete.enabled`, else it is counted and skipped.
 //! - `record_value`: `pk.fields` of the value are the primary key; tombstones are skipped.
 //! - `none`: the value's fields, no key; only inserts.
+//! - unset ([`PkMode::Adaptive`]): as `record_key` for a record with a key. A record without one
+//!   (typed into a console producer, as in the tutorial) is built without a key here; before its
+//!   batch is written, [`Change::keyed_by`] gives it the mirror table's primary key, taken from
+//!   the value, so it upserts like the source's records of that row. For a table that does not
+//!   exist yet and gets no key from another record of the batch, it stays keyless: the table is
+//!   created without a primary key and the row inserted, as Kafka Connect's `pk.mode=none` does.
 //!
 //! Values are rendered to SQL literals here, once, so a value that cannot be stored is found
 //! before any statement runs and names its record.
@@ -44,8 +50,10 @@ impl Shape {
             }
             names.push(ident);
         }
-        // Names and types: a retyped field is a new shape, checked against its table again.
-        let id = fields
+        // Key length, names and types: a retyped field is a new shape, checked against its table
+        // again; a keyless shape never shares a statement with a keyed one.
+        let id = std::iter::once(pk_len.to_string())
+            .chain(fields
             .iter()
             .map(|f| {
                 format!(
@@ -54,7 +62,7 @@ impl Shape {
                     f.field_type,
                     f.column_type().unwrap_or("")
                 )
-            })
+            }))
             .collect::<Vec<_>>()
             .join("\u{1f}");
         Ok(Shape {
@@ -89,6 +97,48 @@ pub struct Change {
 }
 
 impl Change {
+    /// This write change with `key` (lower-case column names, the table's primary key) as its
+    /// primary key: those fields first, the others after, in their order. `None` when the
+    /// change's fields do not include every key column. `shapes` caches the keyed shape per
+    /// keyless shape.
+    pub fn keyed_by(
+        &self,
+        key: &[String],
+        shapes: &mut HashMap<(String, Vec<String>), Arc<Shape>>,
+    ) -> Option<Change> {
+        let mut order: Vec<usize> = Vec::with_capacity(self.shape.fields.len());
+        for k in key {
+            order.push(
+                self.shape
+                    .fields
+                    .iter()
+                    .position(|f| f.name.eq_ignore_ascii_case(k))?,
+            );
+        }
+        let rest: Vec<usize> = (0..self.shape.fields.len())
+            .filter(|i| !order.contains(i))
+            .collect();
+        order.extend(rest);
+        let cache_key = (self.shape.id.clone(), key.to_vec());
+        let shape = match shapes.get(&cache_key) {
+            Some(shape) => shape.clone(),
+            None => {
+                let fields = order.iter().map(|&i| self.shape.fields[i].clone()).collect();
+                // The names were valid in the keyless shape, so they are valid here.
+                let shape = Arc::new(Shape::new(fields, key.len()).ok()?);
+                shapes.insert(cache_key, shape.clone());
+                shape
+            }
+        };
+        Some(Change {
+            table: self.table.clone(),
+            op: self.op,
+            shape,
+            literals: order.iter().map(|&i| self.literals[i].clone()).collect(),
+            origin: self.origin.clone(),
+        })
+    }
+
     /// The rendered primary key, unique per key value (used to collapse changes of one key).
     pub fn key(&self) -> String {
         self.literals[..self.shape.pk_len].join(",")
@@ -142,7 +192,7 @@ impl ChangeBuilder {
             .table_for(&origin.topic)
             .map_err(|e| fail(class::IDENTIFIER, e.to_string()))?;
         let Some(value) = value else {
-            if !(self.delete_enabled && self.pk_mode == PkMode::RecordKey) {
+            if !(self.delete_enabled && matches!(self.pk_mode, PkMode::RecordKey | PkMode::Adaptive)) {
                 return Ok(None);
             }
             let key = key.ok_or_else(|| {
@@ -225,7 +275,7 @@ impl ChangeBuilder {
         // Which (source, index) pairs make the row, primary key first.
         let mut picks: Vec<(bool, usize)> = Vec::with_capacity(value.values.len() + 2);
         match (self.pk_mode, key) {
-            (PkMode::RecordKey, Some(k)) => {
+            (PkMode::RecordKey | PkMode::Adaptive, Some(k)) => {
                 picks.extend(self.key_indexes(&k.schema)?.into_iter().map(|i| (true, i)));
             }
             (PkMode::RecordValue, _) => {

@@ -10,10 +10,10 @@
 //! | `topics` / `topics.regex` | one required | comma-separated topics, or a regex such as `my_topic_.*`; topics created later (a listed one that does not exist yet, a new match of the regex) are picked up within seconds |
 //! | `table.name.format` | `${topic}` | mirror table name; `${topic}` is replaced by the topic |
 //! | `insert.mode` | `upsert` | `upsert` (INSERT … ON DUPLICATE KEY UPDATE), `insert`, `update` |
-//! | `pk.mode` | `record_key` | `record_key`, `record_value` (with `pk.fields`), `none` |
+//! | `pk.mode` | unset | `record_key`, `record_value` (with `pk.fields`), `none`, as in Kafka Connect; unset: a record's key when it has one, else the mirror table's primary key taken from the value, else (a keyless record for a table still to be created) a table without a key and plain inserts |
 //! | `pk.fields` | all key fields | primary-key fields |
 //! | `auto.create`, `auto.evolve` | `false` | create missing tables / add missing columns |
-//! | `delete.enabled` | `false` | apply tombstones as DELETE by key (needs `pk.mode=record_key`) |
+//! | `delete.enabled` | `false` | apply tombstones as DELETE by key (needs `pk.mode=record_key` or unset) |
 //! | `batch.size` | `3000` | most records per database transaction |
 //! | `flush.interval.ms` | `1000` | longest a record waits in a batch (a batch is also flushed when no more records are ready) |
 //! | `retry.backoff.ms` | `100` | first delay when retrying a transient error (doubles up to 30 s, retried forever) |
@@ -70,6 +70,12 @@ pub enum PkMode {
     None,
     RecordKey,
     RecordValue,
+    /// `pk.mode` unset: the record key when there is one; for a record without a key, the mirror
+    /// table's primary key columns taken from the value (an upsert, as typed records of the
+    /// tutorial expect), or no key at all when the table does not exist yet or has none
+    /// (Kafka Connect's `pk.mode=none`: the table is created without a key, rows are inserted).
+    #[serde(skip)]
+    Adaptive,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -140,7 +146,7 @@ fn default_insert_mode() -> InsertMode {
     InsertMode::Upsert
 }
 fn default_pk_mode() -> PkMode {
-    PkMode::RecordKey
+    PkMode::Adaptive
 }
 fn default_batch_size() -> usize {
     3000
@@ -266,10 +272,10 @@ impl Settings {
                 "pk.mode=record_value needs the key fields in pk.fields",
             ));
         }
-        if raw.delete_enabled && raw.pk_mode != PkMode::RecordKey {
+        if raw.delete_enabled && !matches!(raw.pk_mode, PkMode::RecordKey | PkMode::Adaptive) {
             return Err(invalid(
                 "delete.enabled",
-                "deletes need pk.mode=record_key (a tombstone carries only the key)",
+                "deletes need pk.mode=record_key or pk.mode unset (a tombstone carries only the key)",
             ));
         }
         if raw.insert_mode != InsertMode::Insert && raw.pk_mode == PkMode::None {

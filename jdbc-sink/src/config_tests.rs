@@ -13,7 +13,7 @@ fn tutorial_connector_json_is_accepted_verbatim() {
     assert!(s.auto_create && s.auto_evolve && !s.delete_enabled);
     assert_eq!(s.ignored, vec!["connector.class", "tasks.max"]);
     assert_eq!(s.insert_mode, InsertMode::Upsert);
-    assert_eq!(s.pk_mode, PkMode::RecordKey);
+    assert_eq!(s.pk_mode, PkMode::Adaptive);
     assert_eq!(
         s.http_listen, "127.0.0.1:18084",
         "HTTP on loopback by default"

@@ -74,6 +74,16 @@ impl Tables {
         self.checked.clear();
     }
 
+    /// The primary key columns of `table` (lower case; empty when it has none), `None` when the
+    /// table does not exist.
+    pub async fn primary_key(
+        &mut self,
+        conn: &mut mysql_async::Conn,
+        table: &Ident,
+    ) -> Result<Option<Vec<String>>, SinkError> {
+        Ok(self.describe(conn, table).await?.map(|info| info.primary_key))
+    }
+
     /// Makes `table` ready for `shape`: creates or evolves it as configured. `Ok(Err(_))` means
     /// records of this shape can never be written to this table.
     pub async fn prepare(

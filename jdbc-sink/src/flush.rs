@@ -11,7 +11,9 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::apply::Sink;
 use crate::batch::Batch;
-use crate::change::Change;
+use crate::change::{Change, Op};
+use crate::config::PkMode;
+use crate::ident::Ident;
 use crate::errors::{class, classify_db, db_error, DbErrorKind, RecordError, SinkError};
 use crate::offsets::{self, OffsetsError, Tp};
 use crate::writer::{collapse, count_applied, write_each, write_grouped};
@@ -82,14 +84,26 @@ impl Sink {
         if batch.is_empty() {
             return Ok(());
         }
-        batch.changes = collapse(
-            std::mem::take(&mut batch.changes),
-            self.settings.insert_mode,
-        );
         let mut backoff = Backoff::new(self.settings.retry_backoff, Duration::from_secs(30));
+        let mut keyed = false;
         loop {
             let started = Instant::now();
-            match self.try_flush(batch).await {
+            let attempt = if keyed {
+                self.try_flush(batch).await
+            } else {
+                match self.key_keyless_changes(batch).await {
+                    Ok(()) => {
+                        keyed = true;
+                        batch.changes = collapse(
+                            std::mem::take(&mut batch.changes),
+                            self.settings.insert_mode,
+                        );
+                        self.try_flush(batch).await
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            match attempt {
                 Ok(()) => {
                     self.metrics
                         .batch_duration
@@ -114,6 +128,44 @@ impl Sink {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// With `pk.mode` unset, gives each keyless write the primary key of its mirror table — or,
+    /// for a table still to be created, the key of the batch's first keyed change of that table
+    /// (it creates the table) — so it upserts and collapses like a keyed change of the same row.
+    /// A change that lacks a key column, or whose table has no key, stays keyless.
+    async fn key_keyless_changes(&mut self, batch: &mut Batch) -> Result<(), SinkError> {
+        let keyless = |c: &Change| c.op == Op::Write && c.shape.pk_len == 0;
+        if self.settings.pk_mode != PkMode::Adaptive || !batch.changes.iter().any(keyless) {
+            return Ok(());
+        }
+        let mut conn = self.take_conn().await?;
+        let mut keys: HashMap<Ident, Vec<String>> = HashMap::new();
+        for c in batch.changes.iter().filter(|c| keyless(c)) {
+            if keys.contains_key(&c.table) {
+                continue;
+            }
+            let key = match self.tables.primary_key(&mut conn, &c.table).await {
+                Ok(Some(key)) => key,
+                Ok(None) => batch
+                    .changes
+                    .iter()
+                    .find(|k| k.table == c.table && k.shape.pk_len > 0)
+                    .map(|k| k.shape.pk_names().iter().map(|n| n.as_str().to_lowercase()).collect())
+                    .unwrap_or_default(),
+                Err(e) => return Err(e),
+            };
+            keys.insert(c.table.clone(), key);
+        }
+        self.conn = Some(conn);
+        let mut shapes = HashMap::new();
+        for c in batch.changes.iter_mut().filter(|c| keyless(c)) {
+            let Some(key) = keys.get(&c.table).filter(|k| !k.is_empty()) else { continue };
+            if let Some(keyed) = c.keyed_by(key, &mut shapes) {
+                *c = keyed;
+            }
+        }
+        Ok(())
     }
 
     async fn try_flush(&mut self, batch: &mut Batch) -> Result<(), SinkError> {

@@ -104,3 +104,36 @@ fn non_upsert_groups_only_consecutive_changes() {
     assert_eq!(group(&changes, InsertMode::Insert).len(), 3);
     assert_eq!(group(&changes, InsertMode::Upsert).len(), 2);
 }
+
+#[test]
+fn a_keyless_change_keyed_by_the_table_collapses_with_the_keyed_changes_of_its_row() {
+    // A keyed change of row 4 (from the source), then a keyless one of the same row whose value
+    // lists the columns in another order (typed by hand), then the keyed one again.
+    let keyed = shape(&["id"], &["name"]);
+    let keyless = shape(&[], &["name", "ID"]);
+    let typed = change("users", Op::Write, &keyless, &["'typed'", "4"], 1);
+    let mut shapes = HashMap::new();
+    let rekeyed = typed.keyed_by(&["id".to_string()], &mut shapes).expect("has the key column");
+    assert_eq!(rekeyed.shape.pk_len, 1);
+    assert_eq!(rekeyed.literals, vec!["4", "'typed'"]);
+    assert_eq!(rekeyed.key(), "4");
+    assert!(typed.keyed_by(&["other".to_string()], &mut shapes).is_none(), "a missing key column leaves it keyless");
+
+    let out = collapse(
+        vec![
+            change("users", Op::Write, &keyed, &["4", "'source'"], 0),
+            rekeyed.clone(),
+        ],
+        InsertMode::Upsert,
+    );
+    let offsets: Vec<i64> = out.iter().map(|c| c.origin.offset).collect();
+    assert_eq!(offsets, vec![1], "the later, typed change of row 4 wins");
+    let out = collapse(
+        vec![rekeyed, change("users", Op::Write, &keyed, &["4", "'source'"], 2)],
+        InsertMode::Upsert,
+    );
+    let offsets: Vec<i64> = out.iter().map(|c| c.origin.offset).collect();
+    assert_eq!(offsets, vec![2], "the later, source change of row 4 wins");
+    // Without its key, a keyless change never shares a statement with keyed ones.
+    assert_ne!(keyless.id, shape(&["name"], &["ID"]).id);
+}

@@ -375,3 +375,31 @@ async fn record_value_keys_and_update_mode() {
     )
     .await;
 }
+
+/// `pk.mode` unset and no mirror table yet: keyless records behave as Kafka Connect's
+/// `pk.mode=none` — the table is created without a primary key and every record is a row, so two
+/// equal records are two rows. A keyed record on another topic still gets its key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyless_records_for_a_new_table_are_inserted_into_a_table_without_a_key() {
+    let case = SinkCase::new("sink_keyless", 1).await;
+    let sink = case.start_sink(&case.toml(""), "toml", &[]);
+    let value = r#"{"schema":{"type":"struct","fields":[{"type":"int32","optional":false,"field":"id"},{"type":"string","optional":true,"field":"name"}],"optional":false,"name":"events"},"payload":{"id":7,"name":"seen"}}"#;
+    let p = producer(&case.stack.kafka_bootstrap);
+    for _ in 0..2 {
+        send(&p, &case.topic, None, None, Some(value.as_bytes())).await;
+    }
+    case.wait_rows(
+        &format!("SELECT id, name FROM `{}` ORDER BY id", case.topic),
+        &[&[Some("7"), Some("seen")], &[Some("7"), Some("seen")]],
+        WAIT,
+        &sink,
+    )
+    .await;
+    let keys = case
+        .rows(&format!(
+            "SELECT COUNT(*) FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = '{}' AND TABLE_NAME = '{}'",
+            case.database, case.topic
+        ))
+        .await;
+    assert_eq!(keys, vec![vec![Some("0".to_string())]], "the mirror table has no key");
+}
