@@ -94,6 +94,9 @@ pub struct Change {
     /// One SQL literal per shape field (for a delete: the key fields only).
     pub literals: Vec<String>,
     pub origin: Origin,
+    /// ENUM columns holding `''`, MariaDB's error value (index 0): a non-strict source session
+    /// stored it, and only a non-strict statement stores it again (see [`crate::writer`]).
+    pub enum_blanks: Vec<String>,
 }
 
 impl Change {
@@ -136,6 +139,7 @@ impl Change {
             shape,
             literals: order.iter().map(|&i| self.literals[i].clone()).collect(),
             origin: self.origin.clone(),
+            enum_blanks: self.enum_blanks.clone(),
         })
     }
 
@@ -209,6 +213,7 @@ impl ChangeBuilder {
                 shape,
                 literals,
                 origin,
+                enum_blanks: Vec::new(),
             }));
         };
         if self.pk_mode == PkMode::RecordKey && key.is_none() {
@@ -221,12 +226,23 @@ impl ChangeBuilder {
             .write_shape(key.as_ref(), &value)
             .map_err(|(c, m)| fail(c, m))?;
         let literals = render(&shape, &values).map_err(|m| fail(class::DATA, m))?;
+        let enum_blanks = shape
+            .fields
+            .iter()
+            .zip(&values)
+            .filter(|(f, v)| {
+                matches!(v, Value::String(s) if s.is_empty())
+                    && f.column_type().is_some_and(|t| t.len() > 5 && t[..5].eq_ignore_ascii_case("enum("))
+            })
+            .map(|(f, _)| f.name.clone())
+            .collect();
         Ok(Some(Change {
             table,
             op: Op::Write,
             shape,
             literals,
             origin,
+            enum_blanks,
         }))
     }
 

@@ -86,11 +86,28 @@ impl SinkError {
 pub enum DbErrorKind {
     /// Retry the batch: connection trouble, deadlock, lock wait timeout.
     Transient,
-    /// The data of some record does not fit (SQLSTATE class 22 or 23): find the record.
+    /// Any other error a statement of records gets from the server (a value that does not fit,
+    /// a duplicate key, a constraint, anything unexpected): find the record. Its fate is the
+    /// record's: the DLQ with `errors.tolerance=all`, a stop naming it with `none`. So no
+    /// single record can wedge the sink.
     Data,
-    /// Anything else (privileges, syntax, missing objects): stop.
+    /// The account or the server, not a record (privileges, a read-only or full server, a
+    /// table dropped under the sink) and client-side failures: stop.
     Fatal,
 }
+
+/// Server error codes about the database or the account rather than one record's data.
+const ENVIRONMENT_CODES: &[u16] = &[
+    1021, // disk full
+    1036, // table is read only
+    1044, 1045, // access denied
+    1114, // table is full
+    1142, 1143, // command / column denied
+    1146, // table does not exist
+    1227, // a privilege is needed
+    1290, 1836, // read-only server
+    1054, // unknown column: the table changed under the sink
+];
 
 /// Server error codes worth retrying.
 const TRANSIENT_CODES: &[u16] = &[
@@ -110,13 +127,8 @@ pub fn classify_db(e: &DbError) -> DbErrorKind {
     match e {
         DbError::Io(_) | DbError::Driver(_) => DbErrorKind::Transient,
         DbError::Server(s) if TRANSIENT_CODES.contains(&s.code) => DbErrorKind::Transient,
-        DbError::Server(s) if s.state.starts_with("22") || s.state.starts_with("23") => {
-            DbErrorKind::Data
-        }
-        // Truncation and conversion errors MariaDB reports with SQLSTATE HY000.
-        DbError::Server(s) if matches!(s.code, 1292 | 1366 | 1367 | 3140 | 4025) => {
-            DbErrorKind::Data
-        }
+        DbError::Server(s) if ENVIRONMENT_CODES.contains(&s.code) => DbErrorKind::Fatal,
+        DbError::Server(_) => DbErrorKind::Data,
         _ => DbErrorKind::Fatal,
     }
 }
@@ -128,5 +140,46 @@ pub fn db_error(context: &str, e: &DbError) -> SinkError {
         _ => SinkError::Fatal(format!(
             "{context}: {e}; check the mirror database, its privileges for the sink user and connection.url"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(code: u16, state: &str) -> DbError {
+        DbError::Server(mysql_async::ServerError {
+            code,
+            message: format!("error {code}"),
+            state: state.into(),
+        })
+    }
+
+    #[test]
+    fn values_that_do_not_fit_are_data_errors_whatever_their_sqlstate() {
+        for (code, state) in [
+            (1265, "01000"), // data truncated (an ENUM label the mirror lacks)
+            (1264, "22003"), // out of range
+            (1366, "HY000"), // incorrect value
+            (1292, "22007"), // incorrect date
+            (1406, "22001"), // data too long
+            (1364, "HY000"), // field has no default
+            (1048, "23000"), // column cannot be null
+            (1062, "23000"), // duplicate key
+            (1452, "23000"), // foreign key
+            (4025, "23000"), // CHECK constraint
+        ] {
+            assert_eq!(classify_db(&server(code, state)), DbErrorKind::Data, "{code}");
+        }
+    }
+
+    #[test]
+    fn the_account_and_the_server_stop_the_sink_and_connections_retry() {
+        for code in [1142, 1044, 1290, 1021, 1146] {
+            assert_eq!(classify_db(&server(code, "42000")), DbErrorKind::Fatal, "{code}");
+        }
+        for code in [1213, 1205, 2013, 1927] {
+            assert_eq!(classify_db(&server(code, "HY000")), DbErrorKind::Transient, "{code}");
+        }
     }
 }

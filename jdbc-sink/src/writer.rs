@@ -13,6 +13,12 @@
 //!   its column, a duplicate key with `insert.mode=insert`), the caller rolls back and replays the
 //!   batch with [`write_each`]: one statement per change behind a savepoint, so exactly the failing
 //!   records are known and the rest still commit in the same transaction.
+//! - **What the source accepted, the mirror accepts**: the session allows zero dates and, with
+//!   `ALLOW_INVALID_DATES`, the invalid dates a non-strict source session stored, and stays strict
+//!   otherwise, so a value that does not fit its mirror column is an error, never truncated. An
+//!   ENUM holding `''` (MariaDB's error value, index 0) can only be stored by a non-strict
+//!   statement: such a change is written alone with `SET STATEMENT sql_mode = … FOR`, and any
+//!   warning but the expected "Data truncated" on those very columns fails it as a data error.
 
 use std::collections::HashMap;
 
@@ -25,13 +31,21 @@ use crate::metrics::{SinkMetrics, TableOpLabels};
 /// Statements are cut at this size, well below MariaDB's default `max_allowed_packet` (16 MiB).
 pub const MAX_STATEMENT_BYTES: usize = 4 * 1024 * 1024;
 
-/// Session settings of every connection: UTC for TIMESTAMP literals, strict mode so a value that
-/// does not fit is an error rather than silently truncated, and backslash escapes (which
-/// [`crate::sqltext`] relies on) enabled.
+/// The session's `sql_mode`: strict, so a value that does not fit is an error rather than
+/// silently truncated; zero dates (no `NO_ZERO_DATE`/`NO_ZERO_IN_DATE`) and invalid dates
+/// allowed, as a source may hold them.
+pub const SESSION_SQL_MODE: &str =
+    "STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO,ALLOW_INVALID_DATES";
+
+/// The `sql_mode` of a statement that stores an ENUM's `''`; its warnings are checked.
+const ENUM_BLANK_SQL_MODE: &str = "NO_ENGINE_SUBSTITUTION,ALLOW_INVALID_DATES";
+
+/// Session settings of every connection: UTC for TIMESTAMP literals, [`SESSION_SQL_MODE`], and
+/// backslash escapes (which [`crate::sqltext`] relies on) enabled.
 pub fn session_setup() -> Vec<String> {
     vec![
         "SET NAMES utf8mb4".into(),
-        "SET SESSION time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO'".into(),
+        format!("SET SESSION time_zone = '+00:00', sql_mode = '{SESSION_SQL_MODE}'"),
     ]
 }
 
@@ -73,8 +87,43 @@ pub async fn write_grouped(
     mode: InsertMode,
 ) -> Result<(), mysql_async::Error> {
     for g in group(changes, mode) {
+        if !g[0].enum_blanks.is_empty() {
+            write_enum_blanks(tx, g[0], mode).await?;
+            continue;
+        }
         for sql in statements(&g, mode) {
             tx.query_drop(sql).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes one change whose ENUM columns `change.enum_blanks` hold `''`, non-strict for that
+/// statement only; every other warning (a truncated or adjusted value anywhere else) is returned
+/// as the data error it would have been in strict mode.
+async fn write_enum_blanks(
+    tx: &mut mysql_async::Transaction<'_>,
+    change: &Change,
+    mode: InsertMode,
+) -> Result<(), mysql_async::Error> {
+    for sql in statements(&[change], mode) {
+        tx.query_drop(format!("SET STATEMENT sql_mode = '{ENUM_BLANK_SQL_MODE}' FOR {sql}"))
+            .await?;
+        let warnings: Vec<(String, u16, String)> = tx.query("SHOW WARNINGS").await?;
+        let expected = |code: u16, message: &str| {
+            let message = message.to_lowercase();
+            code == 1265
+                && change
+                    .enum_blanks
+                    .iter()
+                    .any(|c| message.contains(&format!("column '{}'", c.to_lowercase())))
+        };
+        if let Some((_, code, message)) = warnings.into_iter().find(|(_, c, m)| !expected(*c, m)) {
+            return Err(mysql_async::Error::Server(mysql_async::ServerError {
+                code,
+                message,
+                state: "22000".into(),
+            }));
         }
     }
     Ok(())
@@ -91,11 +140,15 @@ pub async fn write_each(
     for (i, change) in changes.iter().enumerate() {
         tx.query_drop("SAVEPOINT cdc_sink_row").await?;
         let mut result = Ok(());
-        for sql in statements(&[change], mode) {
-            result = tx.query_drop(sql).await;
-            if result.is_err() {
-                break;
+        if change.enum_blanks.is_empty() {
+            for sql in statements(&[change], mode) {
+                result = tx.query_drop(sql).await;
+                if result.is_err() {
+                    break;
+                }
             }
+        } else {
+            result = write_enum_blanks(tx, change, mode).await;
         }
         match result {
             Ok(()) => {}
@@ -140,6 +193,10 @@ fn group(changes: &[Change], mode: InsertMode) -> Vec<Vec<&Change>> {
     if mode == InsertMode::Upsert {
         let mut index: HashMap<(&str, Op, &str), usize> = HashMap::new();
         for c in changes {
+            if !c.enum_blanks.is_empty() {
+                groups.push(vec![c]);
+                continue;
+            }
             let k = (c.table.as_str(), c.op, c.shape.id.as_str());
             match index.get(&k) {
                 Some(&g) => groups[g].push(c),
@@ -152,7 +209,9 @@ fn group(changes: &[Change], mode: InsertMode) -> Vec<Vec<&Change>> {
     } else {
         for c in changes {
             match groups.last_mut() {
-                Some(g) if same(g[0], c) => g.push(c),
+                Some(g) if same(g[0], c) && g[0].enum_blanks.is_empty() && c.enum_blanks.is_empty() => {
+                    g.push(c)
+                }
                 _ => groups.push(vec![c]),
             }
         }

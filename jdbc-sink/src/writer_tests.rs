@@ -27,6 +27,7 @@ fn change(table: &str, op: Op, shape: &Arc<Shape>, literals: &[&str], offset: i6
             partition: 0,
             offset,
         },
+        enum_blanks: Vec::new(),
     }
 }
 
