@@ -5,6 +5,9 @@
 //! - jdbc-sink: each `cdc_sink_consumer_lag_records` series, each `/status` `lag_records` entry,
 //!   and the consumer group's committed offsets against the partitions' end offsets;
 //! - cdc-source: `cdc_source_seconds_behind_source` and `/status` `seconds_behind_source`.
+//!
+//! The same holds after the idle sink restarts: its stored offsets are the markers' offsets, and
+//! the consumer group must still end up at the partitions' end.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -173,15 +176,82 @@ impl Observed {
     }
 }
 
+/// Where the figures are read.
+struct Probe<'a> {
+    p: &'a PipelineSetup,
+    source_http: String,
+    sink_http: String,
+    topics: Vec<String>,
+    group: String,
+}
+
+impl Probe<'_> {
+    async fn observe(&self) -> (Observed, serde_json::Value, serde_json::Value) {
+        let json = |text: String| serde_json::from_str(&text).unwrap_or_default();
+        let sink_status: serde_json::Value = json(get(&format!("{}/status", self.sink_http)).await);
+        let source_status: serde_json::Value =
+            json(get(&format!("{}/status", self.source_http)).await);
+        let observed = Observed {
+            sink_lag_metric: samples(
+                &get(&format!("{}/metrics", self.sink_http)).await,
+                "cdc_sink_consumer_lag_records",
+            ),
+            sink_lag_status: sink_status["lag_records"].clone(),
+            group: group_offsets(&self.p.stack().kafka_bootstrap, &self.group, &self.topics),
+            source_behind_metric: samples(
+                &get(&format!("{}/metrics", self.source_http)).await,
+                "cdc_source_seconds_behind_source",
+            ),
+            source_behind_status: source_status["seconds_behind_source"].clone(),
+        };
+        (observed, sink_status, source_status)
+    }
+
+    /// Waits (idle) until every figure is 0; panics with what is not after [`SETTLE`].
+    async fn settle(&self, when: &str, services: &[&Service]) {
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let deadline = Instant::now() + SETTLE;
+        loop {
+            let (observed, sink_status, source_status) = self.observe().await;
+            let problems = observed.problems(&self.topics);
+            if problems.is_empty() {
+                eprintln!("settled {when}: {observed:?}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "lag is not 0 {SETTLE:?} {when}:\n  {}\n\
+                 sink /status: {sink_status}\nsource /status: {source_status}\n{}",
+                problems.join("\n  "),
+                logs(services)
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+fn stop(mut service: Service) {
+    assert_eq!(
+        service.terminate(Duration::from_secs(30)),
+        Some(0),
+        "{} exits 0 on SIGTERM:\n{}",
+        service.name,
+        service.log_text()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lag_is_zero_once_caught_up_and_idle() {
     let p = PipelineSetup::new("pl_lag").await;
     let mut source = p.start_source("avro", "\"delete.enabled\" = true");
     let mut sink = p.start_sink("a", "\"delete.enabled\" = true", &[]);
-    let source_http = http_base(&mut source, "http");
-    let sink_http = http_base(&mut sink, "address");
-    let topics = vec![p.topic("users"), p.topic("orders")];
-    let group = format!("connect-{}", p.sink_name);
+    let mut probe = Probe {
+        p: &p,
+        source_http: http_base(&mut source, "http"),
+        sink_http: http_base(&mut sink, "address"),
+        topics: vec![p.topic("users"), p.topic("orders")],
+        group: format!("connect-{}", p.sink_name),
+    };
     // Binlog transactions, not snapshot reads.
     source.wait_for_log("streaming the binlog", WAIT);
 
@@ -202,57 +272,27 @@ async fn lag_is_zero_once_caught_up_and_idle() {
     p.exec(&["update users set name='Renamed' where user_id='u1'"])
         .await;
     p.exec(&["delete from orders where order_id='o2'"]).await;
-    let services = [&source, &sink];
     p.wait_mirror_equals_source(
         &[("users", USERS_COLUMNS), ("orders", ORDERS_COLUMNS)],
         WAIT,
-        &services,
+        &[&source, &sink],
     )
     .await;
+    probe
+        .settle(
+            "after the mirror caught up and both services went idle",
+            &[&source, &sink],
+        )
+        .await;
 
-    // Idle from now on: the figures must settle at 0 and stay there.
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        let sink_status: serde_json::Value =
-            serde_json::from_str(&get(&format!("{sink_http}/status")).await).unwrap_or_default();
-        let source_status: serde_json::Value =
-            serde_json::from_str(&get(&format!("{source_http}/status")).await)
-                .unwrap_or_default();
-        let observed = Observed {
-            sink_lag_metric: samples(
-                &get(&format!("{sink_http}/metrics")).await,
-                "cdc_sink_consumer_lag_records",
-            ),
-            sink_lag_status: sink_status["lag_records"].clone(),
-            group: group_offsets(&p.stack().kafka_bootstrap, &group, &topics),
-            source_behind_metric: samples(
-                &get(&format!("{source_http}/metrics")).await,
-                "cdc_source_seconds_behind_source",
-            ),
-            source_behind_status: source_status["seconds_behind_source"].clone(),
-        };
-        let problems = observed.problems(&topics);
-        if problems.is_empty() {
-            eprintln!("settled: {observed:?}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "lag is not 0 {SETTLE:?} after the mirror caught up and both services went idle:\n  {}\n\
-             sink /status: {sink_status}\nsource /status: {source_status}\n{}",
-            problems.join("\n  "),
-            logs(&services)
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    for mut s in [sink, source] {
-        assert_eq!(
-            s.terminate(Duration::from_secs(30)),
-            Some(0),
-            "{} exits 0 on SIGTERM:\n{}",
-            s.name,
-            s.log_text()
-        );
-    }
+    // A restart of the idle sink continues from the stored offsets (the markers' offsets).
+    stop(sink);
+    let mut sink = p.start_sink("b", "\"delete.enabled\" = true", &[]);
+    probe.sink_http = http_base(&mut sink, "address");
+    sink.wait_for_log("partitions assigned", WAIT);
+    probe
+        .settle("after the idle sink restarted", &[&source, &sink])
+        .await;
+    stop(sink);
+    stop(source);
 }
