@@ -15,7 +15,9 @@ pub struct StatusDoc {
     pub name: String,
     pub group: String,
     pub connection: String,
-    /// Next offset to apply, per `topic/partition`, as stored in the offsets table.
+    /// Next offset to apply, per `topic/partition`, as stored in the offsets table (the offset
+    /// after the last applied record; when caught up usually that of the transaction marker
+    /// which follows it, so `lag_records` rather than the end offset minus this is the lag).
     pub offsets: BTreeMap<String, i64>,
     pub batches_committed: u64,
     pub records_committed: u64,
