@@ -21,6 +21,8 @@ pub struct StatusDoc {
     pub committed_binlog: String,
     /// file:pos of the last event read.
     pub read_binlog: String,
+    /// Now minus the server time of the last event read, as at the last Kafka commit or binlog
+    /// heartbeat; a heartbeat (nothing left to read) sets it to 0.
     pub seconds_behind_source: f64,
     pub snapshot: Vec<SnapshotProgress>,
     pub last_error: Option<String>,

@@ -184,9 +184,14 @@ impl<'a> Streamer<'a> {
             // Every binlog file starts with one; a restarted server starts a new file and hands
             // out table ids from the start again.
             k if k == EventType::FORMAT_DESCRIPTION_EVENT as u8 => self.tables.forget_table_ids(),
+            // The server sends one after each heartbeat period without events: everything is
+            // read, so the source is 0 s behind (in the metric and in /status alike).
             k if k == EventType::HEARTBEAT_EVENT as u8 => {
                 self.metrics.seconds_behind.set(0.0);
-                self.status.update(|s| s.read_binlog = reader.stream_position().to_string());
+                self.status.update(|s| {
+                    s.read_binlog = reader.stream_position().to_string();
+                    s.seconds_behind_source = 0.0;
+                });
             }
             mariadb::COMPRESSED_FIRST..=mariadb::COMPRESSED_LAST => {
                 return Err(SourceError::Definite(format!(

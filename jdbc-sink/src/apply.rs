@@ -12,7 +12,9 @@
 //! records below it were applied already and are skipped; a record above it means the consumer
 //! started too far ahead (its group offset is newer than the database), and the consumer is moved
 //! back to the stored offset. A partition without a stored offset starts where the group left
-//! off, or at the earliest record.
+//! off, or at the earliest record. The group offsets are a copy of the stored offsets moved past
+//! trailing transaction markers, refreshed after each commit and on the idle tick
+//! ([`crate::positions`] explains why they never run ahead of the mirror).
 //!
 //! **Guarantees.** Rows of a batch and the batch's next offsets commit in one transaction, so
 //! after a crash at any point the mirror holds exactly the records before the stored offsets;
@@ -46,6 +48,7 @@ use crate::errors::{class, Origin, RecordError, SinkError};
 use crate::ident::Ident;
 use crate::metrics::{SinkMetrics, TopicLabel};
 use crate::offsets::Tp;
+use crate::positions::GroupCopy;
 use crate::status::SinkStatus;
 
 /// How often rebalance events are looked at while no record arrives.
@@ -70,6 +73,8 @@ pub struct Sink {
     pub(crate) seeking: HashMap<Tp, i64>,
     /// Seeks the consumer refused so far (partition not fetching yet), retried on each tick.
     pub(crate) unsought: HashMap<Tp, i64>,
+    /// What the group offsets (monitoring only) are computed from.
+    pub(crate) group_copy: GroupCopy,
     pub(crate) shutdown: CancellationToken,
 }
 
@@ -137,6 +142,8 @@ impl Sink {
                 _ = tick.tick() => {
                     self.handle_rebalance(batch).await?;
                     self.retry_seeks();
+                    // Idle: the position may have moved past the last transaction markers.
+                    self.commit_group_offsets(rdkafka::consumer::CommitMode::Async);
                     continue;
                 }
             };
@@ -183,6 +190,7 @@ impl Sink {
     async fn accept(&mut self, batch: &mut Batch, msg: OwnedMessage) -> Result<(), SinkError> {
         let tp: Tp = (msg.topic().to_string(), msg.partition());
         let offset = msg.offset();
+        self.group_copy.delivered.insert(tp.clone(), offset + 1);
         self.metrics
             .records_read
             .get_or_create(&TopicLabel {

@@ -7,9 +7,11 @@
 //! takes after each poll: on revocation it commits its batch (fencing in the offsets table makes
 //! a late commit harmless), on assignment it forgets what it knew of those partitions so that their
 //! position is read again from the offsets table and the consumer is moved there if needed.
-//! librdkafka statistics feed the per-partition lag gauge.
+//! librdkafka statistics feed the per-partition lag gauge and `/status` `lag_records`: the
+//! partition's last stable offset minus the group's committed offset, which the apply loop keeps
+//! past transaction markers (see [`crate::positions`]), so a caught-up partition shows 0.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -22,6 +24,7 @@ use crate::dlq::connection_settings;
 use crate::errors::{class, SinkError};
 use crate::metrics::{PartitionLabels, SinkMetrics};
 use crate::offsets::Tp;
+use crate::status::SinkStatus;
 
 /// A change of the partitions this consumer owns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +37,7 @@ pub enum RebalanceEvent {
 pub struct SinkContext {
     events: Mutex<Vec<RebalanceEvent>>,
     metrics: SinkMetrics,
+    status: Arc<SinkStatus>,
 }
 
 impl std::fmt::Debug for SinkContext {
@@ -66,7 +70,10 @@ fn partitions(tpl: &TopicPartitionList) -> Vec<Tp> {
 }
 
 impl ClientContext for SinkContext {
+    /// `consumer_lag` is librdkafka's end offset (the last stable offset under
+    /// `read_committed`) minus the committed offset; -1 while either is unknown.
     fn stats(&self, statistics: Statistics) {
+        let mut lags = Vec::new();
         for (topic, t) in &statistics.topics {
             for (partition, p) in &t.partitions {
                 if *partition >= 0 && p.consumer_lag >= 0 {
@@ -77,8 +84,12 @@ impl ClientContext for SinkContext {
                             partition: *partition,
                         })
                         .set(p.consumer_lag);
+                    lags.push((format!("{topic}/{partition}"), p.consumer_lag));
                 }
             }
+        }
+        if !lags.is_empty() {
+            self.status.update(|s| s.lag_records.extend(lags));
         }
     }
 
@@ -106,6 +117,11 @@ impl ConsumerContext for SinkContext {
                     partition: *partition,
                 });
             }
+            self.status.update(|s| {
+                for (topic, partition) in &tps {
+                    s.lag_records.remove(&format!("{topic}/{partition}"));
+                }
+            });
             self.push(RebalanceEvent::Revoked(tps));
         }
     }
@@ -131,10 +147,11 @@ pub fn topic_missing(error: &KafkaError) -> bool {
 /// matching `topics.regex` is assigned within about this long of its creation.
 pub const METADATA_REFRESH_MS: u64 = 3000;
 
-/// Creates the consumer and subscribes it.
+/// Creates the consumer and subscribes it; its statistics go to `metrics` and `status`.
 pub fn subscribe(
     settings: &Settings,
     metrics: SinkMetrics,
+    status: Arc<SinkStatus>,
 ) -> Result<StreamConsumer<SinkContext>, SinkError> {
     let mut cfg = connection_settings(&settings.kafka);
     cfg.set("group.id", settings.group_id())
@@ -160,6 +177,7 @@ pub fn subscribe(
     let context = SinkContext {
         events: Mutex::new(Vec::new()),
         metrics,
+        status,
     };
     let consumer: StreamConsumer<SinkContext> = cfg.create_with_context(context).map_err(|e| {
         SinkError::Fatal(format!(

@@ -16,6 +16,7 @@ use crate::config::PkMode;
 use crate::ident::Ident;
 use crate::errors::{class, classify_db, db_error, DbErrorKind, RecordError, SinkError};
 use crate::offsets::{self, OffsetsError, Tp};
+use crate::positions::group_offset;
 use crate::writer::{collapse, count_applied, write_each, write_grouped};
 
 impl Sink {
@@ -328,12 +329,8 @@ impl Sink {
             if let Some(offset) = from {
                 if assigned.find_partition(&tp.0, tp.1).is_some() {
                     self.seeking.insert(tp.clone(), offset);
-                    let _ = self.consumer.seek(
-                        &tp.0,
-                        tp.1,
-                        Offset::Offset(offset),
-                        Duration::from_secs(10),
-                    );
+                    // A refused seek is retried on the next tick (`unsought`).
+                    let _ = self.seek(tp, offset);
                 }
             }
         }
@@ -366,20 +363,46 @@ impl Sink {
         Ok(())
     }
 
-    /// Copies the stored positions to the consumer group, for lag monitoring only.
-    pub(crate) fn commit_group_offsets(&self, mode: CommitMode) {
+    /// Copies the positions to the consumer group, for lag monitoring only: per assigned
+    /// partition with a stored offset, [`group_offset`] (the stored offset, or the consumer's
+    /// position past trailing transaction markers). Offsets equal to the last ones sent are not
+    /// sent again, except by a synchronous commit (at shutdown).
+    pub(crate) fn commit_group_offsets(&mut self, mode: CommitMode) {
         let assigned = self.consumer.assignment().unwrap_or_default();
-        let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), next) in &self.positions {
-            let Some(next) = next else { continue };
-            if assigned.find_partition(topic, *partition).is_some() {
-                let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next));
+        let consumed = self.consumer.position().unwrap_or_default();
+        let mut offsets: HashMap<Tp, i64> = HashMap::new();
+        for (tp, stored) in &self.positions {
+            let Some(stored) = *stored else { continue };
+            if assigned.find_partition(&tp.0, tp.1).is_none() {
+                continue;
             }
+            let position = consumed
+                .find_partition(&tp.0, tp.1)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                });
+            let offset = group_offset(
+                stored,
+                self.group_copy.delivered.get(tp).copied(),
+                position,
+                self.unsought.contains_key(tp),
+            );
+            offsets.insert(tp.clone(), offset);
         }
-        if tpl.count() > 0 {
-            if let Err(e) = self.consumer.commit(&tpl, mode) {
-                tracing::debug!(error = %e, "group offset commit failed (monitoring only)");
-            }
+        let changed = offsets
+            .iter()
+            .any(|(tp, o)| self.group_copy.committed.get(tp) != Some(o));
+        if offsets.is_empty() || (matches!(mode, CommitMode::Async) && !changed) {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in &offsets {
+            let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset));
+        }
+        match self.consumer.commit(&tpl, mode) {
+            Ok(()) => self.group_copy.committed.extend(offsets),
+            Err(e) => tracing::debug!(error = %e, "group offset commit failed (monitoring only)"),
         }
     }
 }

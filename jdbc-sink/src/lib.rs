@@ -92,7 +92,7 @@ pub fn build(
 ) -> Result<Sink, SinkError> {
     let offsets_table =
         Ident::new(&settings.offsets_table).map_err(|e| SinkError::Fatal(e.to_string()))?;
-    let consumer = consumer::subscribe(&settings, metrics.clone())?;
+    let consumer = consumer::subscribe(&settings, metrics.clone(), status.clone())?;
     let dlq = match (&settings.tolerance, &settings.dlq_topic) {
         (config::Tolerance::All, Some(topic)) => {
             Some(dlq::DeadLetterQueue::new(topic, &settings.kafka)?)
@@ -125,6 +125,7 @@ pub fn build(
         positions: HashMap::new(),
         seeking: HashMap::new(),
         unsought: HashMap::new(),
+        group_copy: Default::default(),
         shutdown,
     })
 }

@@ -127,7 +127,7 @@ impl SinkMetrics {
         );
         r.register(
             "consumer_lag_records",
-            "Records between the committed offset and the end of each partition",
+            "Records still to apply: end of each partition (last stable offset) minus the group offset, transaction markers not counted",
             m.consumer_lag.clone(),
         );
         r.register(

@@ -15,7 +15,9 @@ pub struct StatusDoc {
     pub name: String,
     pub group: String,
     pub connection: String,
-    /// Next offset to apply, per `topic/partition`, as stored in the offsets table.
+    /// Next offset to apply, per `topic/partition`, as stored in the offsets table (the offset
+    /// after the last applied record; when caught up usually that of the transaction marker
+    /// which follows it, so `lag_records` rather than the end offset minus this is the lag).
     pub offsets: BTreeMap<String, i64>,
     pub batches_committed: u64,
     pub records_committed: u64,
@@ -23,6 +25,11 @@ pub struct StatusDoc {
     pub last_commit_unix_ms: Option<u64>,
     /// At the last commit: seconds from the newest applied record's event time to the commit.
     pub lag_seconds: Option<f64>,
+    /// Records still to apply, per `topic/partition` of the assignment: the partition's last
+    /// stable offset minus the consumer group's committed offset, from librdkafka statistics
+    /// (every 5 s), the same numbers as `cdc_sink_consumer_lag_records`. Transaction markers are
+    /// not counted: 0 once everything committed so far is in the mirror.
+    pub lag_records: BTreeMap<String, i64>,
     pub last_error: Option<String>,
 }
 
