@@ -37,13 +37,21 @@ fn json(body: &str) -> Value {
 }
 
 /// Polls `/connectors/<name>/status` until the connector is in `state`; returns the document.
-async fn wait_state(base: &str, name: &str, state: &str, service: &Service) -> Value {
+/// Fails at once when the service exits first.
+async fn wait_state(base: &str, name: &str, state: &str, service: &mut Service) -> Value {
     let path = format!("/connectors/{name}/status");
     let started = Instant::now();
     loop {
         let (code, body) = get(base, &path).await;
         if code == 200 && json(&body)["connector"]["state"] == state {
             return json(&body);
+        }
+        if let Some(exit) = service.exited() {
+            panic!(
+                "{} exited ({exit}) before reporting {state} at {path}; last answer {code} {body}\nlog:\n{}",
+                service.name,
+                service.log_text()
+            );
         }
         assert!(
             started.elapsed() < WAIT,
@@ -56,7 +64,7 @@ async fn wait_state(base: &str, name: &str, state: &str, service: &Service) -> V
 }
 
 /// What both services must answer while running; `password` must not appear in any body.
-async fn check_running(base: &str, name: &str, kind: &str, password: &str, service: &Service) {
+async fn check_running(base: &str, name: &str, kind: &str, password: &str, service: &mut Service) {
     let worker = base.trim_start_matches("http://");
     let status = wait_state(base, name, "RUNNING", service).await;
     assert_eq!(status["name"], name, "{status}");
@@ -118,7 +126,7 @@ async fn running_services_answer_connects_status_and_config_without_passwords() 
         &[("CDC_SOURCE_HTTP_LISTEN", &source_listen)],
     );
     source.wait_for_log("streaming the binlog", WAIT);
-    check_running(&source_base, &p.source.name, "source", &stack.source_password, &source).await;
+    check_running(&source_base, &p.source.name, "source", &stack.source_password, &mut source).await;
     let (_, body) = get(&source_base, &format!("/connectors/{}/config", p.source.name)).await;
     assert_eq!(json(&body)["http.listen"], source_listen.as_str(), "{body}");
 
@@ -134,7 +142,7 @@ async fn running_services_answer_connects_status_and_config_without_passwords() 
         "jdbc:mysql://{user}:{password}@{}:{}/{}?password={password}",
         stack.mariadb_host, stack.mariadb_port, p.mirror
     );
-    let sink = Service::start(
+    let mut sink = Service::start(
         "jdbc-sink",
         &format!("{}-connect", p.mirror),
         &p.sink_config(sink_port, ""),
@@ -146,7 +154,7 @@ async fn running_services_answer_connects_status_and_config_without_passwords() 
             ("CDC_SINK_CONNECTION_PASSWORD", &password),
         ],
     );
-    check_running(&sink_base, &p.sink_name, "sink", &password, &sink).await;
+    check_running(&sink_base, &p.sink_name, "sink", &password, &mut sink).await;
     let (_, body) = get(&sink_base, &format!("/connectors/{}/config", p.sink_name)).await;
     assert_eq!(json(&body)["connection.user"], user.as_str(), "{body}");
 
@@ -168,10 +176,10 @@ async fn a_sink_stopped_by_a_poison_record_serves_failed_with_the_error() {
     let name = format!("sink-{}", case.database);
     let base = format!("http://127.0.0.1:{}", case.http_port);
     let mut sink = case.start_sink(&case.toml("\"http.failed.linger.ms\" = 60000"), "toml", &[]);
-    wait_state(&base, &name, "RUNNING", &sink).await;
+    wait_state(&base, &name, "RUNNING", &mut sink).await;
     send(&producer(&case.stack.kafka_bootstrap), &case.topic, None, Some(b"{}"), Some(b"garbage")).await;
 
-    let status = wait_state(&base, &name, "FAILED", &sink).await;
+    let status = wait_state(&base, &name, "FAILED", &mut sink).await;
     let origin = format!("{}[0]@0", case.topic);
     for part in [&status["connector"], &status["tasks"][0]] {
         assert_eq!(part["state"], "FAILED", "{status}");
@@ -211,7 +219,7 @@ async fn a_source_without_its_registry_serves_failed_then_exits() {
             ("CDC_SOURCE_HTTP_FAILED_LINGER_MS", "4000"),
         ],
     );
-    let status = wait_state(&base, &setup.name, "FAILED", &source).await;
+    let status = wait_state(&base, &setup.name, "FAILED", &mut source).await;
     assert_eq!(status["type"], "source");
     let trace = status["tasks"][0]["trace"].as_str().unwrap_or_default();
     assert!(trace.contains("schema registry") && trace.contains(&registry), "{status}");
