@@ -22,7 +22,8 @@
 //! | `heartbeat.interval.ms` | `5000` | server heartbeat; also how often an idle position is stored |
 //! | `read.timeout.ms` | `30000` | reconnect when nothing (not even a heartbeat) arrived for this long |
 //! | `topic.partitions` | `1` | partitions of topics the source creates |
-//! | `http.listen` | `127.0.0.1:18083` | address of `/metrics`, `/health`, `/ready`, `/status` |
+//! | `http.listen` | `127.0.0.1:18083` | address of `/metrics`, `/health`, `/ready`, `/status` and the Kafka Connect `/connectors` reads |
+//! | `http.failed.linger.ms` | `10000` | after a definite error, keep serving HTTP (state `FAILED` and the error) this long before exiting; SIGTERM ends it, `0` exits at once |
 //! | `log.format` | `text` | `text` or `json` |
 //! | `kafka.*` | `bootstrap.servers=127.0.0.1:9092` | passed to librdkafka |
 
@@ -112,6 +113,8 @@ struct Raw {
     topic_partitions: i32,
     #[serde(rename = "http.listen", default = "d_http")]
     http_listen: String,
+    #[serde(rename = "http.failed.linger.ms", default = "d_failed_linger_ms")]
+    http_failed_linger_ms: u64,
     #[serde(rename = "log.format", default)]
     log_format: LogFormat,
 }
@@ -152,6 +155,9 @@ fn d_partitions() -> i32 {
 fn d_http() -> String {
     "127.0.0.1:18083".into()
 }
+fn d_failed_linger_ms() -> u64 {
+    10_000
+}
 
 /// A validated source configuration.
 #[derive(Debug, Clone)]
@@ -177,11 +183,15 @@ pub struct SourceConfig {
     pub read_timeout: Duration,
     pub topic_partitions: i32,
     pub http_listen: String,
+    /// How long HTTP keeps serving after a definite error (`http.failed.linger.ms`).
+    pub http_failed_linger: Duration,
     pub log_format: LogFormat,
     /// librdkafka properties from `kafka.*`.
     pub kafka: std::collections::BTreeMap<String, String>,
     /// Keys present but meaningless here (reported once at start).
     pub ignored: Vec<String>,
+    /// Every key as given, secrets masked, for `GET /connectors/<name>/config`.
+    pub connect_config: std::collections::BTreeMap<String, String>,
 }
 
 impl SourceConfig {
@@ -293,9 +303,11 @@ impl SourceConfig {
             read_timeout: Duration::from_millis(raw.read_timeout_ms),
             topic_partitions: raw.topic_partitions,
             http_listen: raw.http_listen,
+            http_failed_linger: Duration::from_millis(raw.http_failed_linger_ms),
             log_format: raw.log_format,
             kafka,
             ignored: loaded.ignored,
+            connect_config: loaded.connect_config,
         })
     }
 

@@ -74,11 +74,20 @@ async fn serve(cfg: SourceConfig) -> Result<(), cdc_source::error::SourceError> 
     let mut registry = cdc_common::Registry::default();
     let metrics = SourceMetrics::register(&mut registry);
     let status = Arc::new(Status::default());
-    let http = cdc_common::serve_http(&cfg.http_listen, Arc::new(registry), status.clone(), shutdown.clone())
+    let connector = cdc_source::status::connector(&cfg);
+    let http = cdc_common::serve_http(&cfg.http_listen, Arc::new(registry), status.clone(), connector, shutdown.clone())
         .await
         .map_err(|e| cdc_source::error::SourceError::Definite(e.to_string()))?;
     tracing::info!(name = %cfg.name, http = %http.local_addr, "cdc-source starting");
     let result = cdc_source::app::run(&cfg, metrics, &status, &shutdown).await;
+    if let Err(e) = &result {
+        let text = e.to_string();
+        status.update(|s| {
+            s.state = "failed";
+            s.last_error = Some(text);
+        });
+        http.linger_after_failure(cfg.http_failed_linger, &shutdown).await;
+    }
     shutdown.cancel();
     let _ = http.task.await;
     result

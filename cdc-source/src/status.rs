@@ -1,8 +1,13 @@
-//! What `/status` and `/ready` report: state, positions, lag, snapshot progress, last error.
+//! What `/status` and `/ready` report: state, positions, lag, snapshot progress, last error;
+//! and the same state in Kafka Connect's terms for `/connectors/<name>/status`
+//! ([`connect_state`]).
 
 use std::sync::Mutex;
 
+use cdc_common::{ConnectState, Connector, ConnectorState, ConnectorType};
 use serde::Serialize;
+
+use crate::config::SourceConfig;
 
 /// The source's state, shared between the pipeline (writer) and the HTTP endpoints (readers).
 #[derive(Debug, Default)]
@@ -55,5 +60,52 @@ impl cdc_common::ServiceStatus for Status {
 
     fn status(&self) -> serde_json::Value {
         serde_json::to_value(self.snapshot()).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn connector_state(&self) -> ConnectorState {
+        let doc = self.snapshot();
+        connect_state(doc.state, doc.last_error.as_deref())
+    }
+}
+
+/// The connector the Kafka Connect endpoints report: a `source` named by `name`.
+pub fn connector(cfg: &SourceConfig) -> Connector {
+    Connector::new(&cfg.name, ConnectorType::Source, "cdc-source", env!("CARGO_PKG_VERSION"), &cfg.connect_config)
+}
+
+/// The source's state as Kafka Connect's:
+///
+/// | source | Connect | why |
+/// |---|---|---|
+/// | (not yet set), `starting` | `UNASSIGNED` | preflight and connections; not yet copying |
+/// | `snapshot`, `streaming` | `RUNNING` | |
+/// | `reconnecting` | `RUNNING` | a transient error is retried; Connect keeps a retrying task `RUNNING` without a trace (the error is in `/status` `last_error`) |
+/// | `stopped` | `UNASSIGNED` | a graceful stop, as a Connect worker leaving reports it |
+/// | `failed` | `FAILED`, `trace` = the error | a definite error; the process exits after `http.failed.linger.ms` |
+///
+/// The source cannot be paused: `PAUSED`, `RESTARTING` and `STOPPED` are never reported.
+pub fn connect_state(state: &str, last_error: Option<&str>) -> ConnectorState {
+    match state {
+        "snapshot" | "streaming" | "reconnecting" => ConnectorState::new(ConnectState::Running),
+        "failed" => ConnectorState::failed(last_error.unwrap_or("stopped by a definite error; see the log")),
+        _ => ConnectorState::new(ConnectState::Unassigned),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_state_maps() {
+        let state = |s, e| connect_state(s, e).state;
+        assert_eq!(state("", None), ConnectState::Unassigned);
+        assert_eq!(state("starting", None), ConnectState::Unassigned);
+        assert_eq!(state("snapshot", None), ConnectState::Running);
+        assert_eq!(state("streaming", None), ConnectState::Running);
+        assert_eq!(state("reconnecting", Some("connection lost")), ConnectState::Running);
+        assert_eq!(state("stopped", None), ConnectState::Unassigned);
+        assert_eq!(connect_state("failed", Some("purged GTID")), ConnectorState::failed("purged GTID"));
+        assert_eq!(connect_state("failed", None).state, ConnectState::Failed);
     }
 }

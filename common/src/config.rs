@@ -71,6 +71,9 @@ pub struct Loaded<T> {
     pub ignored: Vec<String>,
     /// The `name` of a Kafka Connect connector JSON, when the file was one.
     pub connector_name: Option<String>,
+    /// Every key as given (file, then environment overrides), as strings, with secrets masked
+    /// ([`crate::connect_api::mask_config`]): what `GET /connectors/<name>/config` shows.
+    pub connect_config: BTreeMap<String, String>,
 }
 
 impl<T> Loaded<T> {
@@ -165,6 +168,7 @@ pub fn load_from_str<T: DeserializeOwned>(
         }
     }
 
+    let connect_config = crate::connect_api::mask_config(&flat);
     let mut kafka = BTreeMap::new();
     let mut ignored = Vec::new();
     let mut unknown = Vec::new();
@@ -191,6 +195,7 @@ pub fn load_from_str<T: DeserializeOwned>(
         kafka,
         ignored,
         connector_name,
+        connect_config,
     })
 }
 

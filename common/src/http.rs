@@ -6,11 +6,15 @@
 //! | `/health` | `200 ok` while the process runs |
 //! | `/ready` | `200 ready` when [`ServiceStatus::ready`] says so, else `503 not ready` |
 //! | `/status` | [`ServiceStatus::status`] as JSON (the service keeps secrets out of it) |
+//! | `/connectors…` | Kafka Connect's read-only REST shapes for the service's one connector ([`crate::connect_api`]) |
 //!
-//! The server stops when the shutdown token is cancelled.
+//! The server stops when the shutdown token is cancelled. After a definite error a service calls
+//! [`HttpServer::linger_after_failure`] before it exits, so that `FAILED` and the error can be
+//! read over HTTP for a moment.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -20,12 +24,16 @@ use axum::Router;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
+use crate::connect_api::{self, Connector, ConnectorState};
+
 /// What a service tells the HTTP endpoints about itself.
 pub trait ServiceStatus: Send + Sync + 'static {
     /// Connected and caught up enough to serve (drives `/ready`).
     fn ready(&self) -> bool;
     /// The `/status` document: state, positions, lag, last error. Never passwords.
     fn status(&self) -> serde_json::Value;
+    /// The service's state in Kafka Connect's terms (drives `/connectors/<name>/status`).
+    fn connector_state(&self) -> ConnectorState;
 }
 
 /// A running HTTP server.
@@ -36,6 +44,25 @@ pub struct HttpServer {
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
+impl HttpServer {
+    /// After a definite error, keeps serving for `linger` (or until `shutdown`), so that
+    /// `/status` and `/connectors/<name>/status` show the failure before the process exits.
+    pub async fn linger_after_failure(&self, linger: Duration, shutdown: &CancellationToken) {
+        if linger.is_zero() || shutdown.is_cancelled() {
+            return;
+        }
+        tracing::info!(
+            http = %self.local_addr,
+            seconds = linger.as_secs_f64(),
+            "serving the FAILED status over HTTP before exiting (http.failed.linger.ms; SIGTERM ends it)"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(linger) => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
+}
+
 #[derive(Clone)]
 struct AppState {
     registry: Arc<Registry>,
@@ -43,10 +70,12 @@ struct AppState {
 }
 
 /// Binds `listen` (e.g. `127.0.0.1:18084`, or port 0 for any) and serves until `shutdown`.
+/// `connector` is what the Kafka Connect routes report; its `worker_id` is the bound address.
 pub async fn serve_http(
     listen: &str,
     registry: Arc<Registry>,
     status: Arc<dyn ServiceStatus>,
+    connector: Connector,
     shutdown: CancellationToken,
 ) -> std::io::Result<HttpServer> {
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
@@ -56,12 +85,18 @@ pub async fn serve_http(
         )
     })?;
     let local_addr = listener.local_addr()?;
+    let connect = connect_api::Api {
+        connector: Arc::new(connector),
+        status: status.clone(),
+        worker_id: local_addr.to_string().into(),
+    };
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready))
         .route("/status", get(status_doc))
-        .with_state(AppState { registry, status });
+        .with_state(AppState { registry, status })
+        .merge(connect_api::router(connect));
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })

@@ -15,19 +15,23 @@
 //!   host/port/database; [`ConnectionUrl::opts`] gives mysql_async options that always use TCP.
 //! - **Telemetry**: [`init_logging`] (`RUST_LOG`; text or JSON from `LOG_FORMAT` or the config),
 //!   [`serve_http`] serving `/metrics` from a prometheus-client [`Registry`], `/health`,
-//!   `/ready` and `/status` from the service's [`ServiceStatus`].
+//!   `/ready` and `/status` from the service's [`ServiceStatus`], and Kafka Connect's read-only
+//!   REST shapes (`/connectors`, `/connectors/<name>/status`, `/config`, …) for the service's one
+//!   [`Connector`] ([`connect_api`]; secrets masked by [`connect_api::mask_config`]).
 //! - **Shutdown**: [`shutdown_on_signals`] returns a `CancellationToken` cancelled on
 //!   SIGTERM/SIGINT; the services' loops take the token and drain when it fires.
 //! - [`Backoff`]: exponential delays for retrying transient errors without skipping work.
 //!
 //! # Guarantees
-//! Nothing here prints a [`Secret`]. A config that loads has no unknown keys and every value
-//! parsed into its field's type; everything else a service must check in its own `validate()`.
+//! Nothing here prints a [`Secret`]; the config shown over HTTP has every credential masked. A
+//! config that loads has no unknown keys and every value parsed into its field's type; everything
+//! else a service must check in its own `validate()`.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod backoff;
 pub mod config;
+pub mod connect_api;
 mod de;
 mod http;
 mod logging;
@@ -38,6 +42,7 @@ mod url;
 
 pub use backoff::Backoff;
 pub use config::{env_name, load, ConfigError, ConfigSpec, Loaded, CONNECT_FRAMEWORK_KEYS};
+pub use connect_api::{ConnectState, Connector, ConnectorState, ConnectorType};
 pub use http::{serve_http, HttpServer, ServiceStatus};
 pub use logging::{init_logging, LogFormat};
 pub use prometheus_client::registry::Registry;

@@ -21,7 +21,8 @@
 //! | `errors.deadletterqueue.topic.name` | – | DLQ topic, required with `errors.tolerance=all` |
 //! | `schema.registry.url` | – | registry for Avro records (`value.converter.schema.registry.url` is read too) |
 //! | `offsets.table.name` | `cdc_sink_offsets` | table in the mirror database holding the applied offsets |
-//! | `http.listen` | `127.0.0.1:18084` | address of `/metrics`, `/health`, `/ready`, `/status` (loopback only by default; containers set `0.0.0.0:18084`) |
+//! | `http.listen` | `127.0.0.1:18084` | address of `/metrics`, `/health`, `/ready`, `/status` and the Kafka Connect `/connectors` reads (loopback only by default; containers set `0.0.0.0:18084`) |
+//! | `http.failed.linger.ms` | `10000` | after a definite error, keep serving HTTP (state `FAILED` and the error) this long before exiting; SIGTERM ends it, `0` exits at once |
 //! | `log.format` | `text` | `text` or `json` (`LOG_FORMAT` wins) |
 //! | `kafka.*` | | librdkafka consumer/producer settings, e.g. `kafka.bootstrap.servers` (default `localhost:9092`); the consumer refreshes topic metadata every 3 s unless `kafka.topic.metadata.refresh.interval.ms` is set |
 
@@ -132,6 +133,8 @@ struct RawConfig {
     offsets_table: String,
     #[serde(rename = "http.listen", default = "default_http_listen")]
     http_listen: String,
+    #[serde(rename = "http.failed.linger.ms", default = "default_failed_linger_ms")]
+    http_failed_linger_ms: u64,
     #[serde(rename = "log.format", default)]
     log_format: LogFormat,
 }
@@ -165,6 +168,9 @@ fn default_offsets_table() -> String {
 }
 fn default_http_listen() -> String {
     "127.0.0.1:18084".into()
+}
+fn default_failed_linger_ms() -> u64 {
+    10_000
 }
 
 /// Which topics to consume.
@@ -200,11 +206,15 @@ pub struct Settings {
     pub registry_url: Option<String>,
     pub offsets_table: String,
     pub http_listen: String,
+    /// How long HTTP keeps serving after a definite error (`http.failed.linger.ms`).
+    pub http_failed_linger: Duration,
     pub log_format: LogFormat,
     /// librdkafka properties from `kafka.*`.
     pub kafka: BTreeMap<String, String>,
     /// Keys present but meaningless here (reported once at start).
     pub ignored: Vec<String>,
+    /// Every key as given, secrets masked, for `GET /connectors/<name>/config`.
+    pub connect_config: BTreeMap<String, String>,
 }
 
 impl Settings {
@@ -236,6 +246,7 @@ impl Settings {
             kafka,
             ignored,
             connector_name,
+            connect_config,
         } = loaded;
         fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
             ConfigError::invalid(key, message)
@@ -334,9 +345,11 @@ impl Settings {
             registry_url: raw.registry_url.or(raw.converter_registry_url),
             offsets_table: raw.offsets_table,
             http_listen: raw.http_listen,
+            http_failed_linger: Duration::from_millis(raw.http_failed_linger_ms),
             log_format: raw.log_format,
             kafka,
             ignored,
+            connect_config,
         })
     }
 

@@ -72,13 +72,25 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         &settings.http_listen,
         Arc::new(registry),
         status.clone(),
+        status::connector(&settings),
         http_stop.clone(),
     )
     .await
     .map_err(|e| SinkError::Fatal(e.to_string()))?;
     tracing::info!(address = %http.local_addr, "HTTP endpoints listening");
-    let sink = build(settings, metrics, status, shutdown)?;
-    let result = sink.run().await;
+    let linger = settings.http_failed_linger;
+    let result = match build(settings, metrics, status.clone(), shutdown.clone()) {
+        Ok(sink) => sink.run().await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &result {
+        let message = e.to_string();
+        status.update(|s| {
+            s.state = "failed";
+            s.last_error = Some(message);
+        });
+        http.linger_after_failure(linger, &shutdown).await;
+    }
     http_stop.cancel();
     result
 }

@@ -1,11 +1,15 @@
 //! What `/ready` and `/status` report. The apply loop updates it; nothing in it is secret (the
-//! connection is shown without credentials).
+//! connection is shown without credentials). The same state in Kafka Connect's terms is
+//! `/connectors/<name>/status` ([`connect_state`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
+use cdc_common::{ConnectState, Connector, ConnectorState, ConnectorType};
 use serde::Serialize;
+
+use crate::config::Settings;
 
 /// The `/status` document.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -71,5 +75,62 @@ impl cdc_common::ServiceStatus for SinkStatus {
 
     fn status(&self) -> serde_json::Value {
         serde_json::to_value(self.snapshot()).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn connector_state(&self) -> ConnectorState {
+        let doc = self.snapshot();
+        connect_state(doc.state, doc.last_error.as_deref())
+    }
+}
+
+/// The connector the Kafka Connect endpoints report: a `sink` named by `name`.
+pub fn connector(settings: &Settings) -> Connector {
+    Connector::new(
+        &settings.name,
+        ConnectorType::Sink,
+        "jdbc-sink",
+        env!("CARGO_PKG_VERSION"),
+        &settings.connect_config,
+    )
+}
+
+/// The sink's state as Kafka Connect's:
+///
+/// | sink | Connect | why |
+/// |---|---|---|
+/// | `starting` | `UNASSIGNED` | connecting to the mirror database and Kafka; not yet applying |
+/// | `running` | `RUNNING` | |
+/// | `retrying` | `RUNNING` | a transient error is retried; Connect keeps a retrying task `RUNNING` without a trace (the error is in `/status` `last_error`) |
+/// | `stopping`, `stopped` | `UNASSIGNED` | a graceful stop, as a Connect worker leaving reports it |
+/// | `failed` | `FAILED`, `trace` = the error | a definite error; the process exits after `http.failed.linger.ms` |
+///
+/// The sink cannot be paused: `PAUSED`, `RESTARTING` and `STOPPED` are never reported.
+pub fn connect_state(state: &str, last_error: Option<&str>) -> ConnectorState {
+    match state {
+        "running" | "retrying" => ConnectorState::new(ConnectState::Running),
+        "failed" => ConnectorState::failed(
+            last_error.unwrap_or("stopped by a definite error; see the log"),
+        ),
+        _ => ConnectorState::new(ConnectState::Unassigned),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_state_maps() {
+        let state = |s, e| connect_state(s, e).state;
+        assert_eq!(state("starting", None), ConnectState::Unassigned);
+        assert_eq!(state("running", None), ConnectState::Running);
+        assert_eq!(state("retrying", Some("deadlock")), ConnectState::Running);
+        assert_eq!(state("stopping", None), ConnectState::Unassigned);
+        assert_eq!(state("stopped", None), ConnectState::Unassigned);
+        assert_eq!(
+            connect_state("failed", Some("record t[0]@3 cannot be applied")),
+            ConnectorState::failed("record t[0]@3 cannot be applied")
+        );
+        assert_eq!(connect_state("failed", None).state, ConnectState::Failed);
     }
 }
