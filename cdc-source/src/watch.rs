@@ -425,3 +425,7 @@ fn value_json(value: &Value) -> Json {
     }
 }
 
+
+#[cfg(test)]
+#[path = "watch_tests.rs"]
+mod tests;
