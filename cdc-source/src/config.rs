@@ -194,6 +194,14 @@ pub struct SourceConfig {
     pub connect_config: std::collections::BTreeMap<String, String>,
 }
 
+/// Where the source's records are: see [`SourceConfig::load_endpoints`].
+#[derive(Debug, Clone, Default)]
+pub struct Endpoints {
+    /// librdkafka properties from `kafka.*` (possibly without `bootstrap.servers`).
+    pub kafka: std::collections::BTreeMap<String, String>,
+    pub registry_url: Option<String>,
+}
+
 impl SourceConfig {
     /// Loads and validates; every error names the exact key.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
@@ -213,6 +221,14 @@ impl SourceConfig {
             vars.clone(),
         )?;
         Self::validate(loaded)
+    }
+
+    /// Only the addresses of Kafka (`kafka.*`) and the registry (`schema.registry.url`), read like
+    /// [`SourceConfig::load`] (same keys, same environment overrides) without requiring or
+    /// validating anything else: what a reader of the source's topics (`cdc-source watch`) needs.
+    pub fn load_endpoints(path: Option<&Path>) -> Result<Endpoints, ConfigError> {
+        let loaded = cdc_common::load::<Raw>(path, &SPEC)?;
+        Ok(Endpoints { kafka: loaded.kafka, registry_url: loaded.config.schema_registry_url })
     }
 
     fn validate(loaded: cdc_common::Loaded<Raw>) -> Result<Self, ConfigError> {

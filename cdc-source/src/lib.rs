@@ -23,6 +23,9 @@
 //! ## Moving parts
 //! [`app`] (start-up: preflight, fencing, where to start) → [`snapshot`] → [`stream`] (the loop,
 //! over [`binlog`]) → [`records`] → [`publisher`] (transactions) with [`offsets`].
+//!
+//! [`watch`] is the reverse view for people: `cdc-source watch TOPIC…` prints the records of
+//! topics decoded (either format), one JSON object per line.
 
 pub mod app;
 pub mod binlog;
@@ -38,3 +41,4 @@ pub mod snapshot;
 pub mod status;
 pub mod stream;
 pub mod tables;
+pub mod watch;

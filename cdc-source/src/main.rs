@@ -1,6 +1,8 @@
 //! `cdc-source`: the binary. `cdc-source --config F` runs the source; `cdc-source check --config F`
-//! runs only the preflight checks. Exit codes: 0 after a clean shutdown (SIGTERM/SIGINT), 1 on a
-//! definite error (the message says what to do), 2 on a config error.
+//! runs only the preflight checks; `cdc-source watch TOPIC…` prints the records of topics decoded
+//! (see [`cdc_source::watch`]; it reads only the Kafka and registry addresses of the config, so it
+//! needs neither a config file nor a `connection.url`). Exit codes: 0 after a clean shutdown
+//! (SIGTERM/SIGINT), 1 on a definite error (the message says what to do), 2 on a config error.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,10 +28,15 @@ enum Command {
     Run,
     /// Validate the config and run the preflight checks, then exit.
     Check,
+    /// Print the records of topics decoded, one JSON object per line.
+    Watch(cdc_source::watch::WatchArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Watch(args)) = &cli.command {
+        return cdc_source::watch::main(cli.config.as_deref(), args);
+    }
     let cfg = match SourceConfig::load(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {

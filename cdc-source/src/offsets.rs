@@ -27,7 +27,7 @@ pub struct StoredOffset {
     pub ts_ms: u64,
 }
 
-fn kafka_config(kafka: &BTreeMap<String, String>) -> ClientConfig {
+pub(crate) fn kafka_config(kafka: &BTreeMap<String, String>) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     for (k, v) in kafka {
         // Producer-only settings would make the consumer/admin client refuse the config.
@@ -74,7 +74,7 @@ pub async fn ensure_topics(
 }
 
 /// A client context that does not log the end-of-partition signal the offset reader waits for.
-struct QuietEof;
+pub(crate) struct QuietEof;
 
 impl rdkafka::ClientContext for QuietEof {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
