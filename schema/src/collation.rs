@@ -5,13 +5,15 @@
 //! `information_schema.COLLATION_CHARACTER_SET_APPLICABILITY`) maps one to the other, so both paths
 //! build the same [`Collation`].
 //!
-//! Text is decoded by character set: utf8mb4/utf8mb3/ascii as UTF-8, latin1 as MariaDB's latin1
-//! (which is Windows-1252 with the five unassigned bytes mapped to C1 controls), ucs2/utf16/utf32
-//! big-endian, utf16le little-endian. Other character sets are refused with an error that says so.
+//! Text is decoded by character set, exactly as MariaDB converts it to utf8mb4: every character
+//! set of MariaDB 10.11 is supported (see `charset.rs`). Bytes without a character are an error
+//! naming them; a collation id this table does not know (a newer server) has charset `unknown`,
+//! which is refused with an error that says what to do.
 
 use std::fmt;
 use std::sync::OnceLock;
 
+use crate::charset::{self, Failure};
 use crate::error::ValueError;
 
 const TABLE: &str = include_str!("collations.tsv");
@@ -120,55 +122,24 @@ impl Collation {
         }
     }
 
-    /// Decodes `bytes` stored in this collation's character set into Unicode text.
+    /// Whether [`decode`](Self::decode) knows this collation's character set.
+    pub fn can_decode(self) -> bool {
+        charset::is_supported(self.charset())
+    }
+
+    /// Decodes `bytes` stored in this collation's character set into Unicode text, as MariaDB
+    /// converts them to utf8mb4; bytes the server has no character for are an error.
     pub fn decode(self, bytes: &[u8]) -> Result<String, ValueError> {
-        let invalid = || ValueError::InvalidText {
-            charset: self.charset().to_string(),
-        };
-        match self.charset() {
-            "utf8mb4" | "utf8mb3" | "ascii" | "binary" => {
-                String::from_utf8(bytes.to_vec()).map_err(|_| invalid())
-            }
-            "latin1" => Ok(bytes.iter().map(|&b| latin1_char(b)).collect()),
-            "ucs2" | "utf16" => utf16(bytes, u16::from_be_bytes).ok_or_else(invalid),
-            "utf16le" => utf16(bytes, u16::from_le_bytes).ok_or_else(invalid),
-            "utf32" => bytes
-                .chunks(4)
-                .map(|c| {
-                    let arr: [u8; 4] = c.try_into().ok()?;
-                    char::from_u32(u32::from_be_bytes(arr))
-                })
-                .collect::<Option<String>>()
-                .ok_or_else(invalid),
-            other => Err(ValueError::UnsupportedCharset {
-                charset: other.to_string(),
-            }),
-        }
-    }
-}
-
-fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Option<String> {
-    if !bytes.len().is_multiple_of(2) {
-        return None;
-    }
-    let units = bytes.chunks(2).map(|c| unit([c[0], c[1]]));
-    char::decode_utf16(units)
-        .collect::<Result<String, _>>()
-        .ok()
-}
-
-/// MariaDB's latin1 is Windows-1252; its five unassigned bytes map to the C1 controls.
-fn latin1_char(b: u8) -> char {
-    const HIGH: [char; 32] = [
-        '\u{20AC}', '\u{0081}', '\u{201A}', '\u{0192}', '\u{201E}', '\u{2026}', '\u{2020}',
-        '\u{2021}', '\u{02C6}', '\u{2030}', '\u{0160}', '\u{2039}', '\u{0152}', '\u{008D}',
-        '\u{017D}', '\u{008F}', '\u{0090}', '\u{2018}', '\u{2019}', '\u{201C}', '\u{201D}',
-        '\u{2022}', '\u{2013}', '\u{2014}', '\u{02DC}', '\u{2122}', '\u{0161}', '\u{203A}',
-        '\u{0153}', '\u{009D}', '\u{017E}', '\u{0178}',
-    ];
-    match b {
-        0x80..=0x9F => HIGH[usize::from(b - 0x80)],
-        _ => char::from(b),
+        let charset = self.charset().to_string();
+        charset::decode(self.charset(), bytes).map_err(|failure| match failure {
+            Failure::Unsupported => ValueError::UnsupportedCharset { charset },
+            Failure::Invalid => ValueError::InvalidText { charset },
+            Failure::Unmappable { offset, bytes } => ValueError::Unmappable {
+                charset,
+                offset,
+                bytes: bytes.iter().map(|b| format!("{b:02X}")).collect(),
+            },
+        })
     }
 }
 
