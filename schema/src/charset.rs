@@ -244,8 +244,8 @@ const TABLE_CHARSETS: [&str; 33] = [
 ];
 
 fn table(charset: &str) -> Option<&'static Table> {
-    const EMPTY: OnceLock<Table> = OnceLock::new();
-    static TABLES: [OnceLock<Table>; TABLE_CHARSETS.len()] = [EMPTY; TABLE_CHARSETS.len()];
+    static TABLES: [OnceLock<Table>; TABLE_CHARSETS.len()] =
+        [const { OnceLock::new() }; TABLE_CHARSETS.len()];
     let Some(Kind::Table(base, width)) = kind(charset) else {
         return None;
     };
