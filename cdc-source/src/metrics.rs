@@ -15,6 +15,7 @@
 //! | `cdc_source_reconnects_total` | counter | – binlog reconnects |
 //! | `cdc_source_errors_total` | counter | `class` (`transient`, `definite`) |
 //! | `cdc_source_schema_changes_total` | counter | `table` — new table schemas seen mid-stream |
+//! | `cdc_source_table_failures_total` | counter | `table` — tables skipped after an error of their own (undecodable text) |
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -59,6 +60,7 @@ pub struct SourceMetrics {
     pub reconnects: Counter,
     pub errors: Family<Class, Counter>,
     pub schema_changes: Family<TableLabel, Counter>,
+    pub table_failures: Family<TableLabel, Counter>,
 }
 
 const TXN_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
@@ -78,6 +80,7 @@ impl SourceMetrics {
             reconnects: Counter::default(),
             errors: Family::default(),
             schema_changes: Family::default(),
+            table_failures: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("cdc_source");
         r.register("events", "Change records published, by table and op (c, u, d, r)", m.events.clone());
@@ -99,6 +102,11 @@ impl SourceMetrics {
         r.register("reconnects", "Reconnects of the binlog stream", m.reconnects.clone());
         r.register("errors", "Errors by class (transient are retried, definite stop the source)", m.errors.clone());
         r.register("schema_changes", "Table schema changes seen in the binlog", m.schema_changes.clone());
+        r.register(
+            "table_failures",
+            "Tables skipped after an error of their own (undecodable text); the other tables keep flowing",
+            m.table_failures.clone(),
+        );
         for outcome in ["committed", "aborted"] {
             let _ = m.kafka_transactions.get_or_create(&Outcome { outcome });
         }

@@ -12,7 +12,8 @@
 //! restart after a long quiet period never asks for purged binlogs.
 //!
 //! Any transient error aborts the open Kafka transaction, drops the connection and resumes from
-//! the last committed position after a backoff; definite errors stop the source.
+//! the last committed position after a backoff; definite errors stop the source, except text a
+//! table cannot decode, which fails that table alone (see `tables.rs`).
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -232,8 +233,18 @@ impl<'a> Streamer<'a> {
         let bad_row = |e: String| SourceError::Definite(format!("cannot decode a row of {}.{} at {at}: {e}", table.schema.database, table.schema.table));
         for row in rows.rows(tme) {
             let (before, after) = row.map_err(|e| bad_row(e.to_string()))?;
-            let before = before.map(|r| row_from_binlog(&table.schema, &r)).transpose().map_err(|e| bad_row(e.to_string()))?;
-            let after = after.map(|r| row_from_binlog(&table.schema, &r)).transpose().map_err(|e| bad_row(e.to_string()))?;
+            let decode = |r: Option<_>| r.map(|r| row_from_binlog(&table.schema, &r)).transpose();
+            let (before, after) = match (decode(before), decode(after)) {
+                (Ok(b), Ok(a)) => (b, a),
+                // Text this table's definition or data makes undecodable fails the table alone.
+                (Err(e), _) | (_, Err(e)) if e.is_undecodable_text() => {
+                    let error = bad_row(e.to_string()).to_string();
+                    self.tables.fail(&self.metrics, &table.schema.database, &table.schema.table, &error);
+                    self.status.update(|s| s.last_error = Some(error.clone()));
+                    return Ok(());
+                }
+                (Err(e), _) | (_, Err(e)) => return Err(bad_row(e.to_string())),
+            };
             let (prior, row) = match (op, before, after) {
                 (Op::Delete, Some(b), _) => (None, b),
                 (_, b, Some(a)) => (b, a),

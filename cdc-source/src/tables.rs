@@ -8,8 +8,15 @@
 //! by the whole row, an UPDATE would reach the mirror as a new row next to the old one, so the
 //! mirror would silently drift. Add a primary key or leave the table out with
 //! `table.exclude.list`.
+//!
+//! A table whose text cannot be decoded (a column in a character set with no decoder, or bytes
+//! without a character in their character set) fails alone: [`Tables::fail`] logs the error
+//! (naming table, column, charset and what to do), counts it in `cdc_source_table_failures_total`
+//! and skips the table's rows from then on, while the other tables keep flowing. The failure
+//! lasts until the source restarts; records of the table from the failure on are missing from
+//! its topic, so after fixing the table, snapshot it again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use cdc_schema::{key_schema, value_schema, diff, evolve_value_schema, RecordSchema, TableSchema};
@@ -56,6 +63,8 @@ pub fn no_primary_key(db: &str, table: &str) -> SourceError {
 pub struct Tables {
     by_id: HashMap<u64, Option<Arc<CapturedTable>>>,
     by_name: HashMap<(String, String), Arc<CapturedTable>>,
+    /// Tables skipped after a definite error of their own (database, table).
+    failed: HashSet<(String, String)>,
 }
 
 impl Tables {
@@ -71,7 +80,17 @@ impl Tables {
         self.by_id.clear();
     }
 
-    /// The captured table a rows event's table map describes, or `None` when it is not captured.
+    /// Skips table `db`.`table` from now on after `error`, a definite error of its own: logs it,
+    /// counts it, and lets the other tables go on.
+    pub fn fail(&mut self, metrics: &SourceMetrics, db: &str, table: &str, error: &str) {
+        tracing::error!(table = %format!("{db}.{table}"), error, "table skipped until the source restarts; the other tables keep flowing; fix the table or exclude it with table.exclude.list, then snapshot it again");
+        metrics.table_failures.get_or_create(&TableLabel { table: table.to_string() }).inc();
+        self.by_id.retain(|_, t| t.as_ref().is_none_or(|t| t.schema.database != db || t.schema.table != table));
+        self.failed.insert((db.to_string(), table.to_string()));
+    }
+
+    /// The captured table a rows event's table map describes, or `None` when it is not captured
+    /// (or failed).
     pub fn resolve(
         &mut self,
         cfg: &SourceConfig,
@@ -92,9 +111,22 @@ impl Tables {
         }
         let db = db.into_owned();
         let name = name.into_owned();
-        let resolved = if cfg.tables.matches(&db, &name) {
+        let failed = self.failed.contains(&(db.clone(), name.clone()));
+        let resolved = if cfg.tables.matches(&db, &name) && !failed {
             let schema = TableSchema::from_table_map(tme)
                 .map_err(|e| SourceError::Definite(format!("table {db}.{name}: {e}")))?;
+            let undecodable = schema.columns.iter().find(|c| c.column_type.collation().is_some_and(|k| !k.can_decode()));
+            if let Some(c) = undecodable {
+                let charset = c.column_type.collation().map_or("unknown", |k| k.charset());
+                let error = format!(
+                    "table {db}.{name} column `{}` is in character set {charset} (collation {}), which cdc-source cannot decode; convert the column to utf8mb4 (ALTER TABLE ... MODIFY ... CHARACTER SET utf8mb4) or exclude the table with table.exclude.list",
+                    c.name,
+                    c.column_type.collation().map_or_else(String::new, |k| k.name()),
+                );
+                self.fail(metrics, &db, &name, &error);
+                self.by_id.insert(table_id, None);
+                return Ok(None);
+            }
             let key = (db.clone(), name.clone());
             match self.by_name.get(&key) {
                 Some(known) if known.schema == schema => Some(known.clone()),

@@ -5,13 +5,15 @@
 //! `information_schema.COLLATION_CHARACTER_SET_APPLICABILITY`) maps one to the other, so both paths
 //! build the same [`Collation`].
 //!
-//! Text is decoded by character set: utf8mb4/utf8mb3/ascii as UTF-8, latin1 as MariaDB's latin1
-//! (which is Windows-1252 with the five unassigned bytes mapped to C1 controls), ucs2/utf16/utf32
-//! big-endian, utf16le little-endian. Other character sets are refused with an error that says so.
+//! Text is decoded by character set, exactly as MariaDB converts it to utf8mb4: every character
+//! set of MariaDB 10.11 is supported (see `charset.rs`). Bytes without a character are an error
+//! naming them; a collation id this table does not know (a newer server) has charset `unknown`,
+//! which is refused with an error that says what to do.
 
 use std::fmt;
 use std::sync::OnceLock;
 
+use crate::charset::{self, Failure};
 use crate::error::ValueError;
 
 const TABLE: &str = include_str!("collations.tsv");
@@ -120,55 +122,24 @@ impl Collation {
         }
     }
 
-    /// Decodes `bytes` stored in this collation's character set into Unicode text.
+    /// Whether [`decode`](Self::decode) knows this collation's character set.
+    pub fn can_decode(self) -> bool {
+        charset::is_supported(self.charset())
+    }
+
+    /// Decodes `bytes` stored in this collation's character set into Unicode text, as MariaDB
+    /// converts them to utf8mb4; bytes the server has no character for are an error.
     pub fn decode(self, bytes: &[u8]) -> Result<String, ValueError> {
-        let invalid = || ValueError::InvalidText {
-            charset: self.charset().to_string(),
-        };
-        match self.charset() {
-            "utf8mb4" | "utf8mb3" | "ascii" | "binary" => {
-                String::from_utf8(bytes.to_vec()).map_err(|_| invalid())
-            }
-            "latin1" => Ok(bytes.iter().map(|&b| latin1_char(b)).collect()),
-            "ucs2" | "utf16" => utf16(bytes, u16::from_be_bytes).ok_or_else(invalid),
-            "utf16le" => utf16(bytes, u16::from_le_bytes).ok_or_else(invalid),
-            "utf32" => bytes
-                .chunks(4)
-                .map(|c| {
-                    let arr: [u8; 4] = c.try_into().ok()?;
-                    char::from_u32(u32::from_be_bytes(arr))
-                })
-                .collect::<Option<String>>()
-                .ok_or_else(invalid),
-            other => Err(ValueError::UnsupportedCharset {
-                charset: other.to_string(),
-            }),
-        }
-    }
-}
-
-fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Option<String> {
-    if !bytes.len().is_multiple_of(2) {
-        return None;
-    }
-    let units = bytes.chunks(2).map(|c| unit([c[0], c[1]]));
-    char::decode_utf16(units)
-        .collect::<Result<String, _>>()
-        .ok()
-}
-
-/// MariaDB's latin1 is Windows-1252; its five unassigned bytes map to the C1 controls.
-fn latin1_char(b: u8) -> char {
-    const HIGH: [char; 32] = [
-        '\u{20AC}', '\u{0081}', '\u{201A}', '\u{0192}', '\u{201E}', '\u{2026}', '\u{2020}',
-        '\u{2021}', '\u{02C6}', '\u{2030}', '\u{0160}', '\u{2039}', '\u{0152}', '\u{008D}',
-        '\u{017D}', '\u{008F}', '\u{0090}', '\u{2018}', '\u{2019}', '\u{201C}', '\u{201D}',
-        '\u{2022}', '\u{2013}', '\u{2014}', '\u{02DC}', '\u{2122}', '\u{0161}', '\u{203A}',
-        '\u{0153}', '\u{009D}', '\u{017E}', '\u{0178}',
-    ];
-    match b {
-        0x80..=0x9F => HIGH[usize::from(b - 0x80)],
-        _ => char::from(b),
+        let charset = self.charset().to_string();
+        charset::decode(self.charset(), bytes).map_err(|failure| match failure {
+            Failure::Unsupported => ValueError::UnsupportedCharset { charset },
+            Failure::Invalid => ValueError::InvalidText { charset },
+            Failure::Unmappable { offset, bytes } => ValueError::Unmappable {
+                charset,
+                offset,
+                bytes: bytes.iter().map(|b| format!("{b:02X}")).collect(),
+            },
+        })
     }
 }
 
@@ -216,5 +187,111 @@ mod tests {
             Some("한😀".to_string())
         );
         assert!(Collation::UTF8MB4_BIN.decode(&[0xFF]).is_err());
+    }
+
+    /// `(charset, text, HEX(CONVERT(text USING charset)))`, as MariaDB 10.11 printed them.
+    const SERVER_VECTORS: &[(&str, &str, &str)] = &[
+            ("big5", "中文測試，繁體", "A4A4A4E5B4FAB8D5A141C163C5E9"),
+            ("dec8", "Ñoño Äßå ½", "D16FF16F20C4DFE520BD"),
+            ("cp850", "Grüße ½ ÆØ ╬", "477281E16520AB20929D20CE"),
+            ("hp8", "Ça va été ÿ", "B46120766120C574C520EF"),
+            ("koi8r", "Привет, мир ё", "F0D2C9D7C5D42C20CDC9D220A3"),
+            ("latin1", "Grüße €™ Œ", "4772FCDF65208099208C"),
+            ("latin2", "Zażółć gęślą jaźń", "5A61BFF3B3E62067EAB66CB1206A61BCF1"),
+            ("swe7", "Räksmörgås ÉÜ", "527B6B736D7C72677D7320405E"),
+            ("ascii", "plain text ~", "706C61696E2074657874207E"),
+            ("ujis", "日本語テキスト ｶﾅ", "C6FCCBDCB8ECA5C6A5ADA5B9A5C8208EB68EC5"),
+            ("sjis", "日本語テキスト ｶﾅ", "93FA967B8CEA8365834C8358836720B6C5"),
+            ("hebrew", "שלום עולם", "F9ECE5ED20F2E5ECED"),
+            ("tis620", "ภาษาไทย", "C0D2C9D2E4B7C2"),
+            ("euckr", "한국어 텍스트", "C7D1B1B9BEEE20C5D8BDBAC6AE"),
+            ("koi8u", "Україна ґЄ", "F5CBD2C1A7CEC120ADB4"),
+            ("gb2312", "简体中文测试", "BCF2CCE5D6D0CEC4B2E2CAD4"),
+            ("greek", "Καλημέρα κόσμε", "CAE1EBE7ECDDF1E120EAFCF3ECE5"),
+            ("cp1250", "Příliš žluťoučký kůň", "50F8ED6C699A209E6C759D6F75E86BFD206BF9F2"),
+            ("gbk", "简体中文鍀", "BCF2CCE5D6D0CEC4E575"),
+            ("latin5", "Türkçe ğışİ", "54FC726BE76520F0FDFEDD"),
+            ("armscii8", "Հայերեն", "D0B3DBBBF1BBDD"),
+            ("utf8mb3", "Grüße 日本", "4772C3BCC39F6520E697A5E69CAC"),
+            ("ucs2", "Grüße 日本", "0047007200FC00DF0065002065E5672C"),
+            ("cp866", "Привет, ёж ░", "8FE0A8A2A5E22C20F1A620B0"),
+            ("keybcs2", "Příliš žluťoučký", "50A9A16C69A820916C759F6F75876B98"),
+            ("macce", "Příliš žluťoučký", "50DE926C69E420EC6C75E96F758B6BF9"),
+            ("macroman", "Café ƒ π", "4361668E20C420B9"),
+            ("cp852", "Zażółć gęślą", "5A61BEA288862067A9986CA5"),
+            ("latin7", "Ąžuolas ščiū", "C0FE756F6C617320F0E869FB"),
+            ("utf8mb4", "Grüße 😀", "4772C3BCC39F6520F09F9880"),
+            ("cp1251", "Привет, мир", "CFF0E8E2E5F22C20ECE8F0"),
+            ("utf16", "Grüße 😀", "0047007200FC00DF00650020D83DDE00"),
+            ("utf16le", "Grüße 😀", "47007200FC00DF00650020003DD800DE"),
+            ("cp1256", "مرحبا بالعالم", "E3D1CDC8C720C8C7E1DAC7E1E3"),
+            ("cp1257", "Ąžuolas šaltinis", "C0FE756F6C617320F0616C74696E6973"),
+            ("utf32", "Grüße 😀", "0000004700000072000000FC000000DF00000065000000200001F600"),
+            ("geostd8", "ქართული", "D8C0D2C8D6CBC9"),
+            ("cp932", "日本語①～", "93FA967B8CEA87408160"),
+            ("eucjpms", "日本語①～", "C6FCCBDCB8ECADA1A1C1"),
+    ];
+
+    fn unhex(hex: &str) -> Vec<u8> {
+        (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or_default())
+            .collect()
+    }
+
+    fn charset(name: &str) -> Collation {
+        Collation::default_for_charset(name).unwrap_or(Collation::BINARY)
+    }
+
+    #[test]
+    fn every_charset_of_the_server_decodes_its_samples() {
+        for (name, text, hex) in SERVER_VECTORS {
+            let collation = charset(name);
+            assert_eq!(collation.charset(), *name);
+            assert!(collation.can_decode(), "{name}");
+            assert_eq!(
+                collation.decode(&unhex(hex)).ok().as_deref(),
+                Some(*text),
+                "{name} 0x{hex}"
+            );
+        }
+        let names: Vec<&str> = SERVER_VECTORS.iter().map(|v| v.0).collect();
+        let all = "big5 dec8 cp850 hp8 koi8r latin1 latin2 swe7 ascii ujis sjis hebrew tis620 \
+                   euckr koi8u gb2312 greek cp1250 gbk latin5 armscii8 utf8mb3 ucs2 cp866 keybcs2 \
+                   macce macroman cp852 latin7 utf8mb4 cp1251 utf16 utf16le cp1256 cp1257 utf32 \
+                   geostd8 cp932 eucjpms";
+        for name in all.split_whitespace() {
+            assert!(names.contains(&name), "no sample for {name}");
+        }
+    }
+
+    #[test]
+    fn follows_mariadb_where_whatwg_differs() {
+        // Each pair as the server converts it (SELECT HEX(CONVERT(CONVERT(UNHEX(..) USING cs)
+        // USING utf8mb4))).
+        let same = [
+            ("sjis", "815F", "\\"),
+            ("latin5", "80", "\u{80}"),
+            ("tis620", "80", "\u{80}"),
+            ("swe7", "40", "É"),
+            ("ujis", "8FA2AF", "˘"),
+        ];
+        for (name, hex, text) in same {
+            assert_eq!(charset(name).decode(&unhex(hex)).ok().as_deref(), Some(text), "{name}");
+        }
+    }
+
+    #[test]
+    fn bytes_without_a_character_are_an_error_naming_them() {
+        // The server shows these as `?` (gbk 80, cp1250 81) or U+FFFD (big5 A1C3).
+        for (name, hex) in [("cp1250", "4181"), ("gbk", "4180"), ("big5", "41A1C3"), ("ascii", "41E9")] {
+            let err = charset(name).decode(&unhex(hex));
+            let text = err.as_ref().map_err(ToString::to_string).err().unwrap_or_default();
+            assert!(text.contains("at offset 1") && text.contains(name), "{name}: {err:?}");
+            assert!(err.as_ref().is_err_and(ValueError::is_undecodable_text));
+        }
+        let unknown = Collation::from_id(2000);
+        assert!(!unknown.can_decode());
+        let err = unknown.decode(b"a").map_err(|e| e.to_string());
+        assert!(err.is_err_and(|e| e.contains("character set unknown is not supported")));
     }
 }

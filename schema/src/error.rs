@@ -53,8 +53,15 @@ pub enum ValueError {
     /// Bytes that are not valid in the column's character set.
     #[error("bytes are not valid {charset}")]
     InvalidText { charset: String },
+    /// Bytes that have no character in the column's character set (MariaDB shows them as `?`).
+    #[error("bytes 0x{bytes} at offset {offset} have no character in MariaDB's {charset} (the server shows them as '?'); correct the value, or convert the column to utf8mb4, or exclude the table")]
+    Unmappable {
+        charset: String,
+        offset: usize,
+        bytes: String,
+    },
     /// A character set this crate cannot decode.
-    #[error("character set {charset} is not supported; convert the column to utf8mb4")]
+    #[error("character set {charset} is not supported; convert the column to utf8mb4 (ALTER TABLE ... CONVERT TO CHARACTER SET utf8mb4) or exclude the table")]
     UnsupportedCharset { charset: String },
     /// ENUM index or SET bit without a label.
     #[error("{what} has no label in the column definition; the table map is stale")]
@@ -77,6 +84,18 @@ impl ValueError {
         ValueError::InColumn {
             column: column.to_string(),
             source: Box::new(self),
+        }
+    }
+
+    /// Whether this is text that cannot be decoded (invalid or unmappable bytes, unsupported
+    /// character set): a fault of the table's data or definition, not of the pipeline.
+    pub fn is_undecodable_text(&self) -> bool {
+        match self {
+            ValueError::InvalidText { .. }
+            | ValueError::Unmappable { .. }
+            | ValueError::UnsupportedCharset { .. } => true,
+            ValueError::InColumn { source, .. } => source.is_undecodable_text(),
+            _ => false,
         }
     }
 

@@ -64,9 +64,12 @@
 //!   `UNIX_TIMESTAMP()` (so the session time zone does not matter) and BINARY columns with
 //!   `CAST(… AS BINARY(n))`. Text and binary protocol both work (tested); the connection's
 //!   `character_set_results` must be utf8mb4 (mysql_async's default).
-//! * **Character sets**: binlog text is decoded by the column's collation (utf8mb4, utf8mb3,
-//!   ascii, latin1 = cp1252, ucs2, utf16, utf16le, utf32); other charsets give an error naming
-//!   the charset. CHAR values lose trailing spaces, as MariaDB returns them.
+//! * **Character sets**: binlog text is decoded by the column's collation, exactly as MariaDB
+//!   converts it to utf8mb4, for every character set of MariaDB 10.11 (latin1 is cp1252 as in
+//!   MariaDB, latin5 ISO-8859-9, sjis JIS X 0208, ...). Bytes without a character (which the
+//!   server shows as `?`) are an error naming the bytes, never a replacement character; an
+//!   unknown collation id gives an error naming the charset. CHAR values lose trailing spaces,
+//!   as MariaDB returns them.
 //! * **GEOMETRY** values are MariaDB's internal form (4-byte SRID + WKB), which MariaDB accepts
 //!   back on INSERT; all spatial types map to `geometry`.
 //! * **Evolution**: [`evolve_value_schema`] keeps a field required only if it was required
@@ -77,6 +80,7 @@
 
 mod avro;
 mod binlog;
+mod charset;
 mod collation;
 mod column;
 mod connect;
