@@ -214,7 +214,7 @@ impl DateTime {
     /// Milliseconds since 1970-01-01 00:00:00 (wall clock as if UTC), or the millisecond
     /// zero-date sentinel; `None` when the value has a sub-millisecond part.
     pub fn to_epoch_millis(&self) -> Option<i64> {
-        if self.micros % 1000 != 0 {
+        if !self.micros.is_multiple_of(1000) {
             return None;
         }
         let ms_of_day = self.micros_of_day() / 1000;
