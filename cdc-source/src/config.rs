@@ -14,6 +14,7 @@
 //! | `format` | `avro` | `avro` (Confluent wire format + registry) or `json` (Connect JSON with schema) |
 //! | `schema.registry.url` | – | Confluent-API registry (required for `avro`) |
 //! | `delete.enabled` | `false` | publish DELETE as a tombstone |
+//! | `time.precision.mode` | `adaptive_time_microseconds` | temporal types as Debezium's: `adaptive_time_microseconds` (`io.debezium.time.*`) or `connect` (Kafka Connect's ms `Date`/`Time`/`Timestamp` for value fields); see cdc-schema |
 //! | `snapshot.mode` | `initial` | `initial`, `never`, `when_needed` |
 //! | `snapshot.chunk.size` | `10000` | rows per primary-key chunk |
 //! | `offsets.topic` | `_cdc_source_offsets` | compacted topic with the committed positions |
@@ -31,6 +32,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use cdc_common::{ConfigError, ConfigSpec, ConnectionUrl, LogFormat, Secret};
+pub use cdc_schema::TimePrecisionMode;
 use regex::Regex;
 use serde::Deserialize;
 
@@ -95,6 +97,8 @@ struct Raw {
     schema_registry_url: Option<String>,
     #[serde(rename = "delete.enabled", default)]
     delete_enabled: bool,
+    #[serde(rename = "time.precision.mode", default)]
+    time_precision_mode: TimePrecisionMode,
     #[serde(rename = "snapshot.mode", default = "d_snapshot_mode")]
     snapshot_mode: SnapshotMode,
     #[serde(rename = "snapshot.chunk.size", default = "d_chunk")]
@@ -174,6 +178,7 @@ pub struct SourceConfig {
     pub format: Format,
     pub registry_url: Option<String>,
     pub delete_enabled: bool,
+    pub time_precision_mode: TimePrecisionMode,
     pub snapshot_mode: SnapshotMode,
     pub snapshot_chunk_size: u32,
     pub offsets_topic: String,
@@ -310,6 +315,7 @@ impl SourceConfig {
             format: raw.format,
             registry_url: raw.schema_registry_url,
             delete_enabled: raw.delete_enabled,
+            time_precision_mode: raw.time_precision_mode,
             snapshot_mode: raw.snapshot_mode,
             snapshot_chunk_size: raw.snapshot_chunk_size,
             offsets_topic: raw.offsets_topic,

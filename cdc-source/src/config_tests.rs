@@ -78,3 +78,16 @@ fn exclude_list_and_qualified_patterns() {
     assert!(c.tables.matches("shop", "orders"));
     assert!(!c.tables.matches("shop", "users"));
 }
+
+#[test]
+fn time_precision_mode_takes_debeziums_values() {
+    let base = "\"connection.url\" = \"mysql://u@h:1/db\"\nformat = \"json\"";
+    let c = SourceConfig::from_str(base, &[]).expect("loads");
+    assert_eq!(c.time_precision_mode, TimePrecisionMode::AdaptiveTimeMicroseconds);
+    let c = SourceConfig::from_str(&format!("{base}\n\"time.precision.mode\" = \"connect\""), &[]).expect("loads");
+    assert_eq!(c.time_precision_mode, TimePrecisionMode::Connect);
+    let c = SourceConfig::from_str(base, &[("CDC_SOURCE_TIME_PRECISION_MODE", "adaptive_time_microseconds")]).expect("loads");
+    assert_eq!(c.time_precision_mode, TimePrecisionMode::AdaptiveTimeMicroseconds);
+    let e = err(&format!("{base}\n\"time.precision.mode\" = \"adaptive\""));
+    assert!(e.contains("time.precision.mode") && e.contains("adaptive_time_microseconds") && e.contains("connect"), "{e}");
+}

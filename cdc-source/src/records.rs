@@ -1,10 +1,12 @@
 //! Row changes to Kafka records: key = primary-key struct, value = the full row after the change
-//! (a tombstone for DELETE), headers `cdc.op`, `cdc.gtid`, `cdc.binlog`, `cdc.ts_ms`.
+//! (a tombstone for DELETE), headers `cdc.op`, `cdc.gtid`, `cdc.binlog`, `cdc.ts_ms`, and
+//! `cdc.zero_dates` when a value field carries null or a truncated value in place of a zero date
+//! or another value its type cannot hold (see `cdc_schema::take_inexact`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use cdc_schema::{key_values, Encoder, Part, Record, Value};
+use cdc_schema::{key_values, take_inexact, Encoder, Part, Record, Value, ZERO_DATES_HEADER};
 use rdkafka::message::{Header, OwnedHeaders};
 
 use crate::error::SourceError;
@@ -95,19 +97,24 @@ impl RecordWriter {
         }
         let key = Record { schema: Arc::clone(&table.key), values: key };
         let key_bytes = self.encode(&table.topic, Part::Key, &key).await?;
+        let mut zero_dates = None;
         let value_bytes = match value {
-            Some(values) => {
+            Some(mut values) => {
+                zero_dates = take_inexact(&table.value, &mut values);
                 let record = Record { schema: Arc::clone(&table.value), values };
                 Some(self.encode(&table.topic, Part::Value, &record).await?)
             }
             None => None,
         };
         let ts = origin.ts_ms.to_string();
-        let headers = OwnedHeaders::new_with_capacity(4)
+        let mut headers = OwnedHeaders::new_with_capacity(5)
             .insert(Header { key: "cdc.op", value: Some(op.code()) })
             .insert(Header { key: "cdc.gtid", value: Some(origin.gtid.as_str()) })
             .insert(Header { key: "cdc.binlog", value: Some(origin.binlog.as_str()) })
             .insert(Header { key: "cdc.ts_ms", value: Some(ts.as_str()) });
+        if let Some(text) = &zero_dates {
+            headers = headers.insert(Header { key: ZERO_DATES_HEADER, value: Some(text.as_str()) });
+        }
         publisher.send(&table.topic, &key_bytes, value_bytes.as_deref(), headers).await?;
         self.metrics
             .events

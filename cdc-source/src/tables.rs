@@ -19,7 +19,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use cdc_schema::{key_schema, value_schema, diff, evolve_value_schema, RecordSchema, TableSchema};
+use cdc_schema::{key_schema, value_schema_in, diff, evolve_value_schema, RecordSchema, TableSchema};
 use mysql_async::binlog::events::TableMapEvent;
 
 use crate::config::SourceConfig;
@@ -43,7 +43,7 @@ impl CapturedTable {
         }
         let topic = cfg.topic(&schema.table);
         let key = Arc::new(key_schema(&topic, &schema));
-        let next = value_schema(&topic, &schema);
+        let next = value_schema_in(&topic, &schema, cfg.time_precision_mode);
         let value = Arc::new(match previous {
             Some(prev) => evolve_value_schema(prev, next),
             None => next,

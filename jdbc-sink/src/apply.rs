@@ -235,7 +235,9 @@ impl Sink {
             Err(other) => return Err(other),
         };
         let change =
-            decoded.and_then(|(key, value)| self.builder.build(origin.clone(), key, value));
+            decoded.and_then(|(key, value)| {
+                self.builder.build(origin.clone(), key, value, zero_dates(&msg))
+            });
         batch.advance(&tp, stored, offset);
         if let Some(ms) = event_time_ms(&msg) {
             batch.event_ms.push(ms);
@@ -352,6 +354,12 @@ fn event_time_ms(msg: &OwnedMessage) -> Option<i64> {
             .and_then(|h| std::str::from_utf8(h.value?).ok()?.trim().parse().ok())
     });
     header.or_else(|| msg.timestamp().to_millis())
+}
+
+/// The record's `cdc.zero_dates` header (exact values of fields that carry null in its place).
+fn zero_dates(msg: &OwnedMessage) -> Option<&str> {
+    let h = msg.headers()?.iter().find(|h| h.key == cdc_schema::ZERO_DATES_HEADER)?;
+    std::str::from_utf8(h.value?).ok()
 }
 
 fn raw_record(msg: &OwnedMessage) -> RawRecord {

@@ -14,12 +14,14 @@
 //!   created without a primary key and the row inserted, as Kafka Connect's `pk.mode=none` does.
 //!
 //! Values are rendered to SQL literals here, once, so a value that cannot be stored is found
-//! before any statement runs and names its record.
+//! before any statement runs and names its record. Before that, the record header
+//! `cdc.zero_dates` puts back the exact values the value record could not carry (zero dates
+//! travel as null, see `cdc_schema::restore_inexact`), so the mirror gets `0000-00-00` again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use cdc_schema::{Field, Record, RecordSchema, Value};
+use cdc_schema::{restore_inexact, Field, Record, RecordSchema, Value, ZERO_DATES_HEADER};
 
 use crate::config::{PkMode, Settings};
 use crate::errors::{class, Origin, RecordError};
@@ -179,18 +181,25 @@ impl ChangeBuilder {
         }
     }
 
-    /// The change for one record; `Ok(None)` for a tombstone that is not applied.
+    /// The change for one record; `Ok(None)` for a tombstone that is not applied. `zero_dates`
+    /// is the record's `cdc.zero_dates` header, if any.
     pub fn build(
         &mut self,
         origin: Origin,
         key: Option<Record>,
-        value: Option<Record>,
+        mut value: Option<Record>,
+        zero_dates: Option<&str>,
     ) -> Result<Option<Change>, RecordError> {
         let fail = |class, message: String| RecordError {
             origin: origin.clone(),
             class,
             message,
         };
+        if let (Some(header), Some(record)) = (zero_dates, value.as_mut()) {
+            restore_inexact(&record.schema, &mut record.values, header).map_err(|e| {
+                fail(class::DECODE, format!("header {ZERO_DATES_HEADER} `{header}`: {e}"))
+            })?;
+        }
         let table = self
             .format
             .table_for(&origin.topic)

@@ -104,11 +104,14 @@ pub fn fits(field_type: &FieldType, family: Family) -> bool {
         FieldType::Decimal { .. } => matches!(family, F::Decimal | F::Integer),
         FieldType::String => family == F::Char,
         FieldType::Bytes => matches!(family, F::Binary | F::Bit),
-        FieldType::Date => family == F::Date,
-        FieldType::Time | FieldType::MicroTime => family == F::Time,
-        FieldType::Timestamp | FieldType::MicroTimestamp | FieldType::LocalMicroTimestamp => {
-            family == F::DateTime
-        }
+        FieldType::Date | FieldType::DebeziumDate => family == F::Date,
+        FieldType::Time | FieldType::MicroTime | FieldType::DebeziumMicroTime => family == F::Time,
+        FieldType::Timestamp
+        | FieldType::MicroTimestamp
+        | FieldType::LocalMicroTimestamp
+        | FieldType::DebeziumTimestamp
+        | FieldType::DebeziumMicroTimestamp
+        | FieldType::ZonedTimestamp => family == F::DateTime,
     }
 }
 

@@ -2,10 +2,25 @@
 //!
 //! A record schema becomes an Avro record with the record schema's name (`<topic>.Value` is
 //! name `Value` in namespace `<topic>`). Optional fields are `["null", T]` with
-//! `"default": null`. Logical types: Connect Decimal → `bytes`/`decimal` (precision 65 when
-//! unknown), Date → `int`/`date`, Time → `int`/`time-millis`, Timestamp →
-//! `long`/`timestamp-millis`, `cdc.MicroTime` → `long`/`time-micros`, `cdc.MicroTimestamp` →
-//! `long`/`timestamp-micros`, `cdc.LocalMicroTimestamp` → `long`/`local-timestamp-micros`.
+//! `"default": null`. Types with a Connect name are spelt as Confluent's `AvroConverter` spells
+//! them: the primitive with `"connect.version": 1` and `"connect.name"`, plus an Avro
+//! `logicalType` only for Kafka Connect's own logical types, whose every written value is
+//! within the logical type's meaning:
+//!
+//! | field type | Avro |
+//! |---|---|
+//! | Connect Decimal | `bytes`/`decimal` (precision 65 when unknown) |
+//! | Connect Date / Time / Timestamp | `int`/`date`, `int`/`time-millis`, `long`/`timestamp-millis`, with `connect.name` |
+//! | `io.debezium.time.Date` | `int` + `connect.name`, no logicalType |
+//! | `io.debezium.time.MicroTime` / `Timestamp` / `MicroTimestamp` | `long` + `connect.name`, no logicalType |
+//! | `io.debezium.time.ZonedTimestamp` | `string` + `connect.name` |
+//! | `cdc.MicroTime` / `cdc.MicroTimestamp` / `cdc.LocalMicroTimestamp` (format 1, read) | `long`/`time-micros`, `long`/`timestamp-micros`, `long`/`local-timestamp-micros` |
+//!
+//! No `logicalType` on the Debezium types: TIME is not a time of day (`time-micros` would be
+//! misread for negative values and refused beyond 24 h), a key's zero date is a sentinel no
+//! `date` reader accepts, and Debezium's records through `AvroConverter` carry none either, so
+//! consumers written for Debezium see the same schema.
+//!
 //! int8/int16 are `int` with `"connect.type"`. Field parameters are kept in the field attribute
 //! `"connect.parameters"`; a column name that is not a valid Avro name is written with invalid
 //! characters replaced by `_` and the original kept in `"cdc.column.name"`. Reading a schema back
@@ -16,6 +31,10 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value as Json};
 
 use crate::connect::{Field, FieldType, Record, RecordSchema};
+use crate::connect::{
+    DATE_NAME, DEBEZIUM_DATE_NAME, DEBEZIUM_MICRO_TIMESTAMP_NAME, DEBEZIUM_MICRO_TIME_NAME,
+    DEBEZIUM_TIMESTAMP_NAME, TIMESTAMP_NAME, TIME_NAME, ZONED_TIMESTAMP_NAME,
+};
 use crate::datum::{from_prim, to_prim, Prim};
 use crate::error::CodecError;
 use crate::value::Value;
@@ -44,6 +63,16 @@ fn avro_name(name: &str) -> String {
 
 fn type_schema(t: &FieldType) -> Json {
     let logical = |base: &str, logical: &str| json!({"type": base, "logicalType": logical});
+    let named = |base: &str, logical: Option<&str>| {
+        let mut m = Map::new();
+        m.insert("type".into(), json!(base));
+        m.insert("connect.version".into(), json!(1));
+        m.insert("connect.name".into(), json!(t.logical_name()));
+        if let Some(l) = logical {
+            m.insert("logicalType".into(), json!(l));
+        }
+        Json::Object(m)
+    };
     match t {
         FieldType::Int8 => json!({"type": "int", "connect.type": "int8"}),
         FieldType::Int16 => json!({"type": "int", "connect.type": "int16"}),
@@ -58,9 +87,14 @@ fn type_schema(t: &FieldType) -> Json {
             "type": "bytes", "logicalType": "decimal",
             "precision": precision.unwrap_or(DEFAULT_PRECISION), "scale": scale
         }),
-        FieldType::Date => logical("int", "date"),
-        FieldType::Time => logical("int", "time-millis"),
-        FieldType::Timestamp => logical("long", "timestamp-millis"),
+        FieldType::Date => named("int", Some("date")),
+        FieldType::Time => named("int", Some("time-millis")),
+        FieldType::Timestamp => named("long", Some("timestamp-millis")),
+        FieldType::DebeziumDate => named("int", None),
+        FieldType::DebeziumMicroTime
+        | FieldType::DebeziumTimestamp
+        | FieldType::DebeziumMicroTimestamp => named("long", None),
+        FieldType::ZonedTimestamp => named("string", None),
         FieldType::MicroTime => logical("long", "time-micros"),
         FieldType::MicroTimestamp => logical("long", "timestamp-micros"),
         FieldType::LocalMicroTimestamp => logical("long", "local-timestamp-micros"),
@@ -116,6 +150,21 @@ fn parse_type(t: &Json, field: &str) -> Result<(FieldType, bool), CodecError> {
     let base = t.get("type").unwrap_or(t).as_str().unwrap_or_default();
     let logical = t.get("logicalType").and_then(Json::as_str);
     let connect = t.get("connect.type").and_then(Json::as_str);
+    let connect_name = t.get("connect.name").and_then(Json::as_str);
+    let named = match (base, connect_name) {
+        ("int", Some(DATE_NAME)) => Some(FieldType::Date),
+        ("int", Some(TIME_NAME)) => Some(FieldType::Time),
+        ("long", Some(TIMESTAMP_NAME)) => Some(FieldType::Timestamp),
+        ("int", Some(DEBEZIUM_DATE_NAME)) => Some(FieldType::DebeziumDate),
+        ("long", Some(DEBEZIUM_MICRO_TIME_NAME)) => Some(FieldType::DebeziumMicroTime),
+        ("long", Some(DEBEZIUM_TIMESTAMP_NAME)) => Some(FieldType::DebeziumTimestamp),
+        ("long", Some(DEBEZIUM_MICRO_TIMESTAMP_NAME)) => Some(FieldType::DebeziumMicroTimestamp),
+        ("string", Some(ZONED_TIMESTAMP_NAME)) => Some(FieldType::ZonedTimestamp),
+        _ => None,
+    };
+    if let Some(ft) = named {
+        return Ok((ft, false));
+    }
     let number = |k: &str| {
         t.get(k)
             .and_then(Json::as_u64)
@@ -223,7 +272,13 @@ fn to_avro(field: &Field, value: &Value) -> Result<Avro, CodecError> {
         (FieldType::MicroTime, Prim::Int(v)) => Avro::TimeMicros(v),
         (FieldType::MicroTimestamp, Prim::Int(v)) => Avro::TimestampMicros(v),
         (FieldType::LocalMicroTimestamp, Prim::Int(v)) => Avro::LocalTimestampMicros(v),
-        (FieldType::Int64, Prim::Int(v)) => Avro::Long(v),
+        (
+            FieldType::Int64
+            | FieldType::DebeziumMicroTime
+            | FieldType::DebeziumTimestamp
+            | FieldType::DebeziumMicroTimestamp,
+            Prim::Int(v),
+        ) => Avro::Long(v),
         (_, Prim::Int(v)) => Avro::Int(int32(v)),
         (_, Prim::Float(v)) => Avro::Float(v),
         (_, Prim::Double(v)) => Avro::Double(v),

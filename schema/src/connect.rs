@@ -24,11 +24,22 @@ pub const DATE_NAME: &str = "org.apache.kafka.connect.data.Date";
 pub const TIME_NAME: &str = "org.apache.kafka.connect.data.Time";
 /// Connect's Timestamp logical name (int64 milliseconds since the epoch, UTC).
 pub const TIMESTAMP_NAME: &str = "org.apache.kafka.connect.data.Timestamp";
-/// int64 signed microseconds: a TIME value (may be negative or exceed 24 hours).
+/// Debezium's Date: int32 days since 1970-01-01 (DATE).
+pub const DEBEZIUM_DATE_NAME: &str = "io.debezium.time.Date";
+/// Debezium's MicroTime: int64 microseconds, signed, may exceed 24 hours (TIME).
+pub const DEBEZIUM_MICRO_TIME_NAME: &str = "io.debezium.time.MicroTime";
+/// Debezium's Timestamp: int64 milliseconds since 1970-01-01 00:00 of a zone-less wall clock
+/// read as if UTC (DATETIME(0..3)).
+pub const DEBEZIUM_TIMESTAMP_NAME: &str = "io.debezium.time.Timestamp";
+/// Debezium's MicroTimestamp: int64 microseconds, wall clock as if UTC (DATETIME(4..6)).
+pub const DEBEZIUM_MICRO_TIMESTAMP_NAME: &str = "io.debezium.time.MicroTimestamp";
+/// Debezium's ZonedTimestamp: ISO-8601 string with zone; here always UTC (`…Z`) (TIMESTAMP).
+pub const ZONED_TIMESTAMP_NAME: &str = "io.debezium.time.ZonedTimestamp";
+/// Record format 1 (read only): int64 signed microseconds, a TIME value.
 pub const MICRO_TIME_NAME: &str = "cdc.MicroTime";
-/// int64 microseconds since the epoch, UTC: a TIMESTAMP value.
+/// Record format 1 (read only): int64 microseconds since the epoch, UTC, a TIMESTAMP value.
 pub const MICRO_TIMESTAMP_NAME: &str = "cdc.MicroTimestamp";
-/// int64 microseconds since 1970-01-01 00:00 of a zone-less wall clock: a DATETIME value.
+/// Record format 1 (read only): int64 microseconds of a zone-less wall clock, a DATETIME value.
 pub const LOCAL_MICRO_TIMESTAMP_NAME: &str = "cdc.LocalMicroTimestamp";
 /// Decimal parameter carrying the precision (as Confluent's converters name it).
 pub const PRECISION_PARAM: &str = "connect.decimal.precision";
@@ -56,12 +67,76 @@ pub enum FieldType {
     Time,
     /// Connect Timestamp: int64 milliseconds since the epoch (UTC).
     Timestamp,
-    /// [`MICRO_TIME_NAME`]: int64 signed microseconds.
+    /// [`DEBEZIUM_DATE_NAME`]: int32 days since 1970-01-01.
+    DebeziumDate,
+    /// [`DEBEZIUM_MICRO_TIME_NAME`]: int64 signed microseconds.
+    DebeziumMicroTime,
+    /// [`DEBEZIUM_TIMESTAMP_NAME`]: int64 milliseconds of a zone-less wall clock.
+    DebeziumTimestamp,
+    /// [`DEBEZIUM_MICRO_TIMESTAMP_NAME`]: int64 microseconds of a zone-less wall clock.
+    DebeziumMicroTimestamp,
+    /// [`ZONED_TIMESTAMP_NAME`]: ISO-8601 text of an instant.
+    ZonedTimestamp,
+    /// [`MICRO_TIME_NAME`] (format 1): int64 signed microseconds.
     MicroTime,
-    /// [`MICRO_TIMESTAMP_NAME`]: int64 microseconds since the epoch (UTC).
+    /// [`MICRO_TIMESTAMP_NAME`] (format 1): int64 microseconds since the epoch (UTC).
     MicroTimestamp,
-    /// [`LOCAL_MICRO_TIMESTAMP_NAME`]: int64 microseconds of a zone-less wall clock.
+    /// [`LOCAL_MICRO_TIMESTAMP_NAME`] (format 1): int64 microseconds of a zone-less wall clock.
     LocalMicroTimestamp,
+}
+
+/// How temporal columns are typed (`time.precision.mode`, with Debezium's values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimePrecisionMode {
+    /// Debezium's default: DATE → `io.debezium.time.Date`, TIME → `MicroTime`, DATETIME(0..3) →
+    /// `Timestamp` (ms), DATETIME(4..6) → `MicroTimestamp`, TIMESTAMP → `ZonedTimestamp`.
+    #[default]
+    AdaptiveTimeMicroseconds,
+    /// Kafka Connect's own Date / Time / Timestamp (milliseconds) for DATE, TIME and DATETIME
+    /// value fields; TIMESTAMP stays `ZonedTimestamp` (as in Debezium) and key fields keep the
+    /// adaptive types, which hold every value exactly.
+    Connect,
+}
+
+/// The kind of [`Value`] a temporal field holds, from its field type and, where the type alone
+/// does not say (Connect `Timestamp`), from its [`COLUMN_TYPE_PARAM`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Temporal {
+    Date,
+    Time,
+    DateTime,
+    Timestamp,
+}
+
+impl Field {
+    /// The temporal value kind of this field, if it is temporal.
+    pub(crate) fn temporal(&self) -> Option<Temporal> {
+        use FieldType as F;
+        Some(match self.field_type {
+            F::Date | F::DebeziumDate => Temporal::Date,
+            F::Time | F::DebeziumMicroTime | F::MicroTime => Temporal::Time,
+            F::DebeziumTimestamp | F::DebeziumMicroTimestamp | F::LocalMicroTimestamp => {
+                Temporal::DateTime
+            }
+            F::ZonedTimestamp | F::MicroTimestamp => Temporal::Timestamp,
+            F::Timestamp if self.column_type().is_some_and(|t| t.starts_with("datetime")) => {
+                Temporal::DateTime
+            }
+            F::Timestamp => Temporal::Timestamp,
+            _ => return None,
+        })
+    }
+
+    /// The fsp of the column type (`timestamp(3)` → 3); `None` when no column type is recorded.
+    pub(crate) fn fsp(&self) -> Option<u8> {
+        let t = self.column_type()?;
+        let open = t.find('(');
+        Some(match open {
+            Some(at) => t[at + 1..].trim_end_matches(')').parse().ok()?,
+            None => 0,
+        })
+    }
 }
 
 impl FieldType {
@@ -70,16 +145,22 @@ impl FieldType {
         match self {
             FieldType::Int8 => "int8",
             FieldType::Int16 => "int16",
-            FieldType::Int32 | FieldType::Date | FieldType::Time => "int32",
+            FieldType::Int32
+            | FieldType::Date
+            | FieldType::Time
+            | FieldType::DebeziumDate => "int32",
             FieldType::Int64
             | FieldType::Timestamp
+            | FieldType::DebeziumMicroTime
+            | FieldType::DebeziumTimestamp
+            | FieldType::DebeziumMicroTimestamp
             | FieldType::MicroTime
             | FieldType::MicroTimestamp
             | FieldType::LocalMicroTimestamp => "int64",
             FieldType::Float32 => "float",
             FieldType::Float64 => "double",
             FieldType::Boolean => "boolean",
-            FieldType::String => "string",
+            FieldType::String | FieldType::ZonedTimestamp => "string",
             FieldType::Bytes | FieldType::Decimal { .. } => "bytes",
         }
     }
@@ -91,6 +172,11 @@ impl FieldType {
             FieldType::Date => Some(DATE_NAME),
             FieldType::Time => Some(TIME_NAME),
             FieldType::Timestamp => Some(TIMESTAMP_NAME),
+            FieldType::DebeziumDate => Some(DEBEZIUM_DATE_NAME),
+            FieldType::DebeziumMicroTime => Some(DEBEZIUM_MICRO_TIME_NAME),
+            FieldType::DebeziumTimestamp => Some(DEBEZIUM_TIMESTAMP_NAME),
+            FieldType::DebeziumMicroTimestamp => Some(DEBEZIUM_MICRO_TIMESTAMP_NAME),
+            FieldType::ZonedTimestamp => Some(ZONED_TIMESTAMP_NAME),
             FieldType::MicroTime => Some(MICRO_TIME_NAME),
             FieldType::MicroTimestamp => Some(MICRO_TIMESTAMP_NAME),
             FieldType::LocalMicroTimestamp => Some(LOCAL_MICRO_TIMESTAMP_NAME),
@@ -98,8 +184,15 @@ impl FieldType {
         }
     }
 
-    /// The field type a column's values are written as (see the crate docs' mapping table).
+    /// The field type a column's values are written as in the default
+    /// `adaptive_time_microseconds` mode (see the crate docs' mapping table).
     pub fn for_column(column_type: &ColumnType) -> FieldType {
+        FieldType::for_column_in(column_type, TimePrecisionMode::AdaptiveTimeMicroseconds)
+    }
+
+    /// The field type a column's values are written as in `mode`.
+    pub fn for_column_in(column_type: &ColumnType, mode: TimePrecisionMode) -> FieldType {
+        let connect = mode == TimePrecisionMode::Connect;
         match column_type {
             ColumnType::Integer { width, unsigned } => match (width, unsigned) {
                 (IntWidth::Tiny, false) => FieldType::Int8,
@@ -121,10 +214,14 @@ impl FieldType {
             ColumnType::Double => FieldType::Float64,
             ColumnType::Bit { bits: 1 } => FieldType::Boolean,
             ColumnType::Year => FieldType::Int32,
-            ColumnType::Date => FieldType::Date,
-            ColumnType::Time { .. } => FieldType::MicroTime,
-            ColumnType::DateTime { .. } => FieldType::LocalMicroTimestamp,
-            ColumnType::Timestamp { .. } => FieldType::MicroTimestamp,
+            ColumnType::Date if connect => FieldType::Date,
+            ColumnType::Date => FieldType::DebeziumDate,
+            ColumnType::Time { .. } if connect => FieldType::Time,
+            ColumnType::Time { .. } => FieldType::DebeziumMicroTime,
+            ColumnType::DateTime { .. } if connect => FieldType::Timestamp,
+            ColumnType::DateTime { fsp } if *fsp <= 3 => FieldType::DebeziumTimestamp,
+            ColumnType::DateTime { .. } => FieldType::DebeziumMicroTimestamp,
+            ColumnType::Timestamp { .. } => FieldType::ZonedTimestamp,
             ColumnType::Char { .. }
             | ColumnType::VarChar { .. }
             | ColumnType::Text { .. }
@@ -155,14 +252,23 @@ pub struct Field {
 }
 
 impl Field {
-    /// The field for a column: type from the mapping table, `optional` = nullable, parameters
-    /// with the Decimal scale/precision and the column type.
+    /// The value field for a column in the default mode (see [`Field::for_column_in`]).
     pub fn for_column(column: &Column) -> Field {
-        let mut field = Field::new(
-            &column.name,
-            FieldType::for_column(&column.column_type),
-            column.nullable,
-        );
+        Field::for_column_in(column, TimePrecisionMode::AdaptiveTimeMicroseconds)
+    }
+
+    /// The value field for a column in `mode`: type from the mapping table, `optional` =
+    /// nullable (always for DATE, DATETIME and TIMESTAMP, which may hold a zero date, and in
+    /// `connect` mode TIME, whose Connect type cannot hold every value: see `inexact.rs`),
+    /// parameters with the Decimal scale/precision and the column type.
+    pub fn for_column_in(column: &Column, mode: TimePrecisionMode) -> Field {
+        let field_type = FieldType::for_column_in(&column.column_type, mode);
+        let may_be_inexact = match column.column_type {
+            ColumnType::Date | ColumnType::DateTime { .. } | ColumnType::Timestamp { .. } => true,
+            ColumnType::Time { .. } => mode == TimePrecisionMode::Connect,
+            _ => false,
+        };
+        let mut field = Field::new(&column.name, field_type, column.nullable || may_be_inexact);
         field
             .parameters
             .push((COLUMN_TYPE_PARAM.to_string(), column.column_type.sql()));
@@ -242,14 +348,17 @@ fn record_name(topic: &str, suffix: &str) -> String {
     format!("{clean}.{suffix}")
 }
 
-/// The key schema of `table` on `topic`: the primary-key columns in key order, none optional.
+/// The key schema of `table` on `topic`: the primary-key columns in key order, none optional,
+/// temporal ones in the adaptive types whatever the mode (a key can be neither null nor
+/// inexact: zero dates are written as the sentinels of `temporal.rs`).
 pub fn key_schema(topic: &str, table: &TableSchema) -> RecordSchema {
     let fields = table
         .primary_key_columns()
         .into_iter()
-        .map(|c| Field {
-            optional: false,
-            ..Field::for_column(c)
+        .map(|c| {
+            let mut field = Field::for_column(c);
+            field.optional = false;
+            field
         })
         .collect();
     RecordSchema {
@@ -258,11 +367,17 @@ pub fn key_schema(topic: &str, table: &TableSchema) -> RecordSchema {
     }
 }
 
-/// The value schema of `table` on `topic`: every column, optional where nullable.
+/// The value schema of `table` on `topic` in the default mode (see [`value_schema_in`]).
 pub fn value_schema(topic: &str, table: &TableSchema) -> RecordSchema {
+    value_schema_in(topic, table, TimePrecisionMode::AdaptiveTimeMicroseconds)
+}
+
+/// The value schema of `table` on `topic`: every column, optional where nullable or where the
+/// value may be inexact (see [`Field::for_column_in`]).
+pub fn value_schema_in(topic: &str, table: &TableSchema, mode: TimePrecisionMode) -> RecordSchema {
     RecordSchema {
         name: Some(record_name(topic, "Value")),
-        fields: table.columns.iter().map(Field::for_column).collect(),
+        fields: table.columns.iter().map(|c| Field::for_column_in(c, mode)).collect(),
     }
 }
 

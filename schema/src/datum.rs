@@ -4,7 +4,7 @@
 use crate::connect::{Field, FieldType};
 use crate::decimal::Decimal;
 use crate::error::ValueError;
-use crate::temporal::{Date, DateTime};
+use crate::temporal::{format_zoned, parse_zoned, Date, DateTime};
 use crate::value::Value;
 
 /// A value in the primitive form of its field type.
@@ -42,6 +42,17 @@ fn exact_millis(micros: i64, field: &Field) -> Result<Prim, ValueError> {
     Ok(Prim::Int(micros / 1000))
 }
 
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// Connect `Time` is milliseconds within one day: anything else is refused here (value records
+/// carry such a TIME as null plus the `cdc.zero_dates` header, see `inexact.rs`).
+fn time_of_day_millis(micros: i64, field: &Field) -> Result<Prim, ValueError> {
+    if !(0..MICROS_PER_DAY).contains(&micros) {
+        return Err(out_of_range(crate::value::format_time(micros), field));
+    }
+    exact_millis(micros, field)
+}
+
 /// The primitive `value` is written as for `field`; checks nullability and kind.
 pub(crate) fn to_prim(field: &Field, value: &Value) -> Result<Prim, ValueError> {
     use FieldType as F;
@@ -69,13 +80,21 @@ pub(crate) fn to_prim(field: &Field, value: &Value) -> Result<Prim, ValueError> 
             let d = d.rescale(*scale).ok_or_else(|| out_of_range(d, field))?;
             Prim::Bytes(d.to_be_bytes())
         }
-        (F::Date, Value::Date(d)) => Prim::Int(i64::from(d.to_epoch_days())),
-        (F::Time, Value::Time(us)) => exact_millis(*us, field)?,
+        (F::Date | F::DebeziumDate, Value::Date(d)) => Prim::Int(i64::from(d.to_epoch_days())),
+        (F::Time, Value::Time(us)) => time_of_day_millis(*us, field)?,
         (F::Timestamp, Value::Timestamp(us)) => exact_millis(*us, field)?,
-        (F::MicroTime, Value::Time(us)) | (F::MicroTimestamp, Value::Timestamp(us)) => {
-            Prim::Int(*us)
+        (F::Timestamp | F::DebeziumTimestamp, Value::DateTime(dt)) => {
+            Prim::Int(dt.to_epoch_millis().ok_or_else(|| out_of_range(dt, field))?)
         }
-        (F::LocalMicroTimestamp, Value::DateTime(dt)) => Prim::Int(dt.to_epoch_micros()),
+        (F::DebeziumMicroTime | F::MicroTime, Value::Time(us))
+        | (F::MicroTimestamp, Value::Timestamp(us)) => Prim::Int(*us),
+        (F::DebeziumMicroTimestamp | F::LocalMicroTimestamp, Value::DateTime(dt)) => {
+            Prim::Int(dt.to_epoch_micros())
+        }
+        (F::ZonedTimestamp, Value::Timestamp(us)) => Prim::Str(
+            format_zoned(*us, field.fsp().unwrap_or(if us % 1_000_000 == 0 { 0 } else { 6 }))
+                .ok_or_else(|| out_of_range(format!("{us} µs"), field))?,
+        ),
         _ => return Err(mismatch()),
     };
     Ok(prim)
@@ -109,15 +128,23 @@ pub(crate) fn from_prim(field: &Field, prim: Prim) -> Result<Value, ValueError> 
         (F::Decimal { scale, .. }, Prim::Bytes(b)) => {
             Value::Decimal(Decimal::from_be_bytes(&b, *scale))
         }
-        (F::Date, Prim::Int(v)) => {
+        (F::Date | F::DebeziumDate, Prim::Int(v)) => {
             Value::Date(Date::from_epoch_days(int32(v)?).ok_or_else(|| out_of_range(v, field))?)
         }
         (F::Time, Prim::Int(ms)) => Value::Time(ms * 1000),
+        (F::Timestamp | F::DebeziumTimestamp, Prim::Int(ms))
+            if field.temporal() == Some(crate::connect::Temporal::DateTime) =>
+        {
+            Value::DateTime(DateTime::from_epoch_millis(ms).ok_or_else(|| out_of_range(ms, field))?)
+        }
         (F::Timestamp, Prim::Int(ms)) => Value::Timestamp(ms * 1000),
-        (F::MicroTime, Prim::Int(us)) => Value::Time(us),
+        (F::DebeziumMicroTime | F::MicroTime, Prim::Int(us)) => Value::Time(us),
         (F::MicroTimestamp, Prim::Int(us)) => Value::Timestamp(us),
-        (F::LocalMicroTimestamp, Prim::Int(us)) => {
+        (F::DebeziumMicroTimestamp | F::LocalMicroTimestamp, Prim::Int(us)) => {
             Value::DateTime(DateTime::from_epoch_micros(us).ok_or_else(|| out_of_range(us, field))?)
+        }
+        (F::ZonedTimestamp, Prim::Str(text)) => {
+            Value::Timestamp(parse_zoned(&text).ok_or_else(|| out_of_range(&text, field))?)
         }
         _ => return Err(mismatch()),
     };

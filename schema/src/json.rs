@@ -4,9 +4,10 @@
 //! `{"schema":{"type":"struct","fields":[{"type":"int32","optional":false,"field":"id"},…],
 //! "optional":false,"name":"<topic>.Value"},"payload":{"id":1,…}}` — each field schema has `type`,
 //! `optional`, then `name`, `version` and `parameters` when set, then `field`. Payload forms:
-//! bytes and Decimal as base64 (Decimal: big-endian two's-complement unscaled value), Date as int
-//! days, Time as int milliseconds, Timestamp as long milliseconds, the `cdc.*` micro types as long
-//! microseconds. Reading accepts what a person types: missing `optional` means required, integers
+//! bytes and Decimal as base64 (Decimal: big-endian two's-complement unscaled value), Connect and
+//! Debezium Date as int days, Connect Time and Timestamp and Debezium Timestamp as milliseconds,
+//! Debezium MicroTime / MicroTimestamp and the format-1 `cdc.*` types as microseconds,
+//! ZonedTimestamp as ISO-8601 text. Reading accepts what a person types: missing `optional` means required, integers
 //! may be given for floats, a Decimal may also be a JSON number.
 
 use std::sync::Arc;
@@ -17,8 +18,9 @@ use serde_json::{json, Map, Value as Json};
 
 use crate::connect::{Field, FieldType, Record, RecordSchema, PRECISION_PARAM};
 use crate::connect::{
-    DATE_NAME, DECIMAL_NAME, LOCAL_MICRO_TIMESTAMP_NAME, MICRO_TIMESTAMP_NAME, MICRO_TIME_NAME,
-    TIMESTAMP_NAME, TIME_NAME,
+    DATE_NAME, DEBEZIUM_DATE_NAME, DEBEZIUM_MICRO_TIMESTAMP_NAME, DEBEZIUM_MICRO_TIME_NAME,
+    DEBEZIUM_TIMESTAMP_NAME, DECIMAL_NAME, LOCAL_MICRO_TIMESTAMP_NAME, MICRO_TIMESTAMP_NAME,
+    MICRO_TIME_NAME, TIMESTAMP_NAME, TIME_NAME, ZONED_TIMESTAMP_NAME,
 };
 use crate::datum::{from_prim, to_prim, Prim};
 use crate::decimal::Decimal;
@@ -117,6 +119,11 @@ fn field_type(
         (Some(DATE_NAME), "int32") => FieldType::Date,
         (Some(TIME_NAME), "int32") => FieldType::Time,
         (Some(TIMESTAMP_NAME), "int64") => FieldType::Timestamp,
+        (Some(DEBEZIUM_DATE_NAME), "int32") => FieldType::DebeziumDate,
+        (Some(DEBEZIUM_MICRO_TIME_NAME), "int64") => FieldType::DebeziumMicroTime,
+        (Some(DEBEZIUM_TIMESTAMP_NAME), "int64") => FieldType::DebeziumTimestamp,
+        (Some(DEBEZIUM_MICRO_TIMESTAMP_NAME), "int64") => FieldType::DebeziumMicroTimestamp,
+        (Some(ZONED_TIMESTAMP_NAME), "string") => FieldType::ZonedTimestamp,
         (Some(MICRO_TIME_NAME), "int64") => FieldType::MicroTime,
         (Some(MICRO_TIMESTAMP_NAME), "int64") => FieldType::MicroTimestamp,
         (Some(LOCAL_MICRO_TIMESTAMP_NAME), "int64") => FieldType::LocalMicroTimestamp,

@@ -36,24 +36,39 @@
 //! | BIT(1) | `Bool` | boolean | boolean |
 //! | BIT(n>1) | `Bytes` (big-endian) | bytes | bytes |
 //! | YEAR | `Int` (0 or 1901..2155) | int32 | int |
-//! | DATE | `Date` | Date (int32 days) | int/date |
-//! | TIME(fsp) | `Time` (µs, signed) | `cdc.MicroTime` (int64 µs) | long/time-micros |
-//! | DATETIME(fsp) | `DateTime` | `cdc.LocalMicroTimestamp` (int64 µs) | long/local-timestamp-micros |
-//! | TIMESTAMP(fsp) | `Timestamp` (µs UTC) | `cdc.MicroTimestamp` (int64 µs) | long/timestamp-micros |
+//! | DATE | `Date` | `io.debezium.time.Date` (int32 days) | int + `connect.name` |
+//! | TIME(fsp) | `Time` (µs, signed) | `io.debezium.time.MicroTime` (int64 µs, may be < 0 or ≥ 24 h) | long + `connect.name` |
+//! | DATETIME(0..3) | `DateTime` | `io.debezium.time.Timestamp` (int64 ms, wall clock as if UTC) | long + `connect.name` |
+//! | DATETIME(4..6) | `DateTime` | `io.debezium.time.MicroTimestamp` (int64 µs, wall clock as if UTC) | long + `connect.name` |
+//! | TIMESTAMP(fsp) | `Timestamp` (µs UTC) | `io.debezium.time.ZonedTimestamp` (string, `2024-05-01T10:00:00.123456Z`, fsp digits) | string + `connect.name` |
 //! | CHAR/VARCHAR/TEXT (any supported charset), ENUM, SET, JSON | `String` | string | string |
 //! | BINARY/VARBINARY/BLOB, GEOMETRY, UUID, INET6, INET4 | `Bytes` | bytes | bytes |
 //!
 //! Every field also carries `cdc.column.type` (the exact DDL type, e.g. `varchar(20)`), which
 //! [`sql_type`] returns for the sink's mirror table. Records are named `<topic>.Key` and
-//! `<topic>.Value` in both formats; Avro subjects are `<topic>-key` / `<topic>-value`. Connect's
-//! millisecond `Time`/`Timestamp` are read (records typed by hand) but never written: they cannot
-//! hold microseconds, negative or > 24 h times.
+//! `<topic>.Value` in both formats; Avro subjects are `<topic>-key` / `<topic>-value`.
+//!
+//! The temporal types are Debezium's MySQL connector's with `time.precision.mode` =
+//! `adaptive_time_microseconds` (the default, [`TimePrecisionMode`]): same names, primitive
+//! types and units, ZonedTimestamp with exactly the column's fsp fraction digits as Debezium pads
+//! it. With `connect`, DATE, TIME and DATETIME value fields are Kafka Connect's `Date` (int32
+//! days), `Time` (int32 ms of the day) and `Timestamp` (int64 ms, wall clock as if UTC), Avro
+//! `date` / `time-millis` / `timestamp-millis`; TIMESTAMP stays ZonedTimestamp (as in Debezium)
+//! and key fields keep the adaptive types. Readers also accept record format 1's
+//! `cdc.MicroTime` / `cdc.MicroTimestamp` / `cdc.LocalMicroTimestamp` (Avro `time-micros` /
+//! `timestamp-micros` / `local-timestamp-micros`) and Connect's types with any column.
 //!
 //! ## Decisions on edge cases
 //!
-//! * **Zero dates** (`0000-00-00`, `2024-00-00`, zero DATETIME) are kept, not turned into NULL: on
-//!   the wire they are sentinels far below year 1 (see [`Date::to_epoch_days`]) and decode back
-//!   exactly. The zero TIMESTAMP is `Value::Timestamp(0)`.
+//! * **Zero dates** (`0000-00-00`, `2024-00-00`, invalid dates, zero DATETIME and TIMESTAMP) are
+//!   kept as values (the zero TIMESTAMP is `Value::Timestamp(0)`). In a value record the field is
+//!   null and the record header `cdc.zero_dates` holds the exact value ([`take_inexact`],
+//!   [`restore_inexact`], [`ZERO_DATES_HEADER`]); DATE, DATETIME and TIMESTAMP value fields are
+//!   therefore always optional (as is TIME in `connect` mode, for values outside a day and
+//!   sub-millisecond fractions). In a key, which can't be null and must stay distinct, such a
+//!   date is a sentinel far below year 1 (see `temporal.rs`), decoded back exactly by this crate;
+//!   a zero TIMESTAMP key is `1970-01-01T00:00:00Z`, which no real TIMESTAMP is.
+//!   Debezium writes null or epoch day 0 instead, which loses the value.
 //! * **UUID / INET6 / INET4**: the binlog carries them as BINARY(16)/BINARY(16)/BINARY(4) with
 //!   nothing to tell them from real BINARY columns, so both paths describe them as `binary(16)` /
 //!   `binary(4)` and values are the bytes `CAST(col AS BINARY(n))` gives (for UUID the textual
@@ -90,6 +105,7 @@ mod decode;
 mod encode;
 mod error;
 mod evolve;
+mod inexact;
 mod info_schema;
 mod json;
 mod mysql_value;
@@ -102,10 +118,13 @@ pub use avro::{avro_schema, record_schema_from_avro, AvroSchema};
 pub use collation::Collation;
 pub use column::{BlobSize, Column, ColumnType, IntWidth, TableSchema};
 pub use connect::{
-    key_schema, key_values, value_schema, Field, FieldType, Record, RecordSchema,
-    COLUMN_TYPE_PARAM, DATE_NAME, DECIMAL_NAME, LOCAL_MICRO_TIMESTAMP_NAME, MICRO_TIMESTAMP_NAME,
-    MICRO_TIME_NAME, PRECISION_PARAM, TIMESTAMP_NAME, TIME_NAME,
+    key_schema, key_values, value_schema, value_schema_in, Field, FieldType, Record, RecordSchema,
+    TimePrecisionMode, COLUMN_TYPE_PARAM, DATE_NAME, DEBEZIUM_DATE_NAME,
+    DEBEZIUM_MICRO_TIMESTAMP_NAME, DEBEZIUM_MICRO_TIME_NAME, DEBEZIUM_TIMESTAMP_NAME, DECIMAL_NAME,
+    LOCAL_MICRO_TIMESTAMP_NAME, MICRO_TIMESTAMP_NAME, MICRO_TIME_NAME, PRECISION_PARAM,
+    TIMESTAMP_NAME, TIME_NAME, ZONED_TIMESTAMP_NAME,
 };
+pub use inexact::{restore_inexact, take_inexact, ZERO_DATES_HEADER};
 pub use decimal::Decimal;
 pub use decode::{detect_format, Decoder, MessageRef};
 pub use encode::{Encoder, Format, Part};
@@ -117,8 +136,8 @@ pub use json::{decode_json, encode_json, json_schema};
 pub use mysql_value::{row_from_binlog, row_from_snapshot};
 pub use registry::{Compatibility, RegisteredSchema, Registry};
 pub use sql_type::{sql_key_type, sql_type};
-pub use temporal::{Date, DateTime};
-pub use value::{format_time, Value};
+pub use temporal::{format_zoned, parse_zoned, Date, DateTime};
+pub use value::{format_time, parse_time, Value};
 
 #[cfg(test)]
 mod roundtrip_tests;

@@ -13,6 +13,8 @@
 //! | bytes | `longblob` | `varbinary(255)` |
 //! | Decimal (scale s, precision p) | `decimal(p,s)`, p = 65 when unknown | same |
 //! | Date / Time / Timestamp | `date` / `time(3)` / `datetime(3)` (UTC) | same |
+//! | io.debezium.time.Date / MicroTime / Timestamp / MicroTimestamp | `date` / `time(6)` / `datetime(3)` / `datetime(6)` | same |
+//! | io.debezium.time.ZonedTimestamp | `timestamp(6)` | same |
 //! | cdc.MicroTime / cdc.MicroTimestamp / cdc.LocalMicroTimestamp | `time(6)` / `timestamp(6)` / `datetime(6)` | same |
 
 use crate::connect::{Field, FieldType, COLUMN_TYPE_PARAM};
@@ -37,7 +39,11 @@ fn from_field_type(field_type: &FieldType, key: bool) -> String {
         FieldType::Date => "date".into(),
         FieldType::Time => "time(3)".into(),
         FieldType::Timestamp => "datetime(3)".into(),
-        FieldType::MicroTime => "time(6)".into(),
+        FieldType::DebeziumDate => "date".into(),
+        FieldType::DebeziumTimestamp => "datetime(3)".into(),
+        FieldType::DebeziumMicroTimestamp => "datetime(6)".into(),
+        FieldType::ZonedTimestamp => "timestamp(6)".into(),
+        FieldType::MicroTime | FieldType::DebeziumMicroTime => "time(6)".into(),
         FieldType::MicroTimestamp => "timestamp(6)".into(),
         FieldType::LocalMicroTimestamp => "datetime(6)".into(),
     }

@@ -2,19 +2,27 @@
 //!
 //! MariaDB accepts dates that are not calendar dates: the zero date `0000-00-00` and, unless
 //! `NO_ZERO_IN_DATE` is set, dates with a zero month or day (`2024-00-00`). They are kept, not
-//! turned into NULL. On the wire, where a date is "days since 1970-01-01" (Connect `Date`, Avro
-//! `date`) and a datetime is "microseconds since 1970-01-01 00:00" (`cdc.LocalMicroTimestamp`, Avro
-//! `local-timestamp-micros`), such a value is written as a sentinel far outside MariaDB's
-//! range (`0001-01-01` … `9999-12-31`):
+//! turned into NULL. A value field never carries one on the wire (record format 2: the field is
+//! null and the record header `cdc.zero_dates` holds the exact value, see `inexact.rs`). A key
+//! field cannot be null, so there, and in records of format 1, such a value is written as a
+//! sentinel far outside MariaDB's range (`0001-01-01` … `9999-12-31`), which decodes back
+//! exactly:
 //!
-//! * date: `i32::MIN + yyyymmdd` (the zero date is `i32::MIN`);
-//! * datetime: `i64::MIN + yyyymmdd * 86_400_000_000 + microseconds of the day`.
+//! * date, days: `i32::MIN + yyyymmdd` (the zero date is `i32::MIN`);
+//! * datetime, µs: `i64::MIN + yyyymmdd * 86_400_000_000 + microseconds of the day`;
+//! * datetime, ms: `i64::MIN / 1000 + yyyymmdd * 86_400_000 + milliseconds of the day`.
 //!
-//! Decoding reverses this exactly. Readers other than this crate see a very old date.
+//! Readers other than this crate see a date tens of thousands of years before year 1.
+//!
+//! TIMESTAMP values are also written as `io.debezium.time.ZonedTimestamp` text
+//! ([`format_zoned`], [`parse_zoned`]): ISO-8601 in UTC with exactly the column's fsp digits.
 
 use std::fmt;
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
+const MILLIS_PER_DAY: i64 = 86_400_000;
+/// Origin of the millisecond sentinels (see the module docs).
+const MILLIS_SENTINEL: i64 = i64::MIN / 1000;
 
 /// A DATE value: year, month, day, each possibly zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -114,6 +122,26 @@ impl Date {
     }
 }
 
+impl Date {
+    /// Parses MariaDB's text form `YYYY-MM-DD` (zero parts allowed, as MariaDB prints them).
+    pub fn parse(text: &str) -> Option<Date> {
+        let b = text.as_bytes();
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+            return None;
+        }
+        let num = |r: std::ops::Range<usize>| -> Option<u16> {
+            let s = &text[r];
+            s.bytes().all(|c| c.is_ascii_digit()).then_some(())?;
+            s.parse().ok()
+        };
+        let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        if month > 12 || day > 31 {
+            return None;
+        }
+        Some(Date { year, month: month as u8, day: day as u8 })
+    }
+}
+
 impl fmt::Display for Date {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
@@ -180,6 +208,141 @@ impl DateTime {
         let date = Date::from_epoch_days(days)?;
         DateTime::from_parts(date, micros.rem_euclid(MICROS_PER_DAY))
     }
+}
+
+impl DateTime {
+    /// Milliseconds since 1970-01-01 00:00:00 (wall clock as if UTC), or the millisecond
+    /// zero-date sentinel; `None` when the value has a sub-millisecond part.
+    pub fn to_epoch_millis(&self) -> Option<i64> {
+        if !self.micros.is_multiple_of(1000) {
+            return None;
+        }
+        let ms_of_day = self.micros_of_day() / 1000;
+        Some(if self.date.is_calendar_date() {
+            i64::from(self.date.to_epoch_days()) * MILLIS_PER_DAY + ms_of_day
+        } else {
+            MILLIS_SENTINEL + self.date.packed() * MILLIS_PER_DAY + ms_of_day
+        })
+    }
+
+    /// Inverse of [`DateTime::to_epoch_millis`]; `None` outside years 0..=9999.
+    pub fn from_epoch_millis(millis: i64) -> Option<DateTime> {
+        let sentinel = i128::from(millis) - i128::from(MILLIS_SENTINEL);
+        if (0..100_000_000 * i128::from(MILLIS_PER_DAY)).contains(&sentinel) {
+            let sentinel = i64::try_from(sentinel).ok()?;
+            let date = Date::from_packed(sentinel / MILLIS_PER_DAY)?;
+            return DateTime::from_parts(date, sentinel % MILLIS_PER_DAY * 1000);
+        }
+        DateTime::from_epoch_micros(millis.checked_mul(1000)?)
+    }
+
+    /// Whether the date part is a real calendar date (see [`Date::is_calendar_date`]).
+    pub fn is_calendar(&self) -> bool {
+        self.date.is_calendar_date()
+    }
+
+    /// Parses MariaDB's text form `YYYY-MM-DD HH:MM:SS[.ffffff]` (zero dates included).
+    pub fn parse(text: &str) -> Option<DateTime> {
+        let (date, time) = text.split_once(' ')?;
+        let date = Date::parse(date)?;
+        let (hms, frac) = match time.split_once('.') {
+            Some((hms, frac)) => (hms, Some(frac)),
+            None => (time, None),
+        };
+        let mut parts = hms.split(':');
+        let mut next = || -> Option<u8> {
+            let p = parts.next()?;
+            (p.len() == 2).then_some(())?;
+            p.parse().ok()
+        };
+        let (hour, minute, second) = (next()?, next()?, next()?);
+        if parts.next().is_some() || hour > 23 || minute > 59 || second > 59 {
+            return None;
+        }
+        Some(DateTime { date, hour, minute, second, micros: parse_fraction(frac)? })
+    }
+
+    /// MariaDB's text form, with the fraction only when it is not zero (`2024-05-01 10:00:00`,
+    /// `0000-00-00 00:00:00.500000`).
+    pub fn to_short_string(&self) -> String {
+        let text = self.to_string();
+        if self.micros == 0 {
+            text[..19].to_string()
+        } else {
+            text
+        }
+    }
+}
+
+/// Microseconds of a fraction of 1..=6 digits (`None` = no fraction = 0).
+fn parse_fraction(frac: Option<&str>) -> Option<u32> {
+    let Some(f) = frac else { return Some(0) };
+    if f.is_empty() || f.len() > 6 || !f.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let v: u32 = f.parse().ok()?;
+    Some(v * 10u32.pow(6 - f.len() as u32))
+}
+
+/// TIMESTAMP microseconds since the epoch as `io.debezium.time.ZonedTimestamp` text: ISO-8601 in
+/// UTC with exactly `fsp` fraction digits (none for 0), e.g. `2024-05-01T10:00:00.123456Z`.
+/// `None` when the value has more precision than `fsp` or is outside years 0..=9999.
+pub fn format_zoned(micros: i64, fsp: u8) -> Option<String> {
+    let fsp = u32::from(fsp.min(6));
+    if micros.rem_euclid(10i64.pow(6 - fsp)) != 0 {
+        return None;
+    }
+    let dt = DateTime::from_epoch_micros(micros).filter(DateTime::is_calendar)?;
+    let mut out = format!(
+        "{}T{:02}:{:02}:{:02}",
+        dt.date, dt.hour, dt.minute, dt.second
+    );
+    if fsp > 0 {
+        let digits = format!("{:06}", dt.micros);
+        out.push('.');
+        out.push_str(&digits[..fsp as usize]);
+    }
+    out.push('Z');
+    Some(out)
+}
+
+/// Parses ISO-8601 date-time text with a zone (`Z` or `±HH:MM`), as written by
+/// [`format_zoned`] or by Debezium, into microseconds since the epoch (UTC). Up to 9 fraction
+/// digits are read; digits below the microsecond must be zero (never rounded silently).
+pub fn parse_zoned(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let (body, offset_secs) = if let Some(b) = t.strip_suffix('Z').or_else(|| t.strip_suffix('z')) {
+        (b, 0i64)
+    } else {
+        let at = t.len().checked_sub(6)?;
+        let (b, off) = t.split_at(at);
+        let sign = match off.as_bytes()[0] {
+            b'+' => 1,
+            b'-' => -1,
+            _ => return None,
+        };
+        let (h, m) = off[1..].split_once(':')?;
+        let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+        (b, sign * (h * 3600 + m * 60))
+    };
+    let (date, time) = body.split_once(['T', ' '])?;
+    let (hms, frac) = match time.split_once('.') {
+        Some((hms, frac)) => (hms, Some(frac)),
+        None => (time, None),
+    };
+    let frac = match frac {
+        Some(f) if f.len() > 6 => {
+            let (us, below) = f.split_at(6);
+            below.bytes().all(|b| b == b'0').then_some(us)?;
+            Some(us)
+        }
+        other => other,
+    };
+    let dt = DateTime::parse(&format!("{date} {hms}{}", frac.map(|f| format!(".{f}")).unwrap_or_default()))?;
+    if !dt.is_calendar() {
+        return None;
+    }
+    Some(dt.to_epoch_micros() - offset_secs * 1_000_000)
 }
 
 impl fmt::Display for DateTime {

@@ -20,9 +20,11 @@
 //! | GEOMETRY | `Bytes`: MariaDB's internal form, 4-byte little-endian SRID then WKB |
 //! | UUID / INET6 / INET4 | `Bytes`: 16 / 16 / 4 bytes, the form `CAST(col AS BINARY(n))` gives |
 //!
-//! Values decoded from a message whose field has no MariaDB column behind it follow the field
-//! type instead (see `connect.rs`): Connect `Time` becomes `Time`, Connect `Timestamp` becomes
-//! `Timestamp`.
+//! Values decoded from a message follow the field type (see `connect.rs`): Debezium's and
+//! Connect's Date become `Date`, MicroTime and Connect `Time` become `Time`, Debezium's Timestamp
+//! and MicroTimestamp become `DateTime`, ZonedTimestamp becomes `Timestamp`. Connect `Timestamp`
+//! becomes `DateTime` when its column type is `datetime(…)` (the `connect` mode's DATETIME),
+//! else `Timestamp`.
 
 use crate::decimal::Decimal;
 use crate::temporal::{Date, DateTime};
@@ -93,4 +95,47 @@ pub fn format_time(micros: i64) -> String {
         secs % 60,
         m % 1_000_000
     )
+}
+
+/// Parses TIME text as MariaDB prints it (`-838:59:59.999999`, `12:00:00`; 1..=6 fraction
+/// digits) into signed microseconds.
+pub fn parse_time(text: &str) -> Option<i64> {
+    let (negative, body) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (hms, frac) = match body.split_once('.') {
+        Some((hms, f)) => (hms, Some(f)),
+        None => (body, None),
+    };
+    let mut parts = hms.split(':');
+    let mut num = |max_len: usize| -> Option<i64> {
+        let p = parts.next()?;
+        (!p.is_empty() && p.len() <= max_len && p.bytes().all(|b| b.is_ascii_digit())).then_some(())?;
+        p.parse().ok()
+    };
+    let (h, m, s) = (num(3)?, num(2)?, num(2)?);
+    if parts.next().is_some() || m > 59 || s > 59 {
+        return None;
+    }
+    let micros = match frac {
+        None => 0,
+        Some(f) if !f.is_empty() && f.len() <= 6 && f.bytes().all(|b| b.is_ascii_digit()) => {
+            f.parse::<i64>().ok()? * 10i64.pow(6 - f.len() as u32)
+        }
+        Some(_) => return None,
+    };
+    let total = (h * 3600 + m * 60 + s) * 1_000_000 + micros;
+    Some(if negative { -total } else { total })
+}
+
+/// TIME microseconds as MariaDB prints them, the fraction only when it is not zero
+/// (`-00:00:00.000001`, `838:59:59`).
+pub fn format_time_short(micros: i64) -> String {
+    let text = format_time(micros);
+    if micros % 1_000_000 == 0 {
+        text[..text.len() - 7].to_string()
+    } else {
+        text
+    }
 }

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use cdc_schema::{
-    decode_json, encode_json, key_schema, value_schema, Collation, Column, ColumnType, Date,
-    DateTime, FieldType, IntWidth, Record, TableSchema, Value,
+    decode_json, encode_json, key_schema, restore_inexact, take_inexact, value_schema, Collation,
+    Column, ColumnType, Date, DateTime, FieldType, IntWidth, Record, TableSchema, Value,
+    ZERO_DATES_HEADER,
 };
 
 /// `create table users(id int auto_increment primary key, user_id varchar(20), pwd varchar(20),
@@ -73,6 +74,10 @@ fn users_row_matches_the_golden_file() {
         ],
     };
     let bytes = encode_json(&value).expect("encodes");
+    if std::env::var_os("CDC_WRITE_GOLDEN").is_some() {
+        let path = format!("{}/tests/golden/users.json", env!("CARGO_MANIFEST_DIR"));
+        std::fs::write(&path, [&bytes[..], b"\n"].concat()).expect("write golden");
+    }
     assert_eq!(
         String::from_utf8(bytes.clone()).expect("utf8"),
         golden("users.json").trim_end()
@@ -119,4 +124,77 @@ fn rejects_json_without_schema_and_mismatched_payloads() {
     assert!(err.to_string().contains("`id`"), "{err}");
     let missing = br#"{"schema":{"type":"struct","fields":[{"type":"int32","optional":false,"field":"id"}],"optional":false},"payload":{}}"#;
     assert!(decode_json(missing).is_err(), "required field missing");
+}
+
+/// A table with one column per temporal type: `d date, t time(6), dt datetime(6),
+/// dt0 datetime, ts timestamp(6)`, `d` the primary key.
+fn temporal() -> TableSchema {
+    let column = |name: &str, column_type, nullable| Column {
+        name: name.into(),
+        column_type,
+        nullable,
+    };
+    TableSchema {
+        database: "mydb".into(),
+        table: "temporal".into(),
+        columns: vec![
+            column("d", ColumnType::Date, false),
+            column("t", ColumnType::Time { fsp: 6 }, true),
+            column("dt", ColumnType::DateTime { fsp: 6 }, true),
+            column("dt0", ColumnType::DateTime { fsp: 0 }, true),
+            column("ts", ColumnType::Timestamp { fsp: 6 }, true),
+        ],
+        primary_key: vec!["d".into()],
+    }
+}
+
+/// Record format 2: Debezium's temporal types; a zero date is null in the value, named with its
+/// exact text in the `cdc.zero_dates` header, and a sentinel in the key.
+#[test]
+fn temporal_rows_match_the_golden_files() {
+    let table = temporal();
+    let value_schema = Arc::new(value_schema("my_topic_temporal", &table));
+    let key_schema = Arc::new(key_schema("my_topic_temporal", &table));
+    let date = |year, month, day| Date { year, month, day };
+    let at = |date, hour, minute, second, micros| DateTime { date, hour, minute, second, micros };
+    let rows = [
+        vec![
+            Value::Date(date(9999, 12, 31)),
+            Value::Time(-1),
+            Value::DateTime(at(date(9999, 12, 31), 23, 59, 59, 999_999)),
+            Value::DateTime(at(date(1000, 1, 1), 0, 0, 0, 0)),
+            Value::Timestamp(2_147_483_647_999_999),
+        ],
+        vec![
+            Value::Date(Date { year: 0, month: 0, day: 0 }),
+            Value::Time(-((838 * 3600 + 59 * 60 + 59) * 1_000_000 + 999_999)),
+            Value::DateTime(at(date(2024, 0, 0), 0, 0, 0, 0)),
+            Value::DateTime(DateTime::ZERO),
+            Value::Timestamp(0),
+        ],
+    ];
+    let mut lines = Vec::new();
+    for row in rows {
+        let mut carried = row.clone();
+        let header = take_inexact(&value_schema, &mut carried);
+        let value = Record { schema: Arc::clone(&value_schema), values: carried };
+        let key = Record { schema: Arc::clone(&key_schema), values: vec![row[0].clone()] };
+        let value_bytes = encode_json(&value).expect("encodes");
+        let mut back = decode_json(&value_bytes).expect("decodes");
+        if let Some(h) = &header {
+            restore_inexact(&back.schema, &mut back.values, h).expect("restores");
+        }
+        assert_eq!(back.values, row);
+        let key_bytes = encode_json(&key).expect("encodes");
+        assert_eq!(decode_json(&key_bytes).expect("decodes").values, vec![row[0].clone()]);
+        lines.push(format!("{ZERO_DATES_HEADER}: {}", header.unwrap_or_else(|| "(absent)".into())));
+        lines.push(String::from_utf8(key_bytes).expect("utf8"));
+        lines.push(String::from_utf8(value_bytes).expect("utf8"));
+    }
+    let got = lines.join("\n");
+    if std::env::var_os("CDC_WRITE_GOLDEN").is_some() {
+        let path = format!("{}/tests/golden/temporal.txt", env!("CARGO_MANIFEST_DIR"));
+        std::fs::write(&path, format!("{got}\n")).expect("write golden");
+    }
+    assert_eq!(got, golden("temporal.txt").trim_end());
 }

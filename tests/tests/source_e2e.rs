@@ -182,7 +182,14 @@ async fn decode_all(src: &SourceSetup, table: &str, want: usize) -> Vec<(Vec<cdc
         let at = cdc_schema::MessageRef { topic: &topic, partition: r.partition, offset: r.offset };
         let key = decoder.decode(at, cdc_schema::Part::Key, r.key.as_deref().expect("key")).await.expect("key decodes");
         let value = match r.value.as_deref() {
-            Some(v) => Some(decoder.decode(at, cdc_schema::Part::Value, v).await.expect("value decodes").values),
+            Some(v) => {
+                // Zero dates travel as null with their exact value in the cdc.zero_dates header.
+                let mut record = decoder.decode(at, cdc_schema::Part::Value, v).await.expect("value decodes");
+                if let Some(h) = r.headers.get(cdc_schema::ZERO_DATES_HEADER) {
+                    cdc_schema::restore_inexact(&record.schema, &mut record.values, h).expect("header restores");
+                }
+                Some(record.values)
+            }
             None => None,
         };
         out.push((key.values, value, r.header("cdc.op").to_string()));
