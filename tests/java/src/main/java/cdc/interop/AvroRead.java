@@ -67,7 +67,12 @@ final class AvroRead {
                     }
                     BinaryDecoder decoder = DecoderFactory.get().binaryDecoder(bytes, 5, bytes.length - 5, null);
                     GenericDatumReader<Object> reader = new GenericDatumReader<>(schema, schema, data);
-                    Object datum = reader.read(null, decoder);
+                    Object datum;
+                    try {
+                        datum = reader.read(null, decoder);
+                    } catch (RuntimeException e) {
+                        throw new IllegalStateException(culprits(schema, bytes, data), e);
+                    }
                     if (!decoder.isEnd()) throw new IllegalStateException("bytes left after the record");
                     o.put("ok", true);
                     o.put("schema_id", id);
@@ -78,6 +83,33 @@ final class AvroRead {
                 o = Canon.error(e);
             }
             out.println(Canon.JSON.writeValueAsString(o));
+        }
+    }
+
+    /** Which fields' logical-type conversions raise: the record read without conversions, then
+     *  each field converted on its own. */
+    private static String culprits(Schema schema, byte[] bytes, GenericData data) {
+        try {
+            BinaryDecoder decoder = DecoderFactory.get().binaryDecoder(bytes, 5, bytes.length - 5, null);
+            GenericRecord raw = (GenericRecord) new GenericDatumReader<Object>(schema, schema, new GenericData()).read(null, decoder);
+            StringBuilder out = new StringBuilder("the logical-type conversion raises for");
+            for (Schema.Field f : schema.getFields()) {
+                Object v = raw.get(f.pos());
+                Schema s = f.schema();
+                if (s.getType() == Schema.Type.UNION) {
+                    s = s.getTypes().stream().filter(b -> b.getType() != Schema.Type.NULL).findFirst().orElse(s);
+                }
+                if (v == null || s.getLogicalType() == null) continue;
+                try {
+                    Conversions.convertToLogicalType(v, s, s.getLogicalType(), data.getConversionFor(s.getLogicalType()));
+                } catch (RuntimeException e) {
+                    out.append(" field ").append(f.name()).append(" (").append(s.getLogicalType().getName())
+                            .append(", raw value ").append(v).append(": ").append(e.getMessage()).append(");");
+                }
+            }
+            return out.toString();
+        } catch (Exception e) {
+            return "the record cannot be read even without conversions: " + e;
         }
     }
 

@@ -11,7 +11,6 @@ import java.time.LocalDate;
 import java.time.LocalDateTime;
 import java.time.LocalTime;
 import java.time.ZoneOffset;
-import java.time.temporal.ChronoUnit;
 import java.util.HexFormat;
 import java.util.Map;
 import org.apache.avro.generic.GenericFixed;
@@ -90,10 +89,14 @@ final class Canon {
         if (v instanceof BigDecimal d) return "decimal:" + d.toPlainString();
         if (v instanceof LocalDate d) return "date:" + d.toEpochDay();
         if (v instanceof LocalTime t) return "time-us:" + t.toNanoOfDay() / 1000;
-        if (v instanceof Instant i) return "instant-us:" + ChronoUnit.MICROS.between(Instant.EPOCH, i);
-        if (v instanceof LocalDateTime t)
-            return "local-us:" + ChronoUnit.MICROS.between(Instant.EPOCH, t.toInstant(ZoneOffset.UTC));
+        if (v instanceof Instant i) return "instant-us:" + micros(i.getEpochSecond(), i.getNano());
+        if (v instanceof LocalDateTime t) return "local-us:" + micros(t.toEpochSecond(ZoneOffset.UTC), t.getNano());
         return "unknown-" + v.getClass().getName() + ":" + v;
+    }
+
+    /** Microseconds of an epoch second plus nanoseconds (ChronoUnit.between overflows far from 1970). */
+    private static long micros(long epochSecond, int nano) {
+        return epochSecond * 1_000_000L + nano / 1000;
     }
 
     /** The Connect schema as JsonConverter's reader understood it (not as the bytes spelt it). */
