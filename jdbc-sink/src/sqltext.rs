@@ -44,8 +44,10 @@ pub fn push_literal(out: &mut String, value: &Value) -> Result<(), NotRepresenta
         Value::Int(i) => {
             let _ = write!(out, "{i}");
         }
+        // The exact value as a double: MariaDB reads the literal as a double, and the shortest
+        // f32 text of a value near the FLOAT limit (3.4028235e38) is beyond it as a double.
         Value::Float(f) if f.is_finite() => {
-            let _ = write!(out, "{f:e}");
+            let _ = write!(out, "{:e}", f64::from(*f));
         }
         Value::Double(d) if d.is_finite() => {
             let _ = write!(out, "{d:e}");
@@ -118,6 +120,7 @@ mod tests {
         assert_eq!(lit(Value::Null), "NULL");
         assert_eq!(lit(Value::Bytes(vec![0, 0xff, b'\''])), "X'00FF27'");
         assert_eq!(lit(Value::Double(0.1)), "1e-1");
+        assert_eq!(lit(Value::Float(f32::MAX)), "3.4028234663852886e38");
         assert_eq!(lit(Value::Time(-1_500_000)), "'-00:00:01.500000'");
         assert_eq!(
             lit(Value::Timestamp(1_000_000)),

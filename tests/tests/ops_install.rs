@@ -1,7 +1,8 @@
 //! `stack/install --dry-run`: what the one installer of prerequisites would install, decided from
 //! this machine's state. The Debian part is checked against a `dpkg-query` stand-in on PATH that
 //! reports chosen packages as absent (the real one answers for everything else); the Java 21 part
-//! by hiding the machine's JVMs; the Maven part with an empty cache folder.
+//! by hiding the machine's JVMs; the Maven part (the stack's jars and the interoperability tests'
+//! jars of tests/java) with an empty cache folder.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -87,6 +88,10 @@ fn dry_run_offers_a_java_21_runtime_the_jars_and_fastavro_when_the_cache_is_empt
     assert!(text.contains("needs Java 21+ and none was found"), "{text}");
     assert!(text.contains("would fetch the Kafka 4.3.1 and Apicurio Registry 3.3.3 jars"), "{text}");
     assert!(text.contains("would install fastavro 1.13.1 from PyPI"), "{text}");
+    assert!(
+        text.contains("would fetch the interoperability tests' jars (tests/java/pom.xml: Kafka Connect JsonConverter, Apache Avro)"),
+        "{text}"
+    );
     assert!(
         std::fs::read_dir(&cache.0).expect("cache").next().is_none(),
         "a dry run writes nothing into the cache"
