@@ -2,7 +2,8 @@
 //! this machine's state. The Debian part is checked against a `dpkg-query` stand-in on PATH that
 //! reports chosen packages as absent (the real one answers for everything else); the Java 21 part
 //! by hiding the machine's JVMs; the Maven part (the stack's jars and the interoperability tests'
-//! jars of tests/java) with an empty cache folder.
+//! jars of tests/java, the Kafka Connect worker's jars of tests/java/connect-worker) with an empty
+//! cache folder.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -90,6 +91,10 @@ fn dry_run_offers_a_java_21_runtime_the_jars_and_fastavro_when_the_cache_is_empt
     assert!(text.contains("would install fastavro 1.13.1 from PyPI"), "{text}");
     assert!(
         text.contains("would fetch the interoperability tests' jars (tests/java/pom.xml: Kafka Connect JsonConverter, Apache Avro)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("would fetch the Kafka Connect worker's jars (tests/java/connect-worker/pom.xml: connect-runtime, Debezium JDBC sink, MariaDB driver)"),
         "{text}"
     );
     assert!(
