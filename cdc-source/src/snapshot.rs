@@ -63,6 +63,9 @@ pub async fn run(
     status.update(|s| s.state = "snapshot");
     let mut conn = Conn::new(cfg.mysql_opts()).await.map_err(SourceError::mysql("connect for the snapshot"))?;
     let q = SourceError::mysql("start the consistent snapshot");
+    // UTC: a TIMESTAMP key read as text and bound back as the next chunk's bound must mean the
+    // same instant, which a zone with daylight saving time cannot promise in its repeated hour.
+    conn.query_drop("SET SESSION time_zone = '+00:00'").await.map_err(&q)?;
     conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await.map_err(&q)?;
     conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").await.map_err(&q)?;
     let st: Vec<(String, String)> = conn.query("SHOW STATUS LIKE 'binlog_snapshot_%'").await.map_err(&q)?;
@@ -127,16 +130,25 @@ async fn copy_table(
         .map_err(SourceError::mysql("estimate the table size"))?
         .unwrap_or(0);
     metrics.snapshot_estimate.get_or_create(&label).set(estimate as i64);
-    let pk_idx = s.primary_key_indexes();
-    let pk_cols: Vec<String> = s.primary_key.iter().map(|c| quote(c)).collect();
-    let pk_list = pk_cols.join(", ");
-    let placeholders = vec!["?"; pk_cols.len()].join(", ");
-    let select = s.select_list();
-    let first = format!("SELECT {select} FROM {full} ORDER BY {pk_list} LIMIT {}", cfg.snapshot_chunk_size);
-    let next = format!(
-        "SELECT {select} FROM {full} WHERE ({pk_list}) > ({placeholders}) ORDER BY {pk_list} LIMIT {}",
+    // Chunks are ordered and bounded by the key columns themselves, qualified so that no alias
+    // of the select list (`UNIX_TIMESTAMP(ts) AS ts`, `CAST(b AS BINARY(16)) AS b`) takes their
+    // place, and the next chunk's bound is the key as stored, read from extra columns after the
+    // row's own: with the alias, a TIMESTAMP key compared its epoch value with the column and
+    // every chunk started over at the first row.
+    let key_cols: Vec<String> = s.primary_key.iter().map(|c| format!("cdc_snapshot.{}", quote(c))).collect();
+    let key_list = key_cols.join(", ");
+    let placeholders = vec!["?"; key_cols.len()].join(", ");
+    let bound_cols: Vec<String> = key_cols.iter().enumerate().map(|(i, c)| format!("{c} AS `cdc_snapshot_key_{i}`")).collect();
+    let select = format!("{}, {}", s.select_list(), bound_cols.join(", "));
+    let first = format!(
+        "SELECT {select} FROM {full} AS cdc_snapshot ORDER BY {key_list} LIMIT {}",
         cfg.snapshot_chunk_size
     );
+    let next = format!(
+        "SELECT {select} FROM {full} AS cdc_snapshot WHERE ({key_list}) > ({placeholders}) ORDER BY {key_list} LIMIT {}",
+        cfg.snapshot_chunk_size
+    );
+    let bound_from = s.columns.len();
     let mut last: Option<Vec<mysql_async::Value>> = None;
     let mut done: u64 = 0;
     loop {
@@ -155,7 +167,11 @@ async fn copy_table(
             writer.publish(publisher, table, Op::Read, None, values, origin).await?;
         }
         if let Some(row) = rows.last() {
-            last = Some(pk_idx.iter().map(|i| row.as_ref(*i).cloned().unwrap_or(mysql_async::Value::NULL)).collect());
+            last = Some(
+                (0..key_cols.len())
+                    .map(|i| row.as_ref(bound_from + i).cloned().unwrap_or(mysql_async::Value::NULL))
+                    .collect(),
+            );
         }
         if publisher.is_open() {
             publisher.commit(None).await?;
