@@ -87,6 +87,9 @@ pub async fn run(
         None => None,
     };
     let mut tables = Tables::default();
+    if let (Format::Avro, Some(url)) = (cfg.format, &cfg.registry_url) {
+        remember_registered(&mut conn, cfg, &Registry::new(url), &mut tables).await?;
+    }
     let start = match (stored, purged, cfg.snapshot_mode) {
         (Some(s), None, _) => {
             tracing::info!(gtid = %s.gtid, binlog = %s.binlog, "resuming from the committed position");
@@ -134,4 +137,28 @@ pub async fn run(
     let result = streamer.run(shutdown).await;
     status.update(|s| s.state = if result.is_ok() { "stopped" } else { "failed" });
     result
+}
+
+/// Reads the latest value schema of every captured table's subject from the registry into
+/// `tables`, so the first schema each table registers after a restart evolves from it.
+async fn remember_registered(
+    conn: &mut mysql_async::Conn,
+    cfg: &SourceConfig,
+    registry: &Registry,
+    tables: &mut Tables,
+) -> Result<(), SourceError> {
+    for (_, table) in snapshot::captured_tables(conn, cfg).await? {
+        let topic = cfg.topic(&table);
+        let subject = format!("{topic}-value");
+        let latest = registry.latest(&subject).await.map_err(|e| {
+            SourceError::Transient(format!("reading the latest schema of {subject} from the registry: {e}"))
+        })?;
+        if let Some(latest) = latest {
+            match cdc_schema::record_schema_from_avro(&latest.schema) {
+                Ok(schema) => tables.remember_registered(topic, schema),
+                Err(e) => tracing::warn!(subject, error = %e, "the registry's latest schema is not one of ours; the table registers its own"),
+            }
+        }
+    }
+    Ok(())
 }

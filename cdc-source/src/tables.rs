@@ -65,6 +65,10 @@ pub struct Tables {
     by_name: HashMap<(String, String), Arc<CapturedTable>>,
     /// Tables skipped after a definite error of their own (database, table).
     failed: HashSet<(String, String)>,
+    /// The latest value schema the registry holds per topic, read at start: the `previous` of a
+    /// table's first schema in this process, so a restart continues that subject's evolution
+    /// (a column made optional stays optional) instead of registering a stricter version.
+    registered: HashMap<String, Arc<RecordSchema>>,
 }
 
 impl Tables {
@@ -72,6 +76,11 @@ impl Tables {
     /// matches it is not counted as a change.
     pub fn seed(&mut self, table: Arc<CapturedTable>) {
         self.by_name.insert((table.schema.database.clone(), table.schema.table.clone()), table);
+    }
+
+    /// Remembers the registry's latest value schema of `topic` (see `registered`).
+    pub fn remember_registered(&mut self, topic: String, schema: RecordSchema) {
+        self.registered.insert(topic, Arc::new(schema));
     }
 
     /// Forgets table ids: they are only meaningful within one binlog connection (a restarted
@@ -131,7 +140,9 @@ impl Tables {
             match self.by_name.get(&key) {
                 Some(known) if known.schema == schema => Some(known.clone()),
                 known => {
-                    let previous = known.map(|k| k.value.clone());
+                    let previous = known
+                        .map(|k| k.value.clone())
+                        .or_else(|| self.registered.get(&cfg.topic(&name)).cloned());
                     if let Some(k) = known {
                         let changes = diff(&k.schema, &schema);
                         tracing::info!(table = %format!("{db}.{name}"), changes = ?changes, "table schema changed");
