@@ -9,6 +9,10 @@
 //!   assignment the consumer continues from those stored offsets. A crash at any point neither
 //!   loses nor repeats a record. Kafka group offsets are a copy for lag monitoring.
 //! - **Only committed source data.** The consumer reads with `isolation.level=read_committed`.
+//! - **Exactly once, not atomic per source transaction.** A source transaction whose rows span
+//!   several sink batches (more rows than `batch.size`, or a batch cut by `flush.interval.ms`) or
+//!   several topics (tables) is applied exactly once, but in parts: for a moment the mirror can
+//!   show some of its rows and not yet the others.
 //! - **Order per key** is the partition order; within a batch several changes of one key collapse
 //!   to the last one (upsert mode), which leaves the same table.
 //! - **Nothing dropped silently.** Transient failures are retried with backoff, forever; a record
