@@ -184,20 +184,21 @@ impl Sink {
         batch: &mut Batch,
     ) -> Result<(), SinkError> {
         // DDL outside the transaction; changes whose shape is refused become DLQ letters.
-        let mut refused: HashMap<(String, String), (&'static str, String)> = HashMap::new();
+        let mut refused: HashMap<(String, String, Op), (&'static str, String)> = HashMap::new();
         let mut seen = std::collections::HashSet::new();
         for c in &batch.changes {
-            if !seen.insert((c.table.clone(), c.shape.id.clone())) {
+            if !seen.insert((c.table.clone(), c.shape.id.clone(), c.op)) {
                 continue;
             }
-            if let Err(refusal) = self.tables.prepare(conn, &c.table, &c.shape).await? {
-                refused.insert((c.table.as_str().to_string(), c.shape.id.clone()), refusal);
+            let inserts = c.op == Op::Write && self.settings.insert_mode != crate::config::InsertMode::Update;
+            if let Err(refusal) = self.tables.prepare(conn, &c.table, &c.shape, inserts).await? {
+                refused.insert((c.table.as_str().to_string(), c.shape.id.clone(), c.op), refusal);
             }
         }
         let mut letters = batch.letters.clone();
         let mut good: Vec<&Change> = Vec::with_capacity(batch.changes.len());
         for c in &batch.changes {
-            match refused.get(&(c.table.as_str().to_string(), c.shape.id.clone())) {
+            match refused.get(&(c.table.as_str().to_string(), c.shape.id.clone(), c.op)) {
                 Some((cls, msg)) => self.refuse_change(batch, &mut letters, c, cls, msg.clone())?,
                 None => good.push(c),
             }

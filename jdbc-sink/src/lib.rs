@@ -42,6 +42,7 @@ pub mod offsets;
 mod positions;
 pub mod sqltext;
 pub mod status;
+pub mod widen;
 pub mod writer;
 
 use std::collections::HashMap;
