@@ -46,7 +46,7 @@ use crate::ddl::Tables;
 use crate::dlq::{DeadLetter, DeadLetterQueue};
 use crate::errors::{class, Origin, RecordError, SinkError};
 use crate::ident::Ident;
-use crate::metrics::{SinkMetrics, TopicLabel, TruncateLabels};
+use crate::metrics::{SinkMetrics, TopicLabel};
 use crate::offsets::Tp;
 use crate::positions::GroupCopy;
 use crate::status::SinkStatus;
@@ -75,6 +75,8 @@ pub struct Sink {
     pub(crate) unsought: HashMap<Tp, i64>,
     /// What the group offsets (monitoring only) are computed from.
     pub(crate) group_copy: GroupCopy,
+    /// Per topic, the truncate record its partitions are stopped at (see [`crate::truncate`]).
+    pub(crate) truncate_waits: HashMap<String, crate::truncate::TruncateWait>,
     pub(crate) shutdown: CancellationToken,
 }
 
@@ -190,6 +192,10 @@ impl Sink {
     async fn accept(&mut self, batch: &mut Batch, msg: OwnedMessage) -> Result<(), SinkError> {
         let tp: Tp = (msg.topic().to_string(), msg.partition());
         let offset = msg.offset();
+        if self.waits_at_truncate(&tp) {
+            // Fetched before the pause took effect; read again after the truncate.
+            return Ok(());
+        }
         self.group_copy.delivered.insert(tp.clone(), offset + 1);
         self.metrics
             .records_read
@@ -228,8 +234,9 @@ impl Sink {
             partition: tp.1,
             offset,
         };
-        if is_truncate(&msg) {
-            return self.accept_truncate(batch, origin).await;
+        if crate::truncate::is_truncate(&msg) {
+            let gtid = header(&msg, "cdc.gtid").unwrap_or_default().to_string();
+            return self.accept_truncate(batch, origin, gtid).await;
         }
         let raw = self.dlq.is_some().then(|| raw_record(&msg));
         let decoded = match self.decode_both(&origin, &msg).await {
@@ -253,40 +260,6 @@ impl Sink {
         if let Some(raw) = raw {
             batch.raw.insert((tp.0, tp.1, offset), raw);
         }
-        Ok(())
-    }
-
-    /// A truncate record (header `cdc.op=t`, never a tombstone): with `truncate.enabled`, the
-    /// batch's changes so far are committed first, then the table is emptied in the next batch's
-    /// transaction, before the changes that follow it; otherwise counted and skipped.
-    async fn accept_truncate(&mut self, batch: &mut Batch, origin: Origin) -> Result<(), SinkError> {
-        let tp: Tp = (origin.topic.clone(), origin.partition);
-        let table = match self.settings.table_format.table_for(&tp.0) {
-            Ok(table) => table,
-            Err(e) => {
-                let stored = self.stored_position(&tp).await?;
-                batch.advance(&tp, stored, origin.offset);
-                let error = RecordError { origin, class: class::IDENTIFIER, message: e.to_string() };
-                return self.refuse(batch, error, None);
-            }
-        };
-        if !self.settings.truncate_enabled {
-            let stored = self.stored_position(&tp).await?;
-            batch.advance(&tp, stored, origin.offset);
-            self.metrics
-                .truncates
-                .get_or_create(&TruncateLabels { table: table.as_str().to_string(), outcome: "skipped" })
-                .inc();
-            tracing::info!(%origin, table = table.as_str(), "truncate record skipped (truncate.enabled=false): the mirror table keeps its rows");
-            return Ok(());
-        }
-        if !batch.changes.is_empty() {
-            self.flush_with_retry(batch, false).await?;
-        }
-        let stored = self.stored_position(&tp).await?;
-        batch.advance(&tp, stored, origin.offset);
-        tracing::info!(%origin, table = table.as_str(), "truncate record: the mirror table is emptied with this batch");
-        batch.truncates.push(table);
         Ok(())
     }
 
@@ -393,11 +366,10 @@ fn event_time_ms(msg: &OwnedMessage) -> Option<i64> {
     header.or_else(|| msg.timestamp().to_millis())
 }
 
-/// Whether the record is a truncate record: header `cdc.op` = `t` (key and value are null; a
-/// tombstone has no such header).
-fn is_truncate(msg: &OwnedMessage) -> bool {
-    msg.headers()
-        .is_some_and(|h| h.iter().any(|h| h.key == "cdc.op" && h.value == Some(b"t".as_slice())))
+/// The text of header `key`, if the record has it.
+fn header<'a>(msg: &'a OwnedMessage, key: &str) -> Option<&'a str> {
+    let h = msg.headers()?.iter().find(|h| h.key == key)?;
+    std::str::from_utf8(h.value?).ok()
 }
 
 /// The record's `cdc.zero_dates` header (exact values of fields that carry null in its place).

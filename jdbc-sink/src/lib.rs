@@ -42,6 +42,7 @@ pub mod offsets;
 mod positions;
 pub mod sqltext;
 pub mod status;
+mod truncate;
 pub mod widen;
 pub mod writer;
 
@@ -138,6 +139,7 @@ pub fn build(
         positions: HashMap::new(),
         seeking: HashMap::new(),
         unsought: HashMap::new(),
+        truncate_waits: HashMap::new(),
         group_copy: Default::default(),
         shutdown,
     })

@@ -91,3 +91,36 @@ async fn truncate_disabled_keeps_the_rows_and_counts_it() {
     let (_, status) = case.http("/status").await;
     assert!(status.contains("\"state\":\"running\""), "{status}\n{}", sink.log_text());
 }
+
+/// The source writes the truncate record on every partition. A partition that reaches it first
+/// waits there: its later rows are not written until every partition has applied its rows from
+/// before the truncate, then the table is emptied once and both partitions go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncate_on_two_partitions_waits_for_both() {
+    let case = SinkCase::new("sink_trunc_two", 2).await;
+    let p = producer(&case.stack.kafka_bootstrap);
+    row(&p, &case, 0, 1, "before0").await;
+    truncate(&p, &case, 0, "0-1-20").await;
+    row(&p, &case, 0, 3, "after0").await;
+    let sink = case.start_sink(&case.toml("\"truncate.enabled\" = true"), "toml", &[]);
+    let table = format!("SELECT id, name FROM `{}` ORDER BY id", case.topic);
+    case.wait_rows(&table, &[&[Some("1"), Some("before0")]], WAIT, &sink).await;
+    // Partition 1 is behind: partition 0 stays at its truncate record.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(case.rows(&table).await, vec![vec![Some("1".to_string()), Some("before0".to_string())]], "{}", sink.log_text());
+    row(&p, &case, 1, 2, "before1").await;
+    truncate(&p, &case, 1, "0-1-20").await;
+    row(&p, &case, 1, 4, "after1").await;
+    case.wait_rows(&table, &[&[Some("3"), Some("after0")], &[Some("4"), Some("after1")]], WAIT, &sink).await;
+    wait_metric(&case, "applied", "1", &sink).await;
+    // Both partitions go on after it.
+    row(&p, &case, 0, 5, "later0").await;
+    row(&p, &case, 1, 6, "later1").await;
+    case.wait_rows(
+        &table,
+        &[&[Some("3"), Some("after0")], &[Some("4"), Some("after1")], &[Some("5"), Some("later0")], &[Some("6"), Some("later1")]],
+        WAIT,
+        &sink,
+    )
+    .await;
+}
