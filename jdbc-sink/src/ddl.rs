@@ -1,14 +1,28 @@
-//! Mirror tables: created from the record schema (`auto.create`), widened by new optional columns
+//! Mirror tables: created from the record schema (`auto.create`), evolved with the source's DDL
 //! (`auto.evolve`), and checked against every new record shape before a batch is written.
 //!
-//! DDL commits implicitly in MariaDB, so it runs **before** the batch transaction begins, and only
-//! in forms that are harmless to repeat (`CREATE TABLE IF NOT EXISTS`, `ADD COLUMN IF NOT
-//! EXISTS`): a crash between DDL and the batch commit leaves nothing to undo.
+//! `auto.evolve` applies three kinds of change:
+//! - a new field adds a NULL column (`ADD COLUMN IF NOT EXISTS`);
+//! - a field whose exact type (`cdc.column.type`) is a widening of its column (see
+//!   [`crate::widen`]) widens the column: `ALTER TABLE … MODIFY` to that type, keeping the
+//!   column's nullability, character set, collation, default and auto-increment;
+//! - a NOT NULL column without a default that the records do not carry (dropped or renamed at
+//!   the source) becomes NULLable, so inserts do not fail with 1364.
+//!
+//! Each is harmless to repeat (the next check finds the column already as wanted). DDL commits
+//! implicitly in MariaDB, so it runs **before** the batch transaction begins: a crash between DDL
+//! and the batch commit leaves nothing to undo. The session's `lock_wait_timeout`
+//! ([`crate::writer::DDL_LOCK_WAIT_SECONDS`]) bounds the wait for a metadata lock held by another
+//! session; it ends as a transient error, retried.
 //!
 //! A change the sink will not apply by itself is refused with a message naming the table, the
-//! column and both types: a field whose type does not fit the existing column (e.g. a string into
-//! an `int` column), a record key that is not the table's primary key, or a missing column or
-//! table while `auto.evolve` / `auto.create` is off.
+//! column and both types: a field whose exact type is not a widening of the column (narrower in
+//! some way and wider in another, another family: values would be rounded or cut), a wider type
+//! while `auto.evolve` is off, a field without an exact type whose type family does not fit the
+//! column (e.g. a string into an `int` column), a record key that is not the table's primary key,
+//! a NOT NULL column the records lack while `auto.evolve` is off, or a missing column or table
+//! while `auto.evolve` / `auto.create` is off. A column narrowed at the source keeps its wider
+//! mirror column, which holds every value.
 
 use std::collections::HashMap;
 
