@@ -225,13 +225,13 @@ impl Tables {
                         }
                         Some((wanted, Fit::Widen)) => {
                             return Ok(Err((class::SCHEMA, format!(
-                                "table `{}` column `{}` has type {} but the records now carry {wanted}, which is wider; they are not written into the narrower column (values would be cut or rounded): set auto.evolve=true, or run ALTER TABLE `{}` MODIFY `{}` {wanted}",
+                                "table `{}` column `{}` has type {} but the record's field has type {wanted}, which is wider; they are not written into the narrower column (values would be cut or rounded): set auto.evolve=true, or run ALTER TABLE `{}` MODIFY `{}` {wanted}",
                                 table.as_str(), col.name, col.column_type, table.as_str(), col.name
                             ))));
                         }
                         Some((wanted, Fit::Neither)) => {
                             return Ok(Err((class::SCHEMA, format!(
-                                "table `{}` column `{}` has type {} but the records now carry {wanted}; that is not a widening (values would be cut, rounded or refused), so the sink neither changes the column nor writes the records: alter the column by hand to a type that holds both, or route the topic to another table",
+                                "table `{}` column `{}` has type {} but the record's field has type {wanted}; that is not a widening (values would be cut, rounded or refused), so the sink neither changes the column nor writes the records: alter the column by hand to a type that holds both, or route the topic to another table",
                                 table.as_str(), col.name, col.column_type
                             ))));
                         }
