@@ -90,7 +90,13 @@ fn parse(text: &str) -> Option<Kind> {
             Kind::Int(-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
         }
     };
-    let labels = || LABEL.captures_iter(args).map(|l| l[1].to_string()).collect();
+    // Labels unescaped: `''` (as the server writes them) and `\'` mean the same quote.
+    let labels = || {
+        LABEL
+            .captures_iter(args)
+            .map(|l| l[1].replace("''", "'").replace("\\'", "'").replace("\\\\", "\\"))
+            .collect()
+    };
     Some(match base.as_str() {
         "tinyint" | "bool" | "boolean" => int(8),
         "smallint" => int(16),
@@ -119,6 +125,7 @@ fn parse(text: &str) -> Option<Kind> {
         "blob" => Kind::Blob(65_535),
         "mediumblob" => Kind::Blob(16_777_215),
         "longblob" => Kind::Blob(4_294_967_295),
+        "year" => Kind::Other("year".into()),
         "enum" => Kind::Enum(labels()),
         "set" => Kind::Set(labels()),
         other if nums.is_empty() => Kind::Other(other.to_string()),
@@ -208,6 +215,8 @@ mod tests {
         assert_eq!(compare("varchar(20)", "varchar(20) character set latin1"), Some(Fit::Holds));
         assert_eq!(compare("tinyint(1)", "bool"), Some(Fit::Holds));
         assert_eq!(compare("longtext", "json"), Some(Fit::Holds));
+        assert_eq!(compare("enum('a','b''c','d,e')", "enum('a','b\\'c','d,e')"), Some(Fit::Holds));
+        assert_eq!(compare("year(4)", "year"), Some(Fit::Holds));
     }
 
     #[test]
