@@ -147,3 +147,59 @@ async fn dropping_a_not_null_column_makes_the_mirror_column_nullable() {
     let after = column_types(&p, &p.mirror, &table).await;
     assert!(after.iter().any(|m| m.0 == "code" && m.2 == "YES"), "{after:?}");
 }
+
+/// Records typed like the source's, produced by hand (`auto.evolve` off): `users` rows whose
+/// `name` field has column type `name_type`, or no `name` field at all (`None`).
+async fn send_users(case: &cdc_tests::sink::SinkCase, id: i64, name_type: Option<(&str, bool)>, name: &str) {
+    use cdc_schema::{Encoder, FieldType, Part, Record, RecordSchema, Value};
+    let base = cdc_tests::sink::users_schemas(&case.topic, vec![]);
+    let mut fields: Vec<_> = base.1.fields.iter().filter(|f| f.name != "name").cloned().collect();
+    let mut values = vec![Value::Int(id), Value::String("u".into()), Value::String("p".into())];
+    if let Some((t, optional)) = name_type {
+        fields.push(cdc_tests::sink::typed_field("name", FieldType::String, optional, t));
+        values.push(Value::String(name.into()));
+    }
+    let value = Record { schema: std::sync::Arc::new(RecordSchema { name: base.1.name.clone(), fields }), values };
+    let key = Record { schema: base.0.clone(), values: vec![Value::Int(id)] };
+    let json = Encoder::json();
+    let p = cdc_tests::sink::producer(&case.stack.kafka_bootstrap);
+    cdc_tests::sink::send(
+        &p,
+        &case.topic,
+        None,
+        Some(&json.encode(&case.topic, Part::Key, &key).await.expect("k")),
+        Some(&json.encode(&case.topic, Part::Value, &value).await.expect("v")),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_auto_evolve_a_wider_type_is_refused_not_written() {
+    let case = cdc_tests::sink::SinkCase::new("ev_noevolve", 1).await;
+    let mut sink = case.start_sink(&case.toml(""), "toml", &[]);
+    send_users(&case, 1, Some(("varchar(20)", true)), "short").await;
+    let table = format!("SELECT id, name FROM `{}` ORDER BY id", case.topic);
+    case.wait_rows(&table, &[&[Some("1"), Some("short")]], WAIT, &sink).await;
+    send_users(&case, 2, Some(("varchar(50)", true)), "a name of forty characters, too wide....").await;
+    let code = sink.wait(WAIT);
+    let log = sink.log_text();
+    assert_eq!(code, Some(1), "the sink stops:\n{log}");
+    let expected = format!("table `{}` column `name` has type varchar(20) but the record's field has type varchar(50), which is wider", case.topic);
+    assert!(log.contains(&expected) && log.contains("auto.evolve=true"), "{log}");
+    assert_eq!(case.rows(&table).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_auto_evolve_a_missing_not_null_column_is_refused_by_name() {
+    let case = cdc_tests::sink::SinkCase::new("ev_nonull", 1).await;
+    let mut sink = case.start_sink(&case.toml(""), "toml", &[]);
+    send_users(&case, 1, Some(("varchar(20)", false)), "kept").await;
+    let table = format!("SELECT id, name FROM `{}` ORDER BY id", case.topic);
+    case.wait_rows(&table, &[&[Some("1"), Some("kept")]], WAIT, &sink).await;
+    send_users(&case, 2, None, "").await;
+    let code = sink.wait(WAIT);
+    let log = sink.log_text();
+    assert_eq!(code, Some(1), "the sink stops:\n{log}");
+    let expected = format!("table `{}` column `name` (varchar(20)) is NOT NULL without a default, but the records carry no field for it", case.topic);
+    assert!(log.contains(&expected), "{log}");
+}
