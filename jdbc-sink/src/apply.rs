@@ -75,6 +75,8 @@ pub struct Sink {
     pub(crate) unsought: HashMap<Tp, i64>,
     /// What the group offsets (monitoring only) are computed from.
     pub(crate) group_copy: GroupCopy,
+    /// Per topic, the truncate record its partitions are stopped at (see [`crate::truncate`]).
+    pub(crate) truncate_waits: HashMap<String, crate::truncate::TruncateWait>,
     pub(crate) shutdown: CancellationToken,
 }
 
@@ -190,6 +192,10 @@ impl Sink {
     async fn accept(&mut self, batch: &mut Batch, msg: OwnedMessage) -> Result<(), SinkError> {
         let tp: Tp = (msg.topic().to_string(), msg.partition());
         let offset = msg.offset();
+        if self.waits_at_truncate(&tp) {
+            // Fetched before the pause took effect; read again after the truncate.
+            return Ok(());
+        }
         self.group_copy.delivered.insert(tp.clone(), offset + 1);
         self.metrics
             .records_read
@@ -228,6 +234,10 @@ impl Sink {
             partition: tp.1,
             offset,
         };
+        if crate::truncate::is_truncate(&msg) {
+            let gtid = header(&msg, "cdc.gtid").unwrap_or_default().to_string();
+            return self.accept_truncate(batch, origin, gtid).await;
+        }
         let raw = self.dlq.is_some().then(|| raw_record(&msg));
         let decoded = match self.decode_both(&origin, &msg).await {
             Ok(records) => Ok(records),
@@ -354,6 +364,12 @@ fn event_time_ms(msg: &OwnedMessage) -> Option<i64> {
             .and_then(|h| std::str::from_utf8(h.value?).ok()?.trim().parse().ok())
     });
     header.or_else(|| msg.timestamp().to_millis())
+}
+
+/// The text of header `key`, if the record has it.
+fn header<'a>(msg: &'a OwnedMessage, key: &str) -> Option<&'a str> {
+    let h = msg.headers()?.iter().find(|h| h.key == key)?;
+    std::str::from_utf8(h.value?).ok()
 }
 
 /// The record's `cdc.zero_dates` header (exact values of fields that carry null in its place).

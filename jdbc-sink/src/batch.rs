@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use crate::change::Change;
 use crate::dlq::DeadLetter;
+use crate::ident::Ident;
 use crate::offsets::{OffsetMove, Tp};
 
 /// Original bytes of a record, kept while a batch is open so that a record refused at write time
@@ -19,6 +20,10 @@ pub struct RawRecord {
 
 #[derive(Debug, Default)]
 pub struct Batch {
+    /// Mirror tables emptied by truncate records (`truncate.enabled`), before any change of the
+    /// batch: a truncate record first flushes the batch's changes, so every change here follows
+    /// every truncate here in partition order.
+    pub truncates: Vec<Ident>,
     pub changes: Vec<Change>,
     pub letters: Vec<DeadLetter>,
     /// Per partition: (stored offset when the batch began, next offset after the batch).

@@ -14,6 +14,7 @@
 //! | `pk.fields` | all key fields | primary-key fields |
 //! | `auto.create`, `auto.evolve` | `false` | create missing tables / add missing columns |
 //! | `delete.enabled` | `false` | apply tombstones as DELETE by key (needs `pk.mode=record_key` or unset) |
+//! | `truncate.enabled` | `false` | apply truncate records (header `cdc.op=t`) as `DELETE FROM` the mirror table, in the batch's transaction; `false`: counted (`cdc_sink_truncates_total{outcome="skipped"}`), logged and skipped |
 //! | `batch.size` | `3000` | most records per database transaction |
 //! | `flush.interval.ms` | `1000` | longest a record waits in a batch (a batch is also flushed when no more records are ready) |
 //! | `retry.backoff.ms` | `100` | first delay when retrying a transient error (doubles up to 30 s, retried forever) |
@@ -115,6 +116,8 @@ struct RawConfig {
     auto_evolve: bool,
     #[serde(rename = "delete.enabled", default)]
     delete_enabled: bool,
+    #[serde(rename = "truncate.enabled", default)]
+    truncate_enabled: bool,
     #[serde(rename = "batch.size", default = "default_batch_size")]
     batch_size: usize,
     #[serde(rename = "flush.interval.ms", default = "default_flush_ms")]
@@ -198,6 +201,8 @@ pub struct Settings {
     pub auto_create: bool,
     pub auto_evolve: bool,
     pub delete_enabled: bool,
+    /// Apply truncate records (`truncate.enabled`).
+    pub truncate_enabled: bool,
     pub batch_size: usize,
     pub flush_interval: Duration,
     pub retry_backoff: Duration,
@@ -337,6 +342,7 @@ impl Settings {
             auto_create: raw.auto_create,
             auto_evolve: raw.auto_evolve,
             delete_enabled: raw.delete_enabled,
+            truncate_enabled: raw.truncate_enabled,
             batch_size: raw.batch_size,
             flush_interval: Duration::from_millis(raw.flush_interval_ms),
             retry_backoff: Duration::from_millis(raw.retry_backoff_ms),

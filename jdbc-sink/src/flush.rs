@@ -184,20 +184,21 @@ impl Sink {
         batch: &mut Batch,
     ) -> Result<(), SinkError> {
         // DDL outside the transaction; changes whose shape is refused become DLQ letters.
-        let mut refused: HashMap<(String, String), (&'static str, String)> = HashMap::new();
+        let mut refused: HashMap<(String, String, Op), (&'static str, String)> = HashMap::new();
         let mut seen = std::collections::HashSet::new();
         for c in &batch.changes {
-            if !seen.insert((c.table.clone(), c.shape.id.clone())) {
+            if !seen.insert((c.table.clone(), c.shape.id.clone(), c.op)) {
                 continue;
             }
-            if let Err(refusal) = self.tables.prepare(conn, &c.table, &c.shape).await? {
-                refused.insert((c.table.as_str().to_string(), c.shape.id.clone()), refusal);
+            let inserts = c.op == Op::Write && self.settings.insert_mode != crate::config::InsertMode::Update;
+            if let Err(refusal) = self.tables.prepare(conn, &c.table, &c.shape, inserts).await? {
+                refused.insert((c.table.as_str().to_string(), c.shape.id.clone(), c.op), refusal);
             }
         }
         let mut letters = batch.letters.clone();
         let mut good: Vec<&Change> = Vec::with_capacity(batch.changes.len());
         for c in &batch.changes {
-            match refused.get(&(c.table.as_str().to_string(), c.shape.id.clone())) {
+            match refused.get(&(c.table.as_str().to_string(), c.shape.id.clone(), c.op)) {
                 Some((cls, msg)) => self.refuse_change(batch, &mut letters, c, cls, msg.clone())?,
                 None => good.push(c),
             }
@@ -214,6 +215,7 @@ impl Sink {
             .start_transaction(TxOpts::default())
             .await
             .map_err(|e| db_error("starting a transaction", &e))?;
+        truncate_tables(&mut tx, &batch.truncates).await?;
         let mut applied: Vec<&Change> = good.iter().collect();
         if let Err(e) = write_grouped(&mut tx, &good, mode).await {
             if classify_db(&e) != DbErrorKind::Data {
@@ -227,6 +229,7 @@ impl Sink {
                 .start_transaction(TxOpts::default())
                 .await
                 .map_err(|e| db_error("starting a transaction", &e))?;
+            truncate_tables(&mut tx, &batch.truncates).await?;
             let failed = write_each(&mut tx, &good, mode)
                 .await
                 .map_err(|e| db_error("writing the batch", &e))?;
@@ -273,6 +276,12 @@ impl Sink {
 
         // Committed: record the new positions and report.
         count_applied(&self.metrics, applied.iter().copied(), mode);
+        for t in &batch.truncates {
+            self.metrics
+                .truncates
+                .get_or_create(&crate::metrics::TruncateLabels { table: t.as_str().to_string(), outcome: "applied" })
+                .inc();
+        }
         for l in &letters {
             self.metrics
                 .dlq_records
@@ -405,4 +414,21 @@ impl Sink {
             Err(e) => tracing::debug!(error = %e, "group offset commit failed (monitoring only)"),
         }
     }
+}
+
+/// Empties the truncated tables inside the batch's transaction (`DELETE FROM`, not `TRUNCATE`,
+/// which is DDL and would commit implicitly). A table that does not exist has nothing to empty.
+async fn truncate_tables(
+    tx: &mut mysql_async::Transaction<'_>,
+    tables: &[Ident],
+) -> Result<(), SinkError> {
+    use mysql_async::prelude::Queryable;
+    for table in tables {
+        match tx.query_drop(format!("DELETE FROM {table}")).await {
+            Ok(()) => {}
+            Err(mysql_async::Error::Server(s)) if s.code == 1146 => {}
+            Err(e) => return Err(db_error(&format!("emptying `{}` for a truncate record", table.as_str()), &e)),
+        }
+    }
+    Ok(())
 }

@@ -18,7 +18,15 @@
 //! - **Nothing dropped silently.** Transient failures are retried with backoff, forever; a record
 //!   that can never be applied goes to the dead letter queue (`errors.tolerance=all`, [`dlq`]) or
 //!   stops the sink with a message naming the record and what to do (`none`). Tombstones with
-//!   `delete.enabled=false` are skipped by configuration, as in Kafka Connect.
+//!   `delete.enabled=false` are skipped by configuration, as in Kafka Connect; so are truncate
+//!   records (header `cdc.op=t`, never taken for tombstones) with `truncate.enabled=false`
+//!   (counted). With `truncate.enabled` the mirror table is emptied in the batch transaction, at
+//!   that point of every partition ([`truncate`]).
+//! - **The mirror follows the source's DDL, never losing precision.** With `auto.evolve`, new
+//!   fields add columns, widened source columns widen the mirror column (`ALTER TABLE … MODIFY`),
+//!   and NOT NULL columns the records no longer carry become NULLable; a change that is not a
+//!   widening is refused naming table, column and both types, never rounded or cut ([`ddl`],
+//!   [`widen`]).
 //! - **Safe identifiers.** Table and column names from topics and fields are validated and quoted
 //!   ([`ident`]); column types from messages are checked against MariaDB's type grammar
 //!   ([`coltype`]).
@@ -46,6 +54,8 @@ pub mod offsets;
 mod positions;
 pub mod sqltext;
 pub mod status;
+pub mod truncate;
+pub mod widen;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -141,6 +151,7 @@ pub fn build(
         positions: HashMap::new(),
         seeking: HashMap::new(),
         unsought: HashMap::new(),
+        truncate_waits: HashMap::new(),
         group_copy: Default::default(),
         shutdown,
     })

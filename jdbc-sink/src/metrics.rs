@@ -12,7 +12,8 @@
 //! | `cdc_sink_dlq_records_total` | counter | `class` (`decode`, `identifier`, `schema`, `data`) |
 //! | `cdc_sink_retries_total` | counter | `class` (`database`, `kafka`, `registry`) |
 //! | `cdc_sink_errors_total` | counter | `class` (all of the above) |
-//! | `cdc_sink_ddl_total` | counter | `table`, `kind` (`create_table`, `add_column`) |
+//! | `cdc_sink_ddl_total` | counter | `table`, `kind` (`create_table`, `add_column`, `modify_column`, `drop_not_null`) |
+//! | `cdc_sink_truncates_total` | counter | `table`, `outcome` (`applied`, `skipped`) |
 //! | `cdc_sink_last_commit_timestamp_seconds` | gauge | – |
 //! | `cdc_sink_replication_latency_seconds` | histogram | – |
 //! | `cdc_sink_last_applied_event_timestamp_seconds` | gauge | – |
@@ -59,6 +60,13 @@ pub struct DdlLabels {
     pub kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TruncateLabels {
+    pub table: String,
+    /// `applied` (`truncate.enabled=true`, committed) or `skipped`.
+    pub outcome: &'static str,
+}
+
 /// Handles to every metric of the sink; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct SinkMetrics {
@@ -71,6 +79,7 @@ pub struct SinkMetrics {
     pub retries: Family<ClassLabel, Counter>,
     pub errors: Family<ClassLabel, Counter>,
     pub ddl: Family<DdlLabels, Counter>,
+    pub truncates: Family<TruncateLabels, Counter>,
     pub last_commit: Gauge<f64, AtomicU64>,
     pub latency: Histogram,
     pub last_event: Gauge<f64, AtomicU64>,
@@ -100,6 +109,7 @@ impl SinkMetrics {
             retries: Family::default(),
             errors: Family::default(),
             ddl: Family::default(),
+            truncates: Family::default(),
             last_commit: Gauge::default(),
             latency: Histogram::new(LATENCY_BUCKETS),
             last_event: Gauge::default(),
@@ -145,6 +155,11 @@ impl SinkMetrics {
             "ddl",
             "DDL statements applied (auto.create / auto.evolve)",
             m.ddl.clone(),
+        );
+        r.register(
+            "truncates",
+            "Truncate records (header cdc.op=t), applied or skipped (truncate.enabled=false)",
+            m.truncates.clone(),
         );
         r.register(
             "last_commit_timestamp_seconds",

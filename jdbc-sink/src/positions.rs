@@ -61,6 +61,7 @@ pub(crate) fn group_offset(
 impl Sink {
     pub(crate) async fn handle_rebalance(&mut self, batch: &mut Batch) -> Result<(), SinkError> {
         for event in self.consumer.context().take_events() {
+            self.release_truncate_waits();
             match event {
                 RebalanceEvent::Revoked(tps) => {
                     if batch.covers_any(&tps) {

@@ -40,12 +40,18 @@ pub const SESSION_SQL_MODE: &str =
 /// The `sql_mode` of a statement that stores an ENUM's `''`; its warnings are checked.
 const ENUM_BLANK_SQL_MODE: &str = "NO_ENGINE_SUBSTITUTION,ALLOW_INVALID_DATES";
 
-/// Session settings of every connection: UTC for TIMESTAMP literals, [`SESSION_SQL_MODE`], and
-/// backslash escapes (which [`crate::sqltext`] relies on) enabled.
+/// How long a statement waits for a metadata lock (`lock_wait_timeout`, MariaDB's default is a
+/// day): an `ALTER TABLE` of `auto.evolve` behind a long transaction on the mirror table fails
+/// with 1205 after this long, a transient error retried with backoff and shown in `/status`.
+pub const DDL_LOCK_WAIT_SECONDS: u32 = 60;
+
+/// Session settings of every connection: UTC for TIMESTAMP literals, [`SESSION_SQL_MODE`],
+/// [`DDL_LOCK_WAIT_SECONDS`], and backslash escapes (which [`crate::sqltext`] relies on) enabled.
 pub fn session_setup() -> Vec<String> {
     vec![
         "SET NAMES utf8mb4".into(),
         format!("SET SESSION time_zone = '+00:00', sql_mode = '{SESSION_SQL_MODE}'"),
+        format!("SET SESSION lock_wait_timeout = {DDL_LOCK_WAIT_SECONDS}"),
     ]
 }
 
