@@ -73,6 +73,10 @@ pub struct Tables {
     by_name: HashMap<(String, String), Arc<CapturedTable>>,
     /// Tables skipped after a definite error of their own (database, table).
     failed: HashSet<(String, String)>,
+    /// The last value schema of names forgotten by RENAME or DROP: a table that takes the name
+    /// later writes to the same topic, so its value schema evolves from this one (the registry
+    /// subject goes on) although it is a new table, not a schema change.
+    retired: HashMap<(String, String), Arc<RecordSchema>>,
 }
 
 impl Tables {
@@ -107,7 +111,10 @@ impl Tables {
         self.by_id.retain(|_, t| t.as_ref().is_none_or(|t| t.schema.database != name.db || t.schema.table != name.table));
         // Ids resolved as "not captured" are checked against the include list by name on every
         // use, so a table renamed into the list is resolved again.
-        self.by_name.remove(&(name.db.clone(), name.table.clone()));
+        let key = (name.db.clone(), name.table.clone());
+        if let Some(known) = self.by_name.remove(&key) {
+            self.retired.insert(key, known.value.clone());
+        }
         self.failed.remove(&(name.db.clone(), name.table.clone()));
     }
 
@@ -185,7 +192,7 @@ impl Tables {
             match self.by_name.get(&key) {
                 Some(known) if known.schema == schema => Some(known.clone()),
                 known => {
-                    let previous = known.map(|k| k.value.clone());
+                    let previous = known.map(|k| k.value.clone()).or_else(|| self.retired.remove(&key));
                     if let Some(k) = known {
                         let changes = diff(&k.schema, &schema);
                         tracing::info!(table = %format!("{db}.{name}"), changes = ?changes, "table schema changed");
