@@ -2,10 +2,12 @@
 //! are published (XA PREPARE then XA ROLLBACK or XA COMMIT, also across a restart), and TRUNCATE,
 //! RENAME and DROP TABLE at the source. Every topic is read `read_committed`, as a sink reads it.
 //!
-//! A ROLLBACK-terminated group is not covered here: MariaDB 10.11 with binlog_format=ROW wrote
-//! the non-transactional part of every rolled-back mixed-engine transaction we tried (MyISAM rows
-//! next to InnoDB rows, a trigger into MyISAM) as a group of its own ending in `COMMIT`. The
-//! unit tests of `cdc-source/src/binlog/boundary.rs` cover it.
+//! ROLLBACK-terminated groups: MariaDB 10.11 with binlog_format=ROW wrote the non-transactional
+//! part of every rolled-back mixed-engine transaction we tried (MyISAM rows next to InnoDB rows,
+//! a trigger into MyISAM) as a group of its own ending in `COMMIT`, never a group with rows ending
+//! in `ROLLBACK`. It does write a `ROLLBACK` group for a session with binlog_format=STATEMENT
+//! (statements, no rows): the test below checks that such a group is discarded and the stream goes
+//! on; a ROLLBACK group with rows is covered by the unit tests of `binlog/boundary.rs`.
 
 use std::time::Duration;
 
@@ -111,6 +113,30 @@ async fn xa_commit_after_a_restart_since_its_prepare_publishes_the_rows_once() {
     let got = src.read_for("users", 4, Duration::from_secs(15));
     assert_eq!(names(&got), ["other", "prepared", "after"], "exactly once, at the commit; log:\n{}", svc.log_text());
     assert!(svc.log_text().contains("prepared before this source resumed: its rows are published now"));
+    stop(svc);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_group_is_discarded_and_rows_keep_flowing() {
+    let src = SourceSetup::new("bnd_rollback").await;
+    src.exec(&["create table m(id int primary key) engine=MyISAM"]).await;
+    let svc = streaming(&src, "").await;
+    src.exec(&[
+        "insert into users(user_id,pwd,name) values('b','p','before')",
+        "set session binlog_format=STATEMENT",
+        "begin",
+        "insert into users(user_id,pwd,name) values('x','p','rolled back')",
+        "insert into m values (1)",
+        "rollback",
+        "set session binlog_format=ROW",
+        "insert into users(user_id,pwd,name) values('a','p','after')",
+    ])
+    .await;
+    let got = src.read_for("users", 3, Duration::from_secs(15));
+    assert_eq!(names(&got), ["before", "after"], "log:\n{}", svc.log_text());
+    let m = metrics(&svc).await;
+    assert!(m.contains("cdc_source_binlog_groups_discarded_total{reason=\"rollback\"} 1"), "{m}");
+    assert!(svc.log_text().contains("binlog transaction ended with ROLLBACK"));
     stop(svc);
 }
 
