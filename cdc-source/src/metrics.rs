@@ -4,7 +4,7 @@
 //!
 //! | metric | type | labels |
 //! |---|---|---|
-//! | `cdc_source_events_total` | counter | `table`, `op` (`c`, `u`, `d`, `r`) — records published |
+//! | `cdc_source_events_total` | counter | `table`, `op` (`c`, `u`, `d`, `r`, `t`) — records published (`t`: one truncate record per partition) |
 //! | `cdc_source_binlog_transactions_total` | counter | – binlog transactions read (captured or not) |
 //! | `cdc_source_seconds_behind_source` | gauge | – now minus the last event's server time |
 //! | `cdc_source_last_event_timestamp_seconds` | gauge | – server time of the last binlog event |
@@ -16,6 +16,8 @@
 //! | `cdc_source_errors_total` | counter | `class` (`transient`, `definite`) |
 //! | `cdc_source_schema_changes_total` | counter | `table` — new table schemas seen mid-stream |
 //! | `cdc_source_table_failures_total` | counter | `table` — tables skipped after an error of their own (undecodable text) |
+//! | `cdc_source_binlog_groups_discarded_total` | counter | `reason` (`rollback`, `xa_prepare`) — binlog groups that ended without committing, nothing published |
+//! | `cdc_source_table_ddl_total` | counter | `table`, `ddl` (`truncate`, `rename_away`, `rename_in`, `rename`, `drop`) — table DDL acted on |
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -42,6 +44,17 @@ pub struct Outcome {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TableDdl {
+    pub table: String,
+    pub ddl: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Class {
     pub class: &'static str,
 }
@@ -61,6 +74,8 @@ pub struct SourceMetrics {
     pub errors: Family<Class, Counter>,
     pub schema_changes: Family<TableLabel, Counter>,
     pub table_failures: Family<TableLabel, Counter>,
+    pub discarded_groups: Family<Reason, Counter>,
+    pub table_ddl: Family<TableDdl, Counter>,
 }
 
 const TXN_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
@@ -81,6 +96,8 @@ impl SourceMetrics {
             errors: Family::default(),
             schema_changes: Family::default(),
             table_failures: Family::default(),
+            discarded_groups: Family::default(),
+            table_ddl: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("cdc_source");
         r.register("events", "Change records published, by table and op (c, u, d, r)", m.events.clone());
@@ -107,6 +124,15 @@ impl SourceMetrics {
             "Tables skipped after an error of their own (undecodable text); the other tables keep flowing",
             m.table_failures.clone(),
         );
+        r.register(
+            "binlog_groups_discarded",
+            "Binlog groups that ended without committing (ROLLBACK, XA PREPARE): nothing of them published",
+            m.discarded_groups.clone(),
+        );
+        r.register("table_ddl", "Table DDL acted on (truncate, rename_away, rename_in, rename, drop)", m.table_ddl.clone());
+        for reason in ["rollback", "xa_prepare"] {
+            let _ = m.discarded_groups.get_or_create(&Reason { reason });
+        }
         for outcome in ["committed", "aborted"] {
             let _ = m.kafka_transactions.get_or_create(&Outcome { outcome });
         }

@@ -127,6 +127,23 @@ impl Publisher {
         }
     }
 
+    /// Adds a record without key and value to `partition` of `topic` (the truncate record) to
+    /// the open transaction (opening one if needed).
+    pub async fn send_keyless(&mut self, topic: &str, partition: i32, headers: OwnedHeaders) -> Result<(), SourceError> {
+        self.ensure_open()?;
+        let mut record: FutureRecord<'_, (), ()> = FutureRecord::to(topic).partition(partition).headers(headers);
+        loop {
+            match self.producer.send_result(record) {
+                Ok(_delivery) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    record = r;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                Err((e, _)) => return Err(SourceError::kafka(&format!("produce to {topic} partition {partition}"), &e)),
+            }
+        }
+    }
+
     /// Writes the offset record (if any) and commits the transaction (opening one if none is
     /// open, so a position can be stored without records). The snapshot commits its chunks
     /// without an offset: its position is stored only once every table is copied.

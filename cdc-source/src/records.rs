@@ -2,11 +2,24 @@
 //! (a tombstone for DELETE), headers `cdc.op`, `cdc.gtid`, `cdc.binlog`, `cdc.ts_ms`, and
 //! `cdc.zero_dates` when a value field carries null or a truncated value in place of a zero date
 //! or another value its type cannot hold (see `cdc_schema::take_inexact`).
+//!
+//! # The truncate record
+//! `TRUNCATE TABLE t` of a captured table becomes, on **every** partition of t's topic (as the
+//! broker reports them at that moment), one record with key = null, value = null and the headers
+//! `cdc.op=t`, `cdc.gtid` (the TRUNCATE's GTID), `cdc.binlog` (file:pos after its query event)
+//! and `cdc.ts_ms` (its server time, ms), in the Kafka transaction of that binlog group. Every
+//! partition gets one so that a consumer reading any partition sees it in order with the rows of
+//! that partition: rows before it were in the table before the TRUNCATE, rows after it after.
+//! A tombstone has a key; the truncate record has none and is told apart by `cdc.op=t`. Each
+//! counts in `cdc_source_events_total{op="t"}`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use cdc_schema::{key_values, take_inexact, Encoder, Part, Record, Value, ZERO_DATES_HEADER};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, OwnedHeaders};
 
 use crate::error::SourceError;
@@ -14,13 +27,14 @@ use crate::metrics::{SourceMetrics, TableOp};
 use crate::publisher::Publisher;
 use crate::tables::CapturedTable;
 
-/// The kind of change: `c` insert, `u` update, `d` delete, `r` snapshot read.
+/// The kind of change: `c` insert, `u` update, `d` delete, `r` snapshot read, `t` truncate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     Create,
     Update,
     Delete,
     Read,
+    Truncate,
 }
 
 impl Op {
@@ -30,6 +44,7 @@ impl Op {
             Op::Update => "u",
             Op::Delete => "d",
             Op::Read => "r",
+            Op::Truncate => "t",
         }
     }
 }
@@ -82,6 +97,32 @@ impl RecordWriter {
         self.send(publisher, table, op, key, Some(after_or_deleted), origin).await
     }
 
+    /// Publishes the truncate record of `table` on every partition of `topic` (see the module
+    /// docs); returns how many records that made.
+    pub async fn truncate(&mut self, publisher: &mut Publisher, topic: &str, table: &str, origin: &Origin) -> Result<usize, SourceError> {
+        self.ensure_topic(topic).await?;
+        let partitions = partition_count(&self.kafka, topic).await?;
+        let ts = origin.ts_ms.to_string();
+        for partition in 0..partitions {
+            let headers = OwnedHeaders::new_with_capacity(4)
+                .insert(Header { key: "cdc.op", value: Some(Op::Truncate.code()) })
+                .insert(Header { key: "cdc.gtid", value: Some(origin.gtid.as_str()) })
+                .insert(Header { key: "cdc.binlog", value: Some(origin.binlog.as_str()) })
+                .insert(Header { key: "cdc.ts_ms", value: Some(ts.as_str()) });
+            publisher.send_keyless(topic, partition, headers).await?;
+            self.metrics.events.get_or_create(&TableOp { table: table.to_string(), op: Op::Truncate.code() }).inc();
+        }
+        Ok(partitions as usize)
+    }
+
+    async fn ensure_topic(&mut self, topic: &str) -> Result<(), SourceError> {
+        if !self.ensured.contains(topic) {
+            crate::offsets::ensure_topics(&self.kafka, &[(topic.to_string(), self.partitions, false)]).await?;
+            self.ensured.insert(topic.to_string());
+        }
+        Ok(())
+    }
+
     async fn send(
         &mut self,
         publisher: &mut Publisher,
@@ -91,10 +132,7 @@ impl RecordWriter {
         value: Option<Vec<Value>>,
         origin: &Origin,
     ) -> Result<(), SourceError> {
-        if !self.ensured.contains(&table.topic) {
-            crate::offsets::ensure_topics(&self.kafka, &[(table.topic.clone(), self.partitions, false)]).await?;
-            self.ensured.insert(table.topic.clone());
-        }
+        self.ensure_topic(&table.topic).await?;
         let key = Record { schema: Arc::clone(&table.key), values: key };
         let key_bytes = self.encode(&table.topic, Part::Key, &key).await?;
         let mut zero_dates = None;
@@ -134,4 +172,29 @@ impl RecordWriter {
             }
         })
     }
+}
+
+/// The number of partitions of `topic` as the broker reports it (a topic just created may take a
+/// moment to show up in the metadata).
+async fn partition_count(kafka: &BTreeMap<String, String>, topic: &str) -> Result<i32, SourceError> {
+    let consumer: BaseConsumer = crate::offsets::kafka_config(kafka)
+        .create()
+        .map_err(|e| SourceError::Definite(format!("invalid Kafka settings (kafka.*): {e}")))?;
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let count = consumer
+                .fetch_metadata(Some(&topic), Duration::from_secs(10))
+                .map(|m| m.topics().iter().find(|t| t.name() == topic).map_or(0, |t| t.partitions().len() as i32));
+            match count {
+                Ok(n) if n > 0 => return Ok(n),
+                _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+                Ok(_) => return Err(SourceError::Transient(format!("topic {topic} has no partitions in the broker metadata yet"))),
+                Err(e) => return Err(SourceError::Transient(format!("cannot read the partitions of topic {topic}: {e}"))),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|e| Err(SourceError::Transient(format!("partition lookup interrupted: {e}"))))
 }

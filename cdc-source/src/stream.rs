@@ -1,11 +1,35 @@
 //! The streaming loop: binlog events in, Kafka transactions out.
 //!
 //! Rows of captured tables are encoded and handed to the open Kafka transaction as they are read
-//! (nothing holds a whole binlog transaction in memory). At a binlog commit boundary (XID, a
-//! `COMMIT` query, or the end of a standalone DDL statement) the transaction may be closed: when
+//! (nothing holds a whole binlog transaction in memory). Where a binlog transaction (group) ends
+//! and how is decided by [`Boundary`] (see `binlog/boundary.rs`). At a commit boundary (XID, a
+//! `COMMIT` query, or the end of a standalone statement) the transaction may be closed: when
 //! `batch.max.rows` records are in it or it has been open for `batch.max.ms`. Closing writes the
 //! offset record (GTID position after the last whole binlog transaction) and commits. Mid-way
 //! through a binlog transaction nothing is ever committed.
+//!
+//! Only committed effects are published:
+//! - A group that may end without committing (an `XA PREPARE` group, or one that is not fully
+//!   transactional and could end in `ROLLBACK`) gets a Kafka transaction of its own: what is open
+//!   is committed before its first row. When it then ends in `ROLLBACK` or XA_PREPARE, its Kafka
+//!   transaction is aborted and the position moves past it: nothing of it is published. Should
+//!   such a group ever share a Kafka transaction with committed groups (a flag MariaDB did not
+//!   set), the whole Kafka transaction is aborted, the source re-reads from the last committed
+//!   position and isolates that group the second time.
+//! - `XA PREPARE` then `XA ROLLBACK`: nothing is published. `XA PREPARE` then `XA COMMIT`: the
+//!   prepare group's records are aborted, and its start (file:pos) is remembered by XID; at the
+//!   `XA COMMIT` the group is read again from there on a second replica connection (server id
+//!   `server.id` with the top bit flipped) up to its XA_PREPARE event, and its rows are published
+//!   in the Kafka transaction of the commit: once, at the commit. An `XA COMMIT` whose prepare
+//!   came before the position this process resumed from (a restart between the two) finds the
+//!   group by searching the binlog; only when the server no longer has it does the source stop,
+//!   with a definite error naming the XID and the fix (see `stream_xa.rs`). `XA COMMIT … ONE
+//!   PHASE` is an ordinary transaction.
+//! - Table DDL: `TRUNCATE TABLE` of a captured table publishes the truncate record (see
+//!   `records.rs`) on every partition of its topic, in the Kafka transaction of that group.
+//!   `RENAME TABLE` and `DROP TABLE` make the source forget what it knew of the names involved
+//!   (`tables.rs`), so nothing is decoded against a stale table; capture then follows the
+//!   include list by the new name.
 //!
 //! While idle or when all traffic is filtered out, the read position still advances; it is
 //! stored (an offset-only Kafka transaction) at most once per `heartbeat.interval.ms`, so a
@@ -15,6 +39,7 @@
 //! the last committed position after a backoff; definite errors stop the source, except text a
 //! table cannot decode, which fails that table alone (see `tables.rs`).
 
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cdc_common::{Backoff, CancellationToken};
@@ -22,17 +47,23 @@ use cdc_schema::row_from_binlog;
 use mysql_async::binlog::events::{Event, EventData};
 use mysql_async::binlog::EventType;
 
-use crate::binlog::mariadb;
+use crate::binlog::boundary::{Boundary, Discard, Input, Step};
+use crate::binlog::ddl::Ddl;
+use crate::binlog::mariadb::{self, Xid};
 use crate::binlog::reader::BinlogReader;
 use crate::config::SourceConfig;
 use crate::error::SourceError;
-use crate::metrics::{Class, SourceMetrics};
+use crate::metrics::{Class, Reason, SourceMetrics};
 use crate::offsets::StoredOffset;
 use crate::position::{FilePos, Gtid, GtidPosition};
 use crate::publisher::Publisher;
 use crate::records::{Op, Origin, RecordWriter};
 use crate::status::Status;
 use crate::tables::Tables;
+
+#[path = "stream_xa.rs"]
+mod xa;
+use xa::Prepared;
 
 /// The streaming state between reconnects.
 #[derive(Debug)]
@@ -48,9 +79,22 @@ pub struct Streamer<'a> {
     read: GtidPosition,
     read_binlog: FilePos,
     read_ts_ms: u64,
+    boundary: Boundary,
+    /// The open binlog group, as its GTID event described it.
     in_tx: Option<mariadb::GtidEvent>,
+    /// Where the open group's GTID event starts.
+    group_start: FilePos,
+    /// Records in the open Kafka transaction from groups before the open one.
+    rows_before_group: usize,
     rows_in_batch: usize,
     last_store: Instant,
+    /// Groups to isolate when read again: they ended without committing while sharing a Kafka
+    /// transaction with committed groups.
+    isolate: HashSet<Gtid>,
+    /// XA transactions prepared since this process started streaming, by XID.
+    prepared: HashMap<Xid, Prepared>,
+    /// XIDs whose XA COMMIT/ROLLBACK was read but not yet covered by a Kafka commit.
+    resolved: Vec<Xid>,
 }
 
 fn now_ms() -> u64 {
@@ -78,9 +122,15 @@ impl<'a> Streamer<'a> {
             read_binlog: committed.binlog.clone(),
             read_ts_ms: committed.ts_ms,
             committed,
+            boundary: Boundary::default(),
             in_tx: None,
+            group_start: FilePos::default(),
+            rows_before_group: 0,
             rows_in_batch: 0,
             last_store: Instant::now(),
+            isolate: HashSet::new(),
+            prepared: HashMap::new(),
+            resolved: Vec::new(),
         }
     }
 
@@ -117,7 +167,10 @@ impl<'a> Streamer<'a> {
         self.read = self.committed.gtid.clone();
         self.read_binlog = self.committed.binlog.clone();
         self.in_tx = None;
+        self.boundary.reset();
         self.rows_in_batch = 0;
+        self.rows_before_group = 0;
+        self.resolved.clear();
         self.tables.forget_table_ids();
         let mut reader = BinlogReader::connect(
             self.cfg.mysql_opts(),
@@ -168,18 +221,29 @@ impl<'a> Streamer<'a> {
             mariadb::GTID => {
                 let g = mariadb::parse_gtid(event.data(), header.server_id())
                     .ok_or_else(|| SourceError::Definite(format!("malformed GTID event at {}", reader.stream_position())))?;
-                self.in_tx = Some(g);
                 self.read_ts_ms = u64::from(ts) * 1000;
+                let step = self.boundary.feed(Input::Gtid(&g));
+                let at = reader.stream_position();
+                let start = FilePos { file: at.file, pos: u64::from(header.log_pos()).saturating_sub(u64::from(header.event_size())) };
+                self.open_group(g, start, step).await?;
             }
-            k if k == EventType::XID_EVENT as u8 => self.end_tx(reader).await?,
+            k if k == EventType::XID_EVENT as u8 => {
+                let step = self.boundary.feed(Input::XidCommit);
+                self.step(reader, step).await?;
+            }
             k if k == EventType::QUERY_EVENT as u8 => {
-                let query = match event.read_data() {
-                    Ok(Some(EventData::QueryEvent(q))) => q.query().trim().to_ascii_uppercase(),
-                    _ => String::new(),
+                let step = match event.read_data() {
+                    Ok(Some(EventData::QueryEvent(q))) => {
+                        self.boundary.feed(Input::Query { sql: &q.query(), db: &q.schema() })
+                    }
+                    _ => self.boundary.feed(Input::Query { sql: "", db: "" }),
                 };
-                if query == "COMMIT" || self.in_tx.is_some_and(|g| g.standalone) {
-                    self.end_tx(reader).await?;
-                }
+                self.step(reader, step).await?;
+            }
+            mariadb::XA_PREPARE => {
+                let xid = mariadb::parse_xa_prepare(event.data());
+                let step = self.boundary.feed(Input::XaPrepare(xid.as_ref()));
+                self.step(reader, step).await?;
             }
             k if is_rows_event(k) => self.rows(reader, event).await?,
             // Every binlog file starts with one; a restarted server starts a new file and hands
@@ -226,7 +290,7 @@ impl<'a> Streamer<'a> {
             Op::Delete
         };
         let origin = Origin {
-            gtid: self.in_tx.map(|g| g.gtid.to_string()).unwrap_or_default(),
+            gtid: self.in_tx.as_ref().map(|g| g.gtid.to_string()).unwrap_or_default(),
             binlog: at.to_string(),
             ts_ms: self.read_ts_ms,
         };
@@ -256,9 +320,100 @@ impl<'a> Streamer<'a> {
         Ok(())
     }
 
+    /// A group opened: isolate it in a Kafka transaction of its own if it may end uncommitted.
+    async fn open_group(&mut self, g: mariadb::GtidEvent, start: FilePos, step: Step) -> Result<(), SourceError> {
+        let isolate = matches!(step, Step::Open { isolate: true }) || self.isolate.remove(&g.gtid);
+        self.in_tx = None;
+        if isolate && self.publisher.is_open() {
+            self.commit().await?;
+        }
+        self.in_tx = Some(g);
+        self.group_start = start;
+        self.rows_before_group = self.rows_in_batch;
+        Ok(())
+    }
+
+    async fn step(&mut self, reader: &BinlogReader, step: Step) -> Result<(), SourceError> {
+        match step {
+            Step::Continue | Step::Open { .. } => Ok(()),
+            Step::Commit { ddl } => {
+                if let Some(ddl) = ddl {
+                    self.ddl(reader, ddl).await?;
+                }
+                self.end_tx(reader).await
+            }
+            Step::Discard(why) => self.discard(reader, why).await,
+            Step::XaOutcome { xid, commit } => self.xa_outcome(reader, xid, commit).await,
+        }
+    }
+
+    /// The open group ended without committing: abort its records and move past it.
+    async fn discard(&mut self, reader: &BinlogReader, why: Discard) -> Result<(), SourceError> {
+        let gtid = self.in_tx.as_ref().map(|g| g.gtid);
+        let shown = gtid.map(|g| g.to_string()).unwrap_or_default();
+        if self.rows_before_group > 0 {
+            if let Some(g) = gtid {
+                self.isolate.insert(g);
+            }
+            return Err(SourceError::Transient(format!(
+                "binlog group {shown} ended without committing ({}) while its Kafka transaction also holds committed groups; aborting it and reading again from the last committed position",
+                why.label()
+            )));
+        }
+        self.publisher.abort().await?;
+        let dropped = std::mem::take(&mut self.rows_in_batch);
+        self.metrics.discarded_groups.get_or_create(&Reason { reason: why.label() }).inc();
+        match why {
+            Discard::Rollback => tracing::warn!(
+                gtid = %shown,
+                records = dropped,
+                "binlog transaction ended with ROLLBACK: none of its rows are published (MariaDB writes such a group when a rolled-back transaction also changed a non-transactional table; those changes are not in Kafka)"
+            ),
+            Discard::XaPrepared(xid) => {
+                let shown_xid = xid.as_ref().map_or_else(|| "(unknown)".to_string(), |x| x.to_string());
+                tracing::info!(xid = %shown_xid, gtid = %shown, records = dropped, "XA PREPARE: the prepared rows are not published before the XA COMMIT");
+                if let (Some(xid), Some(gtid)) = (xid, gtid) {
+                    self.prepared.insert(xid, Prepared { gtid, at: self.group_start.clone(), rows: dropped });
+                }
+            }
+        }
+        self.end_tx(reader).await
+    }
+
+    /// Acts on table DDL of the group that is ending.
+    async fn ddl(&mut self, reader: &BinlogReader, ddl: Ddl) -> Result<(), SourceError> {
+        match ddl {
+            Ddl::Truncate(t) => {
+                if self.cfg.tables.matches(&t.db, &t.table) && !self.tables.is_failed(&t.db, &t.table) {
+                    let origin = Origin {
+                        gtid: self.in_tx.as_ref().map(|g| g.gtid.to_string()).unwrap_or_default(),
+                        binlog: reader.stream_position().to_string(),
+                        ts_ms: self.read_ts_ms,
+                    };
+                    let topic = self.cfg.topic(&t.table);
+                    let n = self.writer.truncate(&mut self.publisher, &topic, &t.table, &origin).await?;
+                    tracing::info!(table = %t, topic, partitions = n, "TRUNCATE TABLE: truncate record published on every partition");
+                    self.metrics.table_ddl.get_or_create(&crate::metrics::TableDdl { table: t.table.clone(), ddl: "truncate" }).inc();
+                    self.rows_in_batch += n;
+                }
+            }
+            Ddl::Rename(pairs) => {
+                for (from, to) in pairs {
+                    self.tables.renamed(self.cfg, &self.metrics, &from, &to);
+                }
+            }
+            Ddl::Drop(names) => {
+                for name in names {
+                    self.tables.dropped(self.cfg, &self.metrics, &name);
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn end_tx(&mut self, reader: &BinlogReader) -> Result<(), SourceError> {
         if let Some(g) = self.in_tx.take() {
-            self.read.advance(Gtid { ..g.gtid });
+            self.read.advance(g.gtid);
         }
         self.read_binlog = reader.stream_position();
         self.metrics.binlog_transactions.inc();
@@ -286,6 +441,9 @@ impl<'a> Streamer<'a> {
     async fn commit(&mut self) -> Result<(), SourceError> {
         let offset = StoredOffset { gtid: self.read.clone(), binlog: self.read_binlog.clone(), ts_ms: self.read_ts_ms };
         self.publisher.commit(Some(&offset)).await?;
+        for xid in self.resolved.drain(..) {
+            self.prepared.remove(&xid);
+        }
         self.committed = offset;
         self.rows_in_batch = 0;
         self.last_store = Instant::now();
@@ -313,3 +471,4 @@ fn is_rows_event(kind: u8) -> bool {
     .iter()
     .any(|t| *t as u8 == kind)
 }
+

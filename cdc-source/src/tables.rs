@@ -9,6 +9,13 @@
 //! mirror would silently drift. Add a primary key or leave the table out with
 //! `table.exclude.list`.
 //!
+//! `RENAME TABLE` and `DROP TABLE` (see `binlog/ddl.rs`) make the cache forget every name
+//! involved ([`Tables::renamed`], [`Tables::dropped`]): table ids, schema and failure, so nothing
+//! is decoded against a stale table. Capture then follows the include list by name: a table
+//! renamed to a name the list leaves out is logged and counted (`rename_away`) and its rows are
+//! skipped from then on; one renamed to a captured name is captured from its first rows event
+//! (`rename_in`), in the topic of its new name. A dropped table's capture ends (logged, `drop`).
+//!
 //! A table whose text cannot be decoded (a column in a character set with no decoder, or bytes
 //! without a character in their character set) fails alone: [`Tables::fail`] logs the error
 //! (naming table, column, charset and what to do), counts it in `cdc_source_table_failures_total`
@@ -24,7 +31,8 @@ use mysql_async::binlog::events::TableMapEvent;
 
 use crate::config::SourceConfig;
 use crate::error::SourceError;
-use crate::metrics::{SourceMetrics, TableLabel};
+use crate::binlog::ddl::TableName;
+use crate::metrics::{SourceMetrics, TableDdl, TableLabel};
 
 /// A captured table with its topic and record schemas.
 #[derive(Debug)]
@@ -69,6 +77,10 @@ pub struct Tables {
     /// table's first schema in this process, so a restart continues that subject's evolution
     /// (a column made optional stays optional) instead of registering a stricter version.
     registered: HashMap<String, Arc<RecordSchema>>,
+    /// The last value schema of names forgotten by RENAME or DROP: a table that takes the name
+    /// later writes to the same topic, so its value schema evolves from this one (the registry
+    /// subject goes on) although it is a new table, not a schema change.
+    retired: HashMap<(String, String), Arc<RecordSchema>>,
 }
 
 impl Tables {
@@ -96,6 +108,55 @@ impl Tables {
         metrics.table_failures.get_or_create(&TableLabel { table: table.to_string() }).inc();
         self.by_id.retain(|_, t| t.as_ref().is_none_or(|t| t.schema.database != db || t.schema.table != table));
         self.failed.insert((db.to_string(), table.to_string()));
+    }
+
+    /// Whether `db`.`table` was skipped after an error of its own.
+    pub fn is_failed(&self, db: &str, table: &str) -> bool {
+        self.failed.contains(&(db.to_string(), table.to_string()))
+    }
+
+    /// Forgets everything known about `name`: its table ids, schema and failure.
+    fn forget(&mut self, name: &TableName) {
+        self.by_id.retain(|_, t| t.as_ref().is_none_or(|t| t.schema.database != name.db || t.schema.table != name.table));
+        // Ids resolved as "not captured" are checked against the include list by name on every
+        // use, so a table renamed into the list is resolved again.
+        let key = (name.db.clone(), name.table.clone());
+        if let Some(known) = self.by_name.remove(&key) {
+            self.retired.insert(key, known.value.clone());
+        }
+        self.failed.remove(&(name.db.clone(), name.table.clone()));
+    }
+
+    /// `RENAME TABLE from TO to` (or `ALTER TABLE from RENAME TO to`) ran at the source.
+    pub fn renamed(&mut self, cfg: &SourceConfig, metrics: &SourceMetrics, from: &TableName, to: &TableName) {
+        self.forget(from);
+        self.forget(to);
+        let (was, is) = (cfg.tables.matches(&from.db, &from.table), cfg.tables.matches(&to.db, &to.table));
+        let (ddl, table) = match (was, is) {
+            (true, false) => {
+                tracing::warn!(from = %from, to = %to, "captured table renamed to a name the include list leaves out: its changes are no longer captured");
+                ("rename_away", &from.table)
+            }
+            (false, true) => {
+                tracing::info!(from = %from, to = %to, topic = %cfg.topic(&to.table), "table renamed to a captured name: captured from its next change");
+                ("rename_in", &to.table)
+            }
+            (true, true) => {
+                tracing::info!(from = %from, to = %to, topic = %cfg.topic(&to.table), "captured table renamed: its changes now go to the topic of its new name");
+                ("rename", &to.table)
+            }
+            (false, false) => return,
+        };
+        metrics.table_ddl.get_or_create(&TableDdl { table: table.clone(), ddl }).inc();
+    }
+
+    /// `DROP TABLE name` ran at the source.
+    pub fn dropped(&mut self, cfg: &SourceConfig, metrics: &SourceMetrics, name: &TableName) {
+        self.forget(name);
+        if cfg.tables.matches(&name.db, &name.table) {
+            tracing::info!(table = %name, "captured table dropped: its capture ends (a table created again under the name is captured from its first change)");
+            metrics.table_ddl.get_or_create(&TableDdl { table: name.table.clone(), ddl: "drop" }).inc();
+        }
     }
 
     /// The captured table a rows event's table map describes, or `None` when it is not captured
@@ -142,6 +203,7 @@ impl Tables {
                 known => {
                     let previous = known
                         .map(|k| k.value.clone())
+                        .or_else(|| self.retired.remove(&key))
                         .or_else(|| self.registered.get(&cfg.topic(&name)).cloned());
                     if let Some(k) = known {
                         let changes = diff(&k.schema, &schema);

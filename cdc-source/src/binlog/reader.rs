@@ -11,6 +11,12 @@ use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 use crate::error::SourceError;
 use crate::position::{FilePos, GtidPosition};
 
+/// The replica server id of a second, short-lived connection (re-reading a prepared XA group):
+/// MariaDB ends an older dump of the same server id when a new one connects.
+pub fn replay_server_id(server_id: u32) -> u32 {
+    server_id ^ 0x8000_0000
+}
+
 /// A binlog stream positioned at a GTID position.
 pub struct BinlogReader {
     stream: BinlogStream,
@@ -55,6 +61,26 @@ impl BinlogReader {
             .await
             .map_err(|e| SourceError::from_dump(e, server_id, from))?;
         Ok(BinlogReader { stream, file: String::new(), pos: 4, seen_format: false, read_timeout })
+    }
+
+    /// Connects as a replica with `server_id` and reads from `at` (file:pos, the start of an
+    /// event) on: the server sends the file's FORMAT_DESCRIPTION first, then the events from `at`.
+    pub async fn connect_at(
+        opts: mysql_async::Opts,
+        server_id: u32,
+        at: &FilePos,
+        heartbeat: Duration,
+        read_timeout: Duration,
+    ) -> Result<Self, SourceError> {
+        let mut conn = Conn::new(opts).await.map_err(SourceError::mysql("connect to the source server"))?;
+        for q in ["SET @mariadb_slave_capability=4".to_string(), format!("SET @master_heartbeat_period={}", heartbeat.as_nanos())] {
+            conn.query_drop(&q).await.map_err(SourceError::mysql("set up the replica session"))?;
+        }
+        let request = BinlogStreamRequest::new(server_id).with_filename(at.file.as_bytes()).with_pos(at.pos);
+        let stream = conn.get_binlog_stream(request).await.map_err(|e| {
+            SourceError::Definite(format!("cannot read the binlog from {at} (server id {server_id}): {e}; the binlog file may have been purged"))
+        })?;
+        Ok(BinlogReader { stream, file: at.file.clone(), pos: at.pos, seen_format: false, read_timeout })
     }
 
     /// The next event, or an error if nothing (not even a heartbeat) arrived within the read
