@@ -8,7 +8,7 @@ use cdc_schema::{Encoder, Registry};
 use crate::config::{Format, SnapshotMode, SourceConfig};
 use crate::error::SourceError;
 use crate::metrics::SourceMetrics;
-use crate::offsets::{self, StoredOffset};
+use crate::offsets::{self, OffsetRecord, SnapshotState, StoredOffset};
 use crate::position::{FilePos, GtidPosition};
 use crate::publisher::Publisher;
 use crate::records::RecordWriter;
@@ -24,12 +24,16 @@ pub async fn check(cfg: &SourceConfig) -> Result<Option<StoredOffset>, SourceErr
     preflight::check_registry(cfg).await?;
     check_tables(&mut conn, cfg).await?;
     let stored = offsets::load_last(&cfg.kafka, &cfg.offsets_topic, &cfg.name).await?;
-    if let Some(s) = &stored {
-        if cfg.snapshot_mode != SnapshotMode::WhenNeeded {
-            preflight::check_not_purged(&mut conn, &s.gtid).await?;
+    if let Some(r) = &stored {
+        if let Some(state) = &r.snapshot {
+            if let Err(e) = preflight::check_not_purged(&mut conn, &state.gtid).await {
+                return Err(unresumable(cfg, state, &e));
+            }
+        } else if cfg.snapshot_mode != SnapshotMode::WhenNeeded {
+            preflight::check_not_purged(&mut conn, &r.position.gtid).await?;
         }
     }
-    Ok(stored)
+    Ok(stored.map(|r| r.position))
 }
 
 /// Every captured table that exists now has a primary key.
@@ -83,14 +87,19 @@ pub async fn run(
         ensured: HashSet::new(),
     };
     let purged = match &stored {
-        Some(s) => preflight::check_not_purged(&mut conn, &s.gtid).await.err(),
+        Some(s) => preflight::check_not_purged(&mut conn, &s.position.gtid).await.err(),
         None => None,
     };
     let mut tables = Tables::default();
-    let start = match (stored, purged, cfg.snapshot_mode) {
-        (Some(s), None, _) => {
+    let taken = match (stored, purged, cfg.snapshot_mode) {
+        (Some(OffsetRecord { snapshot: Some(state), .. }), Some(e), _) => return Err(unresumable(cfg, &state, &e)),
+        (Some(OffsetRecord { snapshot: Some(state), .. }), None, _) => {
+            tracing::info!(gtid = %state.gtid, binlog = %state.binlog, "the stored snapshot is unfinished; resuming it");
+            take_snapshot(cfg, &mut publisher, &mut writer, &metrics, status, shutdown, Some(state)).await?
+        }
+        (Some(OffsetRecord { position: s, .. }), None, _) => {
             tracing::info!(gtid = %s.gtid, binlog = %s.binlog, "resuming from the committed position");
-            s
+            Some((s, Vec::new()))
         }
         (Some(_), Some(e), mode) if mode != SnapshotMode::WhenNeeded => return Err(e),
         (None, _, SnapshotMode::Never) => {
@@ -101,30 +110,22 @@ pub async fn run(
             tracing::info!(%gtid, "snapshot.mode=never: streaming from the current position");
             let offset = StoredOffset { gtid, binlog: FilePos::default(), ts_ms: 0 };
             publisher.commit(Some(&offset)).await?;
-            offset
+            Some((offset, Vec::new()))
         }
         (_, purged, _) => {
             if let Some(e) = purged {
                 tracing::warn!(error = %e, "stored position purged; snapshot.mode=when_needed takes a new snapshot");
             }
-            let snap = snapshot::run(cfg, &mut publisher, &mut writer, &metrics, status, shutdown).await;
-            let (offset, captured) = match snap {
-                Ok(done) => done,
-                Err(e) if shutdown.is_cancelled() => {
-                    // A graceful stop during the snapshot: nothing half-done stays visible.
-                    publisher.abort().await?;
-                    tracing::info!(reason = %e, "stopped during the snapshot; it starts over on the next start");
-                    status.update(|s| s.state = "stopped");
-                    return Ok(());
-                }
-                Err(e) => return Err(e),
-            };
-            for t in captured {
-                tables.seed(t);
-            }
-            offset
+            take_snapshot(cfg, &mut publisher, &mut writer, &metrics, status, shutdown, None).await?
         }
     };
+    let Some((start, captured)) = taken else {
+        status.update(|s| s.state = "stopped");
+        return Ok(());
+    };
+    for t in captured {
+        tables.seed(t);
+    }
     drop(conn);
     status.update(|s| {
         s.committed_gtid = start.gtid.to_string();
@@ -134,4 +135,38 @@ pub async fn run(
     let result = streamer.run(shutdown).await;
     status.update(|s| s.state = if result.is_ok() { "stopped" } else { "failed" });
     result
+}
+
+/// Runs the snapshot (a new one, or the rest of `resume`). `None` when stopped by `shutdown`:
+/// the open chunk is aborted and the next start resumes after the last committed one.
+async fn take_snapshot(
+    cfg: &SourceConfig,
+    publisher: &mut Publisher,
+    writer: &mut RecordWriter,
+    metrics: &SourceMetrics,
+    status: &Status,
+    shutdown: &CancellationToken,
+    resume: Option<SnapshotState>,
+) -> Result<Option<(StoredOffset, Vec<std::sync::Arc<crate::tables::CapturedTable>>)>, SourceError> {
+    match snapshot::run(cfg, publisher, writer, metrics, status, shutdown, resume).await {
+        Ok(done) => Ok(Some(done)),
+        Err(e) if shutdown.is_cancelled() => {
+            // A graceful stop during the snapshot: nothing half-done stays visible.
+            publisher.abort().await?;
+            tracing::info!(reason = %e, "stopped during the snapshot; it resumes after its last committed chunk on the next start");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The definite error of an unfinished snapshot whose first read view's binlogs are purged: it
+/// can neither resume nor start over without losing deletes, so a person must reset the offsets.
+fn unresumable(cfg: &SourceConfig, state: &SnapshotState, cause: &SourceError) -> SourceError {
+    SourceError::Definite(format!(
+        "cannot resume the unfinished snapshot: it started at GTID position {} (binlog {}), and the binlogs from there are purged ({cause}). \
+         Reset the source's offsets to take a new snapshot: write a tombstone (null value) with key `{}` to the offsets topic {} (or use another `name`), \
+         and clear the mirror first if rows were deleted meanwhile",
+        state.gtid, state.binlog, cfg.name, cfg.offsets_topic
+    ))
 }
