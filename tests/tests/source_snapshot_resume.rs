@@ -7,12 +7,16 @@
 //! equal to the source — a restart that streams from its new read view never deletes those 100
 //! rows — and a `read_committed` reader must see every original row exactly once as `r`: a
 //! committed chunk is never copied again, and an aborted one is invisible.
+//!
+//! A second test resumes a table whose key is a TIMESTAMP(6) and a BINARY(4): the stored last
+//! key must bind again to the same bound, so every row is still copied exactly once.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use cdc_tests::pipeline::{logs, seed, PipelineSetup, Workload, WriterPlan, ORDERS_COLUMNS, USERS_COLUMNS};
-use cdc_tests::source::payload;
+use cdc_tests::process::Service;
+use cdc_tests::source::{payload, SourceSetup};
 
 const USERS: usize = 6000;
 const ORDERS: usize = 500;
@@ -28,6 +32,24 @@ fn ops(p: &PipelineSetup, table: &str) -> Vec<(i64, String)> {
             (id, r.header("cdc.op").to_string())
         })
         .collect()
+}
+
+/// Waits until `service` logged `chunks` "snapshot chunk copied" lines of `table`, then kills it
+/// (SIGKILL) and checks the snapshot had not finished.
+fn kill_after_chunks(service: &mut Service, table: &str, chunks: usize) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let log = service.log_text();
+        let copied = log.lines().filter(|l| l.contains("snapshot chunk copied") && l.contains(&format!("`{table}`"))).count();
+        if copied >= chunks {
+            break;
+        }
+        assert!(service.exited().is_none() && Instant::now() < deadline, "no {table} chunk copied:\n{log}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    service.kill();
+    let log = service.log_text();
+    assert!(!log.contains("snapshot complete"), "the kill came too late, the snapshot had finished:\n{log}");
 }
 
 fn http_addr(log: &str) -> String {
@@ -58,19 +80,7 @@ async fn killed_snapshot_resumes_and_replays_deletes_of_copied_rows() {
 
     // Kill the source once a few chunks of `users` are committed.
     let mut first = p.start_source("json", EXTRA);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let log = first.log_text();
-        let users_chunks = log.lines().filter(|l| l.contains("snapshot chunk copied") && l.contains("users")).count();
-        if users_chunks >= 5 {
-            break;
-        }
-        assert!(first.exited().is_none() && Instant::now() < deadline, "no users chunk copied:\n{log}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    first.kill();
-    let first_log = first.log_text();
-    assert!(!first_log.contains("snapshot complete"), "the kill came too late, the snapshot had finished:\n{first_log}");
+    kill_after_chunks(&mut first, "users", 5);
 
     // Delete 100 rows the first attempt copied (and committed), update 100 others.
     let copied: Vec<i64> = ops(&p, "users").into_iter().filter(|(_, op)| op == "r").map(|(id, _)| id).collect();
@@ -138,4 +148,47 @@ async fn killed_snapshot_resumes_and_replays_deletes_of_copied_rows() {
     let resumed_rows = users["rows_done"].as_u64().unwrap_or(0) - copied.len() as u64;
     let line = format!("cdc_source_snapshot_rows_total{{table=\"users\"}} {resumed_rows}");
     assert!(metrics.contains(&line), "/metrics lacks {line}:\n{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_binds_a_temporal_and_binary_key_again() {
+    const ROWS: usize = 2000;
+    let src = SourceSetup::new("snap_resume_keys").await;
+    let rows: Vec<String> = (0..ROWS)
+        .map(|i| format!("(TIMESTAMP('2024-03-31 00:00:00') + INTERVAL {} MINUTE + INTERVAL {i} MICROSECOND, UNHEX(CONCAT('FF', LPAD(HEX({}), 6, '0'))), {i})", i / 7, (i * 37) % 7))
+        .collect();
+    src.exec(&[
+        "SET SESSION time_zone = '+05:30'",
+        "CREATE TABLE k_ts_bin (ts TIMESTAMP(6) NOT NULL, b BINARY(4) NOT NULL, payload INT, PRIMARY KEY (ts, b))",
+        &format!("INSERT INTO k_ts_bin (ts, b, payload) VALUES {}", rows.join(", ")),
+    ])
+    .await;
+    let config = src.config("json", "\"table.include.list\" = \"k_ts_bin\"\n\"delete.enabled\" = true\n\"snapshot.chunk.size\" = 100");
+    let mut first = src.start(&config);
+    kill_after_chunks(&mut first, "k_ts_bin", 4);
+    let copied = src.read_for("k_ts_bin", usize::MAX, Duration::from_secs(5));
+    assert!(copied.len() >= 400 && copied.len() < ROWS, "{} rows copied before the kill", copied.len());
+    src.exec(&["DELETE FROM k_ts_bin WHERE payload < 50"]).await;
+    // The progress stored with the last committed chunk holds the key as the server sent it.
+    let offsets = cdc_tests::kafka::read_topic(&src.stack.kafka_bootstrap, &src.offsets_topic, usize::MAX, Duration::from_secs(3));
+    let stored: serde_json::Value = serde_json::from_slice(offsets.last().and_then(|r| r.value.as_deref()).expect("an offset record")).expect("json");
+    let last_key = &stored["snapshot"]["current"]["last_key"];
+    assert!(last_key[0]["date"].is_array() && last_key[1]["hex"].as_str().is_some_and(|h| h.starts_with("ff")), "{stored}");
+
+    let mut second = src.start(&config);
+    second.wait_for_log("snapshot complete", Duration::from_secs(120));
+    let log = second.log_text();
+    assert!(log.contains("continuing the table after its last copied key"), "the restart resumes:\n{log}");
+    let records = src.read_for("k_ts_bin", usize::MAX, Duration::from_secs(5));
+    let mut reads: HashMap<String, usize> = HashMap::new();
+    let mut payloads = std::collections::HashSet::new();
+    for r in records.iter().filter(|r| r.header("cdc.op") == "r") {
+        *reads.entry(payload(r.key.as_deref()).expect("key").to_string()).or_default() += 1;
+        payloads.insert(payload(r.value.as_deref()).and_then(|v| v["payload"].as_i64()).expect("payload"));
+    }
+    assert!(reads.values().all(|n| *n == 1), "no row copied twice: {reads:?}");
+    assert_eq!(payloads, (0..ROWS as i64).collect(), "every row copied once across both attempts");
+    let tombstones = records.iter().filter(|r| r.header("cdc.op") == "d").count();
+    assert_eq!(tombstones, 50, "the rows deleted after they were copied get their tombstones");
+    drop(second);
 }
