@@ -26,9 +26,7 @@ pub async fn check(cfg: &SourceConfig) -> Result<Option<StoredOffset>, SourceErr
     let stored = offsets::load_last(&cfg.kafka, &cfg.offsets_topic, &cfg.name).await?;
     if let Some(r) = &stored {
         if let Some(state) = &r.snapshot {
-            if let Err(e) = preflight::check_not_purged(&mut conn, &state.gtid).await {
-                return Err(unresumable(cfg, state, &e));
-            }
+            check_resumable(&mut conn, cfg, state).await?;
         } else if cfg.snapshot_mode != SnapshotMode::WhenNeeded {
             preflight::check_not_purged(&mut conn, &r.position.gtid).await?;
         }
@@ -87,13 +85,16 @@ pub async fn run(
         ensured: HashSet::new(),
     };
     let purged = match &stored {
+        Some(OffsetRecord { snapshot: Some(state), .. }) => {
+            check_resumable(&mut conn, cfg, state).await?;
+            None
+        }
         Some(s) => preflight::check_not_purged(&mut conn, &s.position.gtid).await.err(),
         None => None,
     };
     let mut tables = Tables::default();
     let taken = match (stored, purged, cfg.snapshot_mode) {
-        (Some(OffsetRecord { snapshot: Some(state), .. }), Some(e), _) => return Err(unresumable(cfg, &state, &e)),
-        (Some(OffsetRecord { snapshot: Some(state), .. }), None, _) => {
+        (Some(OffsetRecord { snapshot: Some(state), .. }), _, _) => {
             tracing::info!(gtid = %state.gtid, binlog = %state.binlog, "the stored snapshot is unfinished; resuming it");
             take_snapshot(cfg, &mut publisher, &mut writer, &metrics, status, shutdown, Some(state)).await?
         }
@@ -160,13 +161,49 @@ async fn take_snapshot(
     }
 }
 
+/// An unfinished snapshot can resume only while the binlogs from its first read view are on the
+/// server: streaming starts there afterwards.
+async fn check_resumable(conn: &mut mysql_async::Conn, cfg: &SourceConfig, state: &SnapshotState) -> Result<(), SourceError> {
+    let oldest = preflight::oldest_position(conn).await?;
+    match state.gtid.purged_against(&oldest) {
+        Some((_, first)) => Err(unresumable(cfg, state, first)),
+        None => Ok(()),
+    }
+}
+
 /// The definite error of an unfinished snapshot whose first read view's binlogs are purged: it
 /// can neither resume nor start over without losing deletes, so a person must reset the offsets.
-fn unresumable(cfg: &SourceConfig, state: &SnapshotState, cause: &SourceError) -> SourceError {
+fn unresumable(cfg: &SourceConfig, state: &SnapshotState, oldest: crate::position::Gtid) -> SourceError {
     SourceError::Definite(format!(
-        "cannot resume the unfinished snapshot: it started at GTID position {} (binlog {}), and the binlogs from there are purged ({cause}). \
+        "cannot resume the unfinished snapshot: it started at GTID position {} (binlog {}), but the binlogs from there were purged (domain {}: the oldest binlog on the server starts after {oldest}). \
          Reset the source's offsets to take a new snapshot: write a tombstone (null value) with key `{}` to the offsets topic {} (or use another `name`), \
          and clear the mirror first if rows were deleted meanwhile",
-        state.gtid, state.binlog, cfg.name, cfg.offsets_topic
+        state.gtid, state.binlog, oldest.domain, cfg.name, cfg.offsets_topic
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unresumable_snapshot_names_its_position_and_the_reset() {
+        let cfg = SourceConfig::from_str(
+            r#"{"name": "src-a", "config": {"connection.url": "jdbc:mysql://localhost:3306/db", "connection.user": "u", "offsets.topic": "offs", "format": "json"}}"#,
+            &[],
+        )
+        .expect("config");
+        let state = SnapshotState {
+            gtid: "0-1-77".parse().expect("gtid"),
+            binlog: FilePos { file: "mysql-bin.000003".into(), pos: 910 },
+            done: Vec::new(),
+            current: None,
+        };
+        let e = unresumable(&cfg, &state, "0-1-90".parse().expect("gtid"));
+        let text = e.to_string();
+        assert!(!e.is_transient(), "{text}");
+        for part in ["0-1-77", "mysql-bin.000003:910", "purged", "starts after 0-1-90", "tombstone", "`src-a`", "offs"] {
+            assert!(text.contains(part), "{part} missing from: {text}");
+        }
+    }
 }
