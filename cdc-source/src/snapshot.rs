@@ -24,7 +24,7 @@
 //! Resuming needs the binlogs from P1 on; if they were purged the source stops with a definite
 //! error, and the fix is to reset the offsets (a new snapshot). When every table is copied, a
 //! last transaction stores P1 without snapshot state and streaming starts from there.
-//!
+
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
