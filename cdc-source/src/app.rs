@@ -8,7 +8,7 @@ use cdc_schema::{Encoder, Registry};
 use crate::config::{Format, SnapshotMode, SourceConfig};
 use crate::error::SourceError;
 use crate::metrics::SourceMetrics;
-use crate::offsets::{self, StoredOffset};
+use crate::offsets::{self, OffsetRecord, SnapshotState, StoredOffset};
 use crate::position::{FilePos, GtidPosition};
 use crate::publisher::Publisher;
 use crate::records::RecordWriter;
@@ -24,12 +24,14 @@ pub async fn check(cfg: &SourceConfig) -> Result<Option<StoredOffset>, SourceErr
     preflight::check_registry(cfg).await?;
     check_tables(&mut conn, cfg).await?;
     let stored = offsets::load_last(&cfg.kafka, &cfg.offsets_topic, &cfg.name).await?;
-    if let Some(s) = &stored {
-        if cfg.snapshot_mode != SnapshotMode::WhenNeeded {
-            preflight::check_not_purged(&mut conn, &s.gtid).await?;
+    if let Some(r) = &stored {
+        if let Some(state) = &r.snapshot {
+            check_resumable(&mut conn, cfg, state).await?;
+        } else if cfg.snapshot_mode != SnapshotMode::WhenNeeded {
+            preflight::check_not_purged(&mut conn, &r.position.gtid).await?;
         }
     }
-    Ok(stored)
+    Ok(stored.map(|r| r.position))
 }
 
 /// Every captured table that exists now has a primary key.
@@ -83,17 +85,25 @@ pub async fn run(
         ensured: HashSet::new(),
     };
     let purged = match &stored {
-        Some(s) => preflight::check_not_purged(&mut conn, &s.gtid).await.err(),
+        Some(OffsetRecord { snapshot: Some(state), .. }) => {
+            check_resumable(&mut conn, cfg, state).await?;
+            None
+        }
+        Some(s) => preflight::check_not_purged(&mut conn, &s.position.gtid).await.err(),
         None => None,
     };
     let mut tables = Tables::default();
     if let (Format::Avro, Some(url)) = (cfg.format, &cfg.registry_url) {
         remember_registered(&mut conn, cfg, &Registry::new(url), &mut tables).await?;
     }
-    let start = match (stored, purged, cfg.snapshot_mode) {
-        (Some(s), None, _) => {
+    let taken = match (stored, purged, cfg.snapshot_mode) {
+        (Some(OffsetRecord { snapshot: Some(state), .. }), _, _) => {
+            tracing::info!(gtid = %state.gtid, binlog = %state.binlog, "the stored snapshot is unfinished; resuming it");
+            take_snapshot(cfg, &mut publisher, &mut writer, &metrics, status, shutdown, Some(state)).await?
+        }
+        (Some(OffsetRecord { position: s, .. }), None, _) => {
             tracing::info!(gtid = %s.gtid, binlog = %s.binlog, "resuming from the committed position");
-            s
+            Some((s, Vec::new()))
         }
         (Some(_), Some(e), mode) if mode != SnapshotMode::WhenNeeded => return Err(e),
         (None, _, SnapshotMode::Never) => {
@@ -104,30 +114,22 @@ pub async fn run(
             tracing::info!(%gtid, "snapshot.mode=never: streaming from the current position");
             let offset = StoredOffset { gtid, binlog: FilePos::default(), ts_ms: 0 };
             publisher.commit(Some(&offset)).await?;
-            offset
+            Some((offset, Vec::new()))
         }
         (_, purged, _) => {
             if let Some(e) = purged {
                 tracing::warn!(error = %e, "stored position purged; snapshot.mode=when_needed takes a new snapshot");
             }
-            let snap = snapshot::run(cfg, &mut publisher, &mut writer, &metrics, status, shutdown).await;
-            let (offset, captured) = match snap {
-                Ok(done) => done,
-                Err(e) if shutdown.is_cancelled() => {
-                    // A graceful stop during the snapshot: nothing half-done stays visible.
-                    publisher.abort().await?;
-                    tracing::info!(reason = %e, "stopped during the snapshot; it starts over on the next start");
-                    status.update(|s| s.state = "stopped");
-                    return Ok(());
-                }
-                Err(e) => return Err(e),
-            };
-            for t in captured {
-                tables.seed(t);
-            }
-            offset
+            take_snapshot(cfg, &mut publisher, &mut writer, &metrics, status, shutdown, None).await?
         }
     };
+    let Some((start, captured)) = taken else {
+        status.update(|s| s.state = "stopped");
+        return Ok(());
+    };
+    for t in captured {
+        tables.seed(t);
+    }
     drop(conn);
     status.update(|s| {
         s.committed_gtid = start.gtid.to_string();
@@ -161,4 +163,74 @@ async fn remember_registered(
         }
     }
     Ok(())
+}
+
+/// Runs the snapshot (a new one, or the rest of `resume`). `None` when stopped by `shutdown`:
+/// the open chunk is aborted and the next start resumes after the last committed one.
+async fn take_snapshot(
+    cfg: &SourceConfig,
+    publisher: &mut Publisher,
+    writer: &mut RecordWriter,
+    metrics: &SourceMetrics,
+    status: &Status,
+    shutdown: &CancellationToken,
+    resume: Option<SnapshotState>,
+) -> Result<Option<(StoredOffset, Vec<std::sync::Arc<crate::tables::CapturedTable>>)>, SourceError> {
+    match snapshot::run(cfg, publisher, writer, metrics, status, shutdown, resume).await {
+        Ok(done) => Ok(Some(done)),
+        Err(e) if shutdown.is_cancelled() => {
+            // A graceful stop during the snapshot: nothing half-done stays visible.
+            publisher.abort().await?;
+            tracing::info!(reason = %e, "stopped during the snapshot; it resumes after its last committed chunk on the next start");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// An unfinished snapshot can resume only while the binlogs from its first read view are on the
+/// server: streaming starts there afterwards.
+async fn check_resumable(conn: &mut mysql_async::Conn, cfg: &SourceConfig, state: &SnapshotState) -> Result<(), SourceError> {
+    let oldest = preflight::oldest_position(conn).await?;
+    match state.gtid.purged_against(&oldest) {
+        Some((_, first)) => Err(unresumable(cfg, state, first)),
+        None => Ok(()),
+    }
+}
+
+/// The definite error of an unfinished snapshot whose first read view's binlogs are purged: it
+/// can neither resume nor start over without losing deletes, so a person must reset the offsets.
+fn unresumable(cfg: &SourceConfig, state: &SnapshotState, oldest: crate::position::Gtid) -> SourceError {
+    SourceError::Definite(format!(
+        "cannot resume the unfinished snapshot: it started at GTID position {} (binlog {}), but the binlogs from there were purged (domain {}: the oldest binlog on the server starts after {oldest}). \
+         Reset the source's offsets to take a new snapshot: write a tombstone (null value) with key `{}` to the offsets topic {} (or use another `name`), \
+         and clear the mirror first if rows were deleted meanwhile",
+        state.gtid, state.binlog, oldest.domain, cfg.name, cfg.offsets_topic
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unresumable_snapshot_names_its_position_and_the_reset() {
+        let cfg = SourceConfig::from_str(
+            r#"{"name": "src-a", "config": {"connection.url": "jdbc:mysql://localhost:3306/db", "connection.user": "u", "offsets.topic": "offs", "format": "json"}}"#,
+            &[],
+        )
+        .expect("config");
+        let state = SnapshotState {
+            gtid: "0-1-77".parse().expect("gtid"),
+            binlog: FilePos { file: "mysql-bin.000003".into(), pos: 910 },
+            done: Vec::new(),
+            current: None,
+        };
+        let e = unresumable(&cfg, &state, "0-1-90".parse().expect("gtid"));
+        let text = e.to_string();
+        assert!(!e.is_transient(), "{text}");
+        for part in ["0-1-77", "mysql-bin.000003:910", "purged", "starts after 0-1-90", "tombstone", "`src-a`", "offs"] {
+            assert!(text.contains(part), "{part} missing from: {text}");
+        }
+    }
 }

@@ -16,8 +16,12 @@
 //!   `cdc.binlog`, `cdc.ts_ms`. Tables without a primary key are refused (see [`tables`]).
 //! - **Schema changes** are read from the binlog's table maps (`binlog_row_metadata=FULL`): after
 //!   `ALTER TABLE … ADD COLUMN` the next records carry the column and a new schema version.
-//! - **Snapshot** of existing rows without locks (see [`snapshot`]); interrupted snapshots start
-//!   over (their `r` records are at-least-once; upserts make that harmless).
+//! - **Snapshot** of existing rows without locks (see [`snapshot`]), also exactly once: each
+//!   chunk commits with its progress in the offset record, so an interrupted snapshot resumes
+//!   after its last committed chunk (no chunk is published twice) in a new read view, then streams
+//!   from the first attempt's binlog position, which replays the deletes and updates of rows
+//!   copied before the interruption. If those binlogs are purged meanwhile, it stops with a
+//!   definite error (reset the offsets to take a new snapshot).
 //! - **Bounded memory**: rows stream into the open Kafka transaction as they are read.
 //!
 //! ## Moving parts

@@ -1,4 +1,4 @@
-//! The lock-free consistent snapshot of existing rows.
+//! The lock-free consistent snapshot of existing rows, and how an interrupted one resumes.
 //!
 //! `START TRANSACTION WITH CONSISTENT SNAPSHOT` on an InnoDB server gives a read view, and
 //! MariaDB's `binlog_snapshot_file` / `binlog_snapshot_position` status (read inside that
@@ -8,9 +8,22 @@
 //! go on; then streaming starts at exactly that point, so nothing is missed or doubled between
 //! the two. No table or global lock is taken.
 //!
-//! Chunks are committed to Kafka as they go, without an offset record; the position is stored
-//! only after the last table. A snapshot interrupted by a crash therefore starts over: rows of
-//! the first attempt may appear twice as `r` records (upserts in the sink make that harmless).
+//! ## Progress and resume
+//! Each chunk is one Kafka transaction holding the chunk's records and an offset record whose
+//! `snapshot` field ([`SnapshotState`]) names the first attempt's point P1 (GTID and file:pos),
+//! the tables done and the last key copied of the current table. A chunk is therefore committed
+//! exactly once: after a crash, a restart finds that state and resumes after the last committed
+//! chunk, in a new read view at P2 — tables done are skipped, the current one continues after its
+//! last key — and then streams from **P1**, not P2. Rows copied before the interruption are as at
+//! P1; streaming the changes between P1 and P2 brings them up to date (a delete becomes a
+//! tombstone with `delete.enabled`, an update is applied again). Rows copied after the resume are
+//! as at P2 already; replaying P1..P2 over them is upserts of older versions and then the newer
+//! ones, so the mirror converges once the stream passes P2. Starting over at P2 instead would
+//! lose the deletes of rows copied before P2: phantom rows in the mirror forever.
+//!
+//! Resuming needs the binlogs from P1 on; if they were purged the source stops with a definite
+//! error, and the fix is to reset the offsets (a new snapshot). When every table is copied, a
+//! last transaction stores P1 without snapshot state and streaming starts from there.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -19,11 +32,12 @@ use cdc_common::CancellationToken;
 use cdc_schema::{row_from_snapshot, TableSchema};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row};
+use rdkafka::message::OwnedHeaders;
 
 use crate::config::SourceConfig;
 use crate::error::SourceError;
 use crate::metrics::{SourceMetrics, TableLabel};
-use crate::offsets::StoredOffset;
+use crate::offsets::{KeyValue, OffsetRecord, SnapshotState, StoredOffset, TableProgress};
 use crate::position::{FilePos, GtidPosition};
 use crate::publisher::Publisher;
 use crate::records::{Op, Origin, RecordWriter};
@@ -59,6 +73,7 @@ pub async fn run(
     metrics: &SourceMetrics,
     status: &Status,
     shutdown: &CancellationToken,
+    resume: Option<SnapshotState>,
 ) -> Result<(StoredOffset, Vec<Arc<CapturedTable>>), SourceError> {
     status.update(|s| s.state = "snapshot");
     let mut conn = Conn::new(cfg.mysql_opts()).await.map_err(SourceError::mysql("connect for the snapshot"))?;
@@ -82,6 +97,27 @@ pub async fn run(
     let gtid: GtidPosition = gtid.unwrap_or_default().parse().map_err(SourceError::Definite)?;
     let binlog = FilePos { file, pos };
     tracing::info!(%gtid, %binlog, "consistent snapshot started");
+    let mut state = match resume {
+        Some(state) => {
+            tracing::info!(
+                started_gtid = %state.gtid,
+                started_binlog = %state.binlog,
+                tables_done = state.done.len(),
+                current = ?state.current.as_ref().map(|c| format!("{}.{}", c.database, c.table)),
+                rows_done = state.current.as_ref().map_or(0, |c| c.rows),
+                "resuming the unfinished snapshot after its last committed chunk; streaming starts at its first read view"
+            );
+            state
+        }
+        None => SnapshotState { gtid: gtid.clone(), binlog: binlog.clone(), done: Vec::new(), current: None },
+    };
+    status.update(|st| {
+        st.snapshot = state
+            .done
+            .iter()
+            .map(|t| SnapshotProgress { table: t.table.clone(), rows_done: t.rows, rows_estimated: t.rows, done: true })
+            .collect();
+    });
 
     let tables = captured_tables(&mut conn, cfg).await?;
     let mut schemas = Vec::new();
@@ -97,10 +133,13 @@ pub async fn run(
         ts_ms: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
     };
     for table in &schemas {
-        copy_table(cfg, &mut conn, table, publisher, writer, metrics, status, &origin, shutdown).await?;
+        if state.done.iter().any(|t| t.is(&table.schema.database, &table.schema.table)) {
+            continue;
+        }
+        copy_table(cfg, &mut conn, table, publisher, writer, metrics, status, &origin, &mut state, shutdown).await?;
     }
     conn.query_drop("COMMIT").await.map_err(SourceError::mysql("end the snapshot"))?;
-    let offset = StoredOffset { gtid, binlog, ts_ms: origin.ts_ms };
+    let offset = StoredOffset { gtid: state.gtid, binlog: state.binlog, ts_ms: origin.ts_ms };
     publisher.commit(Some(&offset)).await?;
     tracing::info!(tables = schemas.len(), "snapshot complete");
     Ok((offset, schemas))
@@ -116,6 +155,7 @@ async fn copy_table(
     metrics: &SourceMetrics,
     status: &Status,
     origin: &Origin,
+    state: &mut SnapshotState,
     shutdown: &CancellationToken,
 ) -> Result<(), SourceError> {
     let s = &table.schema;
@@ -149,11 +189,30 @@ async fn copy_table(
         cfg.snapshot_chunk_size
     );
     let bound_from = s.columns.len();
-    let mut last: Option<Vec<mysql_async::Value>> = None;
-    let mut done: u64 = 0;
+    // Continue after the last committed chunk of an interrupted attempt, if this is its table.
+    let (mut last, mut done) = match state.current.as_ref().filter(|c| c.is(&s.database, &s.table)) {
+        Some(c) => {
+            let key = c
+                .last_key
+                .iter()
+                .map(KeyValue::to_value)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| SourceError::Definite(format!("the stored snapshot progress of {full} has an unreadable key ({e}); reset the source's offsets to take a new snapshot")))?;
+            if key.len() != key_cols.len() {
+                return Err(SourceError::Definite(format!(
+                    "the stored snapshot progress of {full} has {} key values but the primary key now has {} columns; reset the source's offsets to take a new snapshot",
+                    key.len(),
+                    key_cols.len()
+                )));
+            }
+            tracing::info!(table = %full, rows_done = c.rows, "continuing the table after its last copied key");
+            (Some(key), c.rows)
+        }
+        None => (None, 0),
+    };
     loop {
         if shutdown.is_cancelled() {
-            return Err(SourceError::Transient("stopped during the snapshot; it starts over on the next start".into()));
+            return Err(SourceError::Transient("stopped during the snapshot; it resumes after its last committed chunk on the next start".into()));
         }
         let rows: Vec<Row> = match &last {
             None => conn.query(&first).await,
@@ -173,19 +232,42 @@ async fn copy_table(
                     .collect(),
             );
         }
-        if publisher.is_open() {
-            publisher.commit(None).await?;
-        }
         done += n as u64;
+        let finished = n < cfg.snapshot_chunk_size as usize;
+        let progress = TableProgress {
+            database: s.database.clone(),
+            table: s.table.clone(),
+            rows: done,
+            last_key: if finished { Vec::new() } else { last.iter().flatten().map(KeyValue::from).collect() },
+        };
+        if finished {
+            state.current = None;
+            state.done.push(progress);
+        } else {
+            state.current = Some(progress);
+        }
+        commit_chunk(cfg, publisher, state, origin.ts_ms).await?;
         metrics.snapshot_rows.get_or_create(&label).inc_by(n as u64);
         let total = estimate.max(done);
         tracing::info!(table = %full, rows_done = done, rows_estimated = total, "snapshot chunk copied");
         status.update(|st| {
             st.snapshot.retain(|p| p.table != s.table);
-            st.snapshot.push(SnapshotProgress { table: s.table.clone(), rows_done: done, rows_estimated: total, done: n < cfg.snapshot_chunk_size as usize });
+            st.snapshot.push(SnapshotProgress { table: s.table.clone(), rows_done: done, rows_estimated: total, done: finished });
         });
-        if n < cfg.snapshot_chunk_size as usize {
+        if finished {
             return Ok(());
         }
     }
+}
+
+/// Commits the open chunk together with an offset record carrying `state`, so the chunk and the
+/// progress that covers it become visible together or not at all.
+async fn commit_chunk(cfg: &SourceConfig, publisher: &mut Publisher, state: &SnapshotState, ts_ms: u64) -> Result<(), SourceError> {
+    let record = OffsetRecord {
+        position: StoredOffset { gtid: state.gtid.clone(), binlog: state.binlog.clone(), ts_ms },
+        snapshot: Some(state.clone()),
+    };
+    let value = serde_json::to_vec(&record).map_err(|e| SourceError::Definite(format!("offset record: {e}")))?;
+    publisher.send(&cfg.offsets_topic, cfg.name.as_bytes(), Some(&value), OwnedHeaders::new()).await?;
+    publisher.commit(None).await
 }
