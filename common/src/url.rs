@@ -183,15 +183,15 @@ impl Tls {
         match error {
             mysql_async::Error::Io(mysql_async::IoError::Tls(e)) => {
                 let text = e.to_string();
-                let host = if text.to_ascii_lowercase().contains("hostname") {
-                    format!("the server's certificate does not name the host of connection.url: connect by a name the certificate lists, or set {mode_key}=verify-ca to skip the host check")
+                let host = if text.to_ascii_lowercase().contains("mismatch") {
+                    format!("the server's certificate does not name the host of connection.url: connect by a name the certificate lists, or set {mode_key} to verify-ca to skip the host check")
                 } else {
                     format!("check {ca_key}: it must hold the CA that signed the server's certificate")
                 };
-                Some(format!("TLS handshake failed ({mode_key}={}): {host}", self.mode.as_str()))
+                Some(format!("TLS handshake failed ({mode_key} is {}): {host}", self.mode.as_str()))
             }
             mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer) => Some(format!(
-                "the server does not offer TLS but {mode_key}={}; enable TLS on the server (ssl-cert, ssl-key) or set {mode_key}=disable",
+                "the server does not offer TLS but {mode_key} is {}; enable TLS on the server (ssl-cert, ssl-key) or set {mode_key} to disable",
                 self.mode.as_str()
             )),
             // 3159: require_secure_transport; 1045 also answers a user created REQUIRE SSL.
