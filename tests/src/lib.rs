@@ -117,4 +117,5 @@ pub mod pipeline;
 pub mod private;
 pub mod process;
 pub mod source;
+pub mod tls_proxy;
 pub mod sink;
