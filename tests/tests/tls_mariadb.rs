@@ -3,7 +3,8 @@
 //! certificate for `localhost` only, signed by the stack's CA.
 //!
 //! - The whole pipeline works with verify-full: the source through the `connection.ssl.*` keys
-//!   (with a client certificate), the sink through Connector/J options in `connection.url`.
+//!   (with a client certificate, its account altered to `REQUIRE X509`), the sink through
+//!   Connector/J options in `connection.url`.
 //! - Each misconfiguration stops the service at start, non-zero, with a message naming the key:
 //!   a wrong CA, a host the certificate does not name, plaintext to the TLS-only server, and a URL
 //!   option that is not understood.
@@ -56,6 +57,10 @@ fn fails_at_start(binary: &str, tag: &str, config: &str, wanted: &[&str]) {
 async fn pipeline_over_verified_tls() {
     let db = PrivateMariadb::start_secure(free_port());
     let p = PipelineSetup::on(db.stack(), "tls_db").await;
+    // The source's account must present a client certificate signed by the CA.
+    let mut root = db.stack().root_conn(None).await;
+    mysql_async::prelude::Queryable::query_drop(&mut root, "ALTER USER 'cdc_source'@'%' REQUIRE X509").await.expect("require X509");
+    drop(root);
     let mut source = Service::start(
         "cdc-source",
         &p.source.tag,
