@@ -198,6 +198,9 @@ impl Tls {
             mysql_async::Error::Server(s) if self.mode == SslMode::Disable && (s.code == 3159 || s.code == 1045) => Some(format!(
                 "the server or the account may require TLS and {mode_key} is disable; set connection.ssl.mode=verify-full with connection.ssl.ca (or sslMode=verify-full&serverSslCert=… in connection.url)"
             )),
+            mysql_async::Error::Server(s) if s.code == 1045 && self.identity.is_none() => Some(
+                "check connection.user and connection.password; if the account is created REQUIRE X509 (or ISSUER/SUBJECT), also set connection.ssl.cert and connection.ssl.key".into(),
+            ),
             _ => None,
         }
     }
