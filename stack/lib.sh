@@ -29,6 +29,11 @@ CDC_PROMETHEUS_PORT=${CDC_PROMETHEUS_PORT:-19090}
 CDC_KAFKA_HEAP=${CDC_KAFKA_HEAP:-768m}
 CDC_REGISTRY_HEAP=${CDC_REGISTRY_HEAP:-512m}
 
+# Secured mode (stack/up --secure or CDC_STACK_SECURE=1): MariaDB with TLS only, certificates
+# generated under $TLS_DIR (see ensure_tls_certs).
+CDC_STACK_SECURE=${CDC_STACK_SECURE:-0}
+TLS_DIR=$CDC_STACK_HOME/tls
+
 LOG_DIR=$CDC_STACK_HOME/logs
 RUN_DIR=$CDC_STACK_HOME/run
 KAFKA_LIBS=$CDC_STACK_CACHE/kafka-$KAFKA_VERSION/libs
@@ -118,9 +123,40 @@ kafka_java() { # kafka_java CLASS ARGS...: run a Kafka tool class with the stack
     -cp "$KAFKA_LIBS/*" "$@"
 }
 
-mariadb_root() { # mariadb_root ARGS...: the mariadb client as root over TCP
-  mariadb --protocol=TCP -h "$CDC_MARIADB_HOST" -P "$CDC_MARIADB_PORT" \
+mariadb_root() { # mariadb_root ARGS...: the mariadb client as root over TCP (TLS when secured)
+  local tls=()
+  [ "$CDC_STACK_SECURE" = 1 ] && tls=(--ssl --ssl-ca="$TLS_DIR/ca.pem")
+  mariadb --protocol=TCP -h "$CDC_MARIADB_HOST" -P "$CDC_MARIADB_PORT" "${tls[@]}" \
     -u "$CDC_MARIADB_ROOT_USER" -p"$CDC_MARIADB_ROOT_PASSWORD" "$@"
+}
+
+# ensure_tls_certs: a CA and certificates signed by it under $TLS_DIR, made once with openssl:
+#   ca.pem / ca.key          the stack's CA (give ca.pem to the services as connection.ssl.ca)
+#   server.pem / server.key  MariaDB's certificate, for the name `localhost` only (no IP address),
+#                            so verify-full works with host localhost and fails with 127.0.0.1
+#   client.pem / client.key  a client certificate (CN cdc-client) for connection.ssl.cert / .key
+#   other-ca.pem             a second CA that signed nothing here (a "wrong CA" for tests)
+ensure_tls_certs() {
+  [ -f "$TLS_DIR/.done" ] && return 0
+  need openssl "install openssl (apt-get install openssl)"
+  rm -rf "$TLS_DIR" && mkdir -p "$TLS_DIR"
+  local d=$TLS_DIR log=$LOG_DIR/tls.log
+  mkdir -p "$LOG_DIR"
+  {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=cdc stack CA" \
+      -keyout "$d/ca.key" -out "$d/ca.pem"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=unrelated CA" \
+      -keyout "$d/other-ca.key" -out "$d/other-ca.pem"
+    local name
+    for name in server client; do
+      local cn=localhost ext="subjectAltName=DNS:localhost"
+      [ $name = client ] && cn=cdc-client ext="extendedKeyUsage=clientAuth"
+      openssl req -newkey rsa:2048 -nodes -subj "/CN=$cn" -keyout "$d/$name.key" -out "$d/$name.csr"
+      openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+        -days 3650 -extfile <(echo "$ext") -out "$d/$name.pem"
+    done
+  } >>"$log" 2>&1 || die "generating TLS certificates with openssl failed" "$log"
+  touch "$d/.done"
 }
 
 # java21: a Java runtime of version 21 or newer (Apicurio Registry 3.3 needs it; Kafka runs on 17).

@@ -72,8 +72,8 @@ pub async fn run(
     // offsets read next are final.
     let mut publisher = Publisher::connect(&cfg.kafka, &cfg.name, &cfg.offsets_topic, metrics.clone()).await?;
     let stored = offsets::load_last(&cfg.kafka, &cfg.offsets_topic, &cfg.name).await?;
-    let encoder = match (cfg.format, &cfg.registry_url) {
-        (Format::Avro, Some(url)) => Encoder::avro(Registry::new(url)),
+    let encoder = match (cfg.format, &cfg.registry) {
+        (Format::Avro, Some(registry)) => Encoder::avro(registry.clone()),
         _ => Encoder::json(),
     };
     let mut writer = RecordWriter {
@@ -93,8 +93,8 @@ pub async fn run(
         None => None,
     };
     let mut tables = Tables::default();
-    if let (Format::Avro, Some(url)) = (cfg.format, &cfg.registry_url) {
-        remember_registered(&mut conn, cfg, &Registry::new(url), &mut tables).await?;
+    if let (Format::Avro, Some(registry)) = (cfg.format, &cfg.registry) {
+        remember_registered(&mut conn, cfg, registry, &mut tables).await?;
     }
     let taken = match (stored, purged, cfg.snapshot_mode) {
         (Some(OffsetRecord { snapshot: Some(state), .. }), _, _) => {

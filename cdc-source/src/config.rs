@@ -6,13 +6,17 @@
 //! | `name` | connector name, else `cdc-source` | source name: Kafka `transactional.id` and offsets key |
 //! | `connection.url` | – (required) | `jdbc:mysql://host:port/db` or `mysql://…` of the source server |
 //! | `connection.user` / `connection.password` | from the URL | replication account |
+//! | `connection.ssl.mode` | `disable`, or the URL's `sslMode`/`useSSL` | `disable`, `prefer`, `require`, `verify-ca`, `verify-full` (replication and snapshot connections); see cdc-common's `url` module for the URL spellings |
+//! | `connection.ssl.ca` | the URL's `serverSslCert`, else the system's CAs | PEM CA file the server's certificate must be signed by |
+//! | `connection.ssl.cert` / `connection.ssl.key` | – | client certificate and private key, PEM |
 //! | `server.id` | `5401` | replica server id; must differ from every other replica's |
 //! | `table.include.list` | all tables of the URL's database | comma-separated `table` or `db.table` regexes |
 //! | `table.whitelist` | – | older spelling of `table.include.list` |
 //! | `table.exclude.list` | – | tables to leave out (same form) |
 //! | `topic.prefix` | `my_topic_` | topic = prefix + table |
 //! | `format` | `avro` | `avro` (Confluent wire format + registry) or `json` (Connect JSON with schema) |
-//! | `schema.registry.url` | – | Confluent-API registry (required for `avro`) |
+//! | `schema.registry.url` | – | Confluent-API registry (required for `avro`); `user:password@` in it is sent as basic auth and never shown |
+//! | `basic.auth.credentials.source`, `basic.auth.user.info`, `schema.registry.ssl.ca.location` | – | registry basic auth and PEM CA, also under `schema.registry.` / `value.converter.` (see cdc-common's `config` module) |
 //! | `delete.enabled` | `false` | publish DELETE as a tombstone |
 //! | `time.precision.mode` | `adaptive_time_microseconds` | temporal types as Debezium's: `adaptive_time_microseconds` (`io.debezium.time.*`) or `connect` (Kafka Connect's ms `Date`/`Time`/`Timestamp` for value fields); see cdc-schema |
 //! | `snapshot.mode` | `initial` | `initial`, `never`, `when_needed` |
@@ -31,7 +35,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use cdc_common::{ConfigError, ConfigSpec, ConnectionUrl, LogFormat, Secret};
+use cdc_common::{ConfigError, ConfigSpec, ConnectionUrl, LogFormat, RegistryKeys, Secret, TlsKeys};
+use cdc_schema::{Registry, RegistryAccess};
 pub use cdc_schema::TimePrecisionMode;
 use regex::Regex;
 use serde::Deserialize;
@@ -81,6 +86,14 @@ struct Raw {
     connection_user: Option<String>,
     #[serde(rename = "connection.password")]
     connection_password: Option<Secret>,
+    #[serde(rename = "connection.ssl.mode")]
+    connection_ssl_mode: Option<String>,
+    #[serde(rename = "connection.ssl.ca")]
+    connection_ssl_ca: Option<String>,
+    #[serde(rename = "connection.ssl.cert")]
+    connection_ssl_cert: Option<String>,
+    #[serde(rename = "connection.ssl.key")]
+    connection_ssl_key: Option<String>,
     #[serde(rename = "server.id", default = "d_server_id")]
     server_id: u32,
     #[serde(rename = "table.include.list")]
@@ -176,7 +189,10 @@ pub struct SourceConfig {
     pub tables: TableFilter,
     pub topic_prefix: String,
     pub format: Format,
+    /// `schema.registry.url` without credentials (safe to print).
     pub registry_url: Option<String>,
+    /// The registry client with its CA and basic auth (set when `schema.registry.url` is).
+    pub registry: Option<Registry>,
     pub delete_enabled: bool,
     pub time_precision_mode: TimePrecisionMode,
     pub snapshot_mode: SnapshotMode,
@@ -241,7 +257,15 @@ impl SourceConfig {
         let url_text = raw
             .connection_url
             .ok_or_else(|| ConfigError::invalid("connection.url", "is required, e.g. jdbc:mysql://127.0.0.1:3306/mydb"))?;
-        let url = ConnectionUrl::parse(&url_text).map_err(|e| ConfigError::invalid("connection.url", e.to_string()))?;
+        let mut url = ConnectionUrl::parse(&url_text).map_err(|e| ConfigError::invalid("connection.url", e.to_string()))?;
+        url.tls
+            .apply_keys(&TlsKeys {
+                mode: raw.connection_ssl_mode.as_deref(),
+                ca: raw.connection_ssl_ca.as_deref(),
+                cert: raw.connection_ssl_cert.as_deref(),
+                key: raw.connection_ssl_key.as_deref(),
+            })
+            .map_err(|(key, message)| ConfigError::invalid(key, message))?;
         let database = url.database.clone().filter(|d| !d.is_empty()).ok_or_else(|| {
             ConfigError::invalid("connection.url", "names no database; add it as the path, e.g. jdbc:mysql://host:3306/mydb")
         })?;
@@ -303,6 +327,11 @@ impl SourceConfig {
                 return Err(ConfigError::invalid(&format!("kafka.{reserved}"), "is set by the source itself (exactly-once delivery); remove it"));
             }
         }
+        let registry = raw
+            .schema_registry_url
+            .as_deref()
+            .map(|u| registry_client(u, &loaded.registry))
+            .transpose()?;
         Ok(SourceConfig {
             name,
             url,
@@ -313,7 +342,8 @@ impl SourceConfig {
             tables,
             topic_prefix: raw.topic_prefix,
             format: raw.format,
-            registry_url: raw.schema_registry_url,
+            registry_url: registry.as_ref().map(|r| r.url().to_string()),
+            registry,
             delete_enabled: raw.delete_enabled,
             time_precision_mode: raw.time_precision_mode,
             snapshot_mode: raw.snapshot_mode,
@@ -344,6 +374,15 @@ impl SourceConfig {
             .opts(Some(&self.user), self.password.as_ref())
             .into()
     }
+}
+
+/// The registry client for `url` with the registry keys of the config.
+pub(crate) fn registry_client(url: &str, keys: &RegistryKeys) -> Result<Registry, ConfigError> {
+    let access = RegistryAccess {
+        ca_pem: keys.ca_pem.clone(),
+        user_info: keys.user_info.as_ref().map(|(u, p)| (u.clone(), p.expose().to_string())),
+    };
+    Registry::connect(url, &access).map_err(|e| ConfigError::invalid("schema.registry.ssl.ca.location", e.to_string()))
 }
 
 fn valid_topic_part(s: &str) -> bool {

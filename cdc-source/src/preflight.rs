@@ -20,10 +20,8 @@ fn fail(msg: String) -> SourceError {
 /// Checks the source server; returns an open connection for further start-up queries.
 pub async fn check_server(cfg: &SourceConfig) -> Result<Conn, SourceError> {
     let mut conn = Conn::new(cfg.mysql_opts()).await.map_err(|e| {
-        fail(format!(
-            "cannot connect to {}:{} as `{}`: {e}; check connection.url, connection.user and connection.password",
-            cfg.url.host, cfg.url.port, cfg.user
-        ))
+        let fix = cfg.url.tls.hint(&e).unwrap_or_else(|| "check connection.url, connection.user and connection.password".into());
+        fail(format!("cannot connect to {}:{} as `{}`: {e}; {fix}", cfg.url.host, cfg.url.port, cfg.user))
     })?;
     let q = SourceError::mysql("read server variables");
     let vars: Vec<(String, String)> = conn
@@ -159,12 +157,14 @@ pub async fn check_kafka(cfg: &SourceConfig) -> Result<(), SourceError> {
 
 /// The registry answers (only with `format=avro`).
 pub async fn check_registry(cfg: &SourceConfig) -> Result<(), SourceError> {
-    let (Format::Avro, Some(url)) = (cfg.format, cfg.registry_url.as_ref()) else { return Ok(()) };
-    let subjects = format!("{}/subjects", url.trim_end_matches('/'));
-    let answer = reqwest::Client::new().get(&subjects).timeout(Duration::from_secs(10)).send().await;
-    match answer {
-        Ok(r) if r.status().is_success() => Ok(()),
-        Ok(r) => Err(fail(format!("schema registry at {url} answered {} to GET /subjects; check schema.registry.url (the Confluent API base, e.g. …/apis/ccompat/v7)", r.status()))),
-        Err(e) => Err(fail(format!("schema registry at {url} does not answer: {e}; check schema.registry.url"))),
+    let (Format::Avro, Some(registry)) = (cfg.format, cfg.registry.as_ref()) else { return Ok(()) };
+    let url = registry.url();
+    match tokio::time::timeout(Duration::from_secs(10), registry.subjects()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(cdc_schema::RegistryError::Unreachable { message, .. })) => Err(fail(format!(
+            "schema registry at {url} does not answer: {message}; check schema.registry.url (and schema.registry.ssl.ca.location for https)"
+        ))),
+        Ok(Err(e)) => Err(fail(format!("schema registry at {url}: {e}; check schema.registry.url (the Confluent API base, e.g. …/apis/ccompat/v7)"))),
+        Err(_) => Err(fail(format!("schema registry at {url} does not answer within 10 s; check schema.registry.url"))),
     }
 }

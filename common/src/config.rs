@@ -22,6 +22,23 @@
 //! are `<PREFIX>KAFKA_<PROPERTY>` with `_` read as `.`: `CDC_SINK_KAFKA_BOOTSTRAP_SERVERS` is
 //! `kafka.bootstrap.servers`. Other variables with the prefix are not config and are left alone.
 //!
+//! # Secrets from the environment or files
+//! Any value may hold Kafka Connect config-provider references, resolved after the overrides:
+//! `${env:NAME}`, `${file:/path:key}` (a properties file) and `${file:/path}` (the whole file);
+//! see [`crate::providers`]. `GET /connectors/<name>/config` shows the references, not the values.
+//!
+//! # Schema registry TLS and basic auth
+//! The registry's security keys are read here for both services, as Confluent's serializers and
+//! Connect's converters spell them, under any of the prefixes `` (none), `schema.registry.`,
+//! `value.converter.`, `key.converter.`, `value.converter.schema.registry.` and
+//! `key.converter.schema.registry.`: `basic.auth.credentials.source` (`USER_INFO`, or `URL` for
+//! `user:password@` in `schema.registry.url`) and `basic.auth.user.info` (`user:password`, a
+//! secret). `schema.registry.ssl.ca.location` (also under `value.converter.` / `key.converter.`)
+//! is a PEM CA file trusted for `https://`; the Java key store keys
+//! (`schema.registry.ssl.truststore.*`, `…keystore.*`) are refused with that hint. The same
+//! setting given twice with different values is an error naming both keys. Result:
+//! [`Loaded::registry`].
+//!
 //! # Unknown and ignored keys
 //! A key the service does not know is an error that names it and suggests close spellings. Kafka
 //! Connect keys that mean nothing to the service (framework keys such as `connector.class`,
@@ -34,6 +51,25 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 use crate::de;
+use crate::Secret;
+
+/// The schema registry's TLS and basic-auth settings (module doc, "Schema registry").
+#[derive(Debug, Clone, Default)]
+pub struct RegistryKeys {
+    /// CA certificate(s), PEM, read from `schema.registry.ssl.ca.location`.
+    pub ca_pem: Option<Vec<u8>>,
+    /// `basic.auth.user.info` split at the first `:`.
+    pub user_info: Option<(String, Secret)>,
+}
+
+const REGISTRY_PREFIXES: &[&str] = &[
+    "schema.registry.",
+    "",
+    "value.converter.",
+    "key.converter.",
+    "value.converter.schema.registry.",
+    "key.converter.schema.registry.",
+];
 
 /// Keys of the Kafka Connect framework (not of any connector) that have no meaning for either
 /// service. A trailing `*` matches any key with that prefix.
@@ -74,6 +110,8 @@ pub struct Loaded<T> {
     /// Every key as given (file, then environment overrides), as strings, with secrets masked
     /// ([`crate::connect_api::mask_config`]): what `GET /connectors/<name>/config` shows.
     pub connect_config: BTreeMap<String, String>,
+    /// The schema registry's TLS and basic-auth keys.
+    pub registry: RegistryKeys,
 }
 
 impl<T> Loaded<T> {
@@ -169,6 +207,11 @@ pub fn load_from_str<T: DeserializeOwned>(
     }
 
     let connect_config = crate::connect_api::mask_config(&flat);
+    for (key, value) in flat.iter_mut() {
+        *value = crate::providers::resolve(value, &env_var)
+            .map_err(|message| ConfigError::invalid(key, message))?;
+    }
+    let registry = registry_keys(&mut flat)?;
     let mut kafka = BTreeMap::new();
     let mut ignored = Vec::new();
     let mut unknown = Vec::new();
@@ -196,7 +239,79 @@ pub fn load_from_str<T: DeserializeOwned>(
         ignored,
         connector_name,
         connect_config,
+        registry,
     })
+}
+
+/// Takes the registry's security keys out of `flat` (module doc, "Schema registry").
+fn registry_keys(flat: &mut BTreeMap<String, String>) -> Result<RegistryKeys, ConfigError> {
+    for key in flat.keys() {
+        let bare = ["", "value.converter.", "key.converter."]
+            .iter()
+            .find_map(|p| key.strip_prefix(p).and_then(|k| k.strip_prefix("schema.registry.ssl.")));
+        if let Some(rest) = bare.filter(|r| r.starts_with("truststore.") || r.starts_with("keystore.")) {
+            let hint = if rest.starts_with("truststore.") {
+                "Java trust stores cannot be read here; give the CA as a PEM file in schema.registry.ssl.ca.location"
+            } else {
+                "client certificates for the registry are not supported; use basic.auth.user.info"
+            };
+            return Err(ConfigError::invalid(key, hint));
+        }
+    }
+    let take = |flat: &mut BTreeMap<String, String>, name: &str, prefixes: &[&str]| -> Result<Option<(String, String)>, ConfigError> {
+        let mut found: Option<(String, String)> = None;
+        for prefix in prefixes {
+            let key = format!("{prefix}{name}");
+            if let Some(value) = flat.remove(&key) {
+                match &found {
+                    Some((first, v)) if *v != value => {
+                        return Err(ConfigError::invalid(&key, format!("differs from {first}; set the registry's {name} once")))
+                    }
+                    Some(_) => {}
+                    None => found = Some((key, value)),
+                }
+            }
+        }
+        Ok(found)
+    };
+    let source = take(flat, "basic.auth.credentials.source", REGISTRY_PREFIXES)?;
+    let info = take(flat, "basic.auth.user.info", REGISTRY_PREFIXES)?;
+    let ca = take(flat, "schema.registry.ssl.ca.location", &["", "value.converter.", "key.converter."])?;
+    let mut keys = RegistryKeys::default();
+    let from_url = match &source {
+        Some((key, v)) => match v.to_ascii_uppercase().as_str() {
+            "USER_INFO" => false,
+            "URL" => true,
+            _ => {
+                return Err(ConfigError::invalid(key, format!("`{v}` is not supported; use USER_INFO (with basic.auth.user.info) or URL (user:password@ in schema.registry.url)")))
+            }
+        },
+        None => false,
+    };
+    match (info, from_url) {
+        (Some((key, _)), true) => {
+            return Err(ConfigError::invalid(&key, "is set but basic.auth.credentials.source=URL; set the source to USER_INFO to use it"))
+        }
+        (Some((key, value)), false) => {
+            let (user, password) = value.split_once(':').ok_or_else(|| {
+                ConfigError::invalid(&key, "must be user:password")
+            })?;
+            keys.user_info = Some((user.to_string(), Secret::new(password)));
+        }
+        (None, _) => {
+            if let Some((key, v)) = source.filter(|(_, v)| v.eq_ignore_ascii_case("USER_INFO")) {
+                return Err(ConfigError::invalid(&key, format!("is {v} but basic.auth.user.info (user:password) is not set")));
+            }
+        }
+    }
+    if let Some((key, path)) = ca {
+        let pem = std::fs::read(&path).map_err(|e| ConfigError::invalid(&key, format!("cannot read `{path}`: {e}")))?;
+        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(ConfigError::invalid(&key, format!("`{path}` holds no PEM certificate (-----BEGIN CERTIFICATE-----)")));
+        }
+        keys.ca_pem = Some(pem);
+    }
+    Ok(keys)
 }
 
 /// The environment variable that overrides `key`: `env_name("CDC_SINK_", "batch.size")` is

@@ -137,3 +137,38 @@ fn env_names() {
         "CDC_SOURCE_TABLE_INCLUDE_LIST"
     );
 }
+
+#[test]
+fn secrets_come_from_the_environment_and_the_config_shows_the_reference() {
+    let loaded = load_with(
+        "\"connection.url\" = \"mysql://h/db\"\n\"connection.password\" = \"${env:DB_PW}\"\n",
+        &[("DB_PW", "hunter2")],
+    )
+    .unwrap();
+    assert_eq!(loaded.config.password.as_ref().map(Secret::expose), Some("hunter2"));
+    assert!(!format!("{:?}", loaded.connect_config).contains("hunter2"));
+    let e = load_with("\"connection.url\" = \"${env:MISSING_URL}\"\n", &[]).unwrap_err();
+    assert!(e.to_string().contains("`connection.url`") && e.to_string().contains("MISSING_URL"), "{e}");
+}
+
+#[test]
+fn registry_basic_auth_under_connect_prefixes() {
+    let json = r#"{"name": "s", "config": {"connection.url": "mysql://h/db",
+        "value.converter.basic.auth.credentials.source": "USER_INFO",
+        "value.converter.basic.auth.user.info": "reg:pw7"}}"#;
+    let loaded = load_with(json, &[]).unwrap();
+    let (user, pw) = loaded.registry.user_info.clone().unwrap();
+    assert_eq!((user.as_str(), pw.expose()), ("reg", "pw7"));
+    assert!(!format!("{:?} {:?}", loaded.connect_config, loaded.registry).contains("pw7"));
+    for (text, key) in [
+        ("\"basic.auth.user.info\" = \"nocolon\"", "basic.auth.user.info"),
+        ("\"schema.registry.basic.auth.credentials.source\" = \"SASL_INHERIT\"", "schema.registry.basic.auth.credentials.source"),
+        ("\"basic.auth.credentials.source\" = \"USER_INFO\"", "basic.auth.credentials.source"),
+        ("\"schema.registry.ssl.truststore.location\" = \"/ts.jks\"", "schema.registry.ssl.ca.location"),
+        ("\"schema.registry.ssl.ca.location\" = \"/nonexistent/ca.pem\"", "schema.registry.ssl.ca.location"),
+        ("\"basic.auth.user.info\" = \"a:b\"\n\"schema.registry.basic.auth.user.info\" = \"a:c\"", "basic.auth.user.info"),
+    ] {
+        let e = load_with(&format!("\"connection.url\" = \"u\"\n{text}\n"), &[]).unwrap_err().to_string();
+        assert!(e.contains(key), "{text}: {e}");
+    }
+}

@@ -10,9 +10,15 @@
 //!   naming the key and close spellings; Connect keys without meaning here are collected in
 //!   [`Loaded::ignored`] ([`Loaded::warn_ignored`] logs them once). [`ConfigError::invalid`]
 //!   builds validation errors that name the key.
+//! - **Secrets** outside the file: `${env:NAME}`, `${file:/path:key}`, `${file:/path}` in any
+//!   value ([`providers`]). **Registry security** keys (`basic.auth.user.info`,
+//!   `schema.registry.ssl.ca.location`, under Connect's prefixes) come back in [`Loaded::registry`].
 //! - [`Secret`]: a credential that prints as `***` (Debug, Display, Serialize).
 //! - [`ConnectionUrl`]: `jdbc:mysql://`, `jdbc:mariadb://`, `mysql://`, `mariadb://` URLs to
-//!   host/port/database; [`ConnectionUrl::opts`] gives mysql_async options that always use TCP.
+//!   host/port/database and [`Tls`] (JDBC `sslMode`/`useSSL`/`serverSslCert`, refined by the
+//!   `connection.ssl.*` keys through [`Tls::apply_keys`]); [`ConnectionUrl::opts`] gives
+//!   mysql_async options that always use TCP and carry the TLS settings. An option that is not
+//!   understood is an error naming it.
 //! - **Telemetry**: [`init_logging`] (`RUST_LOG`; text or JSON from `LOG_FORMAT` or the config),
 //!   [`serve_http`] serving `/metrics` from a prometheus-client [`Registry`], `/health`,
 //!   `/ready` and `/status` from the service's [`ServiceStatus`], and Kafka Connect's read-only
@@ -35,13 +41,14 @@ pub mod connect_api;
 mod de;
 mod http;
 mod logging;
+pub mod providers;
 mod secret;
 mod shutdown;
 mod sources;
 mod url;
 
 pub use backoff::Backoff;
-pub use config::{env_name, load, ConfigError, ConfigSpec, Loaded, CONNECT_FRAMEWORK_KEYS};
+pub use config::{env_name, load, ConfigError, ConfigSpec, Loaded, RegistryKeys, CONNECT_FRAMEWORK_KEYS};
 pub use connect_api::{ConnectState, Connector, ConnectorState, ConnectorType};
 pub use http::{serve_http, HttpServer, ServiceStatus};
 pub use logging::{init_logging, LogFormat};
@@ -49,4 +56,4 @@ pub use prometheus_client::registry::Registry;
 pub use secret::Secret;
 pub use shutdown::shutdown_on_signals;
 pub use tokio_util::sync::CancellationToken;
-pub use url::{ConnectionUrl, UrlError};
+pub use url::{ConnectionUrl, SslMode, Tls, TlsKeys, UrlError, NO_EFFECT_OPTIONS};

@@ -24,8 +24,8 @@ pub struct CheckResult {
 /// Runs every check; the sink can start when all pass (notes do not count as failures).
 pub async fn run_checks(settings: &Settings) -> Vec<CheckResult> {
     let mut results = vec![database(settings).await, kafka(settings)];
-    if let Some(url) = &settings.registry_url {
-        results.push(registry(url).await);
+    if let Some(registry) = &settings.registry {
+        results.push(check_registry(registry).await);
     }
     results
 }
@@ -35,7 +35,10 @@ async fn database(settings: &Settings) -> CheckResult {
     let outcome = async {
         let mut conn = mysql_async::Conn::new(settings.db_opts())
             .await
-            .map_err(|e| format!("cannot connect: {e}; check connection.url, connection.user and connection.password"))?;
+            .map_err(|e| {
+                let fix = settings.url.tls.hint(&e).unwrap_or_else(|| "check connection.url, connection.user and connection.password".into());
+                format!("cannot connect: {e}; {fix}")
+            })?;
         let table = Ident::new(&settings.offsets_table).map_err(|e| e.to_string())?;
         crate::offsets::ensure_table(&mut conn, &table)
             .await
@@ -100,8 +103,8 @@ fn kafka(settings: &Settings) -> CheckResult {
     }
 }
 
-async fn registry(url: &str) -> CheckResult {
-    let registry = cdc_schema::Registry::new(url);
+async fn check_registry(registry: &cdc_schema::Registry) -> CheckResult {
+    let url = registry.url();
     let outcome = match registry.latest("__jdbc_sink_check-value").await {
         Ok(_) => Ok("reachable".to_string()),
         Err(e) => Err(e.to_string()),

@@ -7,6 +7,9 @@
 //! | `name` | `jdbc-sink` | sink name; the consumer group is `connect-<name>` unless `kafka.group.id` is set |
 //! | `connection.url` | required | `jdbc:mysql://host:port/db`, `jdbc:mariadb://…` or `mysql://…`; mirror tables live in `db` |
 //! | `connection.user`, `connection.password` | from the URL | account of the mirror database |
+//! | `connection.ssl.mode` | `disable`, or the URL's `sslMode`/`useSSL` | `disable`, `prefer`, `require`, `verify-ca`, `verify-full`; see cdc-common's `url` module for the URL spellings |
+//! | `connection.ssl.ca` | the URL's `serverSslCert`, else the system's CAs | PEM CA file the server's certificate must be signed by |
+//! | `connection.ssl.cert` / `connection.ssl.key` | – | client certificate and private key, PEM |
 //! | `topics` / `topics.regex` | one required | comma-separated topics, or a regex such as `my_topic_.*`; topics created later (a listed one that does not exist yet, a new match of the regex) are picked up within seconds |
 //! | `table.name.format` | `${topic}` | mirror table name; `${topic}` is replaced by the topic |
 //! | `insert.mode` | `upsert` | `upsert` (INSERT … ON DUPLICATE KEY UPDATE), `insert`, `update` |
@@ -20,7 +23,8 @@
 //! | `retry.backoff.ms` | `100` | first delay when retrying a transient error (doubles up to 30 s, retried forever) |
 //! | `errors.tolerance` | `none` | `none`: stop on a record that can never be applied; `all`: send it to the DLQ |
 //! | `errors.deadletterqueue.topic.name` | – | DLQ topic, required with `errors.tolerance=all` |
-//! | `schema.registry.url` | – | registry for Avro records (`value.converter.schema.registry.url` is read too) |
+//! | `schema.registry.url` | – | registry for Avro records (`value.converter.schema.registry.url` is read too); `user:password@` in it is sent as basic auth and never shown |
+//! | `basic.auth.credentials.source`, `basic.auth.user.info`, `schema.registry.ssl.ca.location` | – | registry basic auth and PEM CA, also under `schema.registry.` / `value.converter.` (see cdc-common's `config` module) |
 //! | `offsets.table.name` | `cdc_sink_offsets` | table in the mirror database holding the applied offsets |
 //! | `http.listen` | `127.0.0.1:18084` | address of `/metrics`, `/health`, `/ready`, `/status` and the Kafka Connect `/connectors` reads (loopback only by default; containers set `0.0.0.0:18084`) |
 //! | `http.failed.linger.ms` | `10000` | after a definite error, keep serving HTTP (state `FAILED` and the error) this long before exiting; SIGTERM ends it, `0` exits at once |
@@ -31,7 +35,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use cdc_common::{ConfigError, ConfigSpec, ConnectionUrl, Loaded, LogFormat, Secret};
+use cdc_common::{ConfigError, ConfigSpec, ConnectionUrl, Loaded, LogFormat, Secret, TlsKeys};
 use serde::Deserialize;
 
 use crate::ident::{validate_identifier, TableNameFormat};
@@ -98,6 +102,14 @@ struct RawConfig {
     connection_user: Option<String>,
     #[serde(rename = "connection.password")]
     connection_password: Option<Secret>,
+    #[serde(rename = "connection.ssl.mode")]
+    connection_ssl_mode: Option<String>,
+    #[serde(rename = "connection.ssl.ca")]
+    connection_ssl_ca: Option<String>,
+    #[serde(rename = "connection.ssl.cert")]
+    connection_ssl_cert: Option<String>,
+    #[serde(rename = "connection.ssl.key")]
+    connection_ssl_key: Option<String>,
     #[serde(default)]
     topics: Vec<String>,
     #[serde(rename = "topics.regex")]
@@ -208,7 +220,10 @@ pub struct Settings {
     pub retry_backoff: Duration,
     pub tolerance: Tolerance,
     pub dlq_topic: Option<String>,
+    /// The registry URL without credentials (safe to print).
     pub registry_url: Option<String>,
+    /// The registry client with its CA and basic auth (set when a registry URL is).
+    pub registry: Option<cdc_schema::Registry>,
     pub offsets_table: String,
     pub http_listen: String,
     /// How long HTTP keeps serving after a definite error (`http.failed.linger.ms`).
@@ -252,12 +267,36 @@ impl Settings {
             ignored,
             connector_name,
             connect_config,
+            registry: registry_keys,
         } = loaded;
         fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
             ConfigError::invalid(key, message)
         }
-        let url = ConnectionUrl::parse(&raw.connection_url)
+        let mut url = ConnectionUrl::parse(&raw.connection_url)
             .map_err(|e| invalid("connection.url", e.to_string()))?;
+        url.tls
+            .apply_keys(&TlsKeys {
+                mode: raw.connection_ssl_mode.as_deref(),
+                ca: raw.connection_ssl_ca.as_deref(),
+                cert: raw.connection_ssl_cert.as_deref(),
+                key: raw.connection_ssl_key.as_deref(),
+            })
+            .map_err(|(key, message)| invalid(key, message))?;
+        let registry = raw
+            .registry_url
+            .or(raw.converter_registry_url)
+            .map(|u| {
+                let access = cdc_schema::RegistryAccess {
+                    ca_pem: registry_keys.ca_pem.clone(),
+                    user_info: registry_keys
+                        .user_info
+                        .as_ref()
+                        .map(|(user, pw)| (user.clone(), pw.expose().to_string())),
+                };
+                cdc_schema::Registry::connect(&u, &access)
+                    .map_err(|e| invalid("schema.registry.ssl.ca.location", e.to_string()))
+            })
+            .transpose()?;
         let database = url.database.clone().ok_or_else(|| {
             invalid(
                 "connection.url",
@@ -348,7 +387,8 @@ impl Settings {
             retry_backoff: Duration::from_millis(raw.retry_backoff_ms),
             tolerance: raw.errors_tolerance,
             dlq_topic: raw.dlq_topic,
-            registry_url: raw.registry_url.or(raw.converter_registry_url),
+            registry_url: registry.as_ref().map(|r| r.url().to_string()),
+            registry,
             offsets_table: raw.offsets_table,
             http_listen: raw.http_listen,
             http_failed_linger: Duration::from_millis(raw.http_failed_linger_ms),

@@ -125,12 +125,7 @@ pub fn build(
         }
         _ => None,
     };
-    let decoder = cdc_schema::Decoder::new(
-        settings
-            .registry_url
-            .as_deref()
-            .map(cdc_schema::Registry::new),
-    );
+    let decoder = cdc_schema::Decoder::new(settings.registry.clone());
     Ok(Sink {
         builder: change::ChangeBuilder::new(&settings),
         tables: ddl::Tables::new(

@@ -134,7 +134,7 @@ pub use error::{
 pub use evolve::{diff, evolve_value_schema, SchemaChange};
 pub use json::{decode_json, encode_json, json_schema};
 pub use mysql_value::{row_from_binlog, row_from_snapshot};
-pub use registry::{Compatibility, RegisteredSchema, Registry};
+pub use registry::{split_url_credentials, Compatibility, RegisteredSchema, Registry, RegistryAccess};
 pub use sql_type::{sql_key_type, sql_type};
 pub use temporal::{format_zoned, parse_zoned, Date, DateTime};
 pub use value::{format_time, parse_time, Value};

@@ -3,6 +3,12 @@
 //! Registration goes straight to `POST /subjects/<subject>/versions` every time a schema is new
 //! to the caller (the encoder caches by subject and schema text), so a new version is always
 //! registered and its id used. Schemas by id are cached forever (ids are immutable).
+//!
+//! # TLS and authentication
+//! [`Registry::connect`] takes a CA (PEM) trusted for `https://` instead of the system's roots,
+//! and basic-auth credentials ([`RegistryAccess`]); `user:password@` in the URL works too. The
+//! credentials are sent as an `Authorization` header and removed from the URL the client keeps,
+//! so [`Registry::url`] and every error show the URL without them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,9 +39,62 @@ pub struct RegisteredSchema {
 /// Registry client; cheap to clone (shares the HTTP client and the id cache).
 #[derive(Debug, Clone)]
 pub struct Registry {
+    /// Base URL without credentials.
     url: String,
     http: reqwest::Client,
+    auth: Option<(String, Password)>,
     by_id: Arc<Mutex<HashMap<u32, Arc<str>>>>,
+}
+
+/// How to reach a secured registry.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryAccess {
+    /// CA certificate(s), PEM: the only roots trusted for `https://` when set.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Basic-auth user and password (`basic.auth.user.info`); wins over `user:pw@` in the URL.
+    pub user_info: Option<(String, String)>,
+}
+
+/// A password that prints as `***`.
+#[derive(Clone)]
+struct Password(String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// `scheme://user:pw@host/…` split into the URL without credentials and the credentials.
+pub fn split_url_credentials(url: &str) -> (String, Option<(String, String)>) {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return (url.to_string(), None);
+    };
+    let end = url[start..].find(['/', '?', '#']).map_or(url.len(), |e| start + e);
+    let Some(at) = url[start..end].rfind('@').map(|a| start + a) else {
+        return (url.to_string(), None);
+    };
+    let info = &url[start..at];
+    let (user, pw) = info.split_once(':').unwrap_or((info, ""));
+    let decode = |s: &str| {
+        let mut out = Vec::new();
+        let b = s.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            match (b[i], b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok())) {
+                (b'%', Some(v)) => {
+                    out.push(v);
+                    i += 3;
+                }
+                (c, _) => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    (format!("{}{}", &url[..start], &url[at + 1..]), Some((decode(user), decode(pw))))
 }
 
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
@@ -63,13 +122,40 @@ enum Call<'a> {
 }
 
 impl Registry {
-    /// A client for the registry at `url`, e.g. `http://127.0.0.1:18081/apis/ccompat/v7`.
+    /// A client for the registry at `url`, e.g. `http://127.0.0.1:18081/apis/ccompat/v7`
+    /// (`user:password@` in it is sent as basic auth).
     pub fn new(url: &str) -> Registry {
+        let (url, auth) = split_url_credentials(url);
         Registry {
             url: url.trim_end_matches('/').to_string(),
             http: reqwest::Client::new(),
+            auth: auth.map(|(u, p)| (u, Password(p))),
             by_id: Arc::default(),
         }
+    }
+
+    /// A client for a secured registry: `access.ca_pem` is the only CA trusted for HTTPS, and
+    /// `access.user_info` (else `user:pw@` in `url`) is sent as basic auth. Fails on a CA that
+    /// does not parse.
+    pub fn connect(url: &str, access: &RegistryAccess) -> Result<Registry, RegistryError> {
+        let mut registry = Registry::new(url);
+        if let Some((user, password)) = &access.user_info {
+            registry.auth = Some((user.clone(), Password(password.clone())));
+        }
+        if let Some(pem) = &access.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| RegistryError::Unreachable {
+                url: registry.url.clone(),
+                message: format!("the registry CA is not PEM: {}", e.without_url()),
+            })?;
+            registry.http = reqwest::Client::builder()
+                .tls_certs_only(certs)
+                .build()
+                .map_err(|e| RegistryError::Unreachable {
+                    url: registry.url.clone(),
+                    message: format!("cannot set up TLS: {}", e.without_url()),
+                })?;
+        }
+        Ok(registry)
     }
 
     /// Base URL.
@@ -80,7 +166,7 @@ impl Registry {
     fn unreachable(&self, e: &reqwest::Error) -> RegistryError {
         RegistryError::Unreachable {
             url: self.url.clone(),
-            message: e.to_string(),
+            message: error_chain(e),
         }
     }
 
@@ -90,6 +176,10 @@ impl Registry {
         request: reqwest::RequestBuilder,
         call: Call<'_>,
     ) -> Result<Option<serde_json::Value>, RegistryError> {
+        let request = match &self.auth {
+            Some((user, password)) => request.basic_auth(user, Some(&password.0)),
+            None => request,
+        };
         let response = request
             .header(reqwest::header::ACCEPT, CONTENT_TYPE)
             .send()
@@ -120,6 +210,13 @@ impl Registry {
             },
             (404, Call::ById(id)) => RegistryError::UnknownSchemaId { id },
             (404, Call::Subject) => return Ok(None),
+            (401 | 403, _) => RegistryError::Http {
+                status,
+                code,
+                message: format!(
+                    "{message}: the registry refused the credentials; check basic.auth.user.info (or user:password@ in schema.registry.url)"
+                ),
+            },
             _ => RegistryError::Http {
                 status,
                 code,
@@ -157,6 +254,16 @@ impl Registry {
             })?;
         tracing::debug!(subject, id, "schema registered");
         Ok(id)
+    }
+
+    /// The subjects (`GET /subjects`): a reachability and credentials check.
+    pub async fn subjects(&self) -> Result<Vec<String>, RegistryError> {
+        let body = self.send(self.http.get(format!("{}/subjects", self.url)), Call::Subject).await?;
+        Ok(body
+            .as_ref()
+            .and_then(serde_json::Value::as_array)
+            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .unwrap_or_default())
     }
 
     /// The schema text with this id (cached: ids never change).
@@ -220,5 +327,32 @@ impl Registry {
             .json(&serde_json::json!({"compatibility": level.as_str()}));
         self.send(request, Call::Register(subject)).await?;
         Ok(())
+    }
+}
+
+/// A reqwest error with its causes (the TLS reason is in a source), without the URL.
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_leave_the_url() {
+        let (url, auth) = split_url_credentials("https://u:p%40ss@reg:8081/apis/ccompat/v7");
+        assert_eq!(url, "https://reg:8081/apis/ccompat/v7");
+        assert_eq!(auth, Some(("u".into(), "p@ss".into())));
+        let r = Registry::new("https://u:hunter2@reg/x/");
+        assert_eq!(r.url(), "https://reg/x");
+        assert!(!format!("{r:?}").contains("hunter2"));
+        assert_eq!(split_url_credentials("http://reg/a@b").1, None);
     }
 }

@@ -26,6 +26,9 @@ pub struct Stack {
     pub kafka_bootstrap: String,
     pub registry_url: String,
     pub prometheus_url: String,
+    /// CA of a MariaDB that accepts TLS only (a secured private server); admin connections then
+    /// use TLS trusting it.
+    pub mariadb_ca: Option<std::path::PathBuf>,
 }
 
 fn var(name: &str, default: &str) -> String {
@@ -51,6 +54,7 @@ impl Stack {
             kafka_bootstrap: var("CDC_KAFKA_BOOTSTRAP", "127.0.0.1:19092"),
             registry_url: var("CDC_REGISTRY_URL", "http://127.0.0.1:18081/apis/ccompat/v7"),
             prometheus_url: var("CDC_PROMETHEUS_URL", "http://127.0.0.1:19090"),
+            mariadb_ca: None,
         }
     }
 
@@ -70,7 +74,12 @@ impl Stack {
     pub fn root_opts(&self, database: Option<&str>) -> mysql_async::Opts {
         let opts = mysql_async::Opts::from_url(&self.root_url(database))
             .expect("stack MariaDB URL is valid");
-        mysql_async::OptsBuilder::from_opts(opts).prefer_socket(false).into()
+        let ssl = self.mariadb_ca.as_ref().map(|ca| {
+            mysql_async::SslOpts::default()
+                .with_root_certs(vec![ca.clone().into()])
+                .with_danger_skip_domain_validation(true)
+        });
+        mysql_async::OptsBuilder::from_opts(opts).prefer_socket(false).ssl_opts(ssl).into()
     }
 
     /// Opens an admin connection, failing with a hint when the stack is not running.
@@ -108,4 +117,5 @@ pub mod pipeline;
 pub mod private;
 pub mod process;
 pub mod source;
+pub mod tls_proxy;
 pub mod sink;

@@ -1,6 +1,8 @@
 //! A private MariaDB for tests that must restart the server or change its global settings, which
 //! would disturb the shared stack. It is started by the same `stack/up mariadb` as everything
 //! else, with its own data folder and port, and stopped by `stack/down` when dropped.
+//! [`PrivateMariadb::start_secure`] starts it with `--secure`: TLS only, certificates in
+//! [`PrivateMariadb::tls_dir`].
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -11,6 +13,8 @@ use crate::Stack;
 pub struct PrivateMariadb {
     pub home: PathBuf,
     pub port: u16,
+    /// Started with `stack/up --secure` (TLS only).
+    pub secure: bool,
 }
 
 fn stack_script(name: &str) -> PathBuf {
@@ -22,9 +26,26 @@ impl PrivateMariadb {
     pub fn start(port: u16) -> PrivateMariadb {
         let home = std::env::temp_dir().join(format!("cdc-tests-mariadb-{port}"));
         let _ = std::fs::remove_dir_all(&home);
-        let this = PrivateMariadb { home, port };
+        let this = PrivateMariadb { home, port, secure: false };
         this.run("up");
         this
+    }
+
+    /// Like [`PrivateMariadb::start`], secured (`stack/up --secure mariadb`):
+    /// `require_secure_transport=ON`, `cdc_source` / `cdc_sink` created `REQUIRE SSL`, a server
+    /// certificate for `localhost` only, signed by `tls_dir()/ca.pem`.
+    pub fn start_secure(port: u16) -> PrivateMariadb {
+        let home = std::env::temp_dir().join(format!("cdc-tests-mariadb-{port}"));
+        let _ = std::fs::remove_dir_all(&home);
+        let this = PrivateMariadb { home, port, secure: true };
+        this.run("up");
+        this
+    }
+
+    /// Where the secured server's CA and certificates are (`ca.pem`, `client.pem`, `client.key`,
+    /// `other-ca.pem`, …; see stack/lib.sh `ensure_tls_certs`).
+    pub fn tls_dir(&self) -> PathBuf {
+        self.home.join("tls")
     }
 
     fn run(&self, script: &str) {
@@ -32,6 +53,7 @@ impl PrivateMariadb {
             .arg("mariadb")
             .env("CDC_STACK_HOME", &self.home)
             .env("CDC_MARIADB_PORT", self.port.to_string())
+            .env("CDC_STACK_SECURE", if self.secure { "1" } else { "0" })
             .output()
             .expect("run stack script");
         assert!(
@@ -65,6 +87,11 @@ impl PrivateMariadb {
     pub fn stack(&self) -> Stack {
         let mut s = Stack::from_env();
         s.mariadb_port = self.port;
+        if self.secure {
+            // The server's certificate names `localhost` only.
+            s.mariadb_host = "localhost".into();
+            s.mariadb_ca = Some(self.tls_dir().join("ca.pem"));
+        }
         s
     }
 }
