@@ -78,6 +78,13 @@ impl SourceError {
         ))
     }
 
+    /// Another instance took over the transactional id: definite.
+    pub fn fenced(what: &str, error: &str) -> SourceError {
+        SourceError::Definite(format!(
+            "{what}: another cdc-source with the same `name` took over this source's transactional id ({error}); run one instance per name, or give this one another `name`"
+        ))
+    }
+
     /// A Kafka error: fatal ones (fenced, unsupported) are definite.
     pub fn kafka(what: &str, e: &rdkafka::error::KafkaError) -> SourceError {
         use rdkafka::error::RDKafkaErrorCode as C;
@@ -87,9 +94,7 @@ impl SourceError {
         };
         let fenced = matches!(e.rdkafka_error_code(), Some(C::Fenced | C::ProducerFenced | C::InvalidProducerEpoch));
         if fenced {
-            SourceError::Definite(format!(
-                "{what}: another cdc-source with the same `name` took over this source's transactional id ({e}); run one instance per name, or give this one another `name`"
-            ))
+            SourceError::fenced(what, &e.to_string())
         } else if fatal {
             // The producer cannot go on; a new one (same transactional id) can: see
             // `Publisher::abort`, which recreates it.

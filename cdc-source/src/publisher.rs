@@ -185,6 +185,8 @@ pub trait TxnProducer: Clone + Send + Sync + 'static {
         sent: Box<Sent>,
     ) -> Result<(), (KafkaError, OwnedHeaders, Box<Sent>)>;
     fn in_flight_count(&self) -> i32;
+    /// The error that put the producer in its fatal state, if it is in one.
+    fn fatal_error(&self) -> Option<(RDKafkaErrorCode, String)>;
     fn init_transactions(&self, timeout: Duration) -> KafkaResult<()>;
     fn begin_transaction(&self) -> KafkaResult<()>;
     fn commit_transaction(&self, timeout: Duration) -> KafkaResult<()>;
@@ -212,6 +214,9 @@ impl TxnProducer for KafkaProducer {
     }
     fn in_flight_count(&self) -> i32 {
         Producer::in_flight_count(self)
+    }
+    fn fatal_error(&self) -> Option<(RDKafkaErrorCode, String)> {
+        Producer::client(self).fatal_error()
     }
     fn init_transactions(&self, timeout: Duration) -> KafkaResult<()> {
         Producer::init_transactions(self, timeout)
@@ -458,17 +463,20 @@ impl<P: TxnProducer> Publisher<P> {
             let p = self.producer.clone();
             let timeout = self.txn_timeout;
             let result = blocking(move || p.abort_transaction(timeout)).await;
-            self.open_since = None;
-            self.deliveries.next_txn();
             if let Err(e) = result {
-                // Fenced: another instance owns the id now; recreating would fence it back.
-                let err = SourceError::kafka("abort the Kafka transaction", &e);
+                // Fenced: another instance owns the id now (or the broker ended the transaction
+                // on its timeout); recreating would fence the other instance back.
+                let err = self.explain("abort the Kafka transaction", &e);
+                self.open_since = None;
+                self.deliveries.next_txn();
                 if !err.is_transient() {
                     return Err(err);
                 }
                 tracing::warn!(error = %e, "aborting the Kafka transaction failed; recreating the producer");
                 return self.recreate().await;
             }
+            self.open_since = None;
+            self.deliveries.next_txn();
         }
         Ok(())
     }
@@ -489,23 +497,31 @@ impl<P: TxnProducer> Publisher<P> {
         Ok(stored)
     }
 
-    /// The error for a failed call: what the deliveries and the transaction's age say about it
-    /// first, librdkafka's own classification otherwise.
+    /// The error for a failed call: what the deliveries, the producer's fatal state and the
+    /// transaction's age say about it first, librdkafka's own classification otherwise.
     fn explain(&self, what: &str, e: &KafkaError) -> SourceError {
         let failure = self.deliveries.failure();
         if let Some(f) = failure.as_ref().filter(|f| f.too_large()) {
             return self.too_large(&f.record, &f.topic, f.size, &f.error);
         }
+        // Once fatal, librdkafka answers every call with __FATAL; the cause is kept apart.
+        let fatal = self.producer.fatal_error();
+        let codes = [e.rdkafka_error_code(), fatal.as_ref().map(|f| f.0), failure.as_ref().and_then(|f| f.code)];
+        let cause = fatal.as_ref().map_or_else(|| e.to_string(), |(_, reason)| reason.clone());
         let open = self.open_for().unwrap_or_default();
-        if open >= self.txn_timeout && is_txn_timeout_symptom(e, failure.as_ref()) {
-            return SourceError::transaction_too_long(what, open, self.txn_timeout, &e.to_string());
+        if open >= self.txn_timeout && codes.into_iter().any(is_txn_timeout_symptom) {
+            return SourceError::transaction_too_long(what, open, self.txn_timeout, &cause);
         }
-        match failure {
-            Some(f) => SourceError::Transient(format!(
+        if codes.into_iter().any(is_fenced) {
+            return SourceError::fenced(what, &cause);
+        }
+        match (fatal, failure) {
+            (Some(_), _) => SourceError::Transient(format!("{what}: fatal Kafka producer error, recreating the producer: {cause}")),
+            (None, Some(f)) => SourceError::Transient(format!(
                 "{what}: record of {} ({}) on topic {} was not delivered: {}",
                 f.record.table, f.record.key, f.topic, f.error
             )),
-            None => SourceError::kafka(what, e),
+            (None, None) => SourceError::kafka(what, e),
         }
     }
 
@@ -514,26 +530,22 @@ impl<P: TxnProducer> Publisher<P> {
     }
 }
 
-/// What librdkafka reports once the broker aborted a transaction on its timeout: the producer's
-/// epoch was bumped, so its requests are refused as from an old epoch or as fenced, or they time
-/// out.
-fn is_txn_timeout_symptom(e: &KafkaError, failure: Option<&DeliveryFailure>) -> bool {
+/// What librdkafka reports once the broker aborted a transaction on its timeout: the broker
+/// bumped the producer's epoch, so the next produce request is refused as from an old epoch and
+/// librdkafka turns that into the fatal `_FENCED` ("fenced by newer producer instance"); or the
+/// records time out locally first (`message.timeout.ms` is capped at `transaction.timeout.ms`).
+fn is_txn_timeout_symptom(code: Option<RDKafkaErrorCode>) -> bool {
     use RDKafkaErrorCode as C;
-    let symptom = |c: Option<C>| {
-        matches!(
-            c,
-            Some(
-                C::InvalidProducerEpoch
-                    | C::ProducerFenced
-                    | C::Fenced
-                    | C::InvalidTransactionalState
-                    | C::MessageTimedOut
-                    | C::OperationTimedOut
-                    | C::RequestTimedOut
-            )
+    is_fenced(code)
+        || matches!(
+            code,
+            Some(C::InvalidTransactionalState | C::MessageTimedOut | C::OperationTimedOut | C::RequestTimedOut)
         )
-    };
-    symptom(e.rdkafka_error_code()) || failure.is_some_and(|f| symptom(f.code))
+}
+
+fn is_fenced(code: Option<RDKafkaErrorCode>) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(code, Some(C::InvalidProducerEpoch | C::ProducerFenced | C::Fenced))
 }
 
 /// Creates a transactional producer and fences earlier ones with the same id.
@@ -581,6 +593,7 @@ mod tests {
         fail_next: VecDeque<RDKafkaErrorCode>,
         deliveries: Option<Arc<Deliveries>>,
         loads: usize,
+        fatal: Option<(RDKafkaErrorCode, String)>,
     }
 
     #[derive(Clone, Default)]
@@ -619,11 +632,15 @@ mod tests {
         fn in_flight_count(&self) -> i32 {
             0
         }
+        fn fatal_error(&self) -> Option<(RDKafkaErrorCode, String)> {
+            self.state().fatal.clone()
+        }
         fn init_transactions(&self, _: Duration) -> KafkaResult<()> {
             let mut s = self.state();
             s.calls.push("init");
             s.inits += 1;
             s.open = false;
+            s.fatal = None;
             Ok(())
         }
         fn begin_transaction(&self) -> KafkaResult<()> {
@@ -797,5 +814,53 @@ mod tests {
         let err = p.commit(None).await.unwrap_err();
         assert!(!err.is_transient() && err.to_string().contains("took over"), "{err}");
         assert_eq!(fake.state().inits, 1);
+    }
+
+    /// What librdkafka did in the experiment (tests/tests/source_kafka_faults.rs): the broker
+    /// aborted the transaction on its timeout, the next ProduceRequest was refused for its old
+    /// epoch, the producer became fatal with _FENCED, and from then on every call fails.
+    fn fenced_on_timeout(fake: &Fake) {
+        let mut s = fake.state();
+        s.fatal = Some((RDKafkaErrorCode::Fenced, "ProduceRequest failed: Broker: Producer attempted an operation with an old epoch".into()));
+        s.commits.push_back(Err(KafkaError::Global(RDKafkaErrorCode::Fatal)));
+        s.aborts.push_back(Err(KafkaError::Global(RDKafkaErrorCode::Fatal)));
+    }
+
+    #[tokio::test]
+    async fn a_fatal_fence_after_the_transaction_timeout_is_the_timeout() {
+        let fake = Fake::default();
+        let mut p = publisher(&fake, &[("transaction.timeout.ms", "50")]).await;
+        send(&mut p, b"v").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        fenced_on_timeout(&fake);
+        let err = p.commit(None).await.unwrap_err();
+        let text = err.to_string();
+        assert!(!err.is_transient(), "{text}");
+        assert!(text.contains("transaction.timeout.ms=50") && !text.contains("took over"), "{text}");
+        assert_eq!(fake.state().inits, 1, "no recreate after a definite error");
+    }
+
+    #[tokio::test]
+    async fn a_fatal_fence_in_a_young_transaction_is_another_instance() {
+        let fake = Fake::default();
+        let mut p = publisher(&fake, &[]).await;
+        send(&mut p, b"v").await.unwrap();
+        fenced_on_timeout(&fake);
+        let err = p.commit(None).await.unwrap_err();
+        assert!(!err.is_transient() && err.to_string().contains("took over"), "{err}");
+        assert_eq!(fake.state().inits, 1, "no recreate: it would fence the other instance back");
+    }
+
+    #[tokio::test]
+    async fn an_abort_failing_past_the_transaction_timeout_names_the_timeout() {
+        // The stream aborts after a failed send; that abort's error is what the source stops with.
+        let fake = Fake::default();
+        let mut p = publisher(&fake, &[("transaction.timeout.ms", "50")]).await;
+        send(&mut p, b"v").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        fenced_on_timeout(&fake);
+        let text = p.abort().await.unwrap_err().to_string();
+        assert!(text.contains("transaction.timeout.ms=50") && !text.contains("took over"), "{text}");
+        assert!(!p.is_open());
     }
 }
