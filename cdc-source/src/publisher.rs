@@ -573,6 +573,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     //! The commit/abort states against a stand-in that keeps librdkafka's rule: a transaction
     //! whose commit failed stays open (abortable) until it is aborted or the producer replaced,
@@ -733,7 +734,8 @@ mod tests {
         fake.state().aborts.push_back(Err(KafkaError::Global(RDKafkaErrorCode::Fatal)));
         send(&mut p, b"v").await.unwrap();
         p.commit(None).await.unwrap_err();
-        assert_eq!(fake.state().inits, 2, "recreated: {:?}", fake.state().calls);
+        let inits = fake.state().inits;
+        assert_eq!(inits, 2, "recreated: {:?}", calls(&fake));
         send(&mut p, b"v").await.unwrap();
         p.commit(None).await.unwrap();
     }
@@ -769,7 +771,8 @@ mod tests {
         for want in ["shop.users", "id=42", "20001 bytes", "shop_users", "max.message.bytes", "kafka.message.max.bytes"] {
             assert!(text.contains(want), "{want:?} missing from: {text}");
         }
-        assert!(fake.state().calls.ends_with(&["commit", "abort"]), "{:?}", fake.state().calls);
+        let calls = calls(&fake);
+        assert!(calls.ends_with(&["commit", "abort"]), "{calls:?}");
     }
 
     #[tokio::test]
