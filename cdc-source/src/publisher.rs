@@ -595,6 +595,8 @@ mod tests {
         deliveries: Option<Arc<Deliveries>>,
         loads: usize,
         fatal: Option<(RDKafkaErrorCode, String)>,
+        /// An error `send` returns at once for the next record (librdkafka's own checks).
+        refuse_next: Option<RDKafkaErrorCode>,
     }
 
     #[derive(Clone, Default)]
@@ -612,12 +614,15 @@ mod tests {
             topic: &str,
             key: &[u8],
             value: Option<&[u8]>,
-            _headers: OwnedHeaders,
+            headers: OwnedHeaders,
             sent: Box<Sent>,
         ) -> Result<(), (KafkaError, OwnedHeaders, Box<Sent>)> {
             let mut s = self.state();
             s.calls.push("send");
             assert!(s.open, "send outside a transaction");
+            if let Some(code) = s.refuse_next.take() {
+                return Err((KafkaError::MessageProduction(code), headers, sent));
+            }
             if let Some(code) = s.fail_next.pop_front() {
                 let failure = DeliveryFailure {
                     code: Some(code),
@@ -865,5 +870,18 @@ mod tests {
         let text = p.abort().await.unwrap_err().to_string();
         assert!(text.contains("transaction.timeout.ms=50") && !text.contains("took over"), "{text}");
         assert!(!p.is_open());
+    }
+
+    #[tokio::test]
+    async fn a_record_over_the_producers_own_limit_is_definite_and_named() {
+        let fake = Fake::default();
+        let mut p = publisher(&fake, &[("message.max.bytes", "1000")]).await;
+        fake.state().refuse_next = Some(RDKafkaErrorCode::MessageSizeTooLarge);
+        let err = send(&mut p, &[b'x'; 2000]).await.unwrap_err();
+        let text = err.to_string();
+        assert!(!err.is_transient(), "{text}");
+        for want in ["shop.users", "id=42", "2001 bytes", "bigger than 1000 bytes", "kafka.message.max.bytes"] {
+            assert!(text.contains(want), "{want:?} missing from: {text}");
+        }
     }
 }
