@@ -18,7 +18,7 @@ use cdc_source::binlog::reader::BinlogReader;
 use cdc_source::metrics::SourceMetrics;
 use cdc_source::offsets::{ensure_topics, StoredOffset};
 use cdc_source::position::FilePos;
-use cdc_source::publisher::Publisher;
+use cdc_source::publisher::{Publisher, RecordRef};
 use mysql_async::binlog::events::EventData;
 use rdkafka::message::{Header, OwnedHeaders};
 
@@ -166,7 +166,7 @@ pub async fn kafka(stack: &Stack, rows: u64, batch: u64, avro: bool) -> anyhow::
                 value: Some(ts.as_str()),
             });
         publisher
-            .send(&topic, key.as_bytes(), Some(value.as_bytes()), headers)
+            .send(&topic, key.as_bytes(), Some(value.as_bytes()), headers, bench_record(i))
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         if (i + 1) % batch == 0 || i + 1 == rows {
@@ -280,7 +280,7 @@ pub async fn commit_cost(
     for i in 0..commits {
         let (key, value) = avro_sized_record(u64::from(i));
         publisher
-            .send(&topic, key.as_bytes(), Some(value.as_bytes()), OwnedHeaders::new())
+            .send(&topic, key.as_bytes(), Some(value.as_bytes()), OwnedHeaders::new(), bench_record(u64::from(i)))
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let started = Instant::now();
@@ -331,4 +331,9 @@ pub async fn commit_cost(
         median(in_flight),
         median(delivered),
     ))
+}
+
+/// Names a bench record in the Publisher's errors.
+fn bench_record(i: u64) -> RecordRef {
+    RecordRef { table: "cdc-bench".into(), key: format!("record {i}") }
 }

@@ -54,6 +54,37 @@ impl SourceError {
         }
     }
 
+    /// One record larger than the topic, the broker or the producer accepts: definite, since
+    /// retrying sends the same record again.
+    pub fn record_too_large(table: &str, key: &str, size: usize, topic: &str, producer_max: &str, error: &str) -> SourceError {
+        SourceError::Definite(format!(
+            "a record of {table} with primary key ({key}) is {size} bytes, more than Kafka accepts on topic {topic} ({error}). \
+             Raise `max.message.bytes` of that topic (or the broker's `message.max.bytes`, the default for topics without their own) \
+             and, if the record is bigger than {producer_max} bytes, the producer's `message.max.bytes` (`kafka.message.max.bytes`), \
+             or exclude the table; the Kafka transaction was aborted, nothing of it is visible, and the source resumes at that record when restarted"
+        ))
+    }
+
+    /// A Kafka transaction open longer than `transaction.timeout.ms`: the broker aborted it.
+    /// Definite: the same binlog transaction would take as long again.
+    pub fn transaction_too_long(what: &str, open: std::time::Duration, timeout: std::time::Duration, error: &str) -> SourceError {
+        SourceError::Definite(format!(
+            "{what}: the Kafka transaction was open {:.1} s, longer than transaction.timeout.ms={} ms, so the broker aborted it ({error}). \
+             A binlog transaction is published in one Kafka transaction: raise the producer's `transaction.timeout.ms` (`kafka.transaction.timeout.ms`) \
+             above the time the largest binlog transaction takes to stream, and the broker's `transaction.max.timeout.ms` (15 min by default) if needed, \
+             and keep `batch.max.ms` well below it",
+            open.as_secs_f64(),
+            timeout.as_millis()
+        ))
+    }
+
+    /// Another instance took over the transactional id: definite.
+    pub fn fenced(what: &str, error: &str) -> SourceError {
+        SourceError::Definite(format!(
+            "{what}: another cdc-source with the same `name` took over this source's transactional id ({error}); run one instance per name, or give this one another `name`"
+        ))
+    }
+
     /// A Kafka error: fatal ones (fenced, unsupported) are definite.
     pub fn kafka(what: &str, e: &rdkafka::error::KafkaError) -> SourceError {
         use rdkafka::error::RDKafkaErrorCode as C;
@@ -63,9 +94,7 @@ impl SourceError {
         };
         let fenced = matches!(e.rdkafka_error_code(), Some(C::Fenced | C::ProducerFenced | C::InvalidProducerEpoch));
         if fenced {
-            SourceError::Definite(format!(
-                "{what}: another cdc-source with the same `name` took over this source's transactional id ({e}); run one instance per name, or give this one another `name`"
-            ))
+            SourceError::fenced(what, &e.to_string())
         } else if fatal {
             // The producer cannot go on; a new one (same transactional id) can: see
             // `Publisher::abort`, which recreates it.

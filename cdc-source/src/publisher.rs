@@ -9,33 +9,284 @@
 //! Records are handed to librdkafka without waiting for each delivery; when its queue is full we
 //! wait for room, which bounds memory whatever the size of a binlog transaction. The commit
 //! flushes everything and fails if any record failed.
+//!
+//! A failed commit never leaves the transaction open: it is aborted, or, when the producer can no
+//! longer abort, a new producer with the same `transactional.id` is created (its
+//! `init_transactions` ends whatever the old one left). A failed commit may still have landed
+//! (a timeout while the broker was writing the markers), so the Publisher then marks its position
+//! as unknown and [`Publisher::settled_position`] re-reads it from the offsets topic before the
+//! stream resumes: the batch is neither lost nor written twice.
+//!
+//! Each record carries, as its delivery opaque, what it is (table and primary key), so a
+//! delivery failure names the record. Two failures are definite, because retrying cannot help:
+//! a record larger than the topic or broker accepts, and a transaction open longer than
+//! `transaction.timeout.ms` (the broker aborts it and bumps the producer epoch).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::{Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
 
 use crate::error::SourceError;
 use crate::metrics::{Outcome, SourceMetrics};
 use crate::offsets::StoredOffset;
 
-/// Longest a Kafka transaction may stay open (one huge binlog transaction is one Kafka transaction).
+/// Default longest a Kafka transaction may stay open (one huge binlog transaction is one Kafka
+/// transaction); `kafka.transaction.timeout.ms` overrides it.
 const TXN_TIMEOUT: Duration = Duration::from_secs(600);
 
-pub struct Publisher {
-    producer: FutureProducer,
-    config: ClientConfig,
+/// The producer's default `message.max.bytes`; `kafka.message.max.bytes` overrides it.
+const MESSAGE_MAX_BYTES: &str = "16777216";
+
+/// What a record is, for the error when it cannot be delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRef {
+    /// `database.table`, or the offsets topic for the offset record.
+    pub table: String,
+    /// The primary key, as `col=value` pairs.
+    pub key: String,
+}
+
+impl RecordRef {
+    /// The reference of a row of `table` with key `values` (primary-key columns in key order).
+    pub fn row(table: &cdc_schema::TableSchema, values: &[cdc_schema::Value]) -> RecordRef {
+        let key = table
+            .primary_key
+            .iter()
+            .zip(values)
+            .map(|(c, v)| format!("{c}={}", key_text(v)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        RecordRef { table: format!("{}.{}", table.database, table.table), key }
+    }
+}
+
+fn key_text(v: &cdc_schema::Value) -> String {
+    use cdc_schema::Value as V;
+    match v {
+        V::Null => "NULL".into(),
+        V::Int(i) => i.to_string(),
+        V::Bool(b) => b.to_string(),
+        V::String(s) => format!("'{s}'"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A record failed on its way to the broker.
+#[derive(Debug, Clone)]
+struct DeliveryFailure {
+    code: Option<RDKafkaErrorCode>,
+    error: String,
+    topic: String,
+    record: RecordRef,
+    /// Key plus value bytes.
+    size: usize,
+}
+
+impl DeliveryFailure {
+    fn too_large(&self) -> bool {
+        is_too_large(self.code)
+    }
+}
+
+fn is_too_large(code: Option<RDKafkaErrorCode>) -> bool {
+    matches!(code, Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::MessageBatchTooLarge))
+}
+
+/// The delivery failures of the current transaction, shared with librdkafka's delivery callback.
+#[derive(Debug, Default)]
+pub struct Deliveries {
+    /// The transaction records are sent in; reports of earlier (aborted) ones are ignored.
+    txn: AtomicU64,
+    failure: Mutex<Option<DeliveryFailure>>,
+}
+
+impl Deliveries {
+    /// Keeps the most telling failure: a too-large record over anything else, the largest one
+    /// among those (a batch the broker refuses fails every record in it).
+    fn record(&self, txn: u64, failure: DeliveryFailure) {
+        if txn != self.txn.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut kept = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        let better = match &*kept {
+            None => true,
+            Some(k) => failure.too_large() && (!k.too_large() || failure.size > k.size),
+        };
+        if better {
+            *kept = Some(failure);
+        }
+    }
+
+    fn failure(&self) -> Option<DeliveryFailure> {
+        self.failure.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Starts a new transaction's reports.
+    fn next_txn(&self) -> u64 {
+        *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.txn.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    fn current(&self) -> u64 {
+        self.txn.load(Ordering::SeqCst)
+    }
+}
+
+/// The delivery opaque of one record.
+#[derive(Debug)]
+pub struct Sent {
+    txn: u64,
+    record: RecordRef,
+}
+
+/// librdkafka's callbacks: delivery failures go to [`Deliveries`].
+#[derive(Debug)]
+pub struct DeliveryContext {
+    deliveries: Arc<Deliveries>,
+}
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = Box<Sent>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Sent>) {
+        if let Err((e, m)) = result {
+            let size = m.payload_len() + m.key_len();
+            let failure = DeliveryFailure {
+                code: e.rdkafka_error_code(),
+                error: e.to_string(),
+                topic: m.topic().to_string(),
+                record: sent.record,
+                size,
+            };
+            self.deliveries.record(sent.txn, failure);
+        }
+    }
+}
+
+/// The calls the Publisher makes on a transactional producer: librdkafka's in production, a
+/// stand-in in the unit tests. `send` hands the headers and opaque back when it fails, so a full
+/// queue can be retried.
+pub trait TxnProducer: Clone + Send + Sync + 'static {
+    #[allow(clippy::result_large_err)]
+    fn send(
+        &self,
+        topic: &str,
+        key: &[u8],
+        value: Option<&[u8]>,
+        headers: OwnedHeaders,
+        sent: Box<Sent>,
+    ) -> Result<(), (KafkaError, OwnedHeaders, Box<Sent>)>;
+    /// Like `send` for a record without key and value on one `partition` (the truncate record).
+    #[allow(clippy::result_large_err)]
+    fn send_keyless(
+        &self,
+        topic: &str,
+        partition: i32,
+        headers: OwnedHeaders,
+        sent: Box<Sent>,
+    ) -> Result<(), (KafkaError, OwnedHeaders, Box<Sent>)>;
+    fn in_flight_count(&self) -> i32;
+    /// The error that put the producer in its fatal state, if it is in one.
+    fn fatal_error(&self) -> Option<(RDKafkaErrorCode, String)>;
+    fn init_transactions(&self, timeout: Duration) -> KafkaResult<()>;
+    fn begin_transaction(&self) -> KafkaResult<()>;
+    fn commit_transaction(&self, timeout: Duration) -> KafkaResult<()>;
+    fn abort_transaction(&self, timeout: Duration) -> KafkaResult<()>;
+}
+
+/// The producer the source runs with.
+pub type KafkaProducer = ThreadedProducer<DeliveryContext>;
+
+impl TxnProducer for KafkaProducer {
+    fn send(
+        &self,
+        topic: &str,
+        key: &[u8],
+        value: Option<&[u8]>,
+        headers: OwnedHeaders,
+        sent: Box<Sent>,
+    ) -> Result<(), (KafkaError, OwnedHeaders, Box<Sent>)> {
+        let mut record = BaseRecord::with_opaque_to(topic, sent).key(key).headers(headers);
+        if let Some(v) = value {
+            record = record.payload(v);
+        }
+        ThreadedProducer::send(self, record)
+            .map_err(|(e, r)| (e, r.headers.unwrap_or_default(), r.delivery_opaque))
+    }
+    fn send_keyless(
+        &self,
+        topic: &str,
+        partition: i32,
+        headers: OwnedHeaders,
+        sent: Box<Sent>,
+    ) -> Result<(), (KafkaError, OwnedHeaders, Box<Sent>)> {
+        let record: BaseRecord<'_, (), (), Box<Sent>> =
+            BaseRecord::with_opaque_to(topic, sent).partition(partition).headers(headers);
+        ThreadedProducer::send(self, record)
+            .map_err(|(e, r)| (e, r.headers.unwrap_or_default(), r.delivery_opaque))
+    }
+    fn in_flight_count(&self) -> i32 {
+        Producer::in_flight_count(self)
+    }
+    fn fatal_error(&self) -> Option<(RDKafkaErrorCode, String)> {
+        Producer::client(self).fatal_error()
+    }
+    fn init_transactions(&self, timeout: Duration) -> KafkaResult<()> {
+        Producer::init_transactions(self, timeout)
+    }
+    fn begin_transaction(&self) -> KafkaResult<()> {
+        Producer::begin_transaction(self)
+    }
+    fn commit_transaction(&self, timeout: Duration) -> KafkaResult<()> {
+        Producer::commit_transaction(self, timeout)
+    }
+    fn abort_transaction(&self, timeout: Duration) -> KafkaResult<()> {
+        Producer::abort_transaction(self, timeout)
+    }
+}
+
+/// Makes a new, not yet initialised producer reporting to the given [`Deliveries`].
+type Factory<P> = Box<dyn Fn(&Arc<Deliveries>) -> Result<P, SourceError> + Send + Sync>;
+
+/// Reads the stored position from the offsets topic (`offsets::load_last`).
+type Loader = Box<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<StoredOffset>, SourceError>> + Send>>
+        + Send
+        + Sync,
+>;
+
+pub struct Publisher<P: TxnProducer = KafkaProducer> {
+    producer: P,
+    factory: Factory<P>,
+    load_stored: Loader,
+    deliveries: Arc<Deliveries>,
     offsets_topic: String,
     name: String,
     open_since: Option<Instant>,
+    /// `transaction.timeout.ms` in effect.
+    txn_timeout: Duration,
+    /// The producer's `message.max.bytes` in effect.
+    message_max_bytes: String,
+    /// A commit failed: whether it landed is known only to the offsets topic.
+    position_unknown: bool,
     metrics: SourceMetrics,
 }
 
-impl std::fmt::Debug for Publisher {
+impl<P: TxnProducer> std::fmt::Debug for Publisher<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Publisher").field("name", &self.name).field("open", &self.open_since.is_some()).finish()
+        f.debug_struct("Publisher")
+            .field("name", &self.name)
+            .field("open", &self.open_since.is_some())
+            .field("position_unknown", &self.position_unknown)
+            .finish()
     }
 }
 
@@ -57,8 +308,8 @@ impl Publisher {
         cfg.set("queue.buffering.max.kbytes", "16384")
             .set("linger.ms", "5")
             .set("compression.type", "lz4")
-            .set("message.max.bytes", "16777216")
-            .set("transaction.timeout.ms", &TXN_TIMEOUT.as_millis().to_string())
+            .set("message.max.bytes", MESSAGE_MAX_BYTES)
+            .set("transaction.timeout.ms", TXN_TIMEOUT.as_millis().to_string())
             // The first record of a transaction right after a commit is often answered
             // CONCURRENT_TRANSACTIONS until the previous markers are written; the default 100 ms
             // backoff before retrying would stall every transaction.
@@ -68,8 +319,54 @@ impl Publisher {
             cfg.set(k, v);
         }
         cfg.set("transactional.id", transactional_id(name)).set("enable.idempotence", "true");
-        let producer = init(&cfg).await?;
-        Ok(Publisher { producer, config: cfg, offsets_topic: offsets_topic.to_string(), name: name.to_string(), open_since: None, metrics })
+        let factory: Factory<KafkaProducer> = Box::new(move |deliveries| {
+            cfg.create_with_context(DeliveryContext { deliveries: Arc::clone(deliveries) })
+                .map_err(|e| SourceError::Definite(format!("invalid Kafka producer settings (kafka.*): {e}")))
+        });
+        let (map, topic, source) = (kafka.clone(), offsets_topic.to_string(), name.to_string());
+        let load_stored: Loader = Box::new(move || {
+            let (map, topic, source) = (map.clone(), topic.clone(), source.clone());
+            Box::pin(async move {
+                // Streaming resumes at the stored position (a snapshot in progress is resumed
+                // by the next start, not here).
+                Ok(crate::offsets::load_last(&map, &topic, &source).await?.map(|r| r.position))
+            })
+        });
+        Publisher::with_factory(factory, load_stored, kafka, name, offsets_topic, metrics).await
+    }
+}
+
+impl<P: TxnProducer> Publisher<P> {
+    /// A Publisher over producers made by `factory` (see [`Publisher::connect`]).
+    async fn with_factory(
+        factory: Factory<P>,
+        load_stored: Loader,
+        kafka: &std::collections::BTreeMap<String, String>,
+        name: &str,
+        offsets_topic: &str,
+        metrics: SourceMetrics,
+    ) -> Result<Self, SourceError> {
+        let txn_timeout = kafka
+            .get("transaction.timeout.ms")
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+            .unwrap_or(TXN_TIMEOUT);
+        let message_max_bytes = kafka.get("message.max.bytes").cloned().unwrap_or_else(|| MESSAGE_MAX_BYTES.into());
+        let deliveries = Arc::new(Deliveries::default());
+        let producer = init(&factory, &deliveries, txn_timeout).await?;
+        Ok(Publisher {
+            producer,
+            factory,
+            load_stored,
+            deliveries,
+            offsets_topic: offsets_topic.to_string(),
+            name: name.to_string(),
+            open_since: None,
+            txn_timeout,
+            message_max_bytes,
+            position_unknown: false,
+            metrics,
+        })
     }
 
     /// Replaces the producer with a new one under the same `transactional.id`: its
@@ -77,7 +374,8 @@ impl Publisher {
     /// longer abort (a fatal error other than being fenced).
     pub async fn recreate(&mut self) -> Result<(), SourceError> {
         self.open_since = None;
-        self.producer = init(&self.config).await?;
+        self.deliveries.next_txn();
+        self.producer = init(&self.factory, &self.deliveries, self.txn_timeout).await?;
         tracing::info!(name = %self.name, "Kafka producer recreated");
         Ok(())
     }
@@ -93,6 +391,7 @@ impl Publisher {
 
     fn ensure_open(&mut self) -> Result<(), SourceError> {
         if self.open_since.is_none() {
+            self.deliveries.next_txn();
             self.producer
                 .begin_transaction()
                 .map_err(|e| SourceError::kafka("begin a Kafka transaction", &e))?;
@@ -102,27 +401,30 @@ impl Publisher {
     }
 
     /// Adds one record to the open transaction (opening one if needed). `value = None` is a
-    /// tombstone. Waits while librdkafka's queue is full.
+    /// tombstone. Waits while librdkafka's queue is full. `record` names the row in errors.
     pub async fn send(
         &mut self,
         topic: &str,
         key: &[u8],
         value: Option<&[u8]>,
         headers: OwnedHeaders,
+        record: RecordRef,
     ) -> Result<(), SourceError> {
         self.ensure_open()?;
-        let mut record = FutureRecord::to(topic).key(key).headers(headers);
-        if let Some(v) = value {
-            record = record.payload(v);
-        }
+        let mut sent = Box::new(Sent { txn: self.deliveries.current(), record });
+        let mut headers = headers;
         loop {
-            match self.producer.send_result(record) {
-                Ok(_delivery) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
+            match self.producer.send(topic, key, value, headers, sent) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), h, s)) => {
+                    (headers, sent) = (h, s);
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
-                Err((e, _)) => return Err(SourceError::kafka(&format!("produce to {topic}"), &e)),
+                Err((e, _, s)) if is_too_large(e.rdkafka_error_code()) => {
+                    let size = key.len() + value.map_or(0, <[u8]>::len);
+                    return Err(self.too_large(&s.record, topic, size, &e.to_string()));
+                }
+                Err((e, _, _)) => return Err(self.explain(&format!("produce to {topic}"), &e)),
             }
         }
     }
@@ -131,15 +433,17 @@ impl Publisher {
     /// the open transaction (opening one if needed).
     pub async fn send_keyless(&mut self, topic: &str, partition: i32, headers: OwnedHeaders) -> Result<(), SourceError> {
         self.ensure_open()?;
-        let mut record: FutureRecord<'_, (), ()> = FutureRecord::to(topic).partition(partition).headers(headers);
+        let record = RecordRef { table: topic.to_string(), key: format!("truncate record, partition {partition}") };
+        let mut sent = Box::new(Sent { txn: self.deliveries.current(), record });
+        let mut headers = headers;
         loop {
-            match self.producer.send_result(record) {
-                Ok(_delivery) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                    record = r;
+            match self.producer.send_keyless(topic, partition, headers, sent) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), h, s)) => {
+                    (headers, sent) = (h, s);
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
-                Err((e, _)) => return Err(SourceError::kafka(&format!("produce to {topic} partition {partition}"), &e)),
+                Err((e, _, _)) => return Err(self.explain(&format!("produce to {topic} partition {partition}"), &e)),
             }
         }
     }
@@ -147,35 +451,49 @@ impl Publisher {
     /// Writes the offset record (if any) and commits the transaction (opening one if none is
     /// open, so a position can be stored without records). The snapshot commits its chunks
     /// without an offset: its position is stored only once every table is copied.
+    ///
+    /// When the commit fails, the transaction is ended before this returns (aborted, or the
+    /// producer recreated) and the stored position must be re-read: see
+    /// [`Publisher::settled_position`].
     pub async fn commit(&mut self, offset: Option<&StoredOffset>) -> Result<(), SourceError> {
         self.ensure_open()?;
         if let Some(offset) = offset {
             let value = serde_json::to_vec(offset).map_err(|e| SourceError::Definite(format!("offset record: {e}")))?;
             let topic = self.offsets_topic.clone();
-            let name = self.name.clone();
-            self.send(&topic, name.as_bytes(), Some(&value), OwnedHeaders::new()).await?;
+            let record = RecordRef { table: format!("offsets topic {topic}"), key: self.name.clone() };
+            let key = self.name.clone();
+            self.send(&topic, key.as_bytes(), Some(&value), OwnedHeaders::new(), record).await?;
         }
         // Wait for the deliveries here, asynchronously: commit_transaction flushes first, and its
         // flush polls in 100 ms steps for delivery reports that the producer's own polling thread
         // takes, so with anything still in flight every commit would last at least 100 ms.
-        let flush_deadline = Instant::now() + TXN_TIMEOUT;
+        let flush_deadline = Instant::now() + self.txn_timeout;
         while self.producer.in_flight_count() > 0 && Instant::now() < flush_deadline {
             tokio::time::sleep(Duration::from_micros(500)).await;
         }
         let p = self.producer.clone();
-        let started = self.open_since.take().unwrap_or_else(Instant::now);
-        match blocking(move || p.commit_transaction(TXN_TIMEOUT)).await {
+        let timeout = self.txn_timeout;
+        match blocking(move || p.commit_transaction(timeout)).await {
             Ok(()) => {
+                let started = self.open_since.take().unwrap_or_else(Instant::now);
                 self.metrics.kafka_transactions.get_or_create(&Outcome { outcome: "committed" }).inc();
                 self.metrics.kafka_transaction_duration.observe(started.elapsed().as_secs_f64());
                 Ok(())
             }
             Err(e) => {
-                let err = SourceError::kafka("commit the Kafka transaction", &e);
-                if err.is_transient() {
-                    self.abort().await?;
+                // Whether a failed commit landed is known only to the offsets topic.
+                self.position_unknown = true;
+                let err = self.explain("commit the Kafka transaction", &e);
+                tracing::warn!(error = %err, "Kafka commit failed; ending the transaction");
+                match self.abort().await {
+                    Ok(()) => Err(err),
+                    // The commit's own error says more, unless it was transient.
+                    Err(abort) if err.is_transient() => Err(abort),
+                    Err(abort) => {
+                        tracing::error!(error = %abort, "cannot end the failed Kafka transaction");
+                        Err(err)
+                    }
                 }
-                Err(err)
             }
         }
     }
@@ -184,32 +502,110 @@ impl Publisher {
     /// cannot abort (it is in a fatal state), it is recreated, which aborts the transaction on the
     /// broker; that fails only when another instance has taken over (fenced).
     pub async fn abort(&mut self) -> Result<(), SourceError> {
-        if self.open_since.take().is_some() {
+        if self.open_since.is_some() {
             self.metrics.kafka_transactions.get_or_create(&Outcome { outcome: "aborted" }).inc();
             let p = self.producer.clone();
-            if let Err(e) = blocking(move || p.abort_transaction(TXN_TIMEOUT)).await {
-                // Fenced: another instance owns the id now; recreating would fence it back.
-                let err = SourceError::kafka("abort the Kafka transaction", &e);
+            let timeout = self.txn_timeout;
+            let result = blocking(move || p.abort_transaction(timeout)).await;
+            if let Err(e) = result {
+                // Fenced: another instance owns the id now (or the broker ended the transaction
+                // on its timeout); recreating would fence the other instance back.
+                let err = self.explain("abort the Kafka transaction", &e);
+                self.open_since = None;
+                self.deliveries.next_txn();
                 if !err.is_transient() {
                     return Err(err);
                 }
                 tracing::warn!(error = %e, "aborting the Kafka transaction failed; recreating the producer");
                 return self.recreate().await;
             }
+            self.open_since = None;
+            self.deliveries.next_txn();
         }
         Ok(())
     }
+
+    /// After a failed commit: the position stored in the offsets topic (`read_committed`), which
+    /// says whether that commit landed. `None` when no commit failed since the last call, or when
+    /// the topic holds no position. Call with no transaction open, before streaming resumes.
+    pub async fn settled_position(&mut self) -> Result<Option<StoredOffset>, SourceError> {
+        if !self.position_unknown {
+            return Ok(None);
+        }
+        self.abort().await?;
+        let stored = (self.load_stored)().await?;
+        self.position_unknown = false;
+        if let Some(s) = &stored {
+            tracing::info!(gtid = %s.gtid, "position re-read from the offsets topic after a failed commit");
+        }
+        Ok(stored)
+    }
+
+    /// The error for a failed call: what the deliveries, the producer's fatal state and the
+    /// transaction's age say about it first, librdkafka's own classification otherwise.
+    fn explain(&self, what: &str, e: &KafkaError) -> SourceError {
+        let failure = self.deliveries.failure();
+        if let Some(f) = failure.as_ref().filter(|f| f.too_large()) {
+            return self.too_large(&f.record, &f.topic, f.size, &f.error);
+        }
+        // Once fatal, librdkafka answers every call with __FATAL; the cause is kept apart.
+        let fatal = self.producer.fatal_error();
+        let codes = [e.rdkafka_error_code(), fatal.as_ref().map(|f| f.0), failure.as_ref().and_then(|f| f.code)];
+        let cause = fatal.as_ref().map_or_else(|| e.to_string(), |(_, reason)| reason.clone());
+        let open = self.open_for().unwrap_or_default();
+        if open >= self.txn_timeout && codes.into_iter().any(is_txn_timeout_symptom) {
+            return SourceError::transaction_too_long(what, open, self.txn_timeout, &cause);
+        }
+        if codes.into_iter().any(is_fenced) {
+            return SourceError::fenced(what, &cause);
+        }
+        match (fatal, failure) {
+            (Some(_), _) => SourceError::Transient(format!("{what}: fatal Kafka producer error, recreating the producer: {cause}")),
+            (None, Some(f)) => SourceError::Transient(format!(
+                "{what}: record of {} ({}) on topic {} was not delivered: {}",
+                f.record.table, f.record.key, f.topic, f.error
+            )),
+            (None, None) => SourceError::kafka(what, e),
+        }
+    }
+
+    fn too_large(&self, record: &RecordRef, topic: &str, size: usize, error: &str) -> SourceError {
+        SourceError::record_too_large(&record.table, &record.key, size, topic, &self.message_max_bytes, error)
+    }
+}
+
+/// What librdkafka reports once the broker aborted a transaction on its timeout: the broker
+/// bumped the producer's epoch, so the next produce request is refused as from an old epoch and
+/// librdkafka turns that into the fatal `_FENCED` ("fenced by newer producer instance"); or the
+/// records time out locally first (`message.timeout.ms` is capped at `transaction.timeout.ms`).
+fn is_txn_timeout_symptom(code: Option<RDKafkaErrorCode>) -> bool {
+    use RDKafkaErrorCode as C;
+    is_fenced(code)
+        || matches!(
+            code,
+            Some(C::InvalidTransactionalState | C::MessageTimedOut | C::OperationTimedOut | C::RequestTimedOut)
+        )
+}
+
+fn is_fenced(code: Option<RDKafkaErrorCode>) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(code, Some(C::InvalidProducerEpoch | C::ProducerFenced | C::Fenced))
 }
 
 /// Creates a transactional producer and fences earlier ones with the same id.
-async fn init(cfg: &ClientConfig) -> Result<FutureProducer, SourceError> {
-    let producer: FutureProducer = cfg
-        .create()
-        .map_err(|e| SourceError::Definite(format!("invalid Kafka producer settings (kafka.*): {e}")))?;
+async fn init<P: TxnProducer>(factory: &Factory<P>, deliveries: &Arc<Deliveries>, txn_timeout: Duration) -> Result<P, SourceError> {
+    let producer = factory(deliveries)?;
     let p = producer.clone();
-    blocking(move || p.init_transactions(Duration::from_secs(30)))
-        .await
-        .map_err(|e| SourceError::kafka("initialise Kafka transactions", &e))?;
+    blocking(move || p.init_transactions(Duration::from_secs(30))).await.map_err(|e| {
+        if e.rdkafka_error_code() == Some(RDKafkaErrorCode::InvalidTransactionTimeout) {
+            SourceError::Definite(format!(
+                "the broker refuses transaction.timeout.ms={} ms ({e}): lower `kafka.transaction.timeout.ms` to at most the broker's `transaction.max.timeout.ms` (15 min by default), or raise that",
+                txn_timeout.as_millis()
+            ))
+        } else {
+            SourceError::kafka("initialise Kafka transactions", &e)
+        }
+    })?;
     Ok(producer)
 }
 
@@ -218,4 +614,327 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, KafkaError> + Send + 'static,
 ) -> Result<T, KafkaError> {
     tokio::task::spawn_blocking(f).await.unwrap_or(Err(KafkaError::Canceled))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    //! The commit/abort states against a stand-in that keeps librdkafka's rule: a transaction
+    //! whose commit failed stays open (abortable) until it is aborted or the producer replaced,
+    //! and `begin_transaction` fails meanwhile.
+    use std::collections::{BTreeMap, VecDeque};
+
+    use super::*;
+    use crate::position::{FilePos, GtidPosition};
+
+    #[derive(Default)]
+    struct State {
+        calls: Vec<&'static str>,
+        open: bool,
+        inits: usize,
+        commits: VecDeque<KafkaResult<()>>,
+        aborts: VecDeque<KafkaResult<()>>,
+        /// Delivery failures to report for the next records sent.
+        fail_next: VecDeque<RDKafkaErrorCode>,
+        deliveries: Option<Arc<Deliveries>>,
+        loads: usize,
+        fatal: Option<(RDKafkaErrorCode, String)>,
+        /// An error `send` returns at once for the next record (librdkafka's own checks).
+        refuse_next: Option<RDKafkaErrorCode>,
+    }
+
+    #[derive(Clone, Default)]
+    struct Fake(Arc<Mutex<State>>);
+
+    impl Fake {
+        fn state(&self) -> std::sync::MutexGuard<'_, State> {
+            self.0.lock().unwrap()
+        }
+    }
+
+    impl TxnProducer for Fake {
+        fn send(
+            &self,
+            topic: &str,
+            key: &[u8],
+            value: Option<&[u8]>,
+            headers: OwnedHeaders,
+            sent: Box<Sent>,
+        ) -> Result<(), (KafkaError, OwnedHeaders, Box<Sent>)> {
+            let mut s = self.state();
+            s.calls.push("send");
+            assert!(s.open, "send outside a transaction");
+            if let Some(code) = s.refuse_next.take() {
+                return Err((KafkaError::MessageProduction(code), headers, sent));
+            }
+            if let Some(code) = s.fail_next.pop_front() {
+                let failure = DeliveryFailure {
+                    code: Some(code),
+                    error: format!("Message production error: {code:?}"),
+                    topic: topic.to_string(),
+                    record: sent.record,
+                    size: key.len() + value.map_or(0, <[u8]>::len),
+                };
+                s.deliveries.as_ref().unwrap().record(sent.txn, failure);
+            }
+            Ok(())
+        }
+        fn send_keyless(
+            &self,
+            topic: &str,
+            _partition: i32,
+            headers: OwnedHeaders,
+            sent: Box<Sent>,
+        ) -> Result<(), (KafkaError, OwnedHeaders, Box<Sent>)> {
+            self.send(topic, b"", None, headers, sent)
+        }
+        fn in_flight_count(&self) -> i32 {
+            0
+        }
+        fn fatal_error(&self) -> Option<(RDKafkaErrorCode, String)> {
+            self.state().fatal.clone()
+        }
+        fn init_transactions(&self, _: Duration) -> KafkaResult<()> {
+            let mut s = self.state();
+            s.calls.push("init");
+            s.inits += 1;
+            s.open = false;
+            s.fatal = None;
+            Ok(())
+        }
+        fn begin_transaction(&self) -> KafkaResult<()> {
+            let mut s = self.state();
+            s.calls.push("begin");
+            if s.open {
+                return Err(KafkaError::Global(RDKafkaErrorCode::State));
+            }
+            s.open = true;
+            Ok(())
+        }
+        fn commit_transaction(&self, _: Duration) -> KafkaResult<()> {
+            let mut s = self.state();
+            s.calls.push("commit");
+            let r = s.commits.pop_front().unwrap_or(Ok(()));
+            if r.is_ok() {
+                s.open = false;
+            }
+            r
+        }
+        fn abort_transaction(&self, _: Duration) -> KafkaResult<()> {
+            let mut s = self.state();
+            s.calls.push("abort");
+            let r = s.aborts.pop_front().unwrap_or(Ok(()));
+            if r.is_ok() {
+                s.open = false;
+            }
+            r
+        }
+    }
+
+    fn stored(domain_seq: u64) -> StoredOffset {
+        StoredOffset {
+            gtid: format!("0-1-{domain_seq}").parse::<GtidPosition>().unwrap(),
+            binlog: FilePos::default(),
+            ts_ms: 0,
+        }
+    }
+
+    async fn publisher(fake: &Fake, kafka: &[(&str, &str)]) -> Publisher<Fake> {
+        let f = fake.clone();
+        let factory: Factory<Fake> = Box::new(move |d| {
+            f.state().deliveries = Some(Arc::clone(d));
+            Ok(f.clone())
+        });
+        let l = fake.clone();
+        let load: Loader = Box::new(move || {
+            l.state().loads += 1;
+            Box::pin(async { Ok(Some(stored(7))) })
+        });
+        let kafka: BTreeMap<String, String> = kafka.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let metrics = SourceMetrics::register(&mut prometheus_client::registry::Registry::default());
+        Publisher::with_factory(factory, load, &kafka, "src", "offsets", metrics).await.unwrap()
+    }
+
+    fn row() -> RecordRef {
+        RecordRef { table: "shop.users".into(), key: "id=42".into() }
+    }
+
+    async fn send(p: &mut Publisher<Fake>, value: &[u8]) -> Result<(), SourceError> {
+        p.send("shop_users", b"k", Some(value), OwnedHeaders::new(), row()).await
+    }
+
+    fn calls(fake: &Fake) -> Vec<&'static str> {
+        std::mem::take(&mut fake.state().calls)
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_is_aborted_so_the_next_transaction_begins() {
+        let fake = Fake::default();
+        let mut p = publisher(&fake, &[]).await;
+        calls(&fake);
+        fake.state().commits.push_back(Err(KafkaError::Global(RDKafkaErrorCode::MessageTimedOut)));
+        send(&mut p, b"v").await.unwrap();
+        let err = p.commit(Some(&stored(5))).await.unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        assert_eq!(calls(&fake), ["begin", "send", "send", "commit", "abort"]);
+        assert!(!p.is_open());
+        // The next transaction begins, and commits.
+        send(&mut p, b"v").await.unwrap();
+        p.commit(Some(&stored(6))).await.unwrap();
+        assert_eq!(calls(&fake), ["begin", "send", "send", "commit"]);
+    }
+
+    #[tokio::test]
+    async fn a_producer_that_cannot_abort_is_recreated() {
+        let fake = Fake::default();
+        let mut p = publisher(&fake, &[]).await;
+        fake.state().commits.push_back(Err(KafkaError::Global(RDKafkaErrorCode::MessageTimedOut)));
+        fake.state().aborts.push_back(Err(KafkaError::Global(RDKafkaErrorCode::Fatal)));
+        send(&mut p, b"v").await.unwrap();
+        p.commit(None).await.unwrap_err();
+        let inits = fake.state().inits;
+        assert_eq!(inits, 2, "recreated: {:?}", calls(&fake));
+        send(&mut p, b"v").await.unwrap();
+        p.commit(None).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_commit_the_position_is_re_read_once() {
+        let fake = Fake::default();
+        let mut p = publisher(&fake, &[]).await;
+        p.commit(Some(&stored(5))).await.unwrap();
+        assert_eq!(p.settled_position().await.unwrap(), None, "a commit that succeeded is known");
+        fake.state().commits.push_back(Err(KafkaError::Global(RDKafkaErrorCode::OperationTimedOut)));
+        p.commit(Some(&stored(6))).await.unwrap_err();
+        // Whatever the in-memory position says, the offsets topic decides.
+        assert_eq!(p.settled_position().await.unwrap(), Some(stored(7)));
+        assert_eq!(p.settled_position().await.unwrap(), None);
+        assert_eq!(fake.state().loads, 1);
+    }
+
+    #[tokio::test]
+    async fn a_record_the_broker_refuses_as_too_large_is_definite_and_named() {
+        let fake = Fake::default();
+        let mut p = publisher(&fake, &[]).await;
+        // The broker refuses the batch: every record in it fails; the largest is the culprit.
+        fake.state().fail_next.extend([RDKafkaErrorCode::MessageSizeTooLarge; 2]);
+        fake.state().commits.push_back(Err(KafkaError::Global(RDKafkaErrorCode::MessageSizeTooLarge)));
+        p.send("shop_users", b"k", Some(b"small"), OwnedHeaders::new(), RecordRef { table: "shop.users".into(), key: "id=1".into() })
+            .await
+            .unwrap();
+        send(&mut p, &[b'x'; 20_000]).await.unwrap();
+        let err = p.commit(Some(&stored(5))).await.unwrap_err();
+        assert!(!err.is_transient(), "{err}");
+        let text = err.to_string();
+        for want in ["shop.users", "id=42", "20001 bytes", "shop_users", "max.message.bytes", "kafka.message.max.bytes"] {
+            assert!(text.contains(want), "{want:?} missing from: {text}");
+        }
+        let calls = calls(&fake);
+        assert!(calls.ends_with(&["commit", "abort"]), "{calls:?}");
+    }
+
+    #[tokio::test]
+    async fn failures_of_an_aborted_transaction_do_not_taint_the_next() {
+        let fake = Fake::default();
+        let mut p = publisher(&fake, &[]).await;
+        fake.state().fail_next.push_back(RDKafkaErrorCode::MessageSizeTooLarge);
+        send(&mut p, b"v").await.unwrap();
+        p.abort().await.unwrap();
+        send(&mut p, b"v").await.unwrap();
+        p.commit(None).await.unwrap();
+        // A late report of the aborted transaction's record.
+        let d = fake.state().deliveries.clone().unwrap();
+        let stale = DeliveryFailure { code: Some(RDKafkaErrorCode::MessageSizeTooLarge), error: String::new(), topic: "t".into(), record: row(), size: 1 };
+        d.record(1, stale);
+        assert!(d.failure().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_transaction_open_past_its_timeout_names_the_timeout_settings() {
+        let fake = Fake::default();
+        let mut p = publisher(&fake, &[("transaction.timeout.ms", "50")]).await;
+        fake.state().commits.push_back(Err(KafkaError::Global(RDKafkaErrorCode::InvalidProducerEpoch)));
+        send(&mut p, b"v").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let err = p.commit(None).await.unwrap_err();
+        assert!(!err.is_transient(), "{err}");
+        let text = err.to_string();
+        for want in ["transaction.timeout.ms=50", "kafka.transaction.timeout.ms", "transaction.max.timeout.ms"] {
+            assert!(text.contains(want), "{want:?} missing from: {text}");
+        }
+        assert!(!text.contains("took over"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_fenced_commit_stops_without_fencing_back() {
+        let fake = Fake::default();
+        let mut p = publisher(&fake, &[]).await;
+        fake.state().commits.push_back(Err(KafkaError::Global(RDKafkaErrorCode::ProducerFenced)));
+        fake.state().aborts.push_back(Err(KafkaError::Global(RDKafkaErrorCode::ProducerFenced)));
+        send(&mut p, b"v").await.unwrap();
+        let err = p.commit(None).await.unwrap_err();
+        assert!(!err.is_transient() && err.to_string().contains("took over"), "{err}");
+        assert_eq!(fake.state().inits, 1);
+    }
+
+    /// What librdkafka did in the experiment (tests/tests/source_kafka_faults.rs): the broker
+    /// aborted the transaction on its timeout, the next ProduceRequest was refused for its old
+    /// epoch, the producer became fatal with _FENCED, and from then on every call fails.
+    fn fenced_on_timeout(fake: &Fake) {
+        let mut s = fake.state();
+        s.fatal = Some((RDKafkaErrorCode::Fenced, "ProduceRequest failed: Broker: Producer attempted an operation with an old epoch".into()));
+        s.commits.push_back(Err(KafkaError::Global(RDKafkaErrorCode::Fatal)));
+        s.aborts.push_back(Err(KafkaError::Global(RDKafkaErrorCode::Fatal)));
+    }
+
+    #[tokio::test]
+    async fn a_fatal_fence_after_the_transaction_timeout_is_the_timeout() {
+        let fake = Fake::default();
+        let mut p = publisher(&fake, &[("transaction.timeout.ms", "50")]).await;
+        send(&mut p, b"v").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        fenced_on_timeout(&fake);
+        let err = p.commit(None).await.unwrap_err();
+        let text = err.to_string();
+        assert!(!err.is_transient(), "{text}");
+        assert!(text.contains("transaction.timeout.ms=50") && !text.contains("took over"), "{text}");
+        assert_eq!(fake.state().inits, 1, "no recreate after a definite error");
+    }
+
+    #[tokio::test]
+    async fn a_fatal_fence_in_a_young_transaction_is_another_instance() {
+        let fake = Fake::default();
+        let mut p = publisher(&fake, &[]).await;
+        send(&mut p, b"v").await.unwrap();
+        fenced_on_timeout(&fake);
+        let err = p.commit(None).await.unwrap_err();
+        assert!(!err.is_transient() && err.to_string().contains("took over"), "{err}");
+        assert_eq!(fake.state().inits, 1, "no recreate: it would fence the other instance back");
+    }
+
+    #[tokio::test]
+    async fn an_abort_failing_past_the_transaction_timeout_names_the_timeout() {
+        // The stream aborts after a failed send; that abort's error is what the source stops with.
+        let fake = Fake::default();
+        let mut p = publisher(&fake, &[("transaction.timeout.ms", "50")]).await;
+        send(&mut p, b"v").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        fenced_on_timeout(&fake);
+        let text = p.abort().await.unwrap_err().to_string();
+        assert!(text.contains("transaction.timeout.ms=50") && !text.contains("took over"), "{text}");
+        assert!(!p.is_open());
+    }
+
+    #[tokio::test]
+    async fn a_record_over_the_producers_own_limit_is_definite_and_named() {
+        let fake = Fake::default();
+        let mut p = publisher(&fake, &[("message.max.bytes", "1000")]).await;
+        fake.state().refuse_next = Some(RDKafkaErrorCode::MessageSizeTooLarge);
+        let err = send(&mut p, &[b'x'; 2000]).await.unwrap_err();
+        let text = err.to_string();
+        assert!(!err.is_transient(), "{text}");
+        for want in ["shop.users", "id=42", "2001 bytes", "bigger than 1000 bytes", "kafka.message.max.bytes"] {
+            assert!(text.contains(want), "{want:?} missing from: {text}");
+        }
+    }
 }

@@ -24,7 +24,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 
 use crate::error::SourceError;
 use crate::metrics::{SourceMetrics, TableOp};
-use crate::publisher::Publisher;
+use crate::publisher::{Publisher, RecordRef};
 use crate::tables::CapturedTable;
 
 /// The kind of change: `c` insert, `u` update, `d` delete, `r` snapshot read, `t` truncate.
@@ -133,6 +133,7 @@ impl RecordWriter {
         origin: &Origin,
     ) -> Result<(), SourceError> {
         self.ensure_topic(&table.topic).await?;
+        let what = RecordRef::row(&table.schema, &key);
         let key = Record { schema: Arc::clone(&table.key), values: key };
         let key_bytes = self.encode(&table.topic, Part::Key, &key).await?;
         let mut zero_dates = None;
@@ -153,7 +154,7 @@ impl RecordWriter {
         if let Some(text) = &zero_dates {
             headers = headers.insert(Header { key: ZERO_DATES_HEADER, value: Some(text.as_str()) });
         }
-        publisher.send(&table.topic, &key_bytes, value_bytes.as_deref(), headers).await?;
+        publisher.send(&table.topic, &key_bytes, value_bytes.as_deref(), headers, what).await?;
         self.metrics
             .events
             .get_or_create(&TableOp { table: table.schema.table.clone(), op: op.code() })

@@ -268,6 +268,7 @@ async fn commit_chunk(cfg: &SourceConfig, publisher: &mut Publisher, state: &Sna
         snapshot: Some(state.clone()),
     };
     let value = serde_json::to_vec(&record).map_err(|e| SourceError::Definite(format!("offset record: {e}")))?;
-    publisher.send(&cfg.offsets_topic, cfg.name.as_bytes(), Some(&value), OwnedHeaders::new()).await?;
+    let what = crate::publisher::RecordRef { table: format!("offsets topic {}", cfg.offsets_topic), key: cfg.name.clone() };
+    publisher.send(&cfg.offsets_topic, cfg.name.as_bytes(), Some(&value), OwnedHeaders::new(), what).await?;
     publisher.commit(None).await
 }

@@ -163,7 +163,11 @@ impl<'a> Streamer<'a> {
     }
 
     async fn stream_once(&mut self, shutdown: &CancellationToken, backoff: &mut Backoff) -> Result<(), SourceError> {
-        // Resume exactly after what Kafka has.
+        // Resume exactly after what Kafka has: after a failed commit, the offsets topic says
+        // whether it landed.
+        if let Some(stored) = self.publisher.settled_position().await? {
+            self.committed = stored;
+        }
         self.read = self.committed.gtid.clone();
         self.read_binlog = self.committed.binlog.clone();
         self.in_tx = None;
