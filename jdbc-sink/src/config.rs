@@ -15,7 +15,7 @@
 //! | `insert.mode` | `upsert` | `upsert` (INSERT … ON DUPLICATE KEY UPDATE), `insert`, `update` |
 //! | `pk.mode` | unset | `record_key`, `record_value` (with `pk.fields`), `none`, as in Kafka Connect; unset: a record's key when it has one, else the mirror table's primary key taken from the value, else (a keyless record for a table still to be created) a table without a key and plain inserts |
 //! | `pk.fields` | all key fields | primary-key fields |
-//! | `auto.create`, `auto.evolve` | `false` | create missing tables / add missing columns |
+//! | `auto.create`, `auto.evolve` | `false` | create missing tables / add missing columns, widen column types to the source's wider ones (`ALTER … MODIFY`) and make NOT NULL columns the records no longer carry NULLable; a change that is not a widening is refused, never rounded |
 //! | `delete.enabled` | `false` | apply tombstones as DELETE by key (needs `pk.mode=record_key` or unset) |
 //! | `truncate.enabled` | `false` | apply truncate records (header `cdc.op=t`) as `DELETE FROM` the mirror table, in the batch's transaction; `false`: counted (`cdc_sink_truncates_total{outcome="skipped"}`), logged and skipped |
 //! | `batch.size` | `3000` | most records per database transaction |
