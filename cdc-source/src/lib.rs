@@ -9,13 +9,21 @@
 //!   transaction. A crash at any point neither loses nor duplicates a committed record:
 //!   on restart the producer fences any zombie (`transactional.id` = `cdc-source-<name>`), the
 //!   last committed offset is read with `read_committed`, and streaming resumes after that GTID
-//!   position. A second instance with the same `name` fences the first, which stops.
+//!   position. A second instance with the same `name` fences the first, which stops. A failed
+//!   commit is always aborted (or the producer recreated) and the stored position re-read from
+//!   the offsets topic before streaming goes on, so a commit whose outcome was unknown is neither
+//!   lost nor repeated ([`publisher`]).
+//! - **Only committed effects.** A binlog group ending in ROLLBACK, and an XA transaction until
+//!   its XA COMMIT, publish nothing; a prepared XA transaction is published once, at its commit,
+//!   by reading its rows again from the binlog ([`binlog::boundary`]).
 //! - **Order.** Records of one key are published in binlog order, to one partition.
 //! - **Records.** Key = primary-key struct; value = the full row after the change; DELETE = a
-//!   tombstone (only with `delete.enabled`); headers `cdc.op` (`c`,`u`,`d`,`r`), `cdc.gtid`,
-//!   `cdc.binlog`, `cdc.ts_ms`. Tables without a primary key are refused (see [`tables`]).
+//!   tombstone (only with `delete.enabled`); TRUNCATE = a truncate record on every partition
+//!   ([`records`]); headers `cdc.op` (`c`,`u`,`d`,`r`,`t`), `cdc.gtid`, `cdc.binlog`, `cdc.ts_ms`. Tables without a primary key are refused (see [`tables`]).
 //! - **Schema changes** are read from the binlog's table maps (`binlog_row_metadata=FULL`): after
-//!   `ALTER TABLE … ADD COLUMN` the next records carry the column and a new schema version.
+//!   `ALTER TABLE … ADD COLUMN` / `MODIFY` the next records carry the change and a new schema
+//!   version, evolved from the registry's latest version after a restart. RENAME and DROP TABLE
+//!   are followed by name.
 //! - **Snapshot** of existing rows without locks (see [`snapshot`]), also exactly once: each
 //!   chunk commits with its progress in the offset record, so an interrupted snapshot resumes
 //!   after its last committed chunk (no chunk is published twice) in a new read view, then streams

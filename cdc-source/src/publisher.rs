@@ -449,8 +449,8 @@ impl<P: TxnProducer> Publisher<P> {
     }
 
     /// Writes the offset record (if any) and commits the transaction (opening one if none is
-    /// open, so a position can be stored without records). The snapshot commits its chunks
-    /// without an offset: its position is stored only once every table is copied.
+    /// open, so a position can be stored without records). The snapshot sends its own offset
+    /// record with each chunk (its progress) and commits with `None`.
     ///
     /// When the commit fails, the transaction is ended before this returns (aborted, or the
     /// producer recreated) and the stored position must be re-read: see
