@@ -48,6 +48,10 @@ pub struct Reason {
     pub reason: &'static str,
 }
 
+/// The `ddl` label values of `cdc_source_table_ddl_total`; every captured table has each series
+/// from its first event on.
+pub const TABLE_DDL_KINDS: [&str; 5] = ["truncate", "rename_away", "rename_in", "rename", "drop"];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TableDdl {
     pub table: String,

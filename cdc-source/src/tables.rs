@@ -214,6 +214,9 @@ impl Tables {
                     // The series exists at 0 from the table's first event, so dashboards and
                     // alerts see the table before anything goes wrong with it.
                     let _ = metrics.table_failures.get_or_create(&TableLabel { table: name.clone() });
+                    for ddl in crate::metrics::TABLE_DDL_KINDS {
+                        let _ = metrics.table_ddl.get_or_create(&TableDdl { table: name.clone(), ddl });
+                    }
                     self.by_name.insert(key, t.clone());
                     Some(t)
                 }

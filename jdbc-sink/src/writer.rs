@@ -181,6 +181,13 @@ pub fn count_applied<'a>(
             .or_default() += 1;
     }
     for ((table, op), n) in counts {
+        // The truncate series of a table exist at 0 from its first row on.
+        for outcome in ["applied", "skipped"] {
+            let _ = metrics.truncates.get_or_create(&crate::metrics::TruncateLabels {
+                table: table.to_string(),
+                outcome,
+            });
+        }
         metrics
             .rows_applied
             .get_or_create(&TableOpLabels {
