@@ -28,11 +28,10 @@ impl Sink {
             return Ok(conn);
         }
         let opts = self.settings.db_opts().init(crate::writer::session_setup());
-        let conn = mysql_async::Conn::new(opts).await.map_err(|e| match self.settings.url.tls.hint(&e) {
+        let mut conn = mysql_async::Conn::new(opts).await.map_err(|e| match self.settings.url.tls.hint(&e) {
             Some(fix) => SinkError::Fatal(format!("connecting to {} as the sink user: {e}; {fix}", self.settings.url)),
             None => db_error(&format!("connecting to {} as the sink user", self.settings.url), &e),
         })?;
-        let mut conn = conn;
         self.statement_limit = StatementLimit::read(&mut conn)
             .await
             .map_err(|e| db_error("reading max_allowed_packet", &e))?;
