@@ -65,6 +65,8 @@ pub struct Sink {
     pub(crate) metrics: SinkMetrics,
     pub(crate) status: Arc<SinkStatus>,
     pub(crate) conn: Option<mysql_async::Conn>,
+    /// How long the statements of `conn` may be (read with each new connection).
+    pub(crate) statement_limit: crate::writer::StatementLimit,
     pub(crate) offsets_table: Ident,
     pub(crate) group: String,
     /// Stored offset per partition, once loaded (`None`: no row yet).

@@ -4,7 +4,9 @@
 //!   registry or broker unreachable. The batch is rolled back and retried with backoff, forever;
 //!   no record is skipped.
 //! - **Record** ([`RecordError`]): one record can never be applied (undecodable bytes, unknown
-//!   schema id, a hostile identifier, an incompatible type, a value that does not fit its column).
+//!   schema id, a hostile identifier, an incompatible type, a value that does not fit its column,
+//!   a row whose statement is longer than the mirror server's `max_allowed_packet`, found before
+//!   it is sent: see [`crate::writer`]).
 //!   With `errors.tolerance=all` it goes to the dead letter queue; with `none` the sink stops with
 //!   the message.
 //! - **Fatal** ([`SinkError::Fatal`]): nothing a retry or the DLQ can fix (missing privileges, a

@@ -17,20 +17,24 @@ use crate::ident::Ident;
 use crate::errors::{class, classify_db, db_error, DbErrorKind, RecordError, SinkError};
 use crate::offsets::{self, OffsetsError, Tp};
 use crate::positions::group_offset;
-use crate::writer::{collapse, count_applied, write_each, write_grouped};
+use crate::writer::{collapse, count_applied, write_each, write_grouped, StatementLimit, WriteError};
 
 impl Sink {
-    /// Takes the database connection out of `self` (opening one with the session settings when
-    /// there is none); give it back with `self.conn = Some(conn)` when it is still good.
+    /// Takes the database connection out of `self` (opening one with the session settings, and
+    /// reading its [`StatementLimit`], when there is none); give it back with
+    /// `self.conn = Some(conn)` when it is still good.
     pub(crate) async fn take_conn(&mut self) -> Result<mysql_async::Conn, SinkError> {
         if let Some(conn) = self.conn.take() {
             return Ok(conn);
         }
         let opts = self.settings.db_opts().init(crate::writer::session_setup());
-        let conn = mysql_async::Conn::new(opts).await.map_err(|e| match self.settings.url.tls.hint(&e) {
+        let mut conn = mysql_async::Conn::new(opts).await.map_err(|e| match self.settings.url.tls.hint(&e) {
             Some(fix) => SinkError::Fatal(format!("connecting to {} as the sink user: {e}; {fix}", self.settings.url)),
             None => db_error(&format!("connecting to {} as the sink user", self.settings.url), &e),
         })?;
+        self.statement_limit = StatementLimit::read(&mut conn)
+            .await
+            .map_err(|e| db_error("reading max_allowed_packet", &e))?;
         // Tables may have changed while disconnected.
         self.tables.forget();
         Ok(conn)
@@ -203,10 +207,11 @@ impl Sink {
         }
         let good: Vec<Change> = good.into_iter().cloned().collect();
         let moves = batch.offset_moves();
-        let (table, group, mode) = (
+        let (table, group, mode, limit) = (
             self.offsets_table.clone(),
             self.group.clone(),
             self.settings.insert_mode,
+            self.statement_limit,
         );
 
         let mut tx = conn
@@ -215,11 +220,14 @@ impl Sink {
             .map_err(|e| db_error("starting a transaction", &e))?;
         truncate_tables(&mut tx, &batch.truncates).await?;
         let mut applied: Vec<&Change> = good.iter().collect();
-        if let Err(e) = write_grouped(&mut tx, &good, mode).await {
-            if classify_db(&e) != DbErrorKind::Data {
-                return Err(db_error("writing the batch", &e));
+        if let Err(e) = write_grouped(&mut tx, &good, mode, limit).await {
+            if let WriteError::Db(e) = &e {
+                if classify_db(e) != DbErrorKind::Data {
+                    return Err(db_error("writing the batch", e));
+                }
             }
-            // Find the records that do not fit: replay one by one behind savepoints.
+            // Find the records that do not fit (or whose statement is too large to send):
+            // replay one by one behind savepoints.
             tx.rollback()
                 .await
                 .map_err(|e| db_error("rolling back", &e))?;
@@ -228,7 +236,7 @@ impl Sink {
                 .await
                 .map_err(|e| db_error("starting a transaction", &e))?;
             truncate_tables(&mut tx, &batch.truncates).await?;
-            let failed = write_each(&mut tx, &good, mode)
+            let failed = write_each(&mut tx, &good, mode, limit)
                 .await
                 .map_err(|e| db_error("writing the batch", &e))?;
             let bad: std::collections::HashSet<usize> = failed.iter().map(|(i, _)| *i).collect();
@@ -238,9 +246,8 @@ impl Sink {
                 .filter(|(i, _)| !bad.contains(i))
                 .map(|(_, c)| c)
                 .collect();
-            for (i, e) in failed {
+            for (i, message) in failed {
                 let c = &good[i];
-                let message = format!("table `{}`: {e}", c.table.as_str());
                 if let Err(stop) = self.refuse_change(batch, &mut letters, c, class::DATA, message)
                 {
                     let _ = tx.rollback().await;

@@ -142,6 +142,7 @@ pub fn build(
         metrics,
         status,
         conn: None,
+        statement_limit: Default::default(),
         offsets_table,
         positions: HashMap::new(),
         seeking: HashMap::new(),

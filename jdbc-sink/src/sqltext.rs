@@ -3,6 +3,11 @@
 //! strings are quoted with every special character escaped, bytes are hex literals, numbers are
 //! written exactly. The session runs without `NO_BACKSLASH_ESCAPES` (see `writer::session_setup`),
 //! which the escaping relies on.
+//!
+//! A hex literal is twice the size of its bytes, which counts against the mirror server's
+//! `max_allowed_packet` (see `writer::StatementLimit`). Sending bytes raw behind `_binary'…'`
+//! would halve that, but statements are UTF-8 text here and such a literal would put bytes that
+//! are not UTF-8 into a `utf8mb4` session's statement, so bytes stay hex.
 
 use std::fmt::Write;
 

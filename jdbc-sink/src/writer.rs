@@ -7,8 +7,14 @@
 //!   makes equal (`'a'` and `'A'`) are both kept and written in their order within a statement.
 //! - **Grouping**: changes of one table, operation and column list share one multi-row statement
 //!   (`INSERT … VALUES (…),(…) ON DUPLICATE KEY UPDATE c = VALUES(c)`, or `DELETE … WHERE key IN
-//!   (…)`), cut at [`MAX_STATEMENT_BYTES`]. After collapsing, keys are distinct, so groups can run
-//!   in any order; without collapsing, only consecutive changes are grouped.
+//!   (…)`), cut at the connection's [`StatementLimit`]. After collapsing, keys are distinct, so
+//!   groups can run in any order; without collapsing, only consecutive changes are grouped.
+//! - **The server's packet**: a statement longer than the mirror server's `max_allowed_packet`
+//!   gets error 1153 and a closed connection, which would look transient and be retried forever.
+//!   So the value is read on every connection ([`StatementLimit::read`]); multi-row statements
+//!   are cut below it, and a change whose own statement is longer ([`WriteError::TooLarge`]) is
+//!   never sent: [`write_each`] reports it as the failed record, with a message naming the
+//!   setting to raise.
 //! - **Finding a bad record**: when a grouped statement fails on data (a value that does not fit
 //!   its column, a duplicate key with `insert.mode=insert`), the caller rolls back and replays the
 //!   batch with [`write_each`]: one statement per change behind a savepoint, so exactly the failing
@@ -28,8 +34,98 @@ use crate::change::{Change, Op};
 use crate::config::InsertMode;
 use crate::metrics::{SinkMetrics, TableOpLabels};
 
-/// Statements are cut at this size, well below MariaDB's default `max_allowed_packet` (16 MiB).
+/// Multi-row statements are cut at this size, well below MariaDB's default `max_allowed_packet`
+/// (16 MiB), or below the server's setting when it is smaller (see [`StatementLimit`]).
 pub const MAX_STATEMENT_BYTES: usize = 4 * 1024 * 1024;
+
+/// What a statement leaves unused of `max_allowed_packet`: the packet also holds the command
+/// byte, and this keeps clear of any off-by-a-few in the server's accounting.
+pub const PACKET_HEADROOM_BYTES: usize = 1024;
+
+/// How long the statements of one connection may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatementLimit {
+    /// The session's `max_allowed_packet` (fixed for the life of a MariaDB session).
+    pub max_allowed_packet: usize,
+    /// The longest statement sent: `max_allowed_packet` less [`PACKET_HEADROOM_BYTES`].
+    pub single: usize,
+    /// Where multi-row statements are cut: `single`, at most [`MAX_STATEMENT_BYTES`].
+    pub cut: usize,
+}
+
+impl StatementLimit {
+    pub fn new(max_allowed_packet: usize) -> StatementLimit {
+        let single = max_allowed_packet.saturating_sub(PACKET_HEADROOM_BYTES);
+        StatementLimit {
+            max_allowed_packet,
+            single,
+            cut: single.min(MAX_STATEMENT_BYTES),
+        }
+    }
+
+    /// The limit of `conn`, from its session's `max_allowed_packet`.
+    pub async fn read(conn: &mut mysql_async::Conn) -> Result<StatementLimit, mysql_async::Error> {
+        let packet: Option<u64> = conn.query_first("SELECT @@SESSION.max_allowed_packet").await?;
+        Ok(StatementLimit::new(packet.unwrap_or(16 * 1024 * 1024) as usize))
+    }
+
+    /// This limit for statements behind a prefix of `bytes`.
+    fn less(self, bytes: usize) -> StatementLimit {
+        StatementLimit {
+            single: self.single.saturating_sub(bytes),
+            cut: self.cut.saturating_sub(bytes),
+            ..self
+        }
+    }
+}
+
+impl Default for StatementLimit {
+    /// MariaDB's default `max_allowed_packet`, until a connection says otherwise.
+    fn default() -> StatementLimit {
+        StatementLimit::new(16 * 1024 * 1024)
+    }
+}
+
+/// Why grouped statements failed.
+#[derive(Debug)]
+pub enum WriteError {
+    Db(mysql_async::Error),
+    /// A change whose own statement is over the [`StatementLimit`]; nothing of its group was
+    /// sent. [`write_each`] finds it and names it.
+    TooLarge,
+}
+
+impl From<mysql_async::Error> for WriteError {
+    fn from(e: mysql_async::Error) -> WriteError {
+        WriteError::Db(e)
+    }
+}
+
+/// The message of a change whose statement of `bytes` is over `limit`.
+fn too_large_message(change: &Change, bytes: usize, limit: StatementLimit) -> String {
+    format!(
+        "table `{}`, {}: its statement is {bytes} bytes, over the {} bytes that the mirror server's \
+         max_allowed_packet of {} allows (less {PACKET_HEADROOM_BYTES} bytes of headroom); raise \
+         max_allowed_packet on the mirror server (SET GLOBAL and its option file) above the row's \
+         size, counting binary values twice, as they are sent as hex",
+        change.table.as_str(),
+        key_text(change),
+        limit.single,
+        limit.max_allowed_packet,
+    )
+}
+
+/// `key …` (at most 100 characters of it), or `no key`.
+fn key_text(change: &Change) -> String {
+    if change.shape.pk_len == 0 {
+        return "no key".into();
+    }
+    let key = change.key();
+    match key.char_indices().nth(100) {
+        Some((end, _)) => format!("key {}…", &key[..end]),
+        None => format!("key {key}"),
+    }
+}
 
 /// The session's `sql_mode`: strict, so a value that does not fit is an error rather than
 /// silently truncated; zero dates (no `NO_ZERO_DATE`/`NO_ZERO_IN_DATE`) and invalid dates
@@ -91,30 +187,31 @@ pub async fn write_grouped(
     tx: &mut mysql_async::Transaction<'_>,
     changes: &[Change],
     mode: InsertMode,
-) -> Result<(), mysql_async::Error> {
+    limit: StatementLimit,
+) -> Result<(), WriteError> {
     for g in group(changes, mode) {
         if !g[0].enum_blanks.is_empty() {
-            write_enum_blanks(tx, g[0], mode).await?;
+            let sqls = statements(&g, mode, limit.less(enum_blank_prefix().len()))
+                .map_err(|_| WriteError::TooLarge)?;
+            write_enum_blanks(tx, g[0], sqls).await?;
             continue;
         }
-        for sql in statements(&g, mode) {
-            tx.query_drop(sql).await?;
-        }
+        send_all(tx, statements(&g, mode, limit).map_err(|_| WriteError::TooLarge)?).await?;
     }
     Ok(())
 }
 
-/// Writes one change whose ENUM columns `change.enum_blanks` hold `''`, non-strict for that
-/// statement only; every other warning (a truncated or adjusted value anywhere else) is returned
-/// as the data error it would have been in strict mode.
+/// Writes `sqls`, the statements of one change whose ENUM columns `change.enum_blanks` hold `''`,
+/// non-strict for that statement only; every other warning (a truncated or adjusted value
+/// anywhere else) is returned as the data error it would have been in strict mode.
 async fn write_enum_blanks(
     tx: &mut mysql_async::Transaction<'_>,
     change: &Change,
-    mode: InsertMode,
+    sqls: Vec<String>,
 ) -> Result<(), mysql_async::Error> {
-    for sql in statements(&[change], mode) {
-        tx.query_drop(format!("SET STATEMENT sql_mode = '{ENUM_BLANK_SQL_MODE}' FOR {sql}"))
-            .await?;
+    let prefix = enum_blank_prefix();
+    for sql in sqls {
+        tx.query_drop(format!("{prefix}{sql}")).await?;
         let warnings: Vec<(String, u16, String)> = tx.query("SHOW WARNINGS").await?;
         let expected = |code: u16, message: &str| {
             let message = message.to_lowercase();
@@ -135,32 +232,51 @@ async fn write_enum_blanks(
     Ok(())
 }
 
-/// Writes each change behind its own savepoint; returns the index and error of every change whose
-/// statement failed on its data. Transient and fatal errors are returned as `Err`.
+async fn send_all(
+    tx: &mut mysql_async::Transaction<'_>,
+    sqls: Vec<String>,
+) -> Result<(), mysql_async::Error> {
+    for sql in sqls {
+        tx.query_drop(sql).await?;
+    }
+    Ok(())
+}
+
+fn enum_blank_prefix() -> String {
+    format!("SET STATEMENT sql_mode = '{ENUM_BLANK_SQL_MODE}' FOR ")
+}
+
+/// Writes each change behind its own savepoint; returns the index and message (naming its table)
+/// of every change whose statement failed on its data or is too large to send. Transient and
+/// fatal errors are returned as `Err`.
 pub async fn write_each(
     tx: &mut mysql_async::Transaction<'_>,
     changes: &[Change],
     mode: InsertMode,
-) -> Result<Vec<(usize, mysql_async::Error)>, mysql_async::Error> {
+    limit: StatementLimit,
+) -> Result<Vec<(usize, String)>, mysql_async::Error> {
     let mut failed = Vec::new();
     for (i, change) in changes.iter().enumerate() {
-        tx.query_drop("SAVEPOINT cdc_sink_row").await?;
-        let mut result = Ok(());
-        if change.enum_blanks.is_empty() {
-            for sql in statements(&[change], mode) {
-                result = tx.query_drop(sql).await;
-                if result.is_err() {
-                    break;
-                }
+        // Measured before anything is sent: a change too large is never sent.
+        let prefix = if change.enum_blanks.is_empty() { 0 } else { enum_blank_prefix().len() };
+        let sqls = match statements(&[change], mode, limit.less(prefix)) {
+            Ok(sqls) => sqls,
+            Err(bytes) => {
+                failed.push((i, too_large_message(change, bytes + prefix, limit)));
+                continue;
             }
+        };
+        tx.query_drop("SAVEPOINT cdc_sink_row").await?;
+        let result = if change.enum_blanks.is_empty() {
+            send_all(tx, sqls).await
         } else {
-            result = write_enum_blanks(tx, change, mode).await;
-        }
+            write_enum_blanks(tx, change, sqls).await
+        };
         match result {
             Ok(()) => {}
             Err(e) if crate::errors::classify_db(&e) == crate::errors::DbErrorKind::Data => {
                 tx.query_drop("ROLLBACK TO SAVEPOINT cdc_sink_row").await?;
-                failed.push((i, e));
+                failed.push((i, format!("table `{}`: {e}", change.table.as_str())));
             }
             Err(e) => return Err(e),
         }
@@ -232,8 +348,9 @@ fn group(changes: &[Change], mode: InsertMode) -> Vec<Vec<&Change>> {
     groups
 }
 
-/// The statements of one group, each under [`MAX_STATEMENT_BYTES`].
-fn statements(group: &[&Change], mode: InsertMode) -> Vec<String> {
+/// The statements of one group, multi-row ones cut at `limit.cut`; `Err` with its statement's
+/// length when a change's own statement is over `limit.single`.
+fn statements(group: &[&Change], mode: InsertMode, limit: StatementLimit) -> Result<Vec<String>, usize> {
     let first = group[0];
     let table = &first.table;
     let shape = &first.shape;
@@ -256,6 +373,7 @@ fn statements(group: &[&Change], mode: InsertMode) -> Vec<String> {
                         c.key()
                     }
                 }),
+                limit,
             )
         }
         (Op::Write, InsertMode::Update) => group
@@ -268,11 +386,15 @@ fn statements(group: &[&Change], mode: InsertMode) -> Vec<String> {
                 let cond: Vec<String> = (0..shape.pk_len)
                     .map(|i| format!("{} = {}", shape.names[i], c.literals[i]))
                     .collect();
-                format!(
+                let sql = format!(
                     "UPDATE {table} SET {} WHERE {}",
                     set.join(", "),
                     cond.join(" AND ")
-                )
+                );
+                if sql.len() > limit.single {
+                    return Err(sql.len());
+                }
+                Ok(sql)
             })
             .collect(),
         (Op::Write, _) => {
@@ -299,18 +421,30 @@ fn statements(group: &[&Change], mode: InsertMode) -> Vec<String> {
                 &head,
                 &tail,
                 group.iter().map(|c| format!("({})", c.literals.join(","))),
+                limit,
             )
         }
     }
 }
 
-/// `head item, item, … tail`, split into several statements when long.
-fn chunked(head: &str, tail: &str, items: impl Iterator<Item = String>) -> Vec<String> {
+/// `head item, item, … tail`, split into statements of at most `limit.cut` bytes (one item
+/// alone may be longer, up to `limit.single`); `Err` with the length of an item's own statement
+/// over `limit.single`.
+fn chunked(
+    head: &str,
+    tail: &str,
+    items: impl Iterator<Item = String>,
+    limit: StatementLimit,
+) -> Result<Vec<String>, usize> {
     let mut out = Vec::new();
     let mut sql = String::from(head);
     let mut empty = true;
     for item in items {
-        if !empty && sql.len() + item.len() + tail.len() > MAX_STATEMENT_BYTES {
+        let alone = head.len() + item.len() + tail.len();
+        if alone > limit.single {
+            return Err(alone);
+        }
+        if !empty && sql.len() + 1 + item.len() + tail.len() > limit.cut {
             sql.push_str(tail);
             out.push(std::mem::replace(&mut sql, String::from(head)));
             empty = true;
@@ -325,7 +459,7 @@ fn chunked(head: &str, tail: &str, items: impl Iterator<Item = String>) -> Vec<S
         sql.push_str(tail);
         out.push(sql);
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -7,6 +7,12 @@ use crate::change::Shape;
 use crate::errors::Origin;
 use crate::ident::Ident;
 
+const LIMIT: StatementLimit = StatementLimit {
+    max_allowed_packet: 16 << 20,
+    single: (16 << 20) - PACKET_HEADROOM_BYTES,
+    cut: MAX_STATEMENT_BYTES,
+};
+
 fn shape(pk: &[&str], rest: &[&str]) -> Arc<Shape> {
     let fields = pk
         .iter()
@@ -53,7 +59,7 @@ fn upsert_statement_is_multi_row() {
     let s = shape(&["id"], &["v", "w"]);
     let a = change("my_topic_users", Op::Write, &s, &["1", "'x'", "NULL"], 0);
     let b = change("my_topic_users", Op::Write, &s, &["2", "'y'", "3"], 1);
-    let sql = statements(&[&a, &b], InsertMode::Upsert);
+    let sql = statements(&[&a, &b], InsertMode::Upsert, LIMIT).unwrap();
     assert_eq!(
         sql,
         vec!["INSERT INTO `my_topic_users` (`id`, `v`, `w`) VALUES (1,'x',NULL),(2,'y',3) ON DUPLICATE KEY UPDATE `v` = VALUES(`v`), `w` = VALUES(`w`)"]
@@ -66,13 +72,13 @@ fn delete_and_update_statements() {
     let x = change("t", Op::Delete, &d, &["1", "'k'"], 0);
     let y = change("t", Op::Delete, &d, &["2", "'l'"], 1);
     assert_eq!(
-        statements(&[&x, &y], InsertMode::Upsert),
+        statements(&[&x, &y], InsertMode::Upsert, LIMIT).unwrap(),
         vec!["DELETE FROM `t` WHERE (`a`, `b`) IN ((1,'k'),(2,'l'))"]
     );
     let s = shape(&["id"], &["v"]);
     let u = change("t", Op::Write, &s, &["7", "'z'"], 2);
     assert_eq!(
-        statements(&[&u], InsertMode::Update),
+        statements(&[&u], InsertMode::Update, LIMIT).unwrap(),
         vec!["UPDATE `t` SET `v` = 'z' WHERE `id` = 7"]
     );
 }
@@ -82,11 +88,11 @@ fn key_only_upsert_and_chunking() {
     let s = shape(&["id"], &[]);
     let a = change("t", Op::Write, &s, &["1"], 0);
     assert_eq!(
-        statements(&[&a], InsertMode::Upsert),
+        statements(&[&a], InsertMode::Upsert, LIMIT).unwrap(),
         vec!["INSERT INTO `t` (`id`) VALUES (1) ON DUPLICATE KEY UPDATE `id` = `id`"]
     );
     let big = "x".repeat(MAX_STATEMENT_BYTES / 3);
-    let parts = chunked("H ", " T", (0..4).map(|_| big.clone()));
+    let parts = chunked("H ", " T", (0..4).map(|_| big.clone()), LIMIT).unwrap();
     assert_eq!(parts.len(), 2);
     assert!(parts
         .iter()
@@ -137,4 +143,52 @@ fn a_keyless_change_keyed_by_the_table_collapses_with_the_keyed_changes_of_its_r
     assert_eq!(offsets, vec![2], "the later, source change of row 4 wins");
     // Without its key, a keyless change never shares a statement with keyed ones.
     assert_ne!(keyless.id, shape(&["name"], &["ID"]).id);
+}
+
+#[test]
+fn the_limit_follows_the_servers_packet() {
+    assert_eq!(StatementLimit::default(), LIMIT);
+    let small = StatementLimit::new(64 * 1024);
+    assert_eq!((small.single, small.cut), (63 * 1024, 63 * 1024));
+    let big = StatementLimit::new(64 << 20);
+    assert_eq!((big.single, big.cut), ((64 << 20) - 1024, MAX_STATEMENT_BYTES));
+    assert_eq!(StatementLimit::new(100).single, 0);
+}
+
+#[test]
+fn statements_are_cut_at_the_limit_counting_every_byte() {
+    let limit = StatementLimit::new(2048);
+    let items = || (0..10).map(|i| format!("{i}").repeat(100));
+    let parts = chunked("H ", " T", items(), limit).unwrap();
+    assert!(parts.iter().all(|p| p.len() <= limit.cut), "{:?}", parts.iter().map(String::len).collect::<Vec<_>>());
+    assert_eq!(parts.concat().matches('9').count(), 100, "every item once");
+    // Exactly at the limit: head + item + ',' + item + tail.
+    let exact = StatementLimit { cut: 2 + 100 + 1 + 100 + 2, ..limit };
+    assert_eq!(chunked("H ", " T", items().take(2), exact).unwrap().len(), 1);
+    let under = StatementLimit { cut: exact.cut - 1, ..limit };
+    assert_eq!(chunked("H ", " T", items().take(2), under).unwrap().len(), 2);
+}
+
+#[test]
+fn a_change_over_the_limit_alone_is_refused_with_its_size_and_a_long_one_under_it_is_alone() {
+    let s = shape(&["id"], &["v"]);
+    let blob = format!("X'{}'", "AB".repeat(2000));
+    let big = change("t", Op::Write, &s, &["2", &blob], 1);
+    let small = change("t", Op::Write, &s, &["1", "NULL"], 0);
+    let alone = statements(&[&big], InsertMode::Upsert, LIMIT).unwrap()[0].len();
+    let limit = StatementLimit::new(alone + PACKET_HEADROOM_BYTES - 1);
+    assert_eq!(statements(&[&small, &big], InsertMode::Upsert, limit), Err(alone));
+    let update = format!("UPDATE `t` SET `v` = {blob} WHERE `id` = 2").len();
+    let under = StatementLimit::new(update + PACKET_HEADROOM_BYTES - 1);
+    assert_eq!(statements(&[&big], InsertMode::Update, under), Err(update), "update");
+    let at = StatementLimit::new(update + PACKET_HEADROOM_BYTES);
+    assert_eq!(statements(&[&big], InsertMode::Update, at).unwrap()[0].len(), update);
+    let limit = StatementLimit::new(alone + PACKET_HEADROOM_BYTES);
+    let limit = StatementLimit { cut: 100, ..limit };
+    // Over the cut but within the packet: sent alone.
+    assert_eq!(statements(&[&small, &big], InsertMode::Upsert, limit).unwrap().len(), 2);
+    let message = too_large_message(&big, alone, StatementLimit::new(4096));
+    for part in ["table `t`", "key 2", &format!("{alone} bytes"), "max_allowed_packet of 4096", "hex"] {
+        assert!(message.contains(part), "{part}: {message}");
+    }
 }

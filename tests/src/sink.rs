@@ -28,7 +28,11 @@ pub struct SinkCase {
 impl SinkCase {
     /// Creates a database and a topic with `partitions` partitions, named after `prefix`.
     pub async fn new(prefix: &str, partitions: i32) -> SinkCase {
-        let stack = Stack::from_env();
+        SinkCase::on(Stack::from_env(), prefix, partitions).await
+    }
+
+    /// Like [`SinkCase::new`], with the mirror database on `stack`'s MariaDB (a private one).
+    pub async fn on(stack: Stack, prefix: &str, partitions: i32) -> SinkCase {
         let database = crate::unique_name(prefix);
         let mut conn = stack.root_conn(None).await;
         conn.query_drop(format!(
