@@ -286,3 +286,95 @@ fn binlog_refused(e: &mysql_async::ServerError, server_id: u32, from: &str, at: 
         None => format!("binlog stream error{at}: {message} (error {code})"),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    fn server(code: u16, message: &str) -> mysql_async::Error {
+        mysql_async::Error::Server(mysql_async::ServerError { code, message: message.into(), state: "HY000".into() })
+    }
+
+    fn io() -> mysql_async::Error {
+        mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset")))
+    }
+
+    fn at() -> FilePos {
+        FilePos { file: "mariadb-bin.000001".into(), pos: 4 }
+    }
+
+    #[test]
+    fn our_statements_are_transient_on_connection_loss_and_lock_conflicts_only() {
+        for code in [2013, 2006, 1213, 1205, 1040, 1053, 1927, 4031] {
+            assert!(SourceError::mysql("read grants")(server(code, "x")).is_transient(), "{code}");
+        }
+        for code in [1045, 1142, 1064, 1236] {
+            assert!(!SourceError::mysql("read grants")(server(code, "x")).is_transient(), "{code}");
+        }
+        let e = SourceError::mysql("read grants")(io());
+        assert!(e.is_transient());
+        assert_eq!(e.to_string(), format!("cannot read grants: {}", io()));
+    }
+
+    #[test]
+    fn the_binlog_refused_for_good_is_definite_and_says_why() {
+        let from: GtidPosition = "0-1-42".parse().unwrap();
+        let purged = SourceError::from_dump(server(1236, "Could not find GTID state"), 7, &from);
+        assert!(!purged.is_transient());
+        assert!(purged.to_string().starts_with("the server cannot send the binlog from GTID position '0-1-42': Could not find GTID state (error 1236)"), "{purged}");
+        let denied = SourceError::from_dump(server(1045, "Access denied"), 7, &from);
+        assert!(!denied.is_transient() && denied.to_string().contains("grant REPLICATION SLAVE"), "{denied}");
+        let taken = SourceError::from_dump(server(4052, "A slave with the same server_uuid/server_id"), 7, &from);
+        assert!(!taken.is_transient() && taken.to_string().contains("server.id=7"), "{taken}");
+        // 1062 without "server" in it is not about the server id.
+        assert!(SourceError::from_dump(server(1062, "Duplicate entry"), 7, &from).is_transient());
+        let lost = SourceError::from_stream(server(2013, "Lost connection"), at());
+        assert!(lost.is_transient());
+        assert_eq!(lost.to_string(), "binlog stream error at mariadb-bin.000001:4: Lost connection (error 2013)");
+        let broke = SourceError::from_stream(io(), at());
+        assert!(broke.is_transient() && broke.to_string().starts_with("binlog stream broke at mariadb-bin.000001:4: "), "{broke}");
+        assert!(SourceError::from_dump(io(), 7, &from).is_transient());
+    }
+
+    #[test]
+    fn kafka_errors_are_classified_by_their_code() {
+        let fenced = SourceError::kafka("commit", &KafkaError::MessageProduction(RDKafkaErrorCode::ProducerFenced));
+        assert!(matches!(fenced, SourceError::Fenced { .. }) && !fenced.is_transient(), "{fenced}");
+        assert!(fenced.to_string().contains("took over"), "{fenced}");
+        let down = SourceError::kafka("commit", &KafkaError::MessageProduction(RDKafkaErrorCode::AllBrokersDown));
+        assert!(matches!(down, SourceError::Kafka { .. }) && down.is_transient(), "{down}");
+        let config = SourceError::KafkaConfig { what: "settings", error: KafkaError::ClientCreation("bad".into()) };
+        assert!(!config.is_transient());
+        assert_eq!(config.class(), "definite");
+        assert_eq!(down.class(), "transient");
+    }
+
+    #[test]
+    fn registry_errors_decide_by_the_registry_answer() {
+        let unreachable = RegistryError::Unreachable { url: "http://r".into(), message: "refused".into() };
+        let incompatible = RegistryError::Incompatible { subject: "t-value".into(), message: "no".into() };
+        let encode = |e| SourceError::Encode { part: "value", topic: "t".into(), error: EncodeError::Registry(e) };
+        assert!(encode(unreachable).is_transient());
+        let e = encode(incompatible);
+        assert!(!e.is_transient());
+        assert!(matches!(e.source().unwrap().downcast_ref::<EncodeError>(), Some(EncodeError::Registry(RegistryError::Incompatible { .. }))));
+    }
+
+    #[test]
+    fn the_cause_is_the_source() {
+        let e = SourceError::mysql("read grants")(server(1045, "Access denied"));
+        let cause = e.source().unwrap().downcast_ref::<mysql_async::Error>().unwrap();
+        assert!(matches!(cause, mysql_async::Error::Server(s) if s.code == 1045));
+        let e = SourceError::from_stream(server(1236, "purged"), at());
+        assert_eq!(e.source().unwrap().downcast_ref::<mysql_async::ServerError>().unwrap().code, 1236);
+        let e = SourceError::kafka("begin", &KafkaError::MessageProduction(RDKafkaErrorCode::Fenced));
+        assert!(e.source().unwrap().downcast_ref::<KafkaError>().is_some());
+        let e = SourceError::preflight_on("cannot connect".into(), io());
+        assert!(e.source().unwrap().downcast_ref::<mysql_async::Error>().is_some());
+        assert_eq!(e.to_string(), "preflight: cannot connect");
+        assert!(SourceError::preflight("x".into()).source().is_none());
+    }
+}
