@@ -69,34 +69,22 @@ pub enum SourceError {
     KafkaLocal(#[source] KafkaError),
     /// The producer is in a fatal state; a new one under the same transactional id can go on:
     /// transient (see `Publisher::abort`, which recreates it).
-    #[error("{context}: fatal Kafka producer error, recreating the producer: {reason}")]
-    KafkaFatal { context: String, reason: String, #[source] error: KafkaError },
+    #[error(transparent)]
+    KafkaFatal(Box<KafkaFatal>),
     /// A record of the transaction was not delivered: transient.
-    #[error("{context}: record of {table} ({key}) on topic {topic} was not delivered: {delivery}")]
-    NotDelivered { context: String, table: String, key: String, topic: String, delivery: String, #[source] error: KafkaError },
+    #[error(transparent)]
+    NotDelivered(Box<NotDelivered>),
     /// Another instance took over the transactional id: definite.
-    #[error("{context}: another cdc-source with the same `name` took over this source's transactional id ({reason}); run one instance per name, or give this one another `name`")]
-    Fenced { context: String, reason: String, #[source] error: KafkaError },
+    #[error(transparent)]
+    Fenced(Box<Fenced>),
     /// One record larger than the topic, the broker or the producer accepts: definite, since
     /// retrying sends the same record again.
-    #[error(
-        "a record of {table} with primary key ({key}) is {size} bytes, more than Kafka accepts on topic {topic} ({detail}). \
-         Raise `max.message.bytes` of that topic (or the broker's `message.max.bytes`, the default for topics without their own) \
-         and, if the record is bigger than {producer_max} bytes, the producer's `message.max.bytes` (`kafka.message.max.bytes`), \
-         or exclude the table; the Kafka transaction was aborted, nothing of it is visible, and the source resumes at that record when restarted"
-    )]
-    RecordTooLarge { table: String, key: String, size: usize, topic: String, producer_max: String, detail: String },
+    #[error(transparent)]
+    RecordTooLarge(Box<RecordTooLarge>),
     /// A Kafka transaction open longer than `transaction.timeout.ms`: the broker aborted it.
     /// Definite: the same binlog transaction would take as long again.
-    #[error(
-        "{context}: the Kafka transaction was open {:.1} s, longer than transaction.timeout.ms={} ms, so the broker aborted it ({reason}). \
-         A binlog transaction is published in one Kafka transaction: raise the producer's `transaction.timeout.ms` (`kafka.transaction.timeout.ms`) \
-         above the time the largest binlog transaction takes to stream, and the broker's `transaction.max.timeout.ms` (15 min by default) if needed, \
-         and keep `batch.max.ms` well below it",
-        open.as_secs_f64(),
-        timeout.as_millis()
-    )]
-    TransactionTooLong { context: String, open: Duration, timeout: Duration, reason: String, #[source] error: KafkaError },
+    #[error(transparent)]
+    TransactionTooLong(Box<TransactionTooLong>),
     /// The broker refuses the producer's `transaction.timeout.ms`: definite.
     #[error(
         "the broker refuses transaction.timeout.ms={} ms ({error}): lower `kafka.transaction.timeout.ms` to at most the broker's `transaction.max.timeout.ms` (15 min by default), or raise that",
@@ -152,8 +140,8 @@ impl SourceError {
             | E::StreamEnded
             | E::Registry { .. }
             | E::Kafka { .. }
-            | E::KafkaFatal { .. }
-            | E::NotDelivered { .. }
+            | E::KafkaFatal(_)
+            | E::NotDelivered(_)
             | E::TopicNotCreated { .. }
             | E::NoPartitionsYet { .. }
             | E::OffsetsReadTimeout { .. }
@@ -166,9 +154,9 @@ impl SourceError {
             | E::Decode { .. }
             | E::KafkaConfig { .. }
             | E::KafkaLocal(_)
-            | E::Fenced { .. }
-            | E::RecordTooLarge { .. }
-            | E::TransactionTooLong { .. }
+            | E::Fenced(_)
+            | E::RecordTooLarge(_)
+            | E::TransactionTooLong(_)
             | E::TransactionTimeoutRefused { .. }
             | E::OffsetRecordUnreadable { .. }
             | E::OffsetRecordEncode(_)
@@ -223,13 +211,86 @@ impl SourceError {
     pub fn kafka(context: &str, error: &KafkaError) -> SourceError {
         let context = context.to_string();
         if is_fenced(error.rdkafka_error_code()) {
-            SourceError::Fenced { context, reason: error.to_string(), error: error.clone() }
+            SourceError::Fenced(Box::new(Fenced { context, reason: error.to_string(), error: error.clone() }))
         } else if matches!(error, KafkaError::Transaction(t) if t.is_fatal()) {
-            SourceError::KafkaFatal { context, reason: error.to_string(), error: error.clone() }
+            SourceError::KafkaFatal(Box::new(KafkaFatal { context, reason: error.to_string(), error: error.clone() }))
         } else {
             SourceError::Kafka { context, error: error.clone() }
         }
     }
+}
+
+// The producer's failures carry the most text; boxed, they keep `SourceError` small.
+
+/// See [`SourceError::KafkaFatal`]. `reason` is librdkafka's reason for the fatal state.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}: fatal Kafka producer error, recreating the producer: {reason}")]
+pub struct KafkaFatal {
+    pub context: String,
+    pub reason: String,
+    #[source]
+    pub error: KafkaError,
+}
+
+/// See [`SourceError::NotDelivered`]. `delivery` is the delivery report's error; `error` the
+/// failed call's.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}: record of {table} ({key}) on topic {topic} was not delivered: {delivery}")]
+pub struct NotDelivered {
+    pub context: String,
+    pub table: String,
+    pub key: String,
+    pub topic: String,
+    pub delivery: String,
+    #[source]
+    pub error: KafkaError,
+}
+
+/// See [`SourceError::Fenced`].
+#[derive(Debug, thiserror::Error)]
+#[error("{context}: another cdc-source with the same `name` took over this source's transactional id ({reason}); run one instance per name, or give this one another `name`")]
+pub struct Fenced {
+    pub context: String,
+    pub reason: String,
+    #[source]
+    pub error: KafkaError,
+}
+
+/// See [`SourceError::RecordTooLarge`]. `detail` is what the producer or the delivery report
+/// said.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "a record of {table} with primary key ({key}) is {size} bytes, more than Kafka accepts on topic {topic} ({detail}). \
+     Raise `max.message.bytes` of that topic (or the broker's `message.max.bytes`, the default for topics without their own) \
+     and, if the record is bigger than {producer_max} bytes, the producer's `message.max.bytes` (`kafka.message.max.bytes`), \
+     or exclude the table; the Kafka transaction was aborted, nothing of it is visible, and the source resumes at that record when restarted"
+)]
+pub struct RecordTooLarge {
+    pub table: String,
+    pub key: String,
+    pub size: usize,
+    pub topic: String,
+    pub producer_max: String,
+    pub detail: String,
+}
+
+/// See [`SourceError::TransactionTooLong`].
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{context}: the Kafka transaction was open {:.1} s, longer than transaction.timeout.ms={} ms, so the broker aborted it ({reason}). \
+     A binlog transaction is published in one Kafka transaction: raise the producer's `transaction.timeout.ms` (`kafka.transaction.timeout.ms`) \
+     above the time the largest binlog transaction takes to stream, and the broker's `transaction.max.timeout.ms` (15 min by default) if needed, \
+     and keep `batch.max.ms` well below it",
+    open.as_secs_f64(),
+    timeout.as_millis()
+)]
+pub struct TransactionTooLong {
+    pub context: String,
+    pub open: Duration,
+    pub timeout: Duration,
+    pub reason: String,
+    #[source]
+    pub error: KafkaError,
 }
 
 /// librdkafka's codes for a producer another instance has taken over.
@@ -342,7 +403,7 @@ mod tests {
     #[test]
     fn kafka_errors_are_classified_by_their_code() {
         let fenced = SourceError::kafka("commit", &KafkaError::MessageProduction(RDKafkaErrorCode::ProducerFenced));
-        assert!(matches!(fenced, SourceError::Fenced { .. }) && !fenced.is_transient(), "{fenced}");
+        assert!(matches!(fenced, SourceError::Fenced(_)) && !fenced.is_transient(), "{fenced}");
         assert!(fenced.to_string().contains("took over"), "{fenced}");
         let down = SourceError::kafka("commit", &KafkaError::MessageProduction(RDKafkaErrorCode::AllBrokersDown));
         assert!(matches!(down, SourceError::Kafka { .. }) && down.is_transient(), "{down}");

@@ -262,19 +262,18 @@ fn load_last_blocking(
             None => {}
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => pending -= 1,
             Some(Err(error)) => return Err(SourceError::Kafka { context: format!("cannot read {topic}"), error }),
-            Some(Ok(m)) => {
-                if m.key() == Some(name.as_bytes()) {
-                    last = match m.payload() {
-                        Some(v) => Some(serde_json::from_slice::<OffsetRecord>(v).map_err(|error| SourceError::OffsetRecordUnreadable {
-                            name: name.to_string(),
-                            topic: topic.to_string(),
-                            offset: m.offset(),
-                            error,
-                        })?),
-                        None => None, // a tombstone resets the source
-                    };
-                }
+            Some(Ok(m)) if m.key() == Some(name.as_bytes()) => {
+                last = match m.payload() {
+                    Some(v) => Some(serde_json::from_slice::<OffsetRecord>(v).map_err(|error| SourceError::OffsetRecordUnreadable {
+                        name: name.to_string(),
+                        topic: topic.to_string(),
+                        offset: m.offset(),
+                        error,
+                    })?),
+                    None => None, // a tombstone resets the source
+                };
             }
+            Some(Ok(_)) => {}
         }
     }
     Ok(last)

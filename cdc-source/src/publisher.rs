@@ -32,7 +32,7 @@ use rdkafka::message::{Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
-use crate::error::{is_fenced, SourceError};
+use crate::error::{is_fenced, Fenced, KafkaFatal, NotDelivered, RecordTooLarge, SourceError, TransactionTooLong};
 use crate::metrics::{Outcome, SourceMetrics};
 use crate::offsets::StoredOffset;
 
@@ -555,34 +555,34 @@ impl<P: TxnProducer> Publisher<P> {
         let open = self.open_for().unwrap_or_default();
         let (context, error) = (what.to_string(), e.clone());
         if open >= self.txn_timeout && codes.into_iter().any(is_txn_timeout_symptom) {
-            return SourceError::TransactionTooLong { context, open, timeout: self.txn_timeout, reason, error };
+            return SourceError::TransactionTooLong(Box::new(TransactionTooLong { context, open, timeout: self.txn_timeout, reason, error }));
         }
         if codes.into_iter().any(is_fenced) {
-            return SourceError::Fenced { context, reason, error };
+            return SourceError::Fenced(Box::new(Fenced { context, reason, error }));
         }
         match (fatal, failure) {
-            (Some(_), _) => SourceError::KafkaFatal { context, reason, error },
-            (None, Some(f)) => SourceError::NotDelivered {
+            (Some(_), _) => SourceError::KafkaFatal(Box::new(KafkaFatal { context, reason, error })),
+            (None, Some(f)) => SourceError::NotDelivered(Box::new(NotDelivered {
                 context,
                 table: f.record.table,
                 key: f.record.key,
                 topic: f.topic,
                 delivery: f.error,
                 error,
-            },
+            })),
             (None, None) => SourceError::kafka(what, e),
         }
     }
 
     fn too_large(&self, record: &RecordRef, topic: &str, size: usize, detail: String) -> SourceError {
-        SourceError::RecordTooLarge {
+        SourceError::RecordTooLarge(Box::new(RecordTooLarge {
             table: record.table.clone(),
             key: record.key.clone(),
             size,
             topic: topic.to_string(),
             producer_max: self.message_max_bytes.clone(),
             detail,
-        }
+        }))
     }
 }
 
