@@ -110,7 +110,7 @@ pub async fn run(
             let pos: Option<String> = mysql_async::prelude::Queryable::query_first(&mut conn, "SELECT @@gtid_binlog_pos")
                 .await
                 .map_err(SourceError::mysql("read @@gtid_binlog_pos"))?;
-            let gtid: GtidPosition = pos.unwrap_or_default().parse().map_err(SourceError::Definite)?;
+            let gtid: GtidPosition = pos.unwrap_or_default().parse().map_err(SourceError::Position)?;
             tracing::info!(%gtid, "snapshot.mode=never: streaming from the current position");
             let offset = StoredOffset { gtid, binlog: FilePos::default(), ts_ms: 0 };
             publisher.commit(Some(&offset)).await?;
@@ -152,9 +152,7 @@ async fn remember_registered(
     for (_, table) in snapshot::captured_tables(conn, cfg).await? {
         let topic = cfg.topic(&table);
         let subject = format!("{topic}-value");
-        let latest = registry.latest(&subject).await.map_err(|e| {
-            SourceError::Transient(format!("reading the latest schema of {subject} from the registry: {e}"))
-        })?;
+        let latest = registry.latest(&subject).await.map_err(|error| SourceError::Registry { subject: subject.clone(), error })?;
         if let Some(latest) = latest {
             match cdc_schema::record_schema_from_avro(&latest.schema) {
                 Ok(schema) => tables.remember_registered(topic, schema),

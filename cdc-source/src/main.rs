@@ -84,7 +84,7 @@ async fn serve(cfg: SourceConfig) -> Result<(), cdc_source::error::SourceError> 
     let connector = cdc_source::status::connector(&cfg);
     let http = cdc_common::serve_http(&cfg.http_listen, Arc::new(registry), status.clone(), connector, shutdown.clone())
         .await
-        .map_err(|e| cdc_source::error::SourceError::Definite(e.to_string()))?;
+        .map_err(cdc_source::error::SourceError::Http)?;
     tracing::info!(name = %cfg.name, http = %http.local_addr, "cdc-source starting");
     let result = cdc_source::app::run(&cfg, metrics, &status, &shutdown).await;
     if let Err(e) = &result {

@@ -158,7 +158,7 @@ pub async fn ensure_topics(
 ) -> Result<(), SourceError> {
     let admin: AdminClient<DefaultClientContext> = kafka_config(kafka)
         .create()
-        .map_err(|e| SourceError::Definite(format!("invalid Kafka settings (kafka.*): {e}")))?;
+        .map_err(|error| SourceError::KafkaConfig { what: "settings", error })?;
     let new: Vec<NewTopic> = topics
         .iter()
         .map(|(name, partitions, compact)| {
@@ -174,12 +174,12 @@ pub async fn ensure_topics(
     let results = admin
         .create_topics(new.iter(), &opts)
         .await
-        .map_err(|e| SourceError::Transient(format!("cannot create topics: {e}")))?;
+        .map_err(|error| SourceError::Kafka { context: "cannot create topics".into(), error })?;
     for r in results {
         match r {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => {
-                return Err(SourceError::Transient(format!("cannot create topic {topic}: {code}")));
+                return Err(SourceError::TopicNotCreated { topic, code });
             }
         }
     }
@@ -213,7 +213,7 @@ pub async fn load_last(
     let name = name.to_string();
     tokio::task::spawn_blocking(move || load_last_blocking(&kafka, &topic, &name))
         .await
-        .map_err(|e| SourceError::Transient(format!("offset reader failed: {e}")))?
+        .map_err(|error| SourceError::Task { context: "offset reader failed", error })?
 }
 
 fn load_last_blocking(
@@ -227,10 +227,10 @@ fn load_last_blocking(
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
         .create_with_context(QuietEof)
-        .map_err(|e| SourceError::Definite(format!("invalid Kafka settings (kafka.*): {e}")))?;
+        .map_err(|error| SourceError::KafkaConfig { what: "settings", error })?;
     let md = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(30))
-        .map_err(|e| SourceError::Transient(format!("cannot read metadata of {topic}: {e}")))?;
+        .map_err(|error| SourceError::Kafka { context: format!("cannot read metadata of {topic}"), error })?;
     let partitions: Vec<i32> = md
         .topics()
         .iter()
@@ -241,40 +241,39 @@ fn load_last_blocking(
     for p in &partitions {
         let (low, high) = consumer
             .fetch_watermarks(topic, *p, Duration::from_secs(30))
-            .map_err(|e| SourceError::Transient(format!("cannot read offsets of {topic}: {e}")))?;
+            .map_err(|error| SourceError::Kafka { context: format!("cannot read offsets of {topic}"), error })?;
         if high > low {
             tpl.add_partition_offset(topic, *p, Offset::Beginning)
-                .map_err(|e| SourceError::Definite(e.to_string()))?;
+                .map_err(SourceError::KafkaLocal)?;
             pending += 1;
         }
     }
     if pending == 0 {
         return Ok(None);
     }
-    consumer.assign(&tpl).map_err(|e| SourceError::Transient(format!("cannot read {topic}: {e}")))?;
+    consumer.assign(&tpl).map_err(|error| SourceError::Kafka { context: format!("cannot read {topic}"), error })?;
     let mut last = None;
     let deadline = Instant::now() + Duration::from_secs(60);
     while pending > 0 {
         if Instant::now() > deadline {
-            return Err(SourceError::Transient(format!("reading the offsets topic {topic} took over 60 s")));
+            return Err(SourceError::OffsetsReadTimeout { topic: topic.to_string() });
         }
         match consumer.poll(Duration::from_millis(500)) {
             None => {}
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => pending -= 1,
-            Some(Err(e)) => return Err(SourceError::Transient(format!("cannot read {topic}: {e}"))),
-            Some(Ok(m)) => {
-                if m.key() == Some(name.as_bytes()) {
-                    last = match m.payload() {
-                        Some(v) => Some(serde_json::from_slice::<OffsetRecord>(v).map_err(|e| {
-                            SourceError::Definite(format!(
-                                "offset record of `{name}` in {topic} at offset {} is unreadable ({e}); delete it or use another `name`",
-                                m.offset()
-                            ))
-                        })?),
-                        None => None, // a tombstone resets the source
-                    };
-                }
+            Some(Err(error)) => return Err(SourceError::Kafka { context: format!("cannot read {topic}"), error }),
+            Some(Ok(m)) if m.key() == Some(name.as_bytes()) => {
+                last = match m.payload() {
+                    Some(v) => Some(serde_json::from_slice::<OffsetRecord>(v).map_err(|error| SourceError::OffsetRecordUnreadable {
+                        name: name.to_string(),
+                        topic: topic.to_string(),
+                        offset: m.offset(),
+                        error,
+                    })?),
+                    None => None, // a tombstone resets the source
+                };
             }
+            Some(Ok(_)) => {}
         }
     }
     Ok(last)

@@ -14,14 +14,14 @@ use crate::position::GtidPosition;
 
 /// One failed check.
 fn fail(msg: String) -> SourceError {
-    SourceError::Definite(format!("preflight: {msg}"))
+    SourceError::preflight(msg)
 }
 
 /// Checks the source server; returns an open connection for further start-up queries.
 pub async fn check_server(cfg: &SourceConfig) -> Result<Conn, SourceError> {
     let mut conn = Conn::new(cfg.mysql_opts()).await.map_err(|e| {
         let fix = cfg.url.tls.hint(&e).unwrap_or_else(|| "check connection.url, connection.user and connection.password".into());
-        fail(format!("cannot connect to {}:{} as `{}`: {e}; {fix}", cfg.url.host, cfg.url.port, cfg.user))
+        SourceError::preflight_on(format!("cannot connect to {}:{} as `{}`: {e}; {fix}", cfg.url.host, cfg.url.port, cfg.user), e)
     })?;
     let q = SourceError::mysql("read server variables");
     let vars: Vec<(String, String)> = conn
@@ -122,7 +122,7 @@ pub async fn oldest_position(conn: &mut Conn) -> Result<GtidPosition, SourceErro
         return Ok(GtidPosition::default());
     };
     let pos: Option<Option<String>> = conn.exec_first("SELECT BINLOG_GTID_POS(?, 4)", (first,)).await.map_err(&q)?;
-    pos.flatten().unwrap_or_default().parse().map_err(SourceError::Definite)
+    pos.flatten().unwrap_or_default().parse().map_err(SourceError::Position)
 }
 
 /// Whether resuming at `stored` needs binlogs the server no longer has.
@@ -147,12 +147,12 @@ pub async fn check_kafka(cfg: &SourceConfig) -> Result<(), SourceError> {
     }
     let consumer: BaseConsumer = c
         .create()
-        .map_err(|e| fail(format!("invalid Kafka settings (kafka.*): {e}")))?;
+        .map_err(|e| SourceError::preflight_on(format!("invalid Kafka settings (kafka.*): {e}"), e))?;
     let servers = cfg.kafka.get("bootstrap.servers").cloned().unwrap_or_default();
     tokio::task::spawn_blocking(move || consumer.fetch_metadata(None, Duration::from_secs(10)).map(|_| ()))
         .await
-        .map_err(|e| fail(e.to_string()))?
-        .map_err(|e| fail(format!("Kafka at {servers} does not answer: {e}; check kafka.bootstrap.servers")))
+        .map_err(|e| SourceError::preflight_on(e.to_string(), e))?
+        .map_err(|e| SourceError::preflight_on(format!("Kafka at {servers} does not answer: {e}; check kafka.bootstrap.servers"), e))
 }
 
 /// The registry answers (only with `format=avro`).
@@ -161,10 +161,15 @@ pub async fn check_registry(cfg: &SourceConfig) -> Result<(), SourceError> {
     let url = registry.url();
     match tokio::time::timeout(Duration::from_secs(10), registry.subjects()).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(cdc_schema::RegistryError::Unreachable { message, .. })) => Err(fail(format!(
-            "schema registry at {url} does not answer: {message}; check schema.registry.url (and schema.registry.ssl.ca.location for https)"
-        ))),
-        Ok(Err(e)) => Err(fail(format!("schema registry at {url}: {e}; check schema.registry.url (the Confluent API base, e.g. …/apis/ccompat/v7)"))),
+        Ok(Err(e)) => {
+            let message = match &e {
+                cdc_schema::RegistryError::Unreachable { message, .. } => format!(
+                    "schema registry at {url} does not answer: {message}; check schema.registry.url (and schema.registry.ssl.ca.location for https)"
+                ),
+                e => format!("schema registry at {url}: {e}; check schema.registry.url (the Confluent API base, e.g. …/apis/ccompat/v7)"),
+            };
+            Err(SourceError::preflight_on(message, e))
+        }
         Err(_) => Err(fail(format!("schema registry at {url} does not answer within 10 s; check schema.registry.url"))),
     }
 }

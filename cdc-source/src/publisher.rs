@@ -32,7 +32,7 @@ use rdkafka::message::{Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
-use crate::error::SourceError;
+use crate::error::{is_fenced, Fenced, KafkaFatal, NotDelivered, RecordTooLarge, SourceError, TransactionTooLong};
 use crate::metrics::{Outcome, SourceMetrics};
 use crate::offsets::StoredOffset;
 
@@ -321,7 +321,7 @@ impl Publisher {
         cfg.set("transactional.id", transactional_id(name)).set("enable.idempotence", "true");
         let factory: Factory<KafkaProducer> = Box::new(move |deliveries| {
             cfg.create_with_context(DeliveryContext { deliveries: Arc::clone(deliveries) })
-                .map_err(|e| SourceError::Definite(format!("invalid Kafka producer settings (kafka.*): {e}")))
+                .map_err(|error| SourceError::KafkaConfig { what: "producer settings", error })
         });
         let (map, topic, source) = (kafka.clone(), offsets_topic.to_string(), name.to_string());
         let load_stored: Loader = Box::new(move || {
@@ -422,7 +422,7 @@ impl<P: TxnProducer> Publisher<P> {
                 }
                 Err((e, _, s)) if is_too_large(e.rdkafka_error_code()) => {
                     let size = key.len() + value.map_or(0, <[u8]>::len);
-                    return Err(self.too_large(&s.record, topic, size, &e.to_string()));
+                    return Err(self.too_large(&s.record, topic, size, e.to_string()));
                 }
                 Err((e, _, _)) => return Err(self.explain(&format!("produce to {topic}"), &e)),
             }
@@ -458,7 +458,7 @@ impl<P: TxnProducer> Publisher<P> {
     pub async fn commit(&mut self, offset: Option<&StoredOffset>) -> Result<(), SourceError> {
         self.ensure_open()?;
         if let Some(offset) = offset {
-            let value = serde_json::to_vec(offset).map_err(|e| SourceError::Definite(format!("offset record: {e}")))?;
+            let value = serde_json::to_vec(offset).map_err(SourceError::OffsetRecordEncode)?;
             let topic = self.offsets_topic.clone();
             let record = RecordRef { table: format!("offsets topic {topic}"), key: self.name.clone() };
             let key = self.name.clone();
@@ -546,31 +546,43 @@ impl<P: TxnProducer> Publisher<P> {
     fn explain(&self, what: &str, e: &KafkaError) -> SourceError {
         let failure = self.deliveries.failure();
         if let Some(f) = failure.as_ref().filter(|f| f.too_large()) {
-            return self.too_large(&f.record, &f.topic, f.size, &f.error);
+            return self.too_large(&f.record, &f.topic, f.size, f.error.clone());
         }
         // Once fatal, librdkafka answers every call with __FATAL; the cause is kept apart.
         let fatal = self.producer.fatal_error();
         let codes = [e.rdkafka_error_code(), fatal.as_ref().map(|f| f.0), failure.as_ref().and_then(|f| f.code)];
-        let cause = fatal.as_ref().map_or_else(|| e.to_string(), |(_, reason)| reason.clone());
+        let reason = fatal.as_ref().map_or_else(|| e.to_string(), |(_, reason)| reason.clone());
         let open = self.open_for().unwrap_or_default();
+        let (context, error) = (what.to_string(), e.clone());
         if open >= self.txn_timeout && codes.into_iter().any(is_txn_timeout_symptom) {
-            return SourceError::transaction_too_long(what, open, self.txn_timeout, &cause);
+            return SourceError::TransactionTooLong(Box::new(TransactionTooLong { context, open, timeout: self.txn_timeout, reason, error }));
         }
         if codes.into_iter().any(is_fenced) {
-            return SourceError::fenced(what, &cause);
+            return SourceError::Fenced(Box::new(Fenced { context, reason, error }));
         }
         match (fatal, failure) {
-            (Some(_), _) => SourceError::Transient(format!("{what}: fatal Kafka producer error, recreating the producer: {cause}")),
-            (None, Some(f)) => SourceError::Transient(format!(
-                "{what}: record of {} ({}) on topic {} was not delivered: {}",
-                f.record.table, f.record.key, f.topic, f.error
-            )),
+            (Some(_), _) => SourceError::KafkaFatal(Box::new(KafkaFatal { context, reason, error })),
+            (None, Some(f)) => SourceError::NotDelivered(Box::new(NotDelivered {
+                context,
+                table: f.record.table,
+                key: f.record.key,
+                topic: f.topic,
+                delivery: f.error,
+                error,
+            })),
             (None, None) => SourceError::kafka(what, e),
         }
     }
 
-    fn too_large(&self, record: &RecordRef, topic: &str, size: usize, error: &str) -> SourceError {
-        SourceError::record_too_large(&record.table, &record.key, size, topic, &self.message_max_bytes, error)
+    fn too_large(&self, record: &RecordRef, topic: &str, size: usize, detail: String) -> SourceError {
+        SourceError::RecordTooLarge(Box::new(RecordTooLarge {
+            table: record.table.clone(),
+            key: record.key.clone(),
+            size,
+            topic: topic.to_string(),
+            producer_max: self.message_max_bytes.clone(),
+            detail,
+        }))
     }
 }
 
@@ -587,21 +599,13 @@ fn is_txn_timeout_symptom(code: Option<RDKafkaErrorCode>) -> bool {
         )
 }
 
-fn is_fenced(code: Option<RDKafkaErrorCode>) -> bool {
-    use RDKafkaErrorCode as C;
-    matches!(code, Some(C::InvalidProducerEpoch | C::ProducerFenced | C::Fenced))
-}
-
 /// Creates a transactional producer and fences earlier ones with the same id.
 async fn init<P: TxnProducer>(factory: &Factory<P>, deliveries: &Arc<Deliveries>, txn_timeout: Duration) -> Result<P, SourceError> {
     let producer = factory(deliveries)?;
     let p = producer.clone();
     blocking(move || p.init_transactions(Duration::from_secs(30))).await.map_err(|e| {
         if e.rdkafka_error_code() == Some(RDKafkaErrorCode::InvalidTransactionTimeout) {
-            SourceError::Definite(format!(
-                "the broker refuses transaction.timeout.ms={} ms ({e}): lower `kafka.transaction.timeout.ms` to at most the broker's `transaction.max.timeout.ms` (15 min by default), or raise that",
-                txn_timeout.as_millis()
-            ))
+            SourceError::TransactionTimeoutRefused { timeout: txn_timeout, error: e }
         } else {
             SourceError::kafka("initialise Kafka transactions", &e)
         }

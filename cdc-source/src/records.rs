@@ -163,15 +163,12 @@ impl RecordWriter {
     }
 
     async fn encode(&self, topic: &str, part: Part, record: &Record) -> Result<Vec<u8>, SourceError> {
-        self.encoder.encode(topic, part, record).await.map_err(|e| {
-            // Registry unreachable is worth a retry; an incompatible or unencodable schema is not.
-            let text = format!("encoding the {} of a record for {topic}: {e}", part.as_str());
-            if e.is_transient() {
-                SourceError::Transient(text)
-            } else {
-                SourceError::Definite(text)
-            }
-        })
+        // Registry unreachable is worth a retry; an incompatible or unencodable schema is not
+        // (`SourceError::is_transient` asks the cause).
+        self.encoder
+            .encode(topic, part, record)
+            .await
+            .map_err(|error| SourceError::Encode { part: part.as_str(), topic: topic.to_string(), error })
     }
 }
 
@@ -180,7 +177,7 @@ impl RecordWriter {
 async fn partition_count(kafka: &BTreeMap<String, String>, topic: &str) -> Result<i32, SourceError> {
     let consumer: BaseConsumer = crate::offsets::kafka_config(kafka)
         .create()
-        .map_err(|e| SourceError::Definite(format!("invalid Kafka settings (kafka.*): {e}")))?;
+        .map_err(|error| SourceError::KafkaConfig { what: "settings", error })?;
     let topic = topic.to_string();
     tokio::task::spawn_blocking(move || {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -191,11 +188,11 @@ async fn partition_count(kafka: &BTreeMap<String, String>, topic: &str) -> Resul
             match count {
                 Ok(n) if n > 0 => return Ok(n),
                 _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
-                Ok(_) => return Err(SourceError::Transient(format!("topic {topic} has no partitions in the broker metadata yet"))),
-                Err(e) => return Err(SourceError::Transient(format!("cannot read the partitions of topic {topic}: {e}"))),
+                Ok(_) => return Err(SourceError::NoPartitionsYet { topic }),
+                Err(error) => return Err(SourceError::Kafka { context: format!("cannot read the partitions of topic {topic}"), error }),
             }
         }
     })
     .await
-    .unwrap_or_else(|e| Err(SourceError::Transient(format!("partition lookup interrupted: {e}"))))
+    .unwrap_or_else(|error| Err(SourceError::Task { context: "partition lookup interrupted", error }))
 }

@@ -94,7 +94,7 @@ pub async fn run(
         .await
         .map_err(&q)?
         .flatten();
-    let gtid: GtidPosition = gtid.unwrap_or_default().parse().map_err(SourceError::Definite)?;
+    let gtid: GtidPosition = gtid.unwrap_or_default().parse().map_err(SourceError::Position)?;
     let binlog = FilePos { file, pos };
     tracing::info!(%gtid, %binlog, "consistent snapshot started");
     let mut state = match resume {
@@ -124,7 +124,7 @@ pub async fn run(
     for (db, name) in &tables {
         let schema = TableSchema::load(&mut conn, db, name)
             .await
-            .map_err(|e| SourceError::Definite(format!("cannot read the schema of {db}.{name}: {e}")))?;
+            .map_err(|error| SourceError::Schema { context: format!("cannot read the schema of {db}.{name}"), error })?;
         schemas.push(Arc::new(CapturedTable::new(cfg, schema, None)?));
     }
     let origin = Origin {
@@ -212,7 +212,7 @@ async fn copy_table(
     };
     loop {
         if shutdown.is_cancelled() {
-            return Err(SourceError::Transient("stopped during the snapshot; it resumes after its last committed chunk on the next start".into()));
+            return Err(SourceError::SnapshotStopped);
         }
         let rows: Vec<Row> = match &last {
             None => conn.query(&first).await,
@@ -222,7 +222,7 @@ async fn copy_table(
         let n = rows.len();
         for row in &rows {
             let values = row_from_snapshot(s, row)
-                .map_err(|e| SourceError::Definite(format!("cannot decode a snapshot row of {full}: {e}")))?;
+                .map_err(|e| SourceError::Decode { context: format!("cannot decode a snapshot row of {full}"), error: e.into() })?;
             writer.publish(publisher, table, Op::Read, None, values, origin).await?;
         }
         if let Some(row) = rows.last() {
@@ -267,7 +267,7 @@ async fn commit_chunk(cfg: &SourceConfig, publisher: &mut Publisher, state: &Sna
         position: StoredOffset { gtid: state.gtid.clone(), binlog: state.binlog.clone(), ts_ms },
         snapshot: Some(state.clone()),
     };
-    let value = serde_json::to_vec(&record).map_err(|e| SourceError::Definite(format!("offset record: {e}")))?;
+    let value = serde_json::to_vec(&record).map_err(SourceError::OffsetRecordEncode)?;
     let what = crate::publisher::RecordRef { table: format!("offsets topic {}", cfg.offsets_topic), key: cfg.name.clone() };
     publisher.send(&cfg.offsets_topic, cfg.name.as_bytes(), Some(&value), OwnedHeaders::new(), what).await?;
     publisher.commit(None).await

@@ -203,7 +203,7 @@ impl<'a> Streamer<'a> {
                 _ = tick.tick() => self.maybe_commit().await?,
                 event = reader.next() => {
                     let Some(event) = event? else {
-                        return Err(SourceError::Transient("the server ended the binlog stream".into()));
+                        return Err(SourceError::StreamEnded);
                     };
                     backoff.reset();
                     self.handle(&reader, &event).await?;
@@ -277,7 +277,7 @@ impl<'a> Streamer<'a> {
         let at = reader.stream_position();
         let data = event
             .read_data()
-            .map_err(|e| SourceError::Definite(format!("cannot parse rows event at {at}: {e}")))?;
+            .map_err(|e| SourceError::Decode { context: format!("cannot parse rows event at {at}"), error: e.into() })?;
         let Some(EventData::RowsEvent(rows)) = data else { return Ok(()) };
         let tme = reader
             .table_map(rows.table_id())
@@ -298,25 +298,26 @@ impl<'a> Streamer<'a> {
             binlog: at.to_string(),
             ts_ms: self.read_ts_ms,
         };
-        let bad_row = |e: String| SourceError::Definite(format!("cannot decode a row of {}.{} at {at}: {e}", table.schema.database, table.schema.table));
+        let context = || format!("cannot decode a row of {}.{} at {at}", table.schema.database, table.schema.table);
+        let bad_row = |error: crate::error::BoxError| SourceError::Decode { context: context(), error };
         for row in rows.rows(tme) {
-            let (before, after) = row.map_err(|e| bad_row(e.to_string()))?;
+            let (before, after) = row.map_err(|e| bad_row(e.into()))?;
             let decode = |r: Option<_>| r.map(|r| row_from_binlog(&table.schema, &r)).transpose();
             let (before, after) = match (decode(before), decode(after)) {
                 (Ok(b), Ok(a)) => (b, a),
                 // Text this table's definition or data makes undecodable fails the table alone.
                 (Err(e), _) | (_, Err(e)) if e.is_undecodable_text() => {
-                    let error = bad_row(e.to_string()).to_string();
+                    let error = bad_row(e.into()).to_string();
                     self.tables.fail(&self.metrics, &table.schema.database, &table.schema.table, &error);
                     self.status.update(|s| s.last_error = Some(error.clone()));
                     return Ok(());
                 }
-                (Err(e), _) | (_, Err(e)) => return Err(bad_row(e.to_string())),
+                (Err(e), _) | (_, Err(e)) => return Err(bad_row(e.into())),
             };
             let (prior, row) = match (op, before, after) {
                 (Op::Delete, Some(b), _) => (None, b),
                 (_, b, Some(a)) => (b, a),
-                _ => return Err(bad_row("row image missing; set binlog_row_image=FULL".into())),
+                _ => return Err(SourceError::Definite(format!("{}: row image missing; set binlog_row_image=FULL", context()))),
             };
             self.writer.publish(&mut self.publisher, &table, op, prior.as_deref(), row, &origin).await?;
             self.rows_in_batch += 1;

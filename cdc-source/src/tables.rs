@@ -184,7 +184,7 @@ impl Tables {
         let failed = self.failed.contains(&(db.clone(), name.clone()));
         let resolved = if cfg.tables.matches(&db, &name) && !failed {
             let schema = TableSchema::from_table_map(tme)
-                .map_err(|e| SourceError::Definite(format!("table {db}.{name}: {e}")))?;
+                .map_err(|error| SourceError::Schema { context: format!("table {db}.{name}"), error })?;
             let undecodable = schema.columns.iter().find(|c| c.column_type.collation().is_some_and(|k| !k.can_decode()));
             if let Some(c) = undecodable {
                 let charset = c.column_type.collation().map_or("unknown", |k| k.charset());

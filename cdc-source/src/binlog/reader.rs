@@ -77,9 +77,10 @@ impl BinlogReader {
             conn.query_drop(&q).await.map_err(SourceError::mysql("set up the replica session"))?;
         }
         let request = BinlogStreamRequest::new(server_id).with_filename(at.file.as_bytes()).with_pos(at.pos);
-        let stream = conn.get_binlog_stream(request).await.map_err(|e| {
-            SourceError::Definite(format!("cannot read the binlog from {at} (server id {server_id}): {e}; the binlog file may have been purged"))
-        })?;
+        let stream = conn
+            .get_binlog_stream(request)
+            .await
+            .map_err(|error| SourceError::BinlogFileUnreadable { at: at.clone(), server_id, error })?;
         Ok(BinlogReader { stream, file: at.file.clone(), pos: at.pos, seen_format: false, read_timeout })
     }
 
@@ -88,9 +89,7 @@ impl BinlogReader {
     pub async fn next(&mut self) -> Result<Option<Event>, SourceError> {
         let next = tokio::time::timeout(self.read_timeout, self.stream.next())
             .await
-            .map_err(|_| SourceError::Transient(format!(
-                "no binlog event or heartbeat for {:?}; reconnecting", self.read_timeout
-            )))?;
+            .map_err(|_| SourceError::ReadTimeout(self.read_timeout))?;
         let Some(event) = next else { return Ok(None) };
         let event = event.map_err(|e| SourceError::from_stream(e, self.stream_position()))?;
         self.track(&event);
