@@ -13,7 +13,9 @@ use mysql_async::prelude::Queryable;
 const ROWS: usize = 35;
 
 /// (table, DDL of its key columns, primary key, key values of row `i`).
-fn tables() -> Vec<(&'static str, &'static str, &'static str, fn(usize) -> String)> {
+type KeyedTable = (&'static str, &'static str, &'static str, fn(usize) -> String);
+
+fn tables() -> Vec<KeyedTable> {
     vec![
         ("k_ts", "ts TIMESTAMP(6) NOT NULL", "ts", |i| format!("TIMESTAMP('2024-03-31 00:00:00') + INTERVAL {i} HOUR + INTERVAL {i} MICROSECOND")),
         ("k_dt", "dt DATETIME(6) NOT NULL", "dt", |i| format!("'2024-01-01 00:00:00' + INTERVAL {} SECOND", i * 7919)),
