@@ -27,6 +27,10 @@ CDC_REGISTRY_PORT=${CDC_REGISTRY_PORT:-18081}
 CDC_REGISTRY_MANAGEMENT_PORT=${CDC_REGISTRY_MANAGEMENT_PORT:-18082}
 CDC_PROMETHEUS_PORT=${CDC_PROMETHEUS_PORT:-19090}
 CDC_KAFKA_HEAP=${CDC_KAFKA_HEAP:-768m}
+# Kafka nodes: 1 (default) or 3 (stack/up --brokers 3). Node N (1-based) listens on the ports
+# above plus (N-1) * $CDC_KAFKA_PORT_STEP; node 1's PID file is kafka.pid, the others' kafka-N.pid.
+CDC_KAFKA_NODES=${CDC_KAFKA_NODES:-1}
+CDC_KAFKA_PORT_STEP=${CDC_KAFKA_PORT_STEP:-100}
 CDC_REGISTRY_HEAP=${CDC_REGISTRY_HEAP:-512m}
 
 # Secured mode (stack/up --secure or CDC_STACK_SECURE=1): MariaDB with TLS only; Kafka with a
@@ -64,12 +68,20 @@ need() { # need COMMAND HINT
   command -v "$1" >/dev/null 2>&1 || die "'$1' is not installed: $2"
 }
 
+# alive PID: the process runs (an exited one that init has not reaped yet does not count).
+alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  local state
+  state=$(sed -E 's/^.*\) (.).*$/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ "$state" != Z ]
+}
+
 pid_of() { # pid_of NAME: the PID we recorded, if that process still runs
   local f=$RUN_DIR/$1.pid
   [ -f "$f" ] || return 1
   local pid
   pid=$(cat "$f")
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+  if [ -n "$pid" ] && alive "$pid"; then
     echo "$pid"
     return 0
   fi
@@ -107,21 +119,46 @@ start_bg() {
   echo $! >"$RUN_DIR/$name.pid"
 }
 
-# stop_pid NAME: stop the process we started (TERM, then KILL after 30 s).
+# stop_pid NAME...: stop the processes we started, all at once (TERM, then KILL after 30 s): the
+# nodes of a Kafka cluster shut down cleanly only while a majority of them still runs.
 stop_pid() {
-  local name=$1 pid
-  pid=$(pid_of "$name") || { rm -f "$RUN_DIR/$name.pid"; return 0; }
-  say "stopping $name (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
+  local name pid pids=()
+  for name in "$@"; do
+    if pid=$(pid_of "$name"); then
+      say "stopping $name (pid $pid)"
+      kill -TERM "$pid" 2>/dev/null || true
+      pids+=("$pid")
+    fi
+  done
   for _ in $(seq 1 60); do
-    kill -0 "$pid" 2>/dev/null || break
+    local left=0
+    for pid in "${pids[@]}"; do alive "$pid" && left=1; done
+    [ $left = 0 ] && break
     sleep 0.5
   done
-  if kill -0 "$pid" 2>/dev/null; then
-    say "$name did not stop in 30 s; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  rm -f "$RUN_DIR/$name.pid"
+  for pid in "${pids[@]}"; do
+    if alive "$pid"; then
+      say "pid $pid did not stop in 30 s; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+  for name in "$@"; do rm -f "$RUN_DIR/$name.pid"; done
+}
+
+kafka_node_name() { # kafka_node_name N: the PID/log name of Kafka node N
+  if [ "$1" = 1 ]; then echo kafka; else echo "kafka-$1"; fi
+}
+
+kafka_node_port() { # kafka_node_port N BASE: BASE moved to node N's port
+  echo $(($2 + ($1 - 1) * CDC_KAFKA_PORT_STEP))
+}
+
+kafka_bootstrap() { # every node's PLAINTEXT address, comma-separated
+  local n out=""
+  for n in $(seq 1 "$CDC_KAFKA_NODES"); do
+    out="$out${out:+,}127.0.0.1:$(kafka_node_port "$n" "$CDC_KAFKA_PORT")"
+  done
+  echo "$out"
 }
 
 kafka_java() { # kafka_java CLASS ARGS...: run a Kafka tool class with the stack's classpath
