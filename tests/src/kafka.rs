@@ -59,8 +59,44 @@ pub fn read_topic(bootstrap: &str, topic: &str, want: usize, timeout: Duration) 
         tpl.add_partition_offset(topic, p, Offset::Beginning).expect("partition");
     }
     consumer.assign(&tpl).expect("assign");
+    poll_records(&consumer, want, deadline, |_| false)
+}
+
+/// Reads every committed record of `topic` up to its end offsets as they are when the read
+/// starts (call it once the writers are stopped); panics when that takes longer than `timeout`.
+pub fn read_to_end(bootstrap: &str, topic: &str, timeout: Duration) -> Vec<Consumed> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("cdc-tests-reader-{}", crate::unique_name("g")))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("test consumer");
+    let deadline = Instant::now() + timeout;
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("topic metadata");
+    let mut tpl = TopicPartitionList::new();
+    let mut ends = HashMap::new();
+    for p in md.topics().iter().flat_map(|t| t.partitions()) {
+        let (_, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).expect("watermarks");
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning).expect("partition");
+        ends.insert(p.id(), high);
+    }
+    consumer.assign(&tpl).expect("assign");
+    let done = |c: &BaseConsumer| {
+        let Ok(pos) = c.position() else { return false };
+        ends.iter().all(|(p, high)| {
+            *high == 0 || pos.find_partition(topic, *p).and_then(|e| e.offset().to_raw()).is_some_and(|o| o >= *high)
+        })
+    };
+    let out = poll_records(&consumer, usize::MAX, deadline, done);
+    assert!(done(&consumer), "{topic} was not read to its end offsets {ends:?} within {timeout:?} ({} records)", out.len());
+    out
+}
+
+/// Polls `consumer` until `want` records, `deadline`, or `done(consumer)`.
+fn poll_records(consumer: &BaseConsumer, want: usize, deadline: Instant, done: impl Fn(&BaseConsumer) -> bool) -> Vec<Consumed> {
     let mut out = Vec::new();
-    while out.len() < want && Instant::now() < deadline {
+    while out.len() < want && Instant::now() < deadline && !done(consumer) {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
             let mut headers = HashMap::new();
             if let Some(h) = m.headers() {

@@ -104,46 +104,133 @@ impl Drop for PrivateMariadb {
     }
 }
 
-/// A private Kafka started by `stack/up --secure kafka`: PLAINTEXT on `port` (for the tests' own
-/// readers), SASL_SSL on `sasl_ssl_port` (SCRAM-SHA-512/256 and PLAIN, user [`PrivateKafka::USER`]),
-/// SSL with a required client certificate on `ssl_port`; stopped by `stack/down` when dropped.
+/// A private Kafka started by `stack/up kafka` with its own data folder and ports, stopped by
+/// `stack/down` when dropped. [`PrivateKafka::start_secure`]: one node with, beside PLAINTEXT on
+/// `port` (for the tests' own readers), SASL_SSL on `sasl_ssl_port` (SCRAM-SHA-512/256 and PLAIN,
+/// user [`PrivateKafka::USER`]) and SSL with a required client certificate on `ssl_port`.
+/// [`PrivateKafka::start_cluster`]: three nodes (`stack/up --brokers 3`), replication factor 3.
 #[derive(Debug)]
 pub struct PrivateKafka {
     pub home: PathBuf,
+    /// Node 1's PLAINTEXT port; node N's is `port + (N-1) * PORT_STEP`.
     pub port: u16,
+    pub nodes: u16,
     pub sasl_ssl_port: u16,
     pub ssl_port: u16,
     /// The SCRAM/PLAIN password of [`PrivateKafka::USER`], unique per server.
     pub password: String,
+    controller_port: u16,
+    secure: bool,
+}
+
+/// Distance between the ports of two nodes of a private cluster.
+const PORT_STEP: u16 = 10;
+
+/// A base port whose `base + k * PORT_STEP` and `+1` (k < nodes) are all free.
+fn free_port_run(nodes: u16) -> u16 {
+    let seed = std::process::id() as u16 ^ (crate::next_counter() as u16).wrapping_mul(7919);
+    for attempt in 0..200u16 {
+        let base = 30_000 + (seed.wrapping_add(attempt.wrapping_mul(331)) % 3000) * 10;
+        let free = (0..nodes).all(|k| {
+            [0, 1].iter().all(|d| std::net::TcpListener::bind(("127.0.0.1", base + k * PORT_STEP + d)).is_ok())
+        });
+        if free {
+            return base;
+        }
+    }
+    panic!("no run of free ports for a private Kafka cluster");
 }
 
 impl PrivateKafka {
     pub const USER: &'static str = "cdc";
 
+    /// One secured node (module doc).
     pub fn start_secure() -> PrivateKafka {
-        let port = crate::sink::free_port();
+        Self::start(1, true)
+    }
+
+    /// Three plain nodes, replication factor 3 and `min.insync.replicas=2` for every topic.
+    pub fn start_cluster() -> PrivateKafka {
+        Self::start(3, false)
+    }
+
+    fn start(nodes: u16, secure: bool) -> PrivateKafka {
+        let port = free_port_run(nodes);
         let home = std::env::temp_dir().join(format!("cdc-tests-kafka-{port}"));
         let _ = std::fs::remove_dir_all(&home);
         let this = PrivateKafka {
             home,
             port,
-            sasl_ssl_port: crate::sink::free_port(),
-            ssl_port: crate::sink::free_port(),
+            nodes,
+            sasl_ssl_port: if secure { crate::sink::free_port() } else { 0 },
+            ssl_port: if secure { crate::sink::free_port() } else { 0 },
             password: format!("KafkaPw{}x{}", std::process::id(), crate::next_counter()),
+            controller_port: port + 1,
+            secure,
         };
-        let out = Command::new(stack_script("up"))
-            .args(["--secure", "kafka"])
-            .env("CDC_STACK_HOME", &this.home)
-            .env("CDC_KAFKA_PORT", port.to_string())
-            .env("CDC_KAFKA_CONTROLLER_PORT", crate::sink::free_port().to_string())
-            .env("CDC_KAFKA_SASL_SSL_PORT", this.sasl_ssl_port.to_string())
-            .env("CDC_KAFKA_SSL_PORT", this.ssl_port.to_string())
-            .env("CDC_KAFKA_SASL_PASSWORD", &this.password)
-            .env("CDC_KAFKA_HEAP", "512m")
-            .output()
-            .expect("run stack/up");
-        assert!(out.status.success(), "stack/up --secure kafka failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        this.up();
         this
+    }
+
+    /// `stack/up kafka` for this cluster: starts the nodes that do not run (all at first).
+    pub fn up(&self) {
+        let out = self.script("up").arg("kafka").output().expect("run stack/up");
+        assert!(out.status.success(), "stack/up kafka failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn script(&self, name: &str) -> Command {
+        let mut cmd = Command::new(stack_script(name));
+        cmd.env("CDC_STACK_HOME", &self.home)
+            .env("CDC_KAFKA_PORT", self.port.to_string())
+            .env("CDC_KAFKA_CONTROLLER_PORT", self.controller_port.to_string())
+            .env("CDC_KAFKA_PORT_STEP", PORT_STEP.to_string())
+            .env("CDC_KAFKA_NODES", self.nodes.to_string())
+            .env("CDC_KAFKA_SASL_SSL_PORT", self.sasl_ssl_port.to_string())
+            .env("CDC_KAFKA_SSL_PORT", self.ssl_port.to_string())
+            .env("CDC_KAFKA_SASL_PASSWORD", &self.password)
+            .env("CDC_STACK_SECURE", if self.secure { "1" } else { "0" })
+            .env("CDC_KAFKA_HEAP", "512m");
+        cmd
+    }
+
+    /// Every node's PLAINTEXT address, comma-separated.
+    pub fn bootstrap(&self) -> String {
+        (0..self.nodes).map(|k| format!("127.0.0.1:{}", self.port + k * PORT_STEP)).collect::<Vec<_>>().join(",")
+    }
+
+    /// The PID of node `id` (1-based), if it runs.
+    pub fn pid(&self, id: u16) -> Option<u32> {
+        let name = if id == 1 { "kafka.pid".to_string() } else { format!("kafka-{id}.pid") };
+        std::fs::read_to_string(self.home.join("run").join(name)).ok()?.trim().parse().ok()
+    }
+
+    /// SIGKILL to node `id`.
+    pub fn kill(&self, id: u16) {
+        let pid = self.pid(id).unwrap_or_else(|| panic!("Kafka node {id} has no PID file"));
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+    }
+
+    /// The node id of the active KRaft controller (the metadata quorum's leader).
+    pub fn active_controller(&self) -> u16 {
+        let cache = std::env::var("CDC_STACK_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/cdc-pipeline"));
+        let libs = std::fs::read_dir(&cache)
+            .expect("stack cache")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("kafka-")) && p.join("libs").is_dir())
+            .expect("Kafka in the stack cache (stack/fetch)");
+        let out = Command::new("java")
+            .arg("-cp")
+            .arg(format!("{}/*", libs.join("libs").display()))
+            .args(["org.apache.kafka.tools.MetadataQuorumCommand", "--bootstrap-server", &self.bootstrap(), "describe", "--status"])
+            .output()
+            .expect("run MetadataQuorumCommand");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .find_map(|l| l.strip_prefix("LeaderId:").map(|v| v.trim().parse().expect("leader id")))
+            .unwrap_or_else(|| panic!("no LeaderId in:\n{text}\n{}", String::from_utf8_lossy(&out.stderr)))
     }
 
     /// The CA and certificates (`ca.pem`, `client.pem`, `client.key`, `other-ca.pem`, …).
@@ -156,16 +243,16 @@ impl PrivateKafka {
         self.tls_dir().join(name).display().to_string()
     }
 
-    /// `stack` with Kafka pointing at this broker's PLAINTEXT listener.
+    /// `stack` with Kafka pointing at this cluster's PLAINTEXT listeners.
     pub fn on(&self, mut stack: Stack) -> Stack {
-        stack.kafka_bootstrap = format!("127.0.0.1:{}", self.port);
+        stack.kafka_bootstrap = self.bootstrap();
         stack
     }
 }
 
 impl Drop for PrivateKafka {
     fn drop(&mut self) {
-        let _ = Command::new(stack_script("down")).env("CDC_STACK_HOME", &self.home).output();
+        let _ = self.script("down").output();
         let _ = std::fs::remove_dir_all(&self.home);
     }
 }
