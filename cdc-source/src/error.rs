@@ -91,7 +91,8 @@ pub enum SourceError {
         timeout.as_millis()
     )]
     TransactionTimeoutRefused { timeout: Duration, #[source] error: KafkaError },
-    /// The broker did not create a topic: transient.
+    /// The broker did not create a topic: transient unless the refusal lasts
+    /// ([`crate::offsets::refused_for_good`]).
     #[error("cannot create topic {topic}: {code}")]
     TopicNotCreated { topic: String, code: RDKafkaErrorCode },
     /// A topic just created is not in the metadata yet: transient.
@@ -133,6 +134,7 @@ impl SourceError {
         match self {
             E::Mysql { error, .. } => is_transient_mysql(error),
             E::BinlogRefused { error, .. } => dump_refusal(error).is_none(),
+            E::TopicNotCreated { code, .. } => !crate::offsets::refused_for_good(*code),
             E::Encode { error, .. } => error.is_transient(),
             E::DumpRequest { .. }
             | E::StreamBroke { .. }
@@ -142,7 +144,6 @@ impl SourceError {
             | E::Kafka { .. }
             | E::KafkaFatal(_)
             | E::NotDelivered(_)
-            | E::TopicNotCreated { .. }
             | E::NoPartitionsYet { .. }
             | E::OffsetsReadTimeout { .. }
             | E::Task { .. }
