@@ -187,14 +187,19 @@ pub async fn warn_unmatched_includes(conn: &mut Conn, cfg: &SourceConfig) -> Res
     if unmatched.is_empty() {
         return Ok(());
     }
+    // The tables of the databases the patterns are about (the URL's, and those they name).
     const SHOWN: usize = 30;
-    let mut existing: Vec<String> = all.iter().take(SHOWN).map(|(d, t)| format!("{d}.{t}")).collect();
-    if all.len() > SHOWN {
-        existing.push(format!("… ({} more)", all.len() - SHOWN));
+    let near: Vec<String> = all.iter().filter(|(d, _)| cfg.tables.databases.contains(d)).map(|(d, t)| format!("{d}.{t}")).collect();
+    let mut existing: Vec<String> = near.iter().take(SHOWN).cloned().collect();
+    if near.len() > SHOWN {
+        existing.push(format!("… ({} more)", near.len() - SHOWN));
+    }
+    if existing.is_empty() {
+        existing.push(format!("none in database {}", cfg.database));
     }
     for pattern in unmatched {
         tracing::warn!(
-            pattern,
+            pattern = %pattern,
             existing = %existing.join(", "),
             "table.include.list pattern matches no table: patterns are regexes matched against `database.table` (a pattern without a `.` means a table of the connection.url database, `{}`); nothing is captured for it until a matching table is created",
             cfg.database
