@@ -93,7 +93,7 @@ pub enum SourceError {
     TransactionTimeoutRefused { timeout: Duration, #[source] error: KafkaError },
     /// The broker did not create a topic: transient unless the refusal lasts
     /// ([`crate::offsets::refused_for_good`]).
-    #[error("cannot create topic {topic}: {code}")]
+    #[error("cannot create topic {topic}: {code} ({})", crate::offsets::refusal_hint(*code))]
     TopicNotCreated { topic: String, code: RDKafkaErrorCode },
     /// A topic just created is not in the metadata yet: transient.
     #[error("topic {topic} has no partitions in the broker metadata yet")]

@@ -319,6 +319,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_refused_topic_is_retried_only_when_retrying_can_change_it() {
+        use RDKafkaErrorCode as C;
+        let error = |code| SourceError::TopicNotCreated { topic: "t".into(), code };
+        for code in [C::InvalidTopic, C::TopicAuthorizationFailed, C::PolicyViolation, C::InvalidConfig] {
+            assert!(!error(code).is_transient(), "{code:?}");
+        }
+        for code in [C::RequestTimedOut, C::NotController, C::InvalidReplicationFactor, C::BrokerNotAvailable] {
+            assert!(error(code).is_transient(), "{code:?}");
+        }
+        let text = error(C::InvalidTopic).to_string();
+        assert!(text.contains("collides with an existing topic"), "{text}");
+    }
+
+    #[test]
     fn records_of_earlier_versions_read_as_a_finished_position() {
         let old = br#"{"gtid":"0-1-42","binlog":{"file":"mariadb-bin.000003","pos":1234},"ts_ms":7}"#;
         let r: OffsetRecord = serde_json::from_slice(old).expect("old record");

@@ -227,7 +227,9 @@ pub async fn check_topic_settings(cfg: &SourceConfig) -> Result<(), SourceError>
                     creation.replication_factor
                 )))
             }
-            Some(code) if crate::offsets::refused_for_good(code) => {
+            // Settings refused whatever the name; a denied CREATE or a policy may be meant for
+            // topics created beforehand, so those only warn.
+            Some(code @ (RDKafkaErrorCode::InvalidConfig | RDKafkaErrorCode::InvalidPartitions | RDKafkaErrorCode::InvalidRequest)) => {
                 let keys: Vec<String> = creation.configs.iter().map(|(k, v)| format!("topic.creation.default.{k}={v}")).collect();
                 return Err(fail(format!(
                     "the broker refuses to create the {what} ({code}): {}; the settings are partitions={}, replication factor={}{}{}",
@@ -238,7 +240,12 @@ pub async fn check_topic_settings(cfg: &SourceConfig) -> Result<(), SourceError>
                     keys.join(", ")
                 )));
             }
-            Some(code) => tracing::warn!(%code, what, "the broker did not validate the topic settings; the topics are created when first written"),
+            Some(code) => tracing::warn!(
+                %code,
+                what,
+                hint = crate::offsets::refusal_hint(code),
+                "the broker did not validate the topic settings; topics that do not exist yet are created when first written, and a table whose topic is refused then fails alone"
+            ),
         }
         let rf = match creation.replication_factor {
             -1 => match broker_ids.first() {
