@@ -162,6 +162,16 @@ pub async fn ensure_topic(kafka: &BTreeMap<String, String>, topic: &str, creatio
     }
 }
 
+/// Creates `topics` — (name, partitions, compacted) — that do not exist yet, with the broker's
+/// default replication factor (what the benchmarks use).
+pub async fn ensure_topics(kafka: &BTreeMap<String, String>, topics: &[(String, i32, bool)]) -> Result<(), SourceError> {
+    for (name, partitions, compact) in topics {
+        let configs = if *compact { [("cleanup.policy".to_string(), "compact".to_string())].into() } else { BTreeMap::new() };
+        ensure_topic(kafka, name, &TopicCreation { partitions: *partitions, replication_factor: -1, configs }).await?;
+    }
+    Ok(())
+}
+
 /// Asks the broker to validate the creation of `topic` without creating it (preflight): `None`
 /// when it would be created (or exists), else the broker's refusal.
 pub async fn validate_topic(kafka: &BTreeMap<String, String>, topic: &str, creation: &TopicCreation) -> Result<Option<RDKafkaErrorCode>, SourceError> {
