@@ -1,7 +1,5 @@
 //! Start-up and the life of the source: preflight, fencing, where to start, snapshot, streaming.
 
-use std::collections::HashSet;
-
 use cdc_common::CancellationToken;
 use cdc_schema::{Encoder, Registry};
 
@@ -21,6 +19,7 @@ use crate::{preflight, snapshot};
 pub async fn check(cfg: &SourceConfig) -> Result<Option<StoredOffset>, SourceError> {
     let mut conn = preflight::check_server(cfg).await?;
     preflight::check_kafka(cfg).await?;
+    preflight::check_topic_settings(cfg).await?;
     preflight::check_registry(cfg).await?;
     check_tables(&mut conn, cfg).await?;
     let stored = offsets::load_last(&cfg.kafka, &cfg.offsets_topic, &cfg.name).await?;
@@ -34,10 +33,14 @@ pub async fn check(cfg: &SourceConfig) -> Result<Option<StoredOffset>, SourceErr
     Ok(stored.map(|r| r.position))
 }
 
-/// Every captured table that exists now has a primary key.
+/// Every captured table that exists now has a primary key and a topic of its own; include
+/// patterns that match no table are reported.
 async fn check_tables(conn: &mut mysql_async::Conn, cfg: &SourceConfig) -> Result<(), SourceError> {
     use mysql_async::prelude::Queryable;
-    for (db, table) in snapshot::captured_tables(conn, cfg).await? {
+    let captured = snapshot::captured_tables(conn, cfg).await?;
+    preflight::check_topic_collisions(cfg, &captured)?;
+    preflight::warn_unmatched_includes(conn, cfg).await?;
+    for (db, table) in captured {
         let pk: Option<u64> = conn
             .exec_first(
                 "SELECT COUNT(*) FROM information_schema.key_column_usage WHERE table_schema = ? AND table_name = ? AND constraint_name = 'PRIMARY'",
@@ -65,9 +68,10 @@ pub async fn run(
     });
     let mut conn = preflight::check_server(cfg).await?;
     preflight::check_kafka(cfg).await?;
+    preflight::check_topic_settings(cfg).await?;
     preflight::check_registry(cfg).await?;
     check_tables(&mut conn, cfg).await?;
-    offsets::ensure_topics(&cfg.kafka, &[(cfg.offsets_topic.clone(), 1, true)]).await?;
+    offsets::ensure_topic(&cfg.kafka, &cfg.offsets_topic, &cfg.offsets_topic_creation).await?;
     // Fence any earlier instance first: afterwards no transaction of theirs is open, so the
     // offsets read next are final.
     let mut publisher = Publisher::connect(&cfg.kafka, &cfg.name, &cfg.offsets_topic, metrics.clone()).await?;
@@ -76,14 +80,7 @@ pub async fn run(
         (Format::Avro, Some(registry)) => Encoder::avro(registry.clone()),
         _ => Encoder::json(),
     };
-    let mut writer = RecordWriter {
-        encoder,
-        delete_enabled: cfg.delete_enabled,
-        metrics: metrics.clone(),
-        kafka: cfg.kafka.clone(),
-        partitions: cfg.topic_partitions,
-        ensured: HashSet::new(),
-    };
+    let mut writer = RecordWriter::new(cfg, encoder, metrics.clone());
     let purged = match &stored {
         Some(OffsetRecord { snapshot: Some(state), .. }) => {
             check_resumable(&mut conn, cfg, state).await?;

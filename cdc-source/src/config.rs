@@ -10,10 +10,10 @@
 //! | `connection.ssl.ca` | the URL's `serverSslCert`, else the system's CAs | PEM CA file the server's certificate must be signed by |
 //! | `connection.ssl.cert` / `connection.ssl.key` | – | client certificate and private key, PEM |
 //! | `server.id` | `5401` | replica server id; must differ from every other replica's |
-//! | `table.include.list` | all tables of the URL's database | comma-separated `table` or `db.table` regexes |
+//! | `table.include.list` | all tables of the URL's database | comma-separated `table` or `db.table` regexes (see *Table patterns* below) |
 //! | `table.whitelist` | – | older spelling of `table.include.list` |
 //! | `table.exclude.list` | – | tables to leave out (same form) |
-//! | `topic.prefix` | `my_topic_` | topic = prefix + table |
+//! | `topic.prefix` | `my_topic_` | topic = prefix + table, each character a topic name cannot hold replaced by `_` (see *Topic names* below) |
 //! | `format` | `avro` | `avro` (Confluent wire format + registry) or `json` (Connect JSON with schema) |
 //! | `schema.registry.url` | – | Confluent-API registry (required for `avro`); `user:password@` in it is sent as basic auth and never shown |
 //! | `basic.auth.credentials.source`, `basic.auth.user.info`, `schema.registry.ssl.ca.location` | – | registry basic auth and PEM CA, also under `schema.registry.` / `value.converter.` (see cdc-common's `config` module) |
@@ -22,15 +22,42 @@
 //! | `snapshot.mode` | `initial` | `initial`, `never`, `when_needed` |
 //! | `snapshot.chunk.size` | `10000` | rows per primary-key chunk |
 //! | `offsets.topic` | `_cdc_source_offsets` | compacted topic with the committed positions |
+//! | `offsets.topic.replication.factor` | `-1` (the broker's `default.replication.factor`) | replication factor of the offsets topic when the source creates it |
 //! | `batch.max.rows` | `5000` | rows per Kafka transaction (closed at the next binlog commit) |
 //! | `batch.max.ms` | `20` | longest a Kafka transaction stays open while events flow |
 //! | `heartbeat.interval.ms` | `5000` | server heartbeat; also how often an idle position is stored |
 //! | `read.timeout.ms` | `30000` | reconnect when nothing (not even a heartbeat) arrived for this long |
-//! | `topic.partitions` | `1` | partitions of topics the source creates |
+//! | `topic.creation.default.partitions` | `1` | partitions of the data topics the source creates (`-1`: the broker's `num.partitions`); `topic.partitions` is the older spelling |
+//! | `topic.creation.default.replication.factor` | `-1` (the broker's `default.replication.factor`) | replication factor of the data topics the source creates |
+//! | `topic.creation.default.<config>` | – | any topic config for the data topics the source creates, e.g. `topic.creation.default.min.insync.replicas = 2`, `compression.type`, `max.message.bytes`, `retention.ms` (read from the file, `${env:…}` / `${file:…}` references resolved; no `CDC_SOURCE_` override) |
+//! | `errors.tolerance` | `all` | a table that cannot be published (its topic refused, two tables on one topic, an incompatible schema, undecodable text): `all` skips that table alone (error log, `cdc_source_table_failures_total`) while the others keep flowing; `none` stops the source with the error |
 //! | `http.listen` | `127.0.0.1:18083` | address of `/metrics`, `/health`, `/ready`, `/status` and the Kafka Connect `/connectors` reads |
 //! | `http.failed.linger.ms` | `10000` | after a definite error, keep serving HTTP (state `FAILED` and the error) this long before exiting; SIGTERM ends it, `0` exits at once |
 //! | `log.format` | `text` | `text` or `json` |
 //! | `kafka.*` | `bootstrap.servers=127.0.0.1:9092` | passed to librdkafka |
+//!
+//! # Table patterns
+//! As Debezium's, each pattern of `table.include.list` / `table.exclude.list` is an anchored
+//! regex matched against `database.table`. A pattern with a `.` (escaped or not) is such a full
+//! pattern; one without is a table pattern in the URL's database (`orders` means `mydb\.orders`).
+//! So `ord.*` is a full pattern that matches tables of databases starting with `ord` — not
+//! `mydb.orders`; write `orders.*` or `mydb\.ord.*`. A pattern that matches no existing table is
+//! reported at start in a warning naming the pattern and the tables that exist.
+//!
+//! # Topic names
+//! A Kafka topic name holds only ASCII letters, digits, `.`, `_` and `-` (at most 249
+//! characters). As Debezium does, every other character of `topic.prefix` + table becomes `_`
+//! (`a;b` → `a_b`, `ünï` → `_n_`), and each renamed mapping is logged once. Two captured tables
+//! whose topics would be the same are refused at start with an error naming both (exclude one);
+//! a table created later that collides is a table failure (see `errors.tolerance`).
+//!
+//! # Topic creation
+//! The source creates its topics when it first writes to them, in Kafka Connect's spelling
+//! (KIP-158): `topic.creation.default.*` for the data topics and
+//! `offsets.topic.replication.factor` for the compacted offsets topic. Topics that exist already
+//! are used as they are. Preflight checks the settings with a validate-only creation (a
+//! replication factor above the broker count, an unknown config) and warns when the effective
+//! replication factor is 1 on a cluster of more brokers.
 
 use std::path::Path;
 use std::time::Duration;
@@ -53,7 +80,12 @@ const IGNORED: &[&str] = &[
     "dialect.name",
     "table.poll.interval.ms",
     "batch.max.rows.jdbc",
+    // Read from the connector config as a whole (see `topic_configs`), not as one field each.
+    "topic.creation.default.*",
 ];
+
+/// Prefix of the topic configs of the data topics (KIP-158).
+const TOPIC_CREATION_DEFAULT: &str = "topic.creation.default.";
 
 pub const SPEC: ConfigSpec = ConfigSpec {
     env_prefix: "CDC_SOURCE_",
@@ -73,6 +105,27 @@ pub enum SnapshotMode {
     Initial,
     Never,
     WhenNeeded,
+}
+
+/// What a table that cannot be published does (`errors.tolerance`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorTolerance {
+    /// Stop the source with the table's error.
+    None,
+    /// Skip the table alone; the other tables keep flowing.
+    All,
+}
+
+/// How the source creates a topic (KIP-158's `topic.creation.default.*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicCreation {
+    /// `-1`: the broker's `num.partitions`.
+    pub partitions: i32,
+    /// `-1`: the broker's `default.replication.factor`.
+    pub replication_factor: i32,
+    /// Topic configs, e.g. `min.insync.replicas` → `2`.
+    pub configs: std::collections::BTreeMap<String, String>,
 }
 
 /// The raw keys as written; [`SourceConfig::load`] turns them into a validated [`SourceConfig`].
@@ -126,8 +179,16 @@ struct Raw {
     heartbeat_interval_ms: u64,
     #[serde(rename = "read.timeout.ms", default = "d_read_timeout_ms")]
     read_timeout_ms: u64,
-    #[serde(rename = "topic.partitions", default = "d_partitions")]
-    topic_partitions: i32,
+    #[serde(rename = "topic.partitions")]
+    topic_partitions: Option<i32>,
+    #[serde(rename = "topic.creation.default.partitions")]
+    topic_creation_partitions: Option<i32>,
+    #[serde(rename = "topic.creation.default.replication.factor", default = "d_replication")]
+    topic_creation_replication_factor: i32,
+    #[serde(rename = "offsets.topic.replication.factor", default = "d_replication")]
+    offsets_topic_replication_factor: i32,
+    #[serde(rename = "errors.tolerance", default = "d_tolerance")]
+    errors_tolerance: ErrorTolerance,
     #[serde(rename = "http.listen", default = "d_http")]
     http_listen: String,
     #[serde(rename = "http.failed.linger.ms", default = "d_failed_linger_ms")]
@@ -169,6 +230,12 @@ fn d_read_timeout_ms() -> u64 {
 fn d_partitions() -> i32 {
     1
 }
+fn d_replication() -> i32 {
+    -1
+}
+fn d_tolerance() -> ErrorTolerance {
+    ErrorTolerance::All
+}
 fn d_http() -> String {
     "127.0.0.1:18083".into()
 }
@@ -202,7 +269,11 @@ pub struct SourceConfig {
     pub batch_max: Duration,
     pub heartbeat: Duration,
     pub read_timeout: Duration,
-    pub topic_partitions: i32,
+    /// How the data topics are created.
+    pub topic_creation: TopicCreation,
+    /// How the offsets topic is created (compacted, one partition).
+    pub offsets_topic_creation: TopicCreation,
+    pub errors_tolerance: ErrorTolerance,
     pub http_listen: String,
     /// How long HTTP keeps serving after a definite error (`http.failed.linger.ms`).
     pub http_failed_linger: Duration,
@@ -312,9 +383,28 @@ impl SourceConfig {
         if raw.read_timeout_ms <= raw.heartbeat_interval_ms {
             return Err(ConfigError::invalid("read.timeout.ms", "must be larger than heartbeat.interval.ms"));
         }
-        if raw.topic_partitions < 1 {
-            return Err(ConfigError::invalid("topic.partitions", "must be at least 1"));
+        let (partitions_key, partitions) = match (raw.topic_partitions, raw.topic_creation_partitions) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::invalid("topic.partitions", "is the older spelling of topic.creation.default.partitions; set only one of them"))
+            }
+            (Some(n), None) => ("topic.partitions", n),
+            (None, Some(n)) => ("topic.creation.default.partitions", n),
+            (None, None) => ("topic.creation.default.partitions", d_partitions()),
+        };
+        if partitions < 1 && partitions != -1 {
+            return Err(ConfigError::invalid(partitions_key, "must be at least 1, or -1 for the broker's num.partitions"));
         }
+        for (key, rf) in [
+            ("topic.creation.default.replication.factor", raw.topic_creation_replication_factor),
+            ("offsets.topic.replication.factor", raw.offsets_topic_replication_factor),
+        ] {
+            if rf < 1 && rf != -1 {
+                return Err(ConfigError::invalid(key, "must be at least 1, or -1 for the broker's default.replication.factor"));
+            }
+        }
+        let configs = topic_configs(&loaded.connect_config)?;
+        let mut ignored = loaded.ignored;
+        ignored.retain(|k| !k.starts_with(TOPIC_CREATION_DEFAULT));
         let name = raw
             .name
             .or(loaded.connector_name)
@@ -355,19 +445,29 @@ impl SourceConfig {
             batch_max: Duration::from_millis(raw.batch_max_ms),
             heartbeat: Duration::from_millis(raw.heartbeat_interval_ms),
             read_timeout: Duration::from_millis(raw.read_timeout_ms),
-            topic_partitions: raw.topic_partitions,
+            topic_creation: TopicCreation {
+                partitions,
+                replication_factor: raw.topic_creation_replication_factor,
+                configs,
+            },
+            offsets_topic_creation: TopicCreation {
+                partitions: 1,
+                replication_factor: raw.offsets_topic_replication_factor,
+                configs: [("cleanup.policy".to_string(), "compact".to_string())].into(),
+            },
+            errors_tolerance: raw.errors_tolerance,
             http_listen: raw.http_listen,
             http_failed_linger: Duration::from_millis(raw.http_failed_linger_ms),
             log_format: raw.log_format,
             kafka,
-            ignored: loaded.ignored,
+            ignored,
             connect_config: loaded.connect_config,
         })
     }
 
-    /// The topic of a table.
+    /// The topic of a table: `topic.prefix` + table, sanitised (see *Topic names*).
     pub fn topic(&self, table: &str) -> String {
-        format!("{}{}", self.topic_prefix, table)
+        crate::records::topic_name(&format!("{}{}", self.topic_prefix, table))
     }
 
     /// The options of a connection to the source server (always TCP).
@@ -387,6 +487,24 @@ pub(crate) fn registry_client(url: &str, keys: &RegistryKeys) -> Result<Registry
     Registry::connect(url, &access).map_err(|e| ConfigError::invalid("schema.registry.ssl.ca.location", e.to_string()))
 }
 
+/// The `topic.creation.default.<config>` keys other than partitions and replication factor.
+fn topic_configs(all: &std::collections::BTreeMap<String, String>) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
+    let mut configs = std::collections::BTreeMap::new();
+    for (key, value) in all {
+        let Some(config) = key.strip_prefix(TOPIC_CREATION_DEFAULT) else { continue };
+        if matches!(config, "partitions" | "replication.factor") {
+            continue;
+        }
+        if config.is_empty() || value.is_empty() {
+            return Err(ConfigError::invalid(key, "needs a topic config name and a value, e.g. topic.creation.default.min.insync.replicas = 2"));
+        }
+        // These keys come from the config as given: resolve `${env:…}` / `${file:…}` here.
+        let value = cdc_common::providers::resolve(value, &|n| std::env::var(n).ok()).map_err(|m| ConfigError::invalid(key, m))?;
+        configs.insert(config.to_string(), value);
+    }
+    Ok(configs)
+}
+
 fn valid_topic_part(s: &str) -> bool {
     s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
@@ -395,6 +513,8 @@ fn valid_topic_part(s: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct TableFilter {
     include: Vec<Regex>,
+    /// The include patterns as written, in the order of `include`.
+    include_text: Vec<String>,
     exclude: Vec<Regex>,
     /// Databases the include list can match (the URL's database, plus those named in patterns).
     pub databases: Vec<String>,
@@ -427,10 +547,21 @@ impl TableFilter {
                 })
                 .collect()
         };
+        let include_text = include.1.iter().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
         let include_re = compile(include, &mut databases)?;
         let mut unused = Vec::new();
         let exclude_re = compile(exclude, &mut unused)?;
-        Ok(TableFilter { include: include_re, exclude: exclude_re, databases })
+        Ok(TableFilter { include: include_re, include_text, exclude: exclude_re, databases })
+    }
+
+    /// The include patterns (as written) that match none of `tables` (`(database, table)`).
+    pub fn unmatched_includes<'a>(&'a self, tables: &[(String, String)]) -> Vec<&'a str> {
+        self.include
+            .iter()
+            .zip(&self.include_text)
+            .filter(|(re, _)| !tables.iter().any(|(db, t)| re.is_match(&format!("{db}.{t}"))))
+            .map(|(_, text)| text.as_str())
+            .collect()
     }
 
     /// Whether `db.table` is captured. With no include list, every table of the URL's database is.

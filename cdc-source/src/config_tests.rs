@@ -91,3 +91,61 @@ fn time_precision_mode_takes_debeziums_values() {
     let e = err(&format!("{base}\n\"time.precision.mode\" = \"adaptive\""));
     assert!(e.contains("time.precision.mode") && e.contains("adaptive_time_microseconds") && e.contains("connect"), "{e}");
 }
+
+const BASE: &str = r#"
+    "connection.url" = "mysql://cdc@127.0.0.1:13306/mydb"
+    format = "json"
+"#;
+
+#[test]
+fn topic_creation_keys_in_connect_spelling() {
+    let text = format!(
+        "{BASE}\"topic.creation.default.replication.factor\" = 3\n\"topic.creation.default.partitions\" = 6\n\
+         \"topic.creation.default.min.insync.replicas\" = 2\n\"topic.creation.default.compression.type\" = \"lz4\"\n\
+         \"offsets.topic.replication.factor\" = 3\n\"errors.tolerance\" = \"none\"\n"
+    );
+    let c = SourceConfig::from_str(&text, &[]).expect("config");
+    assert_eq!(c.topic_creation.partitions, 6);
+    assert_eq!(c.topic_creation.replication_factor, 3);
+    assert_eq!(
+        c.topic_creation.configs,
+        [("compression.type".to_string(), "lz4".to_string()), ("min.insync.replicas".to_string(), "2".to_string())].into()
+    );
+    assert_eq!(c.offsets_topic_creation.replication_factor, 3);
+    assert_eq!(c.offsets_topic_creation.configs.get("cleanup.policy").map(String::as_str), Some("compact"));
+    assert_eq!(c.errors_tolerance, ErrorTolerance::None);
+    assert!(c.ignored.is_empty(), "topic configs are not reported as ignored: {:?}", c.ignored);
+}
+
+#[test]
+fn topic_creation_defaults_and_the_older_partitions_key() {
+    let c = SourceConfig::from_str(BASE, &[]).expect("config");
+    assert_eq!(c.topic_creation, TopicCreation { partitions: 1, replication_factor: -1, configs: Default::default() });
+    assert_eq!(c.offsets_topic_creation.replication_factor, -1);
+    assert_eq!(c.errors_tolerance, ErrorTolerance::All);
+    let c = SourceConfig::from_str(&format!("{BASE}\"topic.partitions\" = 4\n"), &[]).expect("config");
+    assert_eq!(c.topic_creation.partitions, 4);
+    let e = SourceConfig::from_str(&format!("{BASE}\"topic.partitions\" = 4\n\"topic.creation.default.partitions\" = 2\n"), &[])
+        .expect_err("both spellings");
+    assert!(e.to_string().contains("topic.partitions"), "{e}");
+    let e = SourceConfig::from_str(&format!("{BASE}\"topic.creation.default.replication.factor\" = 0\n"), &[]).expect_err("rf 0");
+    assert!(e.to_string().contains("topic.creation.default.replication.factor"), "{e}");
+    let e = SourceConfig::from_str(&format!("{BASE}\"offsets.topic.replication.factor\" = -2\n"), &[]).expect_err("rf -2");
+    assert!(e.to_string().contains("offsets.topic.replication.factor"), "{e}");
+}
+
+#[test]
+fn topics_of_tables_with_illegal_names_are_sanitised() {
+    let c = SourceConfig::from_str(BASE, &[]).expect("config");
+    assert_eq!(c.topic("h1_back`tick"), "my_topic_h1_back_tick");
+    assert_eq!(c.topic("h4_ünïcödé_表"), "my_topic_h4__n_c_d___");
+}
+
+#[test]
+fn include_patterns_that_match_no_table_are_named() {
+    let text = format!("{BASE}\"table.include.list\" = \"ord.*,users,mydb\\\\.items_.*\"\n");
+    let c = SourceConfig::from_str(&text, &[]).expect("config");
+    let existing = [("mydb".to_string(), "orders".to_string()), ("mydb".to_string(), "users".to_string())];
+    assert_eq!(c.tables.unmatched_includes(&existing), vec!["ord.*", "mydb\\.items_.*"]);
+    assert!(c.tables.unmatched_includes(&[("ordersdb".into(), "x".into()), ("mydb".into(), "users".into()), ("mydb".into(), "items_1".into())]).is_empty());
+}

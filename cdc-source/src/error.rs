@@ -91,8 +91,9 @@ pub enum SourceError {
         timeout.as_millis()
     )]
     TransactionTimeoutRefused { timeout: Duration, #[source] error: KafkaError },
-    /// The broker did not create a topic: transient.
-    #[error("cannot create topic {topic}: {code}")]
+    /// The broker did not create a topic: transient unless the refusal lasts
+    /// ([`crate::offsets::refused_for_good`]).
+    #[error("cannot create topic {topic}: {code} ({})", crate::offsets::refusal_hint(*code))]
     TopicNotCreated { topic: String, code: RDKafkaErrorCode },
     /// A topic just created is not in the metadata yet: transient.
     #[error("topic {topic} has no partitions in the broker metadata yet")]
@@ -133,6 +134,7 @@ impl SourceError {
         match self {
             E::Mysql { error, .. } => is_transient_mysql(error),
             E::BinlogRefused { error, .. } => dump_refusal(error).is_none(),
+            E::TopicNotCreated { code, .. } => !crate::offsets::refused_for_good(*code),
             E::Encode { error, .. } => error.is_transient(),
             E::DumpRequest { .. }
             | E::StreamBroke { .. }
@@ -142,7 +144,6 @@ impl SourceError {
             | E::Kafka { .. }
             | E::KafkaFatal(_)
             | E::NotDelivered(_)
-            | E::TopicNotCreated { .. }
             | E::NoPartitionsYet { .. }
             | E::OffsetsReadTimeout { .. }
             | E::Task { .. }

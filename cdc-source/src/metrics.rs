@@ -15,7 +15,7 @@
 //! | `cdc_source_reconnects_total` | counter | – binlog reconnects |
 //! | `cdc_source_errors_total` | counter | `class` (`transient`, `definite`) |
 //! | `cdc_source_schema_changes_total` | counter | `table` — new table schemas seen mid-stream |
-//! | `cdc_source_table_failures_total` | counter | `table` — tables skipped after an error of their own (undecodable text) |
+//! | `cdc_source_table_failures_total` | counter | `table` — tables skipped after an error of their own (undecodable text, a topic the broker refuses, a topic another table holds, a schema the registry refuses) |
 //! | `cdc_source_binlog_groups_discarded_total` | counter | `reason` (`rollback`, `xa_prepare`) — binlog groups that ended without committing, nothing published |
 //! | `cdc_source_table_ddl_total` | counter | `table`, `ddl` (`truncate`, `rename_away`, `rename_in`, `rename`, `drop`) — table DDL acted on |
 

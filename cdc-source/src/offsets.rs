@@ -18,6 +18,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
+use crate::config::TopicCreation;
 use crate::error::SourceError;
 use crate::position::{FilePos, GtidPosition};
 
@@ -151,39 +152,83 @@ pub(crate) fn kafka_config(kafka: &BTreeMap<String, String>) -> ClientConfig {
     cfg
 }
 
-/// Creates `topics` that do not exist yet (`compact` ones with `cleanup.policy=compact`).
-pub async fn ensure_topics(
+/// Creates `topic` unless it exists, with `creation`'s partitions, replication factor and configs.
+/// A refusal is [`SourceError::TopicNotCreated`]; [`refused_for_good`] tells whether retrying can
+/// change it.
+pub async fn ensure_topic(kafka: &BTreeMap<String, String>, topic: &str, creation: &TopicCreation) -> Result<(), SourceError> {
+    match create_topic(kafka, topic, creation, false).await? {
+        None | Some(RDKafkaErrorCode::TopicAlreadyExists) => Ok(()),
+        Some(code) => Err(SourceError::TopicNotCreated { topic: topic.to_string(), code }),
+    }
+}
+
+/// Creates `topics` — (name, partitions, compacted) — that do not exist yet, with the broker's
+/// default replication factor (what the benchmarks use).
+pub async fn ensure_topics(kafka: &BTreeMap<String, String>, topics: &[(String, i32, bool)]) -> Result<(), SourceError> {
+    for (name, partitions, compact) in topics {
+        let configs = if *compact { [("cleanup.policy".to_string(), "compact".to_string())].into() } else { BTreeMap::new() };
+        ensure_topic(kafka, name, &TopicCreation { partitions: *partitions, replication_factor: -1, configs }).await?;
+    }
+    Ok(())
+}
+
+/// Asks the broker to validate the creation of `topic` without creating it (preflight): `None`
+/// when it would be created (or exists), else the broker's refusal.
+pub async fn validate_topic(kafka: &BTreeMap<String, String>, topic: &str, creation: &TopicCreation) -> Result<Option<RDKafkaErrorCode>, SourceError> {
+    Ok(create_topic(kafka, topic, creation, true).await?.filter(|c| *c != RDKafkaErrorCode::TopicAlreadyExists))
+}
+
+async fn create_topic(
     kafka: &BTreeMap<String, String>,
-    topics: &[(String, i32, bool)],
-) -> Result<(), SourceError> {
+    topic: &str,
+    creation: &TopicCreation,
+    validate_only: bool,
+) -> Result<Option<RDKafkaErrorCode>, SourceError> {
     let admin: AdminClient<DefaultClientContext> = kafka_config(kafka)
         .create()
         .map_err(|error| SourceError::KafkaConfig { what: "settings", error })?;
-    let new: Vec<NewTopic> = topics
-        .iter()
-        .map(|(name, partitions, compact)| {
-            let t = NewTopic::new(name, *partitions, TopicReplication::Fixed(-1));
-            if *compact {
-                t.set("cleanup.policy", "compact")
-            } else {
-                t
-            }
-        })
-        .collect();
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = admin
-        .create_topics(new.iter(), &opts)
-        .await
-        .map_err(|error| SourceError::Kafka { context: "cannot create topics".into(), error })?;
-    for r in results {
-        match r {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => {
-                return Err(SourceError::TopicNotCreated { topic, code });
-            }
-        }
+    let mut new = NewTopic::new(topic, creation.partitions, TopicReplication::Fixed(creation.replication_factor));
+    for (key, value) in &creation.configs {
+        new = new.set(key, value);
     }
-    Ok(())
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))).validate_only(validate_only);
+    let results = admin
+        .create_topics([&new], &opts)
+        .await
+        .map_err(|error| SourceError::Kafka { context: format!("cannot create topic {topic}"), error })?;
+    Ok(results.into_iter().find_map(|r| r.err()).map(|(_, code)| code))
+}
+
+/// Whether a topic creation refused with `code` stays refused however often it is retried: the
+/// name, the ACLs, a policy or a config value. A replication factor above the brokers alive, or a
+/// broker or controller away, may pass.
+pub fn refused_for_good(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::InvalidTopic
+            | C::TopicAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+            | C::PolicyViolation
+            | C::InvalidConfig
+            | C::InvalidPartitions
+            | C::InvalidReplicaAssignment
+            | C::InvalidRequest
+    )
+}
+
+/// What to check for a refusal with `code`.
+pub fn refusal_hint(code: RDKafkaErrorCode) -> &'static str {
+    use RDKafkaErrorCode as C;
+    match code {
+        C::InvalidTopic => "the name is illegal, longer than 249 characters, or collides with an existing topic that differs only in `.` versus `_`",
+        C::TopicAuthorizationFailed | C::ClusterAuthorizationFailed => "the source's Kafka principal may not create this topic; grant CREATE on it or create the topic beforehand",
+        C::PolicyViolation => "the broker's create.topic.policy refuses it; create the topic beforehand",
+        C::InvalidConfig => "a topic.creation.default.* config is unknown or has a value the broker refuses",
+        C::InvalidPartitions => "check topic.creation.default.partitions",
+        C::InvalidReplicationFactor => "topic.creation.default.replication.factor (or offsets.topic.replication.factor) is above the number of brokers",
+        _ => "see the broker's log",
+    }
 }
 
 /// A client context that does not log the end-of-partition signal the offset reader waits for.
@@ -282,6 +327,20 @@ fn load_last_blocking(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_topic_is_retried_only_when_retrying_can_change_it() {
+        use RDKafkaErrorCode as C;
+        let error = |code| SourceError::TopicNotCreated { topic: "t".into(), code };
+        for code in [C::InvalidTopic, C::TopicAuthorizationFailed, C::PolicyViolation, C::InvalidConfig] {
+            assert!(!error(code).is_transient(), "{code:?}");
+        }
+        for code in [C::RequestTimedOut, C::NotController, C::InvalidReplicationFactor, C::BrokerNotAvailable] {
+            assert!(error(code).is_transient(), "{code:?}");
+        }
+        let text = error(C::InvalidTopic).to_string();
+        assert!(text.contains("collides with an existing topic"), "{text}");
+    }
 
     #[test]
     fn records_of_earlier_versions_read_as_a_finished_position() {

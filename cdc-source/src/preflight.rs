@@ -1,10 +1,14 @@
 //! Checks made before any work, each failure naming the setting and the fix: the server's binlog
-//! settings, the account's grants, the server id, Kafka and the registry.
+//! settings, the account's grants, the server id, Kafka, the topic settings, the captured tables'
+//! topics and the registry. Warnings (the start goes on): an include pattern that matches no
+//! table, a replication factor of 1 on a cluster of more brokers.
 
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
 
 use crate::config::{Format, SourceConfig};
 use crate::error::SourceError;
@@ -143,6 +147,136 @@ pub async fn check_kafka(cfg: &SourceConfig) -> Result<(), SourceError> {
         .await
         .map_err(|e| SourceError::preflight_on(e.to_string(), e))?
         .map_err(|e| fail(e.message))
+}
+
+/// Two captured tables whose topics would be the same are refused, naming both.
+pub fn check_topic_collisions(cfg: &SourceConfig, tables: &[(String, String)]) -> Result<(), SourceError> {
+    let mut by_topic: std::collections::BTreeMap<String, &(String, String)> = std::collections::BTreeMap::new();
+    for t in tables {
+        let topic = cfg.topic(&t.1);
+        if let Some(other) = by_topic.insert(topic.clone(), t) {
+            return Err(fail(format!(
+                "tables {}.{} and {}.{} would both publish to topic {topic} (topic names replace characters outside [a-zA-Z0-9._-] by `_`, and do not hold the database); exclude one of them with table.exclude.list, or rename one",
+                other.0, other.1, t.0, t.1
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Warns about each `table.include.list` pattern that matches no existing table, naming the
+/// tables that exist (patterns match `database.table`).
+pub async fn warn_unmatched_includes(conn: &mut Conn, cfg: &SourceConfig) -> Result<(), SourceError> {
+    let all: Vec<(String, String)> = conn
+        .query(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' \
+             AND table_schema NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') ORDER BY table_schema, table_name",
+        )
+        .await
+        .map_err(SourceError::mysql("list the tables"))?;
+    let unmatched = cfg.tables.unmatched_includes(&all);
+    if unmatched.is_empty() {
+        return Ok(());
+    }
+    // The tables of the databases the patterns are about (the URL's, and those they name).
+    const SHOWN: usize = 30;
+    let near: Vec<String> = all.iter().filter(|(d, _)| cfg.tables.databases.contains(d)).map(|(d, t)| format!("{d}.{t}")).collect();
+    let mut existing: Vec<String> = near.iter().take(SHOWN).cloned().collect();
+    if near.len() > SHOWN {
+        existing.push(format!("… ({} more)", near.len() - SHOWN));
+    }
+    if existing.is_empty() {
+        existing.push(format!("none in database {}", cfg.database));
+    }
+    for pattern in unmatched {
+        tracing::warn!(
+            pattern = %pattern,
+            existing = %existing.join(", "),
+            "table.include.list pattern matches no table: patterns are regexes matched against `database.table` (a pattern without a `.` means a table of the connection.url database, `{}`); nothing is captured for it until a matching table is created",
+            cfg.database
+        );
+    }
+    Ok(())
+}
+
+/// The topic settings are ones the broker accepts (validate-only creations of a data topic and
+/// the offsets topic); warns when the effective replication factor is 1 on a cluster of more
+/// brokers.
+pub async fn check_topic_settings(cfg: &SourceConfig) -> Result<(), SourceError> {
+    let broker_ids = brokers(&cfg.kafka).await?;
+    let brokers = broker_ids.len();
+    let probe = format!("{}cdc_preflight_probe", cfg.topic_prefix);
+    for (what, topic, creation, rf_key) in [
+        ("data topics", probe.as_str(), &cfg.topic_creation, "topic.creation.default.replication.factor"),
+        ("offsets topic", cfg.offsets_topic.as_str(), &cfg.offsets_topic_creation, "offsets.topic.replication.factor"),
+    ] {
+        match crate::offsets::validate_topic(&cfg.kafka, topic, creation).await? {
+            None => {}
+            Some(RDKafkaErrorCode::InvalidReplicationFactor) => {
+                return Err(fail(format!(
+                    "{rf_key}={} but the Kafka cluster has {brokers} broker(s): the broker refuses to create the {what} (InvalidReplicationFactor); set {rf_key} to at most {brokers}, or -1 for the broker's default.replication.factor",
+                    creation.replication_factor
+                )))
+            }
+            // Settings refused whatever the name; a denied CREATE or a policy may be meant for
+            // topics created beforehand, so those only warn.
+            Some(code @ (RDKafkaErrorCode::InvalidConfig | RDKafkaErrorCode::InvalidPartitions | RDKafkaErrorCode::InvalidRequest)) => {
+                let keys: Vec<String> = creation.configs.iter().map(|(k, v)| format!("topic.creation.default.{k}={v}")).collect();
+                return Err(fail(format!(
+                    "the broker refuses to create the {what} ({code}): {}; the settings are partitions={}, replication factor={}{}{}",
+                    crate::offsets::refusal_hint(code),
+                    creation.partitions,
+                    creation.replication_factor,
+                    if keys.is_empty() { "" } else { ", " },
+                    keys.join(", ")
+                )));
+            }
+            Some(code) => tracing::warn!(
+                %code,
+                what,
+                hint = crate::offsets::refusal_hint(code),
+                "the broker did not validate the topic settings; topics that do not exist yet are created when first written, and a table whose topic is refused then fails alone"
+            ),
+        }
+        let rf = match creation.replication_factor {
+            -1 => match broker_ids.first() {
+                Some(id) => default_replication_factor(&cfg.kafka, *id).await,
+                None => None,
+            },
+            n => Some(n),
+        };
+        if rf == Some(1) && brokers > 1 {
+            tracing::warn!(
+                what,
+                brokers,
+                key = rf_key,
+                "the {what} are created with replication factor 1 on a cluster of {brokers} brokers: losing one broker loses their data; set {rf_key} (e.g. 3, with topic.creation.default.min.insync.replicas=2)"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The ids of the brokers the cluster metadata lists.
+async fn brokers(kafka: &std::collections::BTreeMap<String, String>) -> Result<Vec<i32>, SourceError> {
+    let consumer: BaseConsumer = crate::offsets::kafka_config(kafka)
+        .create()
+        .map_err(|error| SourceError::KafkaConfig { what: "settings", error })?;
+    tokio::task::spawn_blocking(move || consumer.fetch_metadata(None, Duration::from_secs(10)).map(|m| m.brokers().iter().map(|b| b.id()).collect()))
+        .await
+        .map_err(|error| SourceError::Task { context: "metadata request interrupted", error })?
+        .map_err(|error| SourceError::Kafka { context: "cannot read the cluster metadata".into(), error })
+}
+
+/// The `default.replication.factor` of a broker (None when it cannot be read, e.g. without
+/// DESCRIBE_CONFIGS permission).
+async fn default_replication_factor(kafka: &std::collections::BTreeMap<String, String>, broker: i32) -> Option<i32> {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = crate::offsets::kafka_config(kafka).create().ok()?;
+    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let results = admin.describe_configs([&ResourceSpecifier::Broker(broker)], &opts).await.ok()?;
+    let resource = results.into_iter().next()?.ok()?;
+    resource.get("default.replication.factor")?.value.as_deref()?.parse().ok()
 }
 
 /// The registry answers (only with `format=avro`).

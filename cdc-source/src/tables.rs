@@ -66,6 +66,13 @@ pub fn no_primary_key(db: &str, table: &str) -> SourceError {
     ))
 }
 
+/// Logs and counts the failure of one table (`shown` is `db.table`, `label` the metric's table):
+/// the one place a table failure is reported, whatever its cause.
+pub fn report_table_failure(metrics: &SourceMetrics, shown: &str, label: &str, error: &str) {
+    tracing::error!(table = %shown, error, "table skipped until the source restarts; the other tables keep flowing; fix the table or exclude it with table.exclude.list, then snapshot it again");
+    metrics.table_failures.get_or_create(&TableLabel { table: label.to_string() }).inc();
+}
+
 /// Table-map cache: table id → captured table (or not captured), and name → latest schema.
 #[derive(Debug, Default)]
 pub struct Tables {
@@ -104,8 +111,7 @@ impl Tables {
     /// Skips table `db`.`table` from now on after `error`, a definite error of its own: logs it,
     /// counts it, and lets the other tables go on.
     pub fn fail(&mut self, metrics: &SourceMetrics, db: &str, table: &str, error: &str) {
-        tracing::error!(table = %format!("{db}.{table}"), error, "table skipped until the source restarts; the other tables keep flowing; fix the table or exclude it with table.exclude.list, then snapshot it again");
-        metrics.table_failures.get_or_create(&TableLabel { table: table.to_string() }).inc();
+        report_table_failure(metrics, &format!("{db}.{table}"), table, error);
         self.by_id.retain(|_, t| t.as_ref().is_none_or(|t| t.schema.database != db || t.schema.table != table));
         self.failed.insert((db.to_string(), table.to_string()));
     }
@@ -193,6 +199,9 @@ impl Tables {
                     c.name,
                     c.column_type.collation().map_or_else(String::new, |k| k.name()),
                 );
+                if cfg.errors_tolerance == crate::config::ErrorTolerance::None {
+                    return Err(SourceError::Definite(format!("{error} (errors.tolerance=none stops the source on a table that cannot be published)")));
+                }
                 self.fail(metrics, &db, &name, &error);
                 self.by_id.insert(table_id, None);
                 return Ok(None);

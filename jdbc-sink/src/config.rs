@@ -23,6 +23,7 @@
 //! | `retry.backoff.ms` | `100` | first delay when retrying a transient error (doubles up to 30 s, retried forever) |
 //! | `errors.tolerance` | `none` | `none`: stop on a record that can never be applied; `all`: send it to the DLQ |
 //! | `errors.deadletterqueue.topic.name` | – | DLQ topic, required with `errors.tolerance=all` |
+//! | `errors.deadletterqueue.topic.replication.factor` | `-1` (the broker's `default.replication.factor`; Connect's default is 3) | replication factor of the DLQ topic, which the sink creates at start when it does not exist |
 //! | `schema.registry.url` | – | registry for Avro records (`value.converter.schema.registry.url` is read too); `user:password@` in it is sent as basic auth and never shown |
 //! | `basic.auth.credentials.source`, `basic.auth.user.info`, `schema.registry.ssl.ca.location` | – | registry basic auth and PEM CA, also under `schema.registry.` / `value.converter.` (see cdc-common's `config` module) |
 //! | `offsets.table.name` | `cdc_sink_offsets` | table in the mirror database holding the applied offsets |
@@ -51,7 +52,6 @@ pub const IGNORED_KEYS: &[&str] = &[
     "connection.attempts",
     "connection.backoff.ms",
     "errors.deadletterqueue.context.headers.enable",
-    "errors.deadletterqueue.topic.replication.factor",
     "errors.retry.timeout",
     "errors.retry.delay.max.ms",
     "consumer.override.*",
@@ -140,6 +140,8 @@ struct RawConfig {
     errors_tolerance: Tolerance,
     #[serde(rename = "errors.deadletterqueue.topic.name")]
     dlq_topic: Option<String>,
+    #[serde(rename = "errors.deadletterqueue.topic.replication.factor", default = "default_dlq_replication")]
+    dlq_replication_factor: i32,
     #[serde(rename = "schema.registry.url")]
     registry_url: Option<String>,
     #[serde(rename = "value.converter.schema.registry.url")]
@@ -175,6 +177,10 @@ fn default_flush_ms() -> u64 {
 fn default_retry_ms() -> u64 {
     100
 }
+fn default_dlq_replication() -> i32 {
+    -1
+}
+
 fn default_tolerance() -> Tolerance {
     Tolerance::None
 }
@@ -220,6 +226,8 @@ pub struct Settings {
     pub retry_backoff: Duration,
     pub tolerance: Tolerance,
     pub dlq_topic: Option<String>,
+    /// Replication factor of the DLQ topic when the sink creates it (`-1`: the broker's default).
+    pub dlq_replication_factor: i32,
     /// The registry URL without credentials (safe to print).
     pub registry_url: Option<String>,
     /// The registry client with its CA and basic auth (set when a registry URL is).
@@ -345,6 +353,12 @@ impl Settings {
         if raw.flush_interval_ms == 0 {
             return Err(invalid("flush.interval.ms", "must be at least 1"));
         }
+        if raw.dlq_replication_factor < 1 && raw.dlq_replication_factor != -1 {
+            return Err(invalid(
+                "errors.deadletterqueue.topic.replication.factor",
+                "must be at least 1, or -1 for the broker's default.replication.factor",
+            ));
+        }
         if raw.errors_tolerance == Tolerance::All && raw.dlq_topic.is_none() {
             return Err(invalid(
                 "errors.deadletterqueue.topic.name",
@@ -387,6 +401,7 @@ impl Settings {
             retry_backoff: Duration::from_millis(raw.retry_backoff_ms),
             tolerance: raw.errors_tolerance,
             dlq_topic: raw.dlq_topic,
+            dlq_replication_factor: raw.dlq_replication_factor,
             registry_url: registry.as_ref().map(|r| r.url().to_string()),
             registry,
             offsets_table: raw.offsets_table,

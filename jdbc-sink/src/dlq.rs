@@ -9,6 +9,11 @@
 //! Delivery to the DLQ is awaited **before** the batch that skips the record commits, so a record
 //! is never both skipped and missing from the DLQ; after a crash between the two it may appear in
 //! the DLQ twice (at-least-once).
+//!
+//! The sink creates the DLQ topic at start when it does not exist (one partition, replication
+//! factor `errors.deadletterqueue.topic.replication.factor`, `-1` for the broker's default); a
+//! topic that exists is used as it is. A refusal that retrying cannot change (a replication factor
+//! above the number of brokers, a denied ACL) stops the sink naming the key.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -31,6 +36,8 @@ pub struct DeadLetter {
 /// Producer of the DLQ topic.
 pub struct DeadLetterQueue {
     topic: String,
+    replication_factor: i32,
+    kafka: BTreeMap<String, String>,
     producer: FutureProducer,
 }
 
@@ -62,6 +69,7 @@ pub fn connection_settings(kafka: &BTreeMap<String, String>) -> ClientConfig {
 impl DeadLetterQueue {
     pub fn new(
         topic: &str,
+        replication_factor: i32,
         kafka: &BTreeMap<String, String>,
     ) -> Result<DeadLetterQueue, SinkError> {
         let producer = connection_settings(kafka)
@@ -74,8 +82,49 @@ impl DeadLetterQueue {
             })?;
         Ok(DeadLetterQueue {
             topic: topic.to_string(),
+            replication_factor,
+            kafka: kafka.clone(),
             producer,
         })
+    }
+
+    /// Creates the DLQ topic unless it exists (see the module docs).
+    pub async fn ensure_topic(&self) -> Result<(), SinkError> {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        use rdkafka::error::RDKafkaErrorCode as C;
+        let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+            connection_settings(&self.kafka).create().map_err(|e| {
+                SinkError::Fatal(format!("cannot create the dead letter queue admin client: {e}"))
+            })?;
+        let new = NewTopic::new(
+            &self.topic,
+            1,
+            TopicReplication::Fixed(self.replication_factor),
+        );
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        let results = admin.create_topics([&new], &opts).await.map_err(|e| {
+            SinkError::transient(
+                class::KAFKA,
+                format!("cannot create the dead letter queue topic {}: {e}", self.topic),
+            )
+        })?;
+        match results.into_iter().find_map(|r| r.err()).map(|(_, code)| code) {
+            None | Some(C::TopicAlreadyExists) => Ok(()),
+            Some(C::InvalidReplicationFactor) => Err(SinkError::Fatal(format!(
+                "cannot create the dead letter queue topic {}: errors.deadletterqueue.topic.replication.factor={} is more than the Kafka cluster's brokers (InvalidReplicationFactor); lower it, or set -1 for the broker's default.replication.factor",
+                self.topic, self.replication_factor
+            ))),
+            Some(code @ (C::InvalidTopic | C::TopicAuthorizationFailed | C::ClusterAuthorizationFailed | C::PolicyViolation | C::InvalidConfig)) => {
+                Err(SinkError::Fatal(format!(
+                    "cannot create the dead letter queue topic {} ({code}); check errors.deadletterqueue.topic.name and the sink's Kafka permissions, or create the topic beforehand",
+                    self.topic
+                )))
+            }
+            Some(code) => Err(SinkError::transient(
+                class::KAFKA,
+                format!("cannot create the dead letter queue topic {}: {code}", self.topic),
+            )),
+        }
     }
 
     pub fn topic(&self) -> &str {

@@ -1,6 +1,11 @@
 //! SQL identifiers that come from topic and field names. Every one is validated and then quoted
 //! with backticks; since a valid identifier contains no backtick, quoting cannot be escaped and a
 //! hostile topic or field name cannot inject SQL.
+//!
+//! A mirror table name from `table.name.format` longer than MariaDB's 64 characters (a topic of a
+//! long source table name plus a prefix) is shortened to its first 55 characters, `_` and 8 hex
+//! digits of a hash of the whole name (FNV-1a, folded to 32 bits), so it stays distinct and the
+//! same on every run; the mapping is logged once per process.
 
 use std::fmt;
 
@@ -79,10 +84,35 @@ impl TableNameFormat {
         Ok(TableNameFormat(format.to_string()))
     }
 
-    /// The table for `topic`, validated.
+    /// The table for `topic`, validated; shortened when longer than 64 characters (see the
+    /// module docs).
     pub fn table_for(&self, topic: &str) -> Result<Ident, IdentError> {
-        Ident::new(&self.0.replace("${topic}", topic))
+        let name = self.0.replace("${topic}", topic);
+        if name.chars().count() <= MAX_IDENTIFIER_LEN {
+            return Ident::new(&name);
+        }
+        let short = shortened(&name);
+        let ident = Ident::new(&short)?;
+        static LOGGED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+        let mut logged = LOGGED.lock().unwrap_or_else(|e| e.into_inner());
+        if !logged.contains(&name) {
+            tracing::warn!(topic, table = %short, "mirror table name from table.name.format is longer than 64 characters: shortened with a hash of the whole name");
+            logged.push(name);
+        }
+        Ok(ident)
     }
+}
+
+/// `name` cut to 55 characters, `_` and the 8 hex digits of its hash: 64 characters.
+fn shortened(name: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    let folded = (hash >> 32) as u32 ^ hash as u32;
+    let head: String = name.chars().take(MAX_IDENTIFIER_LEN - 9).collect();
+    format!("{head}_{folded:08x}")
 }
 
 #[cfg(test)]
@@ -124,5 +154,20 @@ mod tests {
         assert_eq!(f.table_for("users").unwrap().as_str(), "mirror_users");
         assert!(TableNameFormat::parse("${kafka}").is_err());
         assert!(f.table_for("a`b").is_err());
+    }
+
+    #[test]
+    fn long_table_names_are_shortened_distinctly_and_stably() {
+        let f = TableNameFormat::parse("${topic}").unwrap();
+        let a = f.table_for(&format!("my_topic_{}", "a".repeat(64))).unwrap();
+        let b = f.table_for(&format!("my_topic_{}b", "a".repeat(63))).unwrap();
+        assert_eq!(a.as_str().chars().count(), 64);
+        assert!(a.as_str().starts_with("my_topic_aaaa"), "{a}");
+        assert_ne!(a, b);
+        assert_eq!(a, f.table_for(&format!("my_topic_{}", "a".repeat(64))).unwrap());
+        assert_eq!(shortened(&"x".repeat(70)), format!("{}_{}", "x".repeat(55), &shortened(&"x".repeat(70))[56..]));
+        assert_eq!(f.table_for(&"y".repeat(64)).unwrap().as_str(), "y".repeat(64), "64 characters stay");
+        // Unicode counts in characters, as MariaDB does.
+        assert_eq!(f.table_for(&"é".repeat(80)).unwrap().as_str().chars().count(), 64);
     }
 }

@@ -94,6 +94,21 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     tracing::info!(address = %http.local_addr, "HTTP endpoints listening");
     let linger = settings.http_failed_linger;
     let result = match kafka_usable(&settings).await.and_then(|()| build(settings, metrics, status.clone(), shutdown.clone())) {
+        // A broker away now is no reason to stop: the first dead letter waits for it anyway.
+        Ok(sink) => match &sink.dlq {
+            Some(dlq) => match dlq.ensure_topic().await {
+                Err(SinkError::Transient { message, .. }) => {
+                    tracing::warn!(error = %message, "dead letter queue topic not created at start");
+                    Ok(())
+                }
+                other => other,
+            },
+            None => Ok(()),
+        }
+        .map(|()| sink),
+        Err(e) => Err(e),
+    };
+    let result = match result {
         Ok(sink) => sink.run().await,
         Err(e) => Err(e),
     };
@@ -142,7 +157,11 @@ pub fn build(
     let consumer = consumer::subscribe(&settings, metrics.clone(), status.clone())?;
     let dlq = match (&settings.tolerance, &settings.dlq_topic) {
         (config::Tolerance::All, Some(topic)) => {
-            Some(dlq::DeadLetterQueue::new(topic, &settings.kafka)?)
+            Some(dlq::DeadLetterQueue::new(
+                topic,
+                settings.dlq_replication_factor,
+                &settings.kafka,
+            )?)
         }
         _ => None,
     };
