@@ -25,7 +25,8 @@
 //! | `batch.max.rows` | `5000` | rows per Kafka transaction (closed at the next binlog commit) |
 //! | `batch.max.ms` | `20` | longest a Kafka transaction stays open while events flow |
 //! | `heartbeat.interval.ms` | `5000` | server heartbeat; also how often an idle position is stored |
-//! | `read.timeout.ms` | `30000` | reconnect when nothing (not even a heartbeat) arrived for this long |
+//! | `read.timeout.ms` | 2 × `heartbeat.interval.ms` | reconnect (with backoff) when nothing, not even a heartbeat, arrived for this long; also when `/ready` turns 503 as stalled |
+//! | `connect.timeout.ms` | `10000` | longest opening a connection to the source server may take (TCP, handshake, session set-up, dump request); then retried with backoff. Every connection also has TCP keepalive (cdc-common's `url` module) |
 //! | `topic.partitions` | `1` | partitions of topics the source creates |
 //! | `http.listen` | `127.0.0.1:18083` | address of `/metrics`, `/health`, `/ready`, `/status` and the Kafka Connect `/connectors` reads |
 //! | `http.failed.linger.ms` | `10000` | after a definite error, keep serving HTTP (state `FAILED` and the error) this long before exiting; SIGTERM ends it, `0` exits at once |
@@ -124,8 +125,10 @@ struct Raw {
     batch_max_ms: u64,
     #[serde(rename = "heartbeat.interval.ms", default = "d_heartbeat_ms")]
     heartbeat_interval_ms: u64,
-    #[serde(rename = "read.timeout.ms", default = "d_read_timeout_ms")]
-    read_timeout_ms: u64,
+    #[serde(rename = "read.timeout.ms")]
+    read_timeout_ms: Option<u64>,
+    #[serde(rename = "connect.timeout.ms", default = "d_connect_timeout_ms")]
+    connect_timeout_ms: u64,
     #[serde(rename = "topic.partitions", default = "d_partitions")]
     topic_partitions: i32,
     #[serde(rename = "http.listen", default = "d_http")]
@@ -163,8 +166,8 @@ fn d_batch_ms() -> u64 {
 fn d_heartbeat_ms() -> u64 {
     5000
 }
-fn d_read_timeout_ms() -> u64 {
-    30_000
+fn d_connect_timeout_ms() -> u64 {
+    10_000
 }
 fn d_partitions() -> i32 {
     1
@@ -202,6 +205,7 @@ pub struct SourceConfig {
     pub batch_max: Duration,
     pub heartbeat: Duration,
     pub read_timeout: Duration,
+    pub connect_timeout: Duration,
     pub topic_partitions: i32,
     pub http_listen: String,
     /// How long HTTP keeps serving after a definite error (`http.failed.linger.ms`).
@@ -307,8 +311,12 @@ impl SourceConfig {
         if raw.heartbeat_interval_ms < 100 {
             return Err(ConfigError::invalid("heartbeat.interval.ms", "must be at least 100"));
         }
-        if raw.read_timeout_ms <= raw.heartbeat_interval_ms {
-            return Err(ConfigError::invalid("read.timeout.ms", "must be larger than heartbeat.interval.ms"));
+        let read_timeout_ms = raw.read_timeout_ms.unwrap_or(2 * raw.heartbeat_interval_ms);
+        if read_timeout_ms <= raw.heartbeat_interval_ms {
+            return Err(ConfigError::invalid("read.timeout.ms", "must be larger than heartbeat.interval.ms (the default is twice it)"));
+        }
+        if raw.connect_timeout_ms < 100 {
+            return Err(ConfigError::invalid("connect.timeout.ms", "must be at least 100"));
         }
         if raw.topic_partitions < 1 {
             return Err(ConfigError::invalid("topic.partitions", "must be at least 1"));
@@ -352,7 +360,8 @@ impl SourceConfig {
             batch_max_rows: raw.batch_max_rows as usize,
             batch_max: Duration::from_millis(raw.batch_max_ms),
             heartbeat: Duration::from_millis(raw.heartbeat_interval_ms),
-            read_timeout: Duration::from_millis(raw.read_timeout_ms),
+            read_timeout: Duration::from_millis(read_timeout_ms),
+            connect_timeout: Duration::from_millis(raw.connect_timeout_ms),
             topic_partitions: raw.topic_partitions,
             http_listen: raw.http_listen,
             http_failed_linger: Duration::from_millis(raw.http_failed_linger_ms),
@@ -368,7 +377,12 @@ impl SourceConfig {
         format!("{}{}", self.topic_prefix, table)
     }
 
-    /// The options of a connection to the source server (always TCP).
+    /// How long opening a replica connection and waiting for its next event may take.
+    pub fn replica_timeouts(&self) -> crate::binlog::reader::Timeouts {
+        crate::binlog::reader::Timeouts { connect: self.connect_timeout, read: self.read_timeout }
+    }
+
+    /// The options of a connection to the source server (always TCP, with keepalive).
     pub fn mysql_opts(&self) -> mysql_async::Opts {
         self.url
             .opts(Some(&self.user), self.password.as_ref())
