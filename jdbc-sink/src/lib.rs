@@ -93,6 +93,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     .map_err(|e| SinkError::Fatal(e.to_string()))?;
     tracing::info!(address = %http.local_addr, "HTTP endpoints listening");
     let linger = settings.http_failed_linger;
+    let lag = tokio::spawn(status::follow_lag(status.clone(), metrics.lag.clone()));
     let result = match build(settings, metrics, status.clone(), shutdown.clone()) {
         Ok(sink) => sink.run().await,
         Err(e) => Err(e),
@@ -105,6 +106,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         });
         http.linger_after_failure(linger, &shutdown).await;
     }
+    lag.abort();
     http_stop.cancel();
     result
 }
@@ -149,6 +151,7 @@ pub fn build(
         unsought: HashMap::new(),
         truncate_waits: HashMap::new(),
         group_copy: Default::default(),
+        db_answered: std::time::Instant::now(),
         shutdown,
     })
 }
