@@ -28,8 +28,12 @@ impl Sink {
             return Ok(conn);
         }
         let mut setup = crate::writer::session_setup();
-        // The server aborts a statement running longer than a whole batch may take.
-        setup.push(format!("SET SESSION max_statement_time = {:.3}", self.settings.statement_timeout.as_secs_f64()));
+        // The server aborts a statement running longer than a whole batch may take, and ends a
+        // connection silent for longer than this sink ever leaves it (it pings while idle): a
+        // connection the sink gave up on as stalled (half-open) would otherwise keep its open
+        // transaction's locks — the offsets rows among them — for hours.
+        let (statement, idle) = server_timeouts(self.settings.statement_timeout, self.settings.ping_interval);
+        setup.push(format!("SET SESSION max_statement_time = {statement:.3}, wait_timeout = {idle}"));
         let opts = self.settings.db_opts().init(setup);
         let url = &self.settings.url;
         let connect = async {
@@ -493,6 +497,14 @@ impl Sink {
     }
 }
 
+/// The session's `max_statement_time` (seconds) and `wait_timeout` (whole seconds): twice the
+/// longest silence the sink leaves on a connection (`connection.ping.interval.ms` while idle, a
+/// batch's transaction), at least 10 s.
+fn server_timeouts(statement: Duration, ping: Duration) -> (f64, u64) {
+    let idle = (2 * statement.max(ping)).as_secs_f64().ceil() as u64;
+    (statement.as_secs_f64(), idle.max(10))
+}
+
 /// `work` within `limit`, else a transient database error naming the config `key`; the work (and
 /// any connection it holds) is dropped.
 async fn bounded<T>(
@@ -525,4 +537,16 @@ async fn truncate_tables(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_ends_connections_the_sink_gave_up_on() {
+        assert_eq!(server_timeouts(Duration::from_secs(60), Duration::from_secs(5)), (60.0, 120));
+        assert_eq!(server_timeouts(Duration::from_millis(2500), Duration::from_secs(1)), (2.5, 10));
+        assert_eq!(server_timeouts(Duration::from_secs(3), Duration::from_secs(8)), (3.0, 16));
+    }
 }
