@@ -45,8 +45,9 @@ pub struct StatusDoc {
     pub read_binlog: String,
     /// How far behind the source server the stream is, from the clock when asked: the lag of the
     /// last event when it was read (now minus its server time; 0 for a heartbeat, which means
-    /// nothing was left to read), plus however much longer than one heartbeat interval nothing has
-    /// been read since. It keeps growing while the stream is stalled or reconnecting.
+    /// nothing was left to read), plus — once the next event or heartbeat is overdue, nothing read
+    /// for 1.5 heartbeat intervals — the time since one was due. It keeps growing while the
+    /// stream is stalled or reconnecting.
     pub seconds_behind_source: f64,
     /// While streaming: why the source makes no progress, if it does not (nothing read for
     /// `read.timeout.ms`). `/ready` is 503 while this is set.
@@ -114,7 +115,9 @@ impl Status {
             return;
         }
         let silent = now.saturating_sub(last);
-        let late = silent.saturating_sub(self.heartbeat_ms.load(Ordering::Relaxed));
+        let heartbeat = self.heartbeat_ms.load(Ordering::Relaxed);
+        // Overdue once half an interval past the next heartbeat (they arrive a few ms late).
+        let late = if silent > heartbeat + heartbeat / 2 { silent - heartbeat } else { 0 };
         doc.seconds_behind_source = (self.lag_at_read_ms.load(Ordering::Relaxed) + late) as f64 / 1000.0;
         let stall_after = self.stall_after_ms.load(Ordering::Relaxed);
         doc.stalled = (doc.state == "streaming" && stall_after > 0 && silent > stall_after).then(|| {
@@ -202,11 +205,13 @@ mod tests {
         assert!(status.ready());
         let lag_at_read = status.lag_at_read_ms.load(Ordering::Relaxed);
         let read_at = status.last_read_ms.load(Ordering::Relaxed);
-        // Within a heartbeat interval: the lag is the event's.
-        let mut doc = status.inner.lock().unwrap().clone();
-        status.live(&mut doc, read_at + 900);
-        assert_eq!(doc.seconds_behind_source, lag_at_read as f64 / 1000.0);
-        assert!(doc.stalled.is_none());
+        // Until the next heartbeat is overdue: the lag is the event's.
+        let mut doc = status.inner.lock().expect("status lock").clone();
+        for after in [900, 1400] {
+            status.live(&mut doc, read_at + after);
+            assert_eq!(doc.seconds_behind_source, lag_at_read as f64 / 1000.0);
+            assert!(doc.stalled.is_none());
+        }
         // 5 s of silence: 4 s late, stalled.
         status.live(&mut doc, read_at + 5000);
         assert_eq!(doc.seconds_behind_source, (lag_at_read + 4000) as f64 / 1000.0);

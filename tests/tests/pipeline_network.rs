@@ -29,9 +29,9 @@ use cdc_tests::tcp_proxy::{Mode, TcpProxy};
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// Beyond twice the heartbeat: the sink's ping interval plus its connect timeout, and polling.
 const DETECT_MARGIN: Duration = Duration::from_secs(5);
-/// Both services' backoff reaches about 13 s after 30 s of failures (doubling from 0.2 s and
-/// 50 ms); then one more connect timeout.
-const RECOVER: Duration = Duration::from_secs(2 * 1 + 13 + 2 + 5);
+/// Twice the heartbeat, plus the backoff both services reach after 30 s of failures (about 13 s,
+/// doubling from 0.2 s and 50 ms), one more connect timeout (2 s) and 5 s to spare.
+const RECOVER: Duration = Duration::from_secs(2 + 13 + 2 + 5);
 
 const SOURCE_EXTRA: &str = "\"delete.enabled\" = true\n\"connect.timeout.ms\" = 2000";
 const SINK_EXTRA: &str = "\"delete.enabled\" = true\n\"connect.timeout.ms\" = 2000\n\"statement.timeout.ms\" = 3000\n\"connection.ping.interval.ms\" = 1000";
