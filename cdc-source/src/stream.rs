@@ -225,13 +225,19 @@ impl<'a> Streamer<'a> {
                     reader.close().await;
                     return Ok(());
                 }
-                _ = tick.tick() => self.maybe_commit().await?,
+                _ = tick.tick() => {
+                    let busy = Instant::now();
+                    self.maybe_commit().await?;
+                    reader.not_waiting(busy.elapsed());
+                }
                 event = reader.next() => {
                     let Some(event) = event? else {
                         return Err(SourceError::StreamEnded);
                     };
                     backoff.reset();
+                    let busy = Instant::now();
                     self.handle(&reader, &event).await?;
+                    reader.not_waiting(busy.elapsed());
                 }
             }
         }

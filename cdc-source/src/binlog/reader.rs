@@ -10,6 +10,8 @@
 //! reconnects with backoff. The read deadline is kept in the reader, not in the future
 //! [`BinlogReader::next`] returns: the streaming loop polls `next()` in a `select!` and drops it on
 //! every tick of its commit timer, so a timeout started afresh by each call would never fire.
+//! Time the caller spends elsewhere (acting on an event, committing) is not silence of the server
+//! ([`BinlogReader::not_waiting`]).
 
 use std::future::Future;
 use std::time::Duration;
@@ -143,6 +145,12 @@ impl BinlogReader {
         let event = event.map_err(|e| SourceError::from_stream(e, self.stream_position()))?;
         self.track(&event);
         Ok(Some(event))
+    }
+
+    /// The caller spent `busy` on something other than waiting for the server (acting on an event,
+    /// committing): that time does not count as the server's silence.
+    pub fn not_waiting(&mut self, busy: Duration) {
+        self.deadline += busy;
     }
 
     fn track(&mut self, event: &Event) {
