@@ -29,10 +29,16 @@ CDC_PROMETHEUS_PORT=${CDC_PROMETHEUS_PORT:-19090}
 CDC_KAFKA_HEAP=${CDC_KAFKA_HEAP:-768m}
 CDC_REGISTRY_HEAP=${CDC_REGISTRY_HEAP:-512m}
 
-# Secured mode (stack/up --secure or CDC_STACK_SECURE=1): MariaDB with TLS only, certificates
+# Secured mode (stack/up --secure or CDC_STACK_SECURE=1): MariaDB with TLS only; Kafka with a
+# SASL_SSL listener (SCRAM-SHA-512/256 and PLAIN, user $CDC_KAFKA_SASL_USER) and an SSL listener
+# that requires a client certificate, beside its PLAINTEXT listener (see up_kafka); certificates
 # generated under $TLS_DIR (see ensure_tls_certs).
 CDC_STACK_SECURE=${CDC_STACK_SECURE:-0}
 TLS_DIR=$CDC_STACK_HOME/tls
+CDC_KAFKA_SASL_SSL_PORT=${CDC_KAFKA_SASL_SSL_PORT:-19094}
+CDC_KAFKA_SSL_PORT=${CDC_KAFKA_SSL_PORT:-19095}
+CDC_KAFKA_SASL_USER=${CDC_KAFKA_SASL_USER:-cdc}
+CDC_KAFKA_SASL_PASSWORD=${CDC_KAFKA_SASL_PASSWORD:-cdc-kafka-pw}
 
 LOG_DIR=$CDC_STACK_HOME/logs
 RUN_DIR=$CDC_STACK_HOME/run
@@ -134,10 +140,13 @@ mariadb_root() { # mariadb_root ARGS...: the mariadb client as root over TCP (TL
 #   ca.pem / ca.key          the stack's CA (give ca.pem to the services as connection.ssl.ca)
 #   server.pem / server.key  MariaDB's certificate, for the name `localhost` only (no IP address),
 #                            so verify-full works with host localhost and fails with 127.0.0.1
+#   kafka.pem / kafka.key    Kafka's certificate, for localhost and 127.0.0.1; kafka-keystore.pem
+#                            holds both (the broker's PEM key store)
 #   client.pem / client.key  a client certificate (CN cdc-client) for connection.ssl.cert / .key
+#                            and kafka.ssl.certificate.location / kafka.ssl.key.location
 #   other-ca.pem             a second CA that signed nothing here (a "wrong CA" for tests)
 ensure_tls_certs() {
-  [ -f "$TLS_DIR/.done" ] && return 0
+  [ -f "$TLS_DIR/.done-2" ] && return 0
   need openssl "install openssl (apt-get install openssl)"
   rm -rf "$TLS_DIR" && mkdir -p "$TLS_DIR"
   local d=$TLS_DIR log=$LOG_DIR/tls.log
@@ -148,15 +157,17 @@ ensure_tls_certs() {
     openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=unrelated CA" \
       -keyout "$d/other-ca.key" -out "$d/other-ca.pem"
     local name
-    for name in server client; do
+    for name in server kafka client; do
       local cn=localhost ext="subjectAltName=DNS:localhost"
+      [ $name = kafka ] && ext="subjectAltName=DNS:localhost,IP:127.0.0.1"
       [ $name = client ] && cn=cdc-client ext="extendedKeyUsage=clientAuth"
       openssl req -newkey rsa:2048 -nodes -subj "/CN=$cn" -keyout "$d/$name.key" -out "$d/$name.csr"
       openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
         -days 3650 -extfile <(echo "$ext") -out "$d/$name.pem"
     done
+    cat "$d/kafka.key" "$d/kafka.pem" >"$d/kafka-keystore.pem"
   } >>"$log" 2>&1 || die "generating TLS certificates with openssl failed" "$log"
-  touch "$d/.done"
+  touch "$d/.done-2"
 }
 
 # java21: a Java runtime of version 21 or newer (Apicurio Registry 3.3 needs it; Kafka runs on 17).

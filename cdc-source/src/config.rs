@@ -225,6 +225,8 @@ pub struct Endpoints {
     /// librdkafka properties from `kafka.*` (possibly without `bootstrap.servers`).
     pub kafka: std::collections::BTreeMap<String, String>,
     pub registry_url: Option<String>,
+    /// The registry's CA and basic-auth keys.
+    pub registry: RegistryKeys,
 }
 
 impl SourceConfig {
@@ -253,7 +255,7 @@ impl SourceConfig {
     /// validating anything else: what a reader of the source's topics (`cdc-source watch`) needs.
     pub fn load_endpoints(path: Option<&Path>) -> Result<Endpoints, ConfigError> {
         let loaded = cdc_common::load::<Raw>(path, &SPEC)?;
-        Ok(Endpoints { kafka: loaded.kafka, registry_url: loaded.config.schema_registry_url })
+        Ok(Endpoints { kafka: loaded.kafka, registry_url: loaded.config.schema_registry_url, registry: loaded.registry })
     }
 
     fn validate(loaded: cdc_common::Loaded<Raw>) -> Result<Self, ConfigError> {

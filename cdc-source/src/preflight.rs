@@ -5,8 +5,6 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::ClientConfig;
 
 use crate::config::{Format, SourceConfig};
 use crate::error::SourceError;
@@ -137,22 +135,14 @@ pub async fn check_not_purged(conn: &mut Conn, stored: &GtidPosition) -> Result<
     Ok(())
 }
 
-/// Kafka answers a metadata request.
+/// Kafka answers a metadata request; a failure says why (credentials, TLS, protocol, address).
 pub async fn check_kafka(cfg: &SourceConfig) -> Result<(), SourceError> {
-    let mut c = ClientConfig::new();
-    for (k, v) in &cfg.kafka {
-        if k.starts_with("bootstrap") || k.starts_with("security") || k.starts_with("sasl") || k.starts_with("ssl") {
-            c.set(k, v);
-        }
-    }
-    let consumer: BaseConsumer = c
-        .create()
-        .map_err(|e| SourceError::preflight_on(format!("invalid Kafka settings (kafka.*): {e}"), e))?;
-    let servers = cfg.kafka.get("bootstrap.servers").cloned().unwrap_or_default();
-    tokio::task::spawn_blocking(move || consumer.fetch_metadata(None, Duration::from_secs(10)).map(|_| ()))
+    let client = crate::offsets::kafka_config(&cfg.kafka);
+    let kafka = cfg.kafka.clone();
+    tokio::task::spawn_blocking(move || cdc_common::kafka::probe(&client, &kafka, Duration::from_secs(10)).map(|_| ()))
         .await
         .map_err(|e| SourceError::preflight_on(e.to_string(), e))?
-        .map_err(|e| SourceError::preflight_on(format!("Kafka at {servers} does not answer: {e}; check kafka.bootstrap.servers"), e))
+        .map_err(|e| fail(e.message))
 }
 
 /// The registry answers (only with `format=avro`).

@@ -115,6 +115,8 @@ pub enum WatchError {
 pub struct Target {
     pub kafka: BTreeMap<String, String>,
     pub registry_url: Option<String>,
+    /// The registry's CA and basic auth, from the config file.
+    pub registry_keys: cdc_common::RegistryKeys,
 }
 
 impl Target {
@@ -130,16 +132,19 @@ impl Target {
             .unwrap_or_else(|| DEFAULT_BOOTSTRAP.to_string());
         kafka.insert("bootstrap.servers".into(), bootstrap);
         let registry_url = args.registry_url.clone().or(config.registry_url).or_else(|| env("CDC_REGISTRY_URL"));
-        Target { kafka, registry_url }
+        Target { kafka, registry_url, registry_keys: config.registry }
     }
 
     fn bootstrap(&self) -> &str {
         self.kafka.get("bootstrap.servers").map_or(DEFAULT_BOOTSTRAP, String::as_str)
     }
 
-    /// The registry client; the one place to add registry credentials when they are needed.
-    fn registry(&self) -> Option<Registry> {
-        self.registry_url.as_deref().map(Registry::new)
+    /// The registry client, with the config file's CA and credentials.
+    fn registry(&self) -> Result<Option<Registry>, WatchError> {
+        self.registry_url
+            .as_deref()
+            .map(|url| crate::config::registry_client(url, &self.registry_keys).map_err(|e| WatchError::Usage(e.to_string())))
+            .transpose()
     }
 }
 
@@ -204,7 +209,7 @@ pub async fn watch(
             .map_err(|e| WatchError::Failed(e.to_string()))?;
     }
     consumer.assign(&tpl).map_err(|e| WatchError::Failed(format!("cannot read the topics: {e}")))?;
-    let decoder = Decoder::new(target.registry());
+    let decoder = Decoder::new(target.registry()?);
     let mut printed = 0u64;
     while (args.follow || !pending.is_empty()) && args.max.is_none_or(|max| printed < max) {
         let next = tokio::select! {

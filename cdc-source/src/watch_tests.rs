@@ -76,8 +76,10 @@ fn flags_win_over_the_config_which_wins_over_the_stack_environment() {
     let config = Endpoints {
         kafka: [("bootstrap.servers".to_string(), "cfg:1".to_string()), ("security.protocol".to_string(), "SSL".to_string())].into(),
         registry_url: Some("http://cfg".into()),
+        registry: cdc_common::RegistryKeys { ca_pem: None, user_info: Some(("u".into(), cdc_common::Secret::new("p"))) },
     };
     let t = Target::resolve(config.clone(), &args(&["t"]), env);
+    assert_eq!(t.registry_keys, config.registry, "the registry's credentials reach the decoder");
     assert_eq!((t.bootstrap(), t.registry_url.as_deref()), ("cfg:1", Some("http://cfg")));
     assert_eq!(t.kafka["security.protocol"], "SSL", "other kafka.* keys reach the consumer");
     let t = Target::resolve(config, &args(&["t", "--bootstrap-servers", "f:1", "--registry-url", "http://f"]), env);

@@ -13,7 +13,10 @@
 //!
 //! # librdkafka pass-through
 //! Keys under `kafka.` (a `[kafka]` table in TOML: `[kafka]` / `"bootstrap.servers" = "…"`) are
-//! handed to librdkafka unchanged, without the `kafka.` prefix: [`Loaded::kafka`].
+//! handed to librdkafka without the `kafka.` prefix: [`Loaded::kafka`]. The security keys may
+//! also be written as Kafka Connect spells them (`security.protocol`, `sasl.jaas.config`,
+//! `ssl.truststore.*`, bare or under `producer.`/`consumer.`…); they are turned into librdkafka's
+//! settings as [`crate::kafka`] describes, and a Java-only form that cannot work is an error.
 //!
 //! # Environment overrides
 //! Every key the service knows can be set or overridden by `<PREFIX><KEY>`, where `<KEY>` is the
@@ -54,7 +57,7 @@ use crate::de;
 use crate::Secret;
 
 /// The schema registry's TLS and basic-auth settings (module doc, "Schema registry").
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RegistryKeys {
     /// CA certificate(s), PEM, read from `schema.registry.ssl.ca.location`.
     pub ca_pem: Option<Vec<u8>>,
@@ -212,6 +215,7 @@ pub fn load_from_str<T: DeserializeOwned>(
             .map_err(|message| ConfigError::invalid(key, message))?;
     }
     let registry = registry_keys(&mut flat)?;
+    let origin = crate::kafka::lift_connect_keys(&mut flat)?;
     let mut kafka = BTreeMap::new();
     let mut ignored = Vec::new();
     let mut unknown = Vec::new();
@@ -232,6 +236,10 @@ pub fn load_from_str<T: DeserializeOwned>(
             &unknown, fields,
         )));
     }
+    let normalized = crate::kafka::normalize(kafka, &origin)?;
+    let kafka = normalized.kafka;
+    ignored.extend(normalized.ignored);
+    ignored.sort();
     let config = de::from_flat_map(&known).map_err(|e| missing_key_hint(e.0, spec))?;
     Ok(Loaded {
         config,

@@ -40,6 +40,7 @@ pub mod config;
 pub mod connect_api;
 mod de;
 mod http;
+pub mod kafka;
 mod logging;
 pub mod providers;
 mod secret;

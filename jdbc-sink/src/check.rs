@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::config::{Settings, Topics};
 use crate::dlq::connection_settings;
@@ -64,12 +63,8 @@ fn kafka(settings: &Settings) -> CheckResult {
     let what = format!("Kafka {servers}");
     let mut notes = Vec::new();
     let outcome = (|| {
-        let consumer: BaseConsumer = connection_settings(&settings.kafka)
-            .create()
-            .map_err(|e| format!("cannot create a client: {e}"))?;
-        let metadata = consumer
-            .fetch_metadata(None, Duration::from_secs(10))
-            .map_err(|e| format!("unreachable: {e}; check kafka.bootstrap.servers"))?;
+        let metadata = cdc_common::kafka::probe(&connection_settings(&settings.kafka), &settings.kafka, Duration::from_secs(10))
+            .map_err(|e| e.message)?;
         let names: Vec<&str> = metadata.topics().iter().map(|t| t.name()).collect();
         let later = "the sink subscribes anyway and consumes a topic within seconds of its \
                      creation (cdc-source creates its topics with their first records)";

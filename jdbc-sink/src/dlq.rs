@@ -49,7 +49,7 @@ pub fn connection_settings(kafka: &BTreeMap<String, String>) -> ClientConfig {
     for (k, v) in kafka {
         let shared = k == "bootstrap.servers"
             || k == "client.id"
-            || ["security.", "sasl.", "ssl.", "socket.", "broker."]
+            || ["security.", "sasl.", "enable.sasl.", "ssl.", "socket.", "broker."]
                 .iter()
                 .any(|p| k.starts_with(p));
         if shared {

@@ -94,7 +94,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     tracing::info!(address = %http.local_addr, "HTTP endpoints listening");
     let linger = settings.http_failed_linger;
     let lag = tokio::spawn(status::follow_lag(status.clone(), metrics.lag.clone()));
-    let result = match build(settings, metrics, status.clone(), shutdown.clone()) {
+    let result = match kafka_usable(&settings).await.and_then(|()| build(settings, metrics, status.clone(), shutdown.clone())) {
         Ok(sink) => sink.run().await,
         Err(e) => Err(e),
     };
@@ -109,6 +109,27 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     lag.abort();
     http_stop.cancel();
     result
+}
+
+/// Stops the sink at start when Kafka refuses it for a reason waiting will not fix (credentials,
+/// TLS, another security protocol); a Kafka that does not answer yet is only reported, the
+/// consumer keeps trying.
+async fn kafka_usable(settings: &Settings) -> Result<(), SinkError> {
+    let client = dlq::connection_settings(&settings.kafka);
+    let kafka = settings.kafka.clone();
+    let probed = tokio::task::spawn_blocking(move || {
+        cdc_common::kafka::probe(&client, &kafka, std::time::Duration::from_secs(15)).map(|_| ())
+    })
+    .await
+    .map_err(|e| SinkError::Fatal(e.to_string()))?;
+    match probed {
+        Err(e) if e.obstacle.is_definite() => Err(SinkError::Fatal(e.message)),
+        Err(e) => {
+            tracing::warn!(error = %e, "Kafka does not answer yet; the sink keeps trying");
+            Ok(())
+        }
+        Ok(()) => Ok(()),
+    }
 }
 
 /// Assembles the sink from validated settings.

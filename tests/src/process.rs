@@ -134,3 +134,37 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Runs `binary` with `config` (TOML), `args` and `env` until it exits (at most a minute); its
+/// exit code (`None` when it had to be killed) and everything it printed.
+pub fn run_to_exit(binary: &str, tag: &str, config: &str, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut service = Service::start(binary, tag, config, "toml", args, env);
+    let code = service.wait(Duration::from_secs(60));
+    (code, service.log_text())
+}
+
+/// Starts `binary` with `config` (TOML) and expects it to exit non-zero within a minute with
+/// every one of `wanted` in its output; returns the output.
+pub fn fails_at_start(binary: &str, tag: &str, config: &str, wanted: &[&str]) -> String {
+    let (code, log) = run_to_exit(binary, tag, config, &[], &[]);
+    assert!(matches!(code, Some(c) if c != 0), "{binary} ({tag}) should exit non-zero at start, got {code:?}:\n{log}");
+    for w in wanted {
+        assert!(log.contains(w), "{binary} ({tag}): the error should mention `{w}`:\n{log}");
+    }
+    log
+}
+
+/// Panics when `text` (an output described by `what`) contains any of `secrets`.
+pub fn assert_no_secret(what: &str, text: &str, secrets: &[&str]) {
+    for s in secrets {
+        assert!(!text.contains(s), "{what} shows the secret `{s}`:\n{text}");
+    }
+}
+
+/// The body of `GET http://127.0.0.1:<port><path>`.
+pub async fn http_get(port: u16, path: &str) -> String {
+    match reqwest::get(format!("http://127.0.0.1:{port}{path}")).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(e) => panic!("GET {path} on port {port}: {e}"),
+    }
+}

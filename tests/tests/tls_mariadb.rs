@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use cdc_tests::pipeline::{PipelineSetup, USERS_COLUMNS};
 use cdc_tests::private::PrivateMariadb;
-use cdc_tests::process::Service;
+use cdc_tests::process::{fails_at_start, Service};
 use cdc_tests::sink::free_port;
 
 fn path(db: &PrivateMariadb, file: &str) -> String {
@@ -39,18 +39,6 @@ fn sink_config(p: &PipelineSetup, host: &str, query: &str, extra: &str) -> Strin
             &format!("jdbc:mysql://{}:{}/{}\"", stack.mariadb_host, stack.mariadb_port, p.mirror),
             &format!("jdbc:mysql://{host}:{}/{}{query}\"", stack.mariadb_port, p.mirror),
         )
-}
-
-/// Starts `binary` with `config` and expects it to exit non-zero within a minute with every one
-/// of `wanted` in its log.
-fn fails_at_start(binary: &str, tag: &str, config: &str, wanted: &[&str]) {
-    let mut service = Service::start(binary, tag, config, "toml", &[], &[]);
-    let code = service.wait(Duration::from_secs(60));
-    let log = service.log_text();
-    assert!(matches!(code, Some(c) if c != 0), "{binary} ({tag}) should exit non-zero at start, got {code:?}:\n{log}");
-    for w in wanted {
-        assert!(log.contains(w), "{binary} ({tag}): the error should mention `{w}`:\n{log}");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

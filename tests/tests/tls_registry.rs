@@ -13,28 +13,13 @@
 use std::time::Duration;
 
 use cdc_tests::pipeline::{PipelineSetup, USERS_COLUMNS};
-use cdc_tests::process::Service;
+use cdc_tests::process::{assert_no_secret, http_get as get, run_to_exit, Service};
 use cdc_tests::sink::free_port;
 use cdc_tests::tls_proxy::TlsProxy;
 
-async fn get(port: u16, path: &str) -> String {
-    match reqwest::get(format!("http://127.0.0.1:{port}{path}")).await {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(e) => panic!("GET {path} on port {port}: {e}"),
-    }
-}
-
 /// Runs `binary check` with `config`; exit code and output.
 fn check(binary: &str, tag: &str, config: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let mut service = Service::start(binary, tag, config, "toml", &["check"], env);
-    let code = service.wait(Duration::from_secs(60));
-    (code, service.log_text())
-}
-
-fn assert_no_secret(what: &str, text: &str, secrets: &[&str]) {
-    for s in secrets {
-        assert!(!text.contains(s), "{what} shows the secret `{s}`:\n{text}");
-    }
+    run_to_exit(binary, tag, config, &["check"], env)
 }
 
 #[tokio::test(flavor = "multi_thread")]
