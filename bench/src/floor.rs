@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use cdc_schema::{row_from_binlog, TableSchema};
-use cdc_source::binlog::reader::BinlogReader;
+use cdc_source::binlog::reader::{BinlogReader, Timeouts};
 use cdc_source::metrics::SourceMetrics;
 use cdc_source::offsets::{ensure_topics, StoredOffset};
 use cdc_source::position::FilePos;
@@ -65,7 +65,7 @@ async fn read_range(
         server_id,
         &range.start.gtid,
         Duration::from_secs(1),
-        Duration::from_secs(30),
+        Timeouts { connect: Duration::from_secs(10), read: Duration::from_secs(30) },
     )
     .await
     .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -26,7 +26,8 @@
 //! | `batch.max.rows` | `5000` | rows per Kafka transaction (closed at the next binlog commit) |
 //! | `batch.max.ms` | `20` | longest a Kafka transaction stays open while events flow |
 //! | `heartbeat.interval.ms` | `5000` | server heartbeat; also how often an idle position is stored |
-//! | `read.timeout.ms` | `30000` | reconnect when nothing (not even a heartbeat) arrived for this long |
+//! | `read.timeout.ms` | 2 × `heartbeat.interval.ms` | reconnect (with backoff) when nothing, not even a heartbeat, arrived for this long; also when `/ready` turns 503 as stalled |
+//! | `connect.timeout.ms` | `10000` | longest opening a connection to the source server may take (TCP, handshake, session set-up, dump request); then retried with backoff. Every connection also has TCP keepalive (cdc-common's `url` module) |
 //! | `topic.creation.default.partitions` | `1` | partitions of the data topics the source creates (`-1`: the broker's `num.partitions`); `topic.partitions` is the older spelling |
 //! | `topic.creation.default.replication.factor` | `-1` (the broker's `default.replication.factor`) | replication factor of the data topics the source creates |
 //! | `topic.creation.default.<config>` | – | any topic config for the data topics the source creates, e.g. `topic.creation.default.min.insync.replicas = 2`, `compression.type`, `max.message.bytes`, `retention.ms` (read from the file, `${env:…}` / `${file:…}` references resolved; no `CDC_SOURCE_` override) |
@@ -177,8 +178,10 @@ struct Raw {
     batch_max_ms: u64,
     #[serde(rename = "heartbeat.interval.ms", default = "d_heartbeat_ms")]
     heartbeat_interval_ms: u64,
-    #[serde(rename = "read.timeout.ms", default = "d_read_timeout_ms")]
-    read_timeout_ms: u64,
+    #[serde(rename = "read.timeout.ms")]
+    read_timeout_ms: Option<u64>,
+    #[serde(rename = "connect.timeout.ms", default = "d_connect_timeout_ms")]
+    connect_timeout_ms: u64,
     #[serde(rename = "topic.partitions")]
     topic_partitions: Option<i32>,
     #[serde(rename = "topic.creation.default.partitions")]
@@ -224,8 +227,8 @@ fn d_batch_ms() -> u64 {
 fn d_heartbeat_ms() -> u64 {
     5000
 }
-fn d_read_timeout_ms() -> u64 {
-    30_000
+fn d_connect_timeout_ms() -> u64 {
+    10_000
 }
 fn d_partitions() -> i32 {
     1
@@ -274,6 +277,7 @@ pub struct SourceConfig {
     /// How the offsets topic is created (compacted, one partition).
     pub offsets_topic_creation: TopicCreation,
     pub errors_tolerance: ErrorTolerance,
+    pub connect_timeout: Duration,
     pub http_listen: String,
     /// How long HTTP keeps serving after a definite error (`http.failed.linger.ms`).
     pub http_failed_linger: Duration,
@@ -380,8 +384,12 @@ impl SourceConfig {
         if raw.heartbeat_interval_ms < 100 {
             return Err(ConfigError::invalid("heartbeat.interval.ms", "must be at least 100"));
         }
-        if raw.read_timeout_ms <= raw.heartbeat_interval_ms {
-            return Err(ConfigError::invalid("read.timeout.ms", "must be larger than heartbeat.interval.ms"));
+        let read_timeout_ms = raw.read_timeout_ms.unwrap_or(2 * raw.heartbeat_interval_ms);
+        if read_timeout_ms <= raw.heartbeat_interval_ms {
+            return Err(ConfigError::invalid("read.timeout.ms", "must be larger than heartbeat.interval.ms (the default is twice it)"));
+        }
+        if raw.connect_timeout_ms < 100 {
+            return Err(ConfigError::invalid("connect.timeout.ms", "must be at least 100"));
         }
         let (partitions_key, partitions) = match (raw.topic_partitions, raw.topic_creation_partitions) {
             (Some(_), Some(_)) => {
@@ -444,7 +452,8 @@ impl SourceConfig {
             batch_max_rows: raw.batch_max_rows as usize,
             batch_max: Duration::from_millis(raw.batch_max_ms),
             heartbeat: Duration::from_millis(raw.heartbeat_interval_ms),
-            read_timeout: Duration::from_millis(raw.read_timeout_ms),
+            read_timeout: Duration::from_millis(read_timeout_ms),
+            connect_timeout: Duration::from_millis(raw.connect_timeout_ms),
             topic_creation: TopicCreation {
                 partitions,
                 replication_factor: raw.topic_creation_replication_factor,
@@ -470,7 +479,12 @@ impl SourceConfig {
         crate::records::topic_name(&format!("{}{}", self.topic_prefix, table))
     }
 
-    /// The options of a connection to the source server (always TCP).
+    /// How long opening a replica connection and waiting for its next event may take.
+    pub fn replica_timeouts(&self) -> crate::binlog::reader::Timeouts {
+        crate::binlog::reader::Timeouts { connect: self.connect_timeout, read: self.read_timeout }
+    }
+
+    /// The options of a connection to the source server (always TCP, with keepalive).
     pub fn mysql_opts(&self) -> mysql_async::Opts {
         self.url
             .opts(Some(&self.user), self.password.as_ref())

@@ -149,3 +149,16 @@ fn include_patterns_that_match_no_table_are_named() {
     assert_eq!(c.tables.unmatched_includes(&existing), vec!["ord.*", "mydb\\.items_.*"]);
     assert!(c.tables.unmatched_includes(&[("ordersdb".into(), "x".into()), ("mydb".into(), "users".into()), ("mydb".into(), "items_1".into())]).is_empty());
 }
+
+#[test]
+fn the_read_timeout_defaults_to_two_heartbeats_and_connects_are_bounded() {
+    let base = r#""connection.url" = "mysql://cdc@127.0.0.1:13306/mydb"
+        format = "json""#;
+    let c = SourceConfig::from_str(&format!("{base}\n\"heartbeat.interval.ms\" = 1500"), &[]).expect("config");
+    assert_eq!(c.read_timeout, Duration::from_millis(3000));
+    assert_eq!(c.connect_timeout, Duration::from_millis(10_000));
+    let c = SourceConfig::from_str(&format!("{base}\n\"read.timeout.ms\" = 9000\n\"connect.timeout.ms\" = 2000"), &[]).expect("config");
+    assert_eq!((c.read_timeout, c.connect_timeout), (Duration::from_millis(9000), Duration::from_millis(2000)));
+    let e = SourceConfig::from_str(&format!("{base}\n\"read.timeout.ms\" = 5000"), &[]).expect_err("not above the heartbeat");
+    assert!(e.to_string().contains("read.timeout.ms"), "{e}");
+}

@@ -37,8 +37,12 @@ pub enum SourceError {
     #[error("cannot read the binlog from {at} (server id {server_id}): {error}; the binlog file may have been purged")]
     BinlogFileUnreadable { at: FilePos, server_id: u32, #[source] error: mysql_async::Error },
     /// Nothing, not even a heartbeat, arrived within the read timeout: transient.
-    #[error("no binlog event or heartbeat for {0:?}; reconnecting")]
+    #[error("no binlog event or heartbeat for {0:?} (read.timeout.ms): the source server or the network path to it stopped answering; reconnecting")]
     ReadTimeout(Duration),
+    /// Opening a connection to the source server (TCP, handshake, session set-up) did not finish
+    /// within `connect.timeout.ms`: transient.
+    #[error("the source server did not complete the connection within {0:?} (connect.timeout.ms): it or the network path to it is not answering; retrying")]
+    ConnectTimeout(Duration),
     /// The server closed the binlog stream: transient.
     #[error("the server ended the binlog stream")]
     StreamEnded,
@@ -139,6 +143,7 @@ impl SourceError {
             E::DumpRequest { .. }
             | E::StreamBroke { .. }
             | E::ReadTimeout(_)
+            | E::ConnectTimeout(_)
             | E::StreamEnded
             | E::Registry { .. }
             | E::Kafka { .. }

@@ -76,7 +76,10 @@ pub async fn run(
     resume: Option<SnapshotState>,
 ) -> Result<(StoredOffset, Vec<Arc<CapturedTable>>), SourceError> {
     status.update(|s| s.state = "snapshot");
-    let mut conn = Conn::new(cfg.mysql_opts()).await.map_err(SourceError::mysql("connect for the snapshot"))?;
+    let mut conn = tokio::time::timeout(cfg.connect_timeout, Conn::new(cfg.mysql_opts()))
+        .await
+        .map_err(|_| SourceError::ConnectTimeout(cfg.connect_timeout))?
+        .map_err(SourceError::mysql("connect for the snapshot"))?;
     let q = SourceError::mysql("start the consistent snapshot");
     // UTC: a TIMESTAMP key read as text and bound back as the next chunk's bound must mean the
     // same instant, which a zone with daylight saving time cannot promise in its repeated hour.

@@ -1,8 +1,19 @@
 //! What `/status` and `/ready` report: state, positions, lag, snapshot progress, last error;
 //! and the same state in Kafka Connect's terms for `/connectors/<name>/status`
 //! ([`connect_state`]).
+//!
+//! # Stalls
+//! While streaming, the server sends an event or at least a heartbeat every
+//! `heartbeat.interval.ms`. The stream records when it read the last one ([`Status::read_event`]);
+//! `/ready` and `/status` look at the clock when asked. When nothing was read for `read.timeout.ms`
+//! the source is stalled — the binlog connection does not deliver, or the loop waits on Kafka (a
+//! commit that does not return) — `/ready` answers 503 and `/status` `stalled` says on what and
+//! for how long. `reconnecting` (a transient error, retried with backoff) is not ready either.
+//! `seconds_behind_source` is computed from the clock too, so it keeps growing while stalled.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cdc_common::{ConnectState, Connector, ConnectorState, ConnectorType};
 use serde::Serialize;
@@ -13,6 +24,12 @@ use crate::config::SourceConfig;
 #[derive(Debug, Default)]
 pub struct Status {
     inner: Mutex<StatusDoc>,
+    /// Unix ms when the stream last read an event (or connected); 0 before streaming.
+    last_read_ms: AtomicU64,
+    /// Lag of that event when read: now minus its server time, ms (0 for a heartbeat).
+    lag_at_read_ms: AtomicU64,
+    heartbeat_ms: AtomicU64,
+    stall_after_ms: AtomicU64,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -26,9 +43,18 @@ pub struct StatusDoc {
     pub committed_binlog: String,
     /// file:pos of the last event read.
     pub read_binlog: String,
-    /// Now minus the server time of the last event read, as at the last Kafka commit or binlog
-    /// heartbeat; a heartbeat (nothing left to read) sets it to 0.
+    /// How far behind the source server the stream is, from the clock when asked: the lag of the
+    /// last event when it was read (now minus its server time; 0 for a heartbeat, which means
+    /// nothing was left to read), plus — once the next event or heartbeat is overdue, nothing read
+    /// for 1.5 heartbeat intervals — the time since one was due. It keeps growing while the
+    /// stream is stalled or reconnecting.
     pub seconds_behind_source: f64,
+    /// While streaming: why the source makes no progress, if it does not (nothing read for
+    /// `read.timeout.ms`). `/ready` is 503 while this is set.
+    pub stalled: Option<String>,
+    /// What the stream loop is waiting on besides the binlog (e.g. a Kafka commit), if anything.
+    #[serde(skip)]
+    pub waiting_on: Option<&'static str>,
     pub snapshot: Vec<SnapshotProgress>,
     pub last_error: Option<String>,
 }
@@ -47,15 +73,75 @@ impl Status {
         f(&mut g);
     }
 
+    /// The document with `seconds_behind_source` and `stalled` as of now.
     pub fn snapshot(&self) -> StatusDoc {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        let mut doc = self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        self.live(&mut doc, now_ms());
+        doc
     }
+
+    /// The stream (re)connected: from now on an event or heartbeat is due every `heartbeat`, and
+    /// none for `stall_after` is a stall.
+    pub fn streaming(&self, heartbeat: Duration, stall_after: Duration) {
+        self.heartbeat_ms.store(heartbeat.as_millis() as u64, Ordering::Relaxed);
+        self.stall_after_ms.store(stall_after.as_millis() as u64, Ordering::Relaxed);
+        if self.last_read_ms.load(Ordering::Relaxed) == 0 {
+            self.lag_at_read_ms.store(0, Ordering::Relaxed);
+        }
+        self.last_read_ms.store(now_ms(), Ordering::Relaxed);
+        self.update(|s| s.state = "streaming");
+    }
+
+    /// An event was read whose server time is `server_ts` (unix seconds; `None` for a heartbeat:
+    /// everything is read).
+    pub fn read_event(&self, server_ts: Option<u32>) -> f64 {
+        let now = now_ms();
+        let lag = server_ts.map_or(0, |ts| now.saturating_sub(u64::from(ts) * 1000));
+        self.lag_at_read_ms.store(lag, Ordering::Relaxed);
+        self.last_read_ms.store(now, Ordering::Relaxed);
+        lag as f64 / 1000.0
+    }
+
+    /// `seconds_behind_source` as of now; `None` before the stream first connected.
+    pub fn seconds_behind(&self) -> Option<f64> {
+        let mut doc = self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        self.live(&mut doc, now_ms());
+        (self.last_read_ms.load(Ordering::Relaxed) > 0).then_some(doc.seconds_behind_source)
+    }
+
+    fn live(&self, doc: &mut StatusDoc, now: u64) {
+        let last = self.last_read_ms.load(Ordering::Relaxed);
+        if last == 0 {
+            return;
+        }
+        let silent = now.saturating_sub(last);
+        let heartbeat = self.heartbeat_ms.load(Ordering::Relaxed);
+        // Overdue once half an interval past the next heartbeat (they arrive a few ms late).
+        let late = if silent > heartbeat + heartbeat / 2 { silent - heartbeat } else { 0 };
+        doc.seconds_behind_source = (self.lag_at_read_ms.load(Ordering::Relaxed) + late) as f64 / 1000.0;
+        let stall_after = self.stall_after_ms.load(Ordering::Relaxed);
+        doc.stalled = (doc.state == "streaming" && stall_after > 0 && silent > stall_after).then(|| {
+            let on = match doc.waiting_on {
+                Some(what) => format!("waiting for {what}"),
+                None => "no binlog event or heartbeat read".to_string(),
+            };
+            format!(
+                "{on} for {:.1} s (one is due every {} ms, heartbeat.interval.ms; stalled after read.timeout.ms = {stall_after} ms): the source server, the network path to it or Kafka does not answer",
+                silent as f64 / 1000.0,
+                self.heartbeat_ms.load(Ordering::Relaxed)
+            )
+        });
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 impl cdc_common::ServiceStatus for Status {
     fn ready(&self) -> bool {
         let doc = self.snapshot();
-        doc.state == "streaming" || doc.state == "snapshot"
+        (doc.state == "streaming" && doc.stalled.is_none()) || doc.state == "snapshot"
     }
 
     fn status(&self) -> serde_json::Value {
@@ -107,5 +193,40 @@ mod tests {
         assert_eq!(state("stopped", None), ConnectState::Unassigned);
         assert_eq!(connect_state("failed", Some("purged GTID")), ConnectorState::failed("purged GTID"));
         assert_eq!(connect_state("failed", None).state, ConnectState::Failed);
+    }
+
+    #[test]
+    fn silence_beyond_the_read_timeout_is_a_stall_and_lag_grows_from_the_clock() {
+        use cdc_common::ServiceStatus;
+        let status = Status::default();
+        status.streaming(Duration::from_millis(1000), Duration::from_millis(2000));
+        let t0 = status.last_read_ms.load(Ordering::Relaxed);
+        status.read_event(Some(((t0 - 3000) / 1000) as u32));
+        assert!(status.ready());
+        let lag_at_read = status.lag_at_read_ms.load(Ordering::Relaxed);
+        let read_at = status.last_read_ms.load(Ordering::Relaxed);
+        // Until the next heartbeat is overdue: the lag is the event's.
+        let mut doc = status.inner.lock().expect("status lock").clone();
+        for after in [900, 1400] {
+            status.live(&mut doc, read_at + after);
+            assert_eq!(doc.seconds_behind_source, lag_at_read as f64 / 1000.0);
+            assert!(doc.stalled.is_none());
+        }
+        // 5 s of silence: 4 s late, stalled.
+        status.live(&mut doc, read_at + 5000);
+        assert_eq!(doc.seconds_behind_source, (lag_at_read + 4000) as f64 / 1000.0);
+        let why = doc.stalled.clone().expect("stalled");
+        assert!(why.contains("no binlog event or heartbeat") && why.contains("5.0 s"), "{why}");
+        doc.waiting_on = Some("the Kafka commit");
+        status.live(&mut doc, read_at + 5000);
+        assert!(doc.stalled.as_deref().is_some_and(|w| w.contains("waiting for the Kafka commit")));
+        // Reconnecting: not ready, not "stalled", lag still growing.
+        doc.state = "reconnecting";
+        status.live(&mut doc, read_at + 7000);
+        assert!(doc.stalled.is_none());
+        assert_eq!(doc.seconds_behind_source, (lag_at_read + 6000) as f64 / 1000.0);
+        // A heartbeat: caught up.
+        status.read_event(None);
+        assert_eq!(status.seconds_behind(), Some(0.0));
     }
 }

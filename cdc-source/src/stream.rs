@@ -35,12 +35,18 @@
 //! stored (an offset-only Kafka transaction) at most once per `heartbeat.interval.ms`, so a
 //! restart after a long quiet period never asks for purged binlogs.
 //!
+//! Every wait is bounded: connecting within `connect.timeout.ms`, and while streaming an event or
+//! heartbeat within `read.timeout.ms` (twice the heartbeat by default; see `binlog/reader.rs` for
+//! why the deadline lives in the reader). A half-open connection — the path stopped forwarding
+//! without closing — thus ends as a transient error like a closed one. Meanwhile `/ready` says 503
+//! and `/status` why (`status.rs`), and the lag keeps growing from the clock.
+//!
 //! Any transient error aborts the open Kafka transaction, drops the connection and resumes from
 //! the last committed position after a backoff; definite errors stop the source, except text a
 //! table cannot decode, which fails that table alone (see `tables.rs`).
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use cdc_common::{Backoff, CancellationToken};
 use cdc_schema::row_from_binlog;
@@ -97,10 +103,6 @@ pub struct Streamer<'a> {
     resolved: Vec<Xid>,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 impl<'a> Streamer<'a> {
     pub fn new(
         cfg: &'a SourceConfig,
@@ -135,7 +137,27 @@ impl<'a> Streamer<'a> {
     }
 
     /// Streams until `shutdown` (then commits what is whole and returns `Ok`) or a definite error.
+    /// Meanwhile `cdc_source_seconds_behind_source` follows the clock (see `status.rs`), also
+    /// while the loop waits on a stalled connection.
     pub async fn run(&mut self, shutdown: &CancellationToken) -> Result<(), SourceError> {
+        let (status, gauge) = (self.status, self.metrics.seconds_behind.clone());
+        let lag = async move {
+            let mut every = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                every.tick().await;
+                if let Some(behind) = status.seconds_behind() {
+                    gauge.set(behind);
+                }
+            }
+        };
+        tokio::select! {
+            result = self.run_reconnecting(shutdown) => result,
+            // The timer never ends.
+            () = lag => Ok(()),
+        }
+    }
+
+    async fn run_reconnecting(&mut self, shutdown: &CancellationToken) -> Result<(), SourceError> {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
         loop {
             match self.stream_once(shutdown, &mut backoff).await {
@@ -147,7 +169,10 @@ impl<'a> Streamer<'a> {
                     }
                     self.metrics.errors.get_or_create(&Class { class: e.class() }).inc();
                     let text = e.to_string();
-                    self.status.update(|s| s.last_error = Some(text.clone()));
+                    self.status.update(|s| {
+                        s.last_error = Some(text.clone());
+                        s.waiting_on = None;
+                    });
                     if !e.is_transient() {
                         return Err(e);
                     }
@@ -181,11 +206,11 @@ impl<'a> Streamer<'a> {
             self.cfg.server_id,
             &self.committed.gtid,
             self.cfg.heartbeat,
-            self.cfg.read_timeout,
+            self.cfg.replica_timeouts(),
         )
         .await?;
         tracing::info!(gtid = %self.committed.gtid, "streaming the binlog");
-        self.status.update(|s| s.state = "streaming");
+        self.status.streaming(self.cfg.heartbeat, self.cfg.read_timeout);
         let mut tick = tokio::time::interval(self.cfg.batch_max.min(self.cfg.heartbeat) / 2);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -200,13 +225,19 @@ impl<'a> Streamer<'a> {
                     reader.close().await;
                     return Ok(());
                 }
-                _ = tick.tick() => self.maybe_commit().await?,
+                _ = tick.tick() => {
+                    let busy = Instant::now();
+                    self.maybe_commit().await?;
+                    reader.not_waiting(busy.elapsed());
+                }
                 event = reader.next() => {
                     let Some(event) = event? else {
                         return Err(SourceError::StreamEnded);
                     };
                     backoff.reset();
+                    let busy = Instant::now();
                     self.handle(&reader, &event).await?;
+                    reader.not_waiting(busy.elapsed());
                 }
             }
         }
@@ -215,12 +246,17 @@ impl<'a> Streamer<'a> {
     async fn handle(&mut self, reader: &BinlogReader, event: &Event) -> Result<(), SourceError> {
         let header = event.header();
         let ts = header.timestamp();
-        if ts > 0 {
-            let behind = (now_ms() as f64 / 1000.0 - f64::from(ts)).max(0.0);
+        let kind = header.event_type_raw();
+        // A heartbeat comes after a heartbeat period without events: everything is read, so the
+        // source is 0 s behind (in the metric and in /status alike).
+        let heartbeat = kind == EventType::HEARTBEAT_EVENT as u8;
+        let behind = self.status.read_event((ts > 0 && !heartbeat).then_some(ts));
+        if ts > 0 || heartbeat {
             self.metrics.seconds_behind.set(behind);
+        }
+        if ts > 0 && !heartbeat {
             self.metrics.last_event_timestamp.set(i64::from(ts));
         }
-        let kind = header.event_type_raw();
         match kind {
             mariadb::GTID => {
                 let g = mariadb::parse_gtid(event.data(), header.server_id())
@@ -253,14 +289,8 @@ impl<'a> Streamer<'a> {
             // Every binlog file starts with one; a restarted server starts a new file and hands
             // out table ids from the start again.
             k if k == EventType::FORMAT_DESCRIPTION_EVENT as u8 => self.tables.forget_table_ids(),
-            // The server sends one after each heartbeat period without events: everything is
-            // read, so the source is 0 s behind (in the metric and in /status alike).
             k if k == EventType::HEARTBEAT_EVENT as u8 => {
-                self.metrics.seconds_behind.set(0.0);
-                self.status.update(|s| {
-                    s.read_binlog = reader.stream_position().to_string();
-                    s.seconds_behind_source = 0.0;
-                });
+                self.status.update(|s| s.read_binlog = reader.stream_position().to_string());
             }
             mariadb::COMPRESSED_FIRST..=mariadb::COMPRESSED_LAST => {
                 return Err(SourceError::Definite(format!(
@@ -445,6 +475,7 @@ impl<'a> Streamer<'a> {
 
     async fn commit(&mut self) -> Result<(), SourceError> {
         let offset = StoredOffset { gtid: self.read.clone(), binlog: self.read_binlog.clone(), ts_ms: self.read_ts_ms };
+        self.status.update(|s| s.waiting_on = Some("the Kafka transaction to commit"));
         self.publisher.commit(Some(&offset)).await?;
         for xid in self.resolved.drain(..) {
             self.prepared.remove(&xid);
@@ -453,9 +484,8 @@ impl<'a> Streamer<'a> {
         self.rows_in_batch = 0;
         self.last_store = Instant::now();
         let (g, b) = (self.committed.gtid.to_string(), self.committed.binlog.to_string());
-        let behind = self.metrics.seconds_behind.get();
         self.status.update(|s| {
-            s.seconds_behind_source = behind;
+            s.waiting_on = None;
             s.committed_gtid = g;
             s.read_binlog = b.clone();
             s.committed_binlog = b;

@@ -86,7 +86,7 @@ impl Streamer<'_> {
                 replay_server_id(self.cfg.server_id),
                 &at,
                 self.cfg.heartbeat,
-                self.cfg.read_timeout,
+                self.cfg.replica_timeouts(),
             )
             .await
             {
@@ -131,7 +131,7 @@ impl Streamer<'_> {
             replay_server_id(self.cfg.server_id),
             &p.at,
             self.cfg.heartbeat,
-            self.cfg.read_timeout,
+            self.cfg.replica_timeouts(),
         )
         .await?;
         let before = self.rows_in_batch;

@@ -2,6 +2,8 @@
 //! `jdbc:mysql://host:port/db?user=u&password=p`, `jdbc:mariadb://…`, `mysql://user:pw@host:port/db`
 //! and `mariadb://…`. The port defaults to 3306. Connections are always TCP, also to `localhost`
 //! (`prefer_socket(false)`): a unix socket of another server on the same machine is never used.
+//! Every connection has TCP keepalive ([`TCP_KEEPALIVE`]), so the kernel eventually notices a peer
+//! that vanished; the services bound each round trip with their own timeouts on top.
 //!
 //! # Query options
 //! Every option in the query string is understood or refused with an error naming it; none is
@@ -29,6 +31,9 @@ use std::fmt;
 use std::path::Path;
 
 use crate::Secret;
+
+/// Idle time before the kernel sends TCP keepalive probes on a MariaDB connection.
+pub const TCP_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// JDBC driver options that are accepted in `connection.url` and change nothing here: the
 /// services always speak utf8mb4, UTC-free binary protocol values and their own batching.
@@ -371,6 +376,7 @@ impl ConnectionUrl {
             .ip_or_hostname(self.host.clone())
             .tcp_port(self.port)
             .prefer_socket(false)
+            .tcp_keepalive(Some(TCP_KEEPALIVE))
             .db_name(self.database.clone())
             .user(user.map(str::to_string).or_else(|| self.user.clone()))
             .pass(

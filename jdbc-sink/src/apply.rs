@@ -24,6 +24,14 @@
 //! Transient failures roll the batch back and retry it with backoff, forever; a record that can
 //! never be applied goes to the DLQ (`errors.tolerance=all`) or stops the sink (`none`).
 //!
+//! **Bounded waits.** Every database round trip has a deadline: connecting and pinging
+//! `connect.timeout.ms`, a batch's transaction, a table's DDL and the offsets read
+//! `statement.timeout.ms` (also the server-side `max_statement_time`). While idle the connection is
+//! pinged every `connection.ping.interval.ms`. A deadline missed is a transient error like a lost
+//! connection: the connection is dropped, the sink is `retrying` (`/ready` 503, `/status`
+//! `last_error` says what did not answer) and tries again with backoff. While a batch waits,
+//! `lag_seconds` grows from the clock ([`crate::status`]).
+//!
 //! **Shutdown.** When the token is cancelled the loop stops reading, commits the open batch (or
 //! rolls it back if the database is unreachable: it is re-read on the next start), commits the
 //! group offsets and returns.
@@ -79,6 +87,8 @@ pub struct Sink {
     pub(crate) group_copy: GroupCopy,
     /// Per topic, the truncate record its partitions are stopped at (see [`crate::truncate`]).
     pub(crate) truncate_waits: HashMap<String, crate::truncate::TruncateWait>,
+    /// When the database last answered (a commit, the offsets table, a ping).
+    pub(crate) db_answered: std::time::Instant,
     pub(crate) shutdown: CancellationToken,
 }
 
@@ -144,6 +154,7 @@ impl Sink {
                 msg = self.consumer.recv() => msg.map(|m| m.detach()),
                 // Rebalances happen while no record arrives, too.
                 _ = tick.tick() => {
+                    self.check_idle_connection().await?;
                     self.handle_rebalance(batch).await?;
                     self.retry_seeks();
                     // Idle: the position may have moved past the last transaction markers.
@@ -253,6 +264,7 @@ impl Sink {
         batch.advance(&tp, stored, offset);
         if let Some(ms) = event_time_ms(&msg) {
             batch.event_ms.push(ms);
+            self.status.note_pending_event_ms(ms);
         }
         match change {
             Ok(Some(change)) => batch.changes.push(change),

@@ -21,6 +21,9 @@
 //! | `batch.size` | `3000` | most records per database transaction |
 //! | `flush.interval.ms` | `1000` | longest a record waits in a batch (a batch is also flushed when no more records are ready) |
 //! | `retry.backoff.ms` | `100` | first delay when retrying a transient error (doubles up to 30 s, retried forever) |
+//! | `connect.timeout.ms` | `10000` | longest opening a connection to the mirror database may take (TCP, handshake, session set-up), and longest an idle connection's ping may take; then it is dropped and retried with backoff. Every connection also has TCP keepalive (cdc-common's `url` module) |
+//! | `statement.timeout.ms` | `60000` | longest one batch's transaction (BEGIN to COMMIT), one table's DDL or the offsets read may take; beyond it the connection is dropped and the work retried (the batch is re-applied exactly once: its offsets row decides). Also the session's `max_statement_time`, so the server itself aborts a statement running longer; raise it when `auto.evolve` may `ALTER` large mirror tables. The session's `wait_timeout` is twice the larger of this and `connection.ping.interval.ms` (at least 10 s), so the server ends a connection the sink gave up on (a half-open path) and releases its transaction's locks |
+//! | `connection.ping.interval.ms` | `5000` | while no batch is being committed, the connection is pinged this often, so a database or network path that stopped answering is noticed (`/ready` 503) before the next record arrives |
 //! | `errors.tolerance` | `none` | `none`: stop on a record that can never be applied; `all`: send it to the DLQ |
 //! | `errors.deadletterqueue.topic.name` | – | DLQ topic, required with `errors.tolerance=all` |
 //! | `errors.deadletterqueue.topic.replication.factor` | `-1` (the broker's `default.replication.factor`; Connect's default is 3) | replication factor of the DLQ topic, which the sink creates at start when it does not exist |
@@ -136,6 +139,12 @@ struct RawConfig {
     flush_interval_ms: u64,
     #[serde(rename = "retry.backoff.ms", default = "default_retry_ms")]
     retry_backoff_ms: u64,
+    #[serde(rename = "connect.timeout.ms", default = "default_connect_timeout_ms")]
+    connect_timeout_ms: u64,
+    #[serde(rename = "statement.timeout.ms", default = "default_statement_timeout_ms")]
+    statement_timeout_ms: u64,
+    #[serde(rename = "connection.ping.interval.ms", default = "default_ping_interval_ms")]
+    ping_interval_ms: u64,
     #[serde(rename = "errors.tolerance", default = "default_tolerance")]
     errors_tolerance: Tolerance,
     #[serde(rename = "errors.deadletterqueue.topic.name")]
@@ -181,6 +190,15 @@ fn default_dlq_replication() -> i32 {
     -1
 }
 
+fn default_connect_timeout_ms() -> u64 {
+    10_000
+}
+fn default_statement_timeout_ms() -> u64 {
+    60_000
+}
+fn default_ping_interval_ms() -> u64 {
+    5_000
+}
 fn default_tolerance() -> Tolerance {
     Tolerance::None
 }
@@ -224,6 +242,13 @@ pub struct Settings {
     pub batch_size: usize,
     pub flush_interval: Duration,
     pub retry_backoff: Duration,
+    /// `connect.timeout.ms`: opening a connection, and an idle connection's ping.
+    pub connect_timeout: Duration,
+    /// `statement.timeout.ms`: a batch's transaction, a table's DDL, the offsets read; also the
+    /// session's `max_statement_time`.
+    pub statement_timeout: Duration,
+    /// `connection.ping.interval.ms`: how often an idle connection is checked.
+    pub ping_interval: Duration,
     pub tolerance: Tolerance,
     pub dlq_topic: Option<String>,
     /// Replication factor of the DLQ topic when the sink creates it (`-1`: the broker's default).
@@ -327,6 +352,15 @@ impl Settings {
                 ))
             }
         };
+        for (key, ms) in [
+            ("connect.timeout.ms", raw.connect_timeout_ms),
+            ("statement.timeout.ms", raw.statement_timeout_ms),
+            ("connection.ping.interval.ms", raw.ping_interval_ms),
+        ] {
+            if ms < 100 {
+                return Err(invalid(key, "must be at least 100"));
+            }
+        }
         let table_format = TableNameFormat::parse(&raw.table_name_format)
             .map_err(|e| invalid("table.name.format", e))?;
         if raw.pk_mode == PkMode::RecordValue && raw.pk_fields.is_empty() {
@@ -399,6 +433,9 @@ impl Settings {
             batch_size: raw.batch_size,
             flush_interval: Duration::from_millis(raw.flush_interval_ms),
             retry_backoff: Duration::from_millis(raw.retry_backoff_ms),
+            connect_timeout: Duration::from_millis(raw.connect_timeout_ms),
+            statement_timeout: Duration::from_millis(raw.statement_timeout_ms),
+            ping_interval: Duration::from_millis(raw.ping_interval_ms),
             tolerance: raw.errors_tolerance,
             dlq_topic: raw.dlq_topic,
             dlq_replication_factor: raw.dlq_replication_factor,

@@ -110,3 +110,16 @@ fn example_config_is_valid() {
     assert_eq!(s.topics, Topics::Regex("my_topic_.*".into()));
     assert!(s.ignored.is_empty());
 }
+
+#[test]
+fn database_timeouts_have_defaults_and_a_floor() {
+    let s = Settings::from_str_with_env(TUTORIAL, &[]).unwrap();
+    assert_eq!(
+        (s.connect_timeout, s.statement_timeout, s.ping_interval),
+        (Duration::from_secs(10), Duration::from_secs(60), Duration::from_secs(5))
+    );
+    let s = Settings::from_str_with_env(TUTORIAL, &[("CDC_SINK_STATEMENT_TIMEOUT_MS", "2500")]).unwrap();
+    assert_eq!(s.statement_timeout, Duration::from_millis(2500));
+    let e = Settings::from_str_with_env(TUTORIAL, &[("CDC_SINK_CONNECT_TIMEOUT_MS", "0")]).unwrap_err();
+    assert!(e.to_string().contains("connect.timeout.ms"), "{e}");
+}

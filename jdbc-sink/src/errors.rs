@@ -120,6 +120,7 @@ const TRANSIENT_CODES: &[u16] = &[
     1213, // deadlock
     1317, // query interrupted
     1927, // connection killed
+    1969, // max_statement_time exceeded (statement.timeout.ms)
     2006, 2013, // server gone / lost connection
     4031, // disconnected by the server (idle)
 ];

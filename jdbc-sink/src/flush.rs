@@ -27,14 +27,28 @@ impl Sink {
         if let Some(conn) = self.conn.take() {
             return Ok(conn);
         }
-        let opts = self.settings.db_opts().init(crate::writer::session_setup());
-        let mut conn = mysql_async::Conn::new(opts).await.map_err(|e| match self.settings.url.tls.hint(&e) {
-            Some(fix) => SinkError::Fatal(format!("connecting to {} as the sink user: {e}; {fix}", self.settings.url)),
-            None => db_error(&format!("connecting to {} as the sink user", self.settings.url), &e),
-        })?;
-        self.statement_limit = StatementLimit::read(&mut conn)
-            .await
-            .map_err(|e| db_error("reading max_allowed_packet", &e))?;
+        let mut setup = crate::writer::session_setup();
+        // The server aborts a statement running longer than a whole batch may take, and ends a
+        // connection silent for longer than this sink ever leaves it (it pings while idle): a
+        // connection the sink gave up on as stalled (half-open) would otherwise keep its open
+        // transaction's locks — the offsets rows among them — for hours.
+        let (statement, idle) = server_timeouts(self.settings.statement_timeout, self.settings.ping_interval);
+        setup.push(format!("SET SESSION max_statement_time = {statement:.3}, wait_timeout = {idle}"));
+        let opts = self.settings.db_opts().init(setup);
+        let url = &self.settings.url;
+        let connect = async {
+            let mut conn = mysql_async::Conn::new(opts).await.map_err(|e| match url.tls.hint(&e) {
+                Some(fix) => SinkError::Fatal(format!("connecting to {url} as the sink user: {e}; {fix}")),
+                None => db_error(&format!("connecting to {url} as the sink user"), &e),
+            })?;
+            let limit = StatementLimit::read(&mut conn)
+                .await
+                .map_err(|e| db_error("reading max_allowed_packet", &e))?;
+            Ok((conn, limit))
+        };
+        let what = format!("connecting to {url}");
+        let (conn, limit) = bounded(self.settings.connect_timeout, "connect.timeout.ms", &what, connect).await?;
+        self.statement_limit = limit;
         // Tables may have changed while disconnected.
         self.tables.forget();
         Ok(conn)
@@ -42,17 +56,22 @@ impl Sink {
 
     pub(crate) async fn ensure_offsets_table(&mut self) -> Result<(), SinkError> {
         let mut backoff = Backoff::new(self.settings.retry_backoff, Duration::from_secs(30));
+        let limit = self.settings.statement_timeout;
         loop {
-            let attempt = match self.take_conn().await {
-                Ok(mut conn) => {
-                    let r = offsets::ensure_table(&mut conn, &self.offsets_table).await;
-                    self.conn = Some(conn);
-                    r.map_err(|e| db_error("creating the offsets table", &e))
-                }
-                Err(e) => Err(e),
-            };
+            let attempt = bounded(limit, "statement.timeout.ms", "creating the offsets table", async {
+                let mut conn = self.take_conn().await?;
+                offsets::ensure_table(&mut conn, &self.offsets_table)
+                    .await
+                    .map_err(|e| db_error("creating the offsets table", &e))?;
+                self.conn = Some(conn);
+                Ok(())
+            })
+            .await;
             match attempt {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.db_answered = Instant::now();
+                    return Ok(());
+                }
                 Err(SinkError::Transient { class, message }) => {
                     self.conn = None;
                     self.retrying(class, &message);
@@ -66,15 +85,62 @@ impl Sink {
     }
 
     pub(crate) async fn load_positions(&mut self) -> Result<HashMap<Tp, i64>, SinkError> {
-        let mut conn = self.take_conn().await?;
-        let loaded = offsets::load(&mut conn, &self.offsets_table, &self.group).await;
-        match loaded {
-            Ok(positions) => {
-                self.conn = Some(conn);
-                Ok(positions)
-            }
-            Err(e) => Err(db_error("reading the offsets table", &e)),
+        let limit = self.settings.statement_timeout;
+        bounded(limit, "statement.timeout.ms", "reading the offsets table", async {
+            let mut conn = self.take_conn().await?;
+            let positions = offsets::load(&mut conn, &self.offsets_table, &self.group)
+                .await
+                .map_err(|e| db_error("reading the offsets table", &e))?;
+            self.conn = Some(conn);
+            Ok(positions)
+        })
+        .await
+    }
+
+    /// While no batch is being committed: once per `connection.ping.interval.ms` without an
+    /// answer from the database, pings it (within `connect.timeout.ms`, reconnecting if the
+    /// connection is gone), retrying with backoff until it answers. So a database or network
+    /// path that stopped answering turns `/ready` 503 while the sink is idle, too.
+    pub(crate) async fn check_idle_connection(&mut self) -> Result<(), SinkError> {
+        if self.db_answered.elapsed() < self.settings.ping_interval {
+            return Ok(());
         }
+        let mut backoff = Backoff::new(self.settings.retry_backoff, Duration::from_secs(30));
+        let limit = self.settings.connect_timeout;
+        loop {
+            let attempt = bounded(limit, "connect.timeout.ms", "pinging the mirror database", async {
+                let mut conn = self.take_conn().await?;
+                mysql_async::prelude::Queryable::ping(&mut conn).await.map_err(|e| db_error("pinging the mirror database", &e))?;
+                self.conn = Some(conn);
+                Ok(())
+            })
+            .await;
+            match attempt {
+                Ok(()) => {
+                    self.db_answered = Instant::now();
+                    self.recovered();
+                    return Ok(());
+                }
+                Err(SinkError::Transient { class, message }) => {
+                    self.conn = None;
+                    self.retrying(class, &message);
+                    if !backoff.wait(&self.shutdown).await {
+                        return Err(SinkError::Stopped(message));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The database answered again after retries: ready, `running`.
+    fn recovered(&self) {
+        self.status.set_ready(true);
+        self.status.update(|s| {
+            if s.state == "retrying" {
+                s.state = "running";
+            }
+        });
     }
 
     /// Commits `batch`, retrying transient failures with backoff. At shutdown (`final_flush`) a
@@ -89,12 +155,14 @@ impl Sink {
         }
         let mut backoff = Backoff::new(self.settings.retry_backoff, Duration::from_secs(30));
         let mut keyed = false;
+        let limit = self.settings.statement_timeout;
         loop {
             let started = Instant::now();
             let attempt = if keyed {
                 self.try_flush(batch).await
             } else {
-                match self.key_keyless_changes(batch).await {
+                let keying = self.key_keyless_changes(batch);
+                match bounded(limit, "statement.timeout.ms", "reading mirror table keys", keying).await {
                     Ok(()) => {
                         keyed = true;
                         batch.changes = collapse(
@@ -111,7 +179,9 @@ impl Sink {
                     self.metrics
                         .batch_duration
                         .observe(started.elapsed().as_secs_f64());
-                    self.status.set_ready(true);
+                    self.db_answered = Instant::now();
+                    self.recovered();
+                    self.status.set_pending_event_ms(None);
                     *batch = Batch::default();
                     return Ok(());
                 }
@@ -119,11 +189,13 @@ impl Sink {
                     self.conn = None;
                     self.retrying(class, &message);
                     if final_flush {
+                        self.status.set_pending_event_ms(None);
                         *batch = Batch::default();
                         return Err(SinkError::Transient { class, message });
                     }
                     if !backoff.wait(&self.shutdown).await {
                         // The batch stays uncommitted; it is read again on the next start.
+                        self.status.set_pending_event_ms(None);
                         *batch = Batch::default();
                         return Err(SinkError::Stopped(message));
                     }
@@ -171,9 +243,13 @@ impl Sink {
         Ok(())
     }
 
+    /// One attempt within `statement.timeout.ms`: a connection that stops answering mid-batch is
+    /// dropped with the attempt (the transaction is rolled back by the server, or — if only the
+    /// COMMIT's answer was lost — the retry finds the offsets moved and drops the batch).
     async fn try_flush(&mut self, batch: &mut Batch) -> Result<(), SinkError> {
         let mut conn = self.take_conn().await?;
-        let result = self.flush_on(&mut conn, batch).await;
+        let limit = self.settings.statement_timeout;
+        let result = bounded(limit, "statement.timeout.ms", "committing a batch", self.flush_on(&mut conn, batch)).await;
         if !matches!(result, Err(SinkError::Transient { .. })) {
             self.conn = Some(conn);
         }
@@ -421,6 +497,31 @@ impl Sink {
     }
 }
 
+/// The session's `max_statement_time` (seconds) and `wait_timeout` (whole seconds): twice the
+/// longest silence the sink leaves on a connection (`connection.ping.interval.ms` while idle, a
+/// batch's transaction), at least 10 s.
+fn server_timeouts(statement: Duration, ping: Duration) -> (f64, u64) {
+    let idle = (2 * statement.max(ping)).as_secs_f64().ceil() as u64;
+    (statement.as_secs_f64(), idle.max(10))
+}
+
+/// `work` within `limit`, else a transient database error naming the config `key`; the work (and
+/// any connection it holds) is dropped.
+async fn bounded<T>(
+    limit: Duration,
+    key: &str,
+    what: &str,
+    work: impl std::future::Future<Output = Result<T, SinkError>>,
+) -> Result<T, SinkError> {
+    match tokio::time::timeout(limit, work).await {
+        Ok(result) => result,
+        Err(_) => Err(SinkError::transient(
+            class::DATABASE,
+            format!("{what}: the mirror database did not answer within {limit:?} ({key}): it or the network path to it is stalled; the connection is dropped and the work retried"),
+        )),
+    }
+}
+
 /// Empties the truncated tables inside the batch's transaction (`DELETE FROM`, not `TRUNCATE`,
 /// which is DDL and would commit implicitly). A table that does not exist has nothing to empty.
 async fn truncate_tables(
@@ -436,4 +537,16 @@ async fn truncate_tables(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_ends_connections_the_sink_gave_up_on() {
+        assert_eq!(server_timeouts(Duration::from_secs(60), Duration::from_secs(5)), (60.0, 120));
+        assert_eq!(server_timeouts(Duration::from_millis(2500), Duration::from_secs(1)), (2.5, 10));
+        assert_eq!(server_timeouts(Duration::from_secs(3), Duration::from_secs(8)), (3.0, 16));
+    }
 }

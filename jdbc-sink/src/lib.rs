@@ -93,6 +93,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     .map_err(|e| SinkError::Fatal(e.to_string()))?;
     tracing::info!(address = %http.local_addr, "HTTP endpoints listening");
     let linger = settings.http_failed_linger;
+    let lag = tokio::spawn(status::follow_lag(status.clone(), metrics.lag.clone()));
     let result = match kafka_usable(&settings).await.and_then(|()| build(settings, metrics, status.clone(), shutdown.clone())) {
         // A broker away now is no reason to stop: the first dead letter waits for it anyway.
         Ok(sink) => match &sink.dlq {
@@ -120,6 +121,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         });
         http.linger_after_failure(linger, &shutdown).await;
     }
+    lag.abort();
     http_stop.cancel();
     result
 }
@@ -189,6 +191,7 @@ pub fn build(
         unsought: HashMap::new(),
         truncate_waits: HashMap::new(),
         group_copy: Default::default(),
+        db_answered: std::time::Instant::now(),
         shutdown,
     })
 }

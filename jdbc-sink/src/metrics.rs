@@ -17,6 +17,7 @@
 //! | `cdc_sink_last_commit_timestamp_seconds` | gauge | – |
 //! | `cdc_sink_replication_latency_seconds` | histogram | – |
 //! | `cdc_sink_last_applied_event_timestamp_seconds` | gauge | – |
+//! | `cdc_sink_lag_seconds` | gauge | – now minus the event time of the oldest record read and not yet committed (0 when none waits); follows the clock, so it grows while the sink is stalled |
 //!
 //! The latency is measured per record from its event time (header `cdc.ts_ms` written by the
 //! source — the source commit, second resolution from the binlog — else the Kafka record
@@ -83,6 +84,7 @@ pub struct SinkMetrics {
     pub last_commit: Gauge<f64, AtomicU64>,
     pub latency: Histogram,
     pub last_event: Gauge<f64, AtomicU64>,
+    pub lag: Gauge<f64, AtomicU64>,
 }
 
 const BATCH_RECORD_BUCKETS: [f64; 9] = [
@@ -113,6 +115,7 @@ impl SinkMetrics {
             last_commit: Gauge::default(),
             latency: Histogram::new(LATENCY_BUCKETS),
             last_event: Gauge::default(),
+            lag: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("cdc_sink");
         r.register(
@@ -175,6 +178,11 @@ impl SinkMetrics {
             "last_applied_event_timestamp_seconds",
             "Event time of the newest record applied",
             m.last_event.clone(),
+        );
+        r.register(
+            "lag_seconds",
+            "Now minus the event time of the oldest record read and not yet committed",
+            m.lag.clone(),
         );
         // Every series of a fixed label set exists from the start, at 0, so that `rate()` has
         // data before the first event of a class.

@@ -1,10 +1,16 @@
 //! What `/ready` and `/status` report. The apply loop updates it; nothing in it is secret (the
 //! connection is shown without credentials). The same state in Kafka Connect's terms is
 //! `/connectors/<name>/status` ([`connect_state`]).
+//!
+//! `/ready` is 503 while the sink is not `running`: starting, `retrying` a transient error (a
+//! database or network path that does not answer within its timeout included, see
+//! [`crate::apply`]), stopping or failed; `last_error` says why. `lag_seconds` is computed from
+//! the clock when asked, so it keeps growing while a batch cannot be committed.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cdc_common::{ConnectState, Connector, ConnectorState, ConnectorType};
 use serde::Serialize;
@@ -27,7 +33,9 @@ pub struct StatusDoc {
     pub records_committed: u64,
     pub dlq_records: u64,
     pub last_commit_unix_ms: Option<u64>,
-    /// At the last commit: seconds from the newest applied record's event time to the commit.
+    /// While records wait to be committed: now minus the event time of the oldest of them (it
+    /// grows while the sink is stalled or retrying). Otherwise, as at the last commit: seconds
+    /// from the newest applied record's event time to the commit.
     pub lag_seconds: Option<f64>,
     /// Records still to apply, per `topic/partition` of the assignment: the partition's last
     /// stable offset minus the consumer group's committed offset, from librdkafka statistics
@@ -42,6 +50,8 @@ pub struct StatusDoc {
 pub struct SinkStatus {
     ready: AtomicBool,
     doc: Mutex<StatusDoc>,
+    /// Event time (unix ms) of the oldest record read and not yet committed; 0: none.
+    pending_event_ms: AtomicI64,
 }
 
 impl SinkStatus {
@@ -49,7 +59,27 @@ impl SinkStatus {
         SinkStatus {
             ready: AtomicBool::new(false),
             doc: Mutex::new(doc),
+            pending_event_ms: AtomicI64::new(0),
         }
+    }
+
+    /// A record with event time `ms` joined the open batch.
+    pub fn note_pending_event_ms(&self, ms: i64) {
+        let ms = ms.max(1);
+        let _ = self.pending_event_ms.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+            (old == 0 || ms < old).then_some(ms)
+        });
+    }
+
+    /// The open batch was committed or given up (`None`), or starts over.
+    pub fn set_pending_event_ms(&self, ms: Option<i64>) {
+        self.pending_event_ms.store(ms.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// Now minus the oldest waiting record's event time, in seconds; `None` when none waits.
+    pub fn pending_lag(&self) -> Option<f64> {
+        let oldest = self.pending_event_ms.load(Ordering::Relaxed);
+        (oldest > 0).then(|| (now_ms() - oldest).max(0) as f64 / 1000.0)
     }
 
     pub fn set_ready(&self, ready: bool) {
@@ -63,8 +93,27 @@ impl SinkStatus {
         }
     }
 
+    /// The document, with `lag_seconds` as of now.
     pub fn snapshot(&self) -> StatusDoc {
-        self.doc.lock().map(|d| d.clone()).unwrap_or_default()
+        let mut doc = self.doc.lock().map(|d| d.clone()).unwrap_or_default();
+        if let Some(lag) = self.pending_lag() {
+            doc.lag_seconds = Some(lag);
+        }
+        doc
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Keeps `cdc_sink_lag_seconds` following the clock (every half second), whatever the apply loop
+/// is waiting on.
+pub async fn follow_lag(status: std::sync::Arc<SinkStatus>, gauge: prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>) {
+    let mut every = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        every.tick().await;
+        gauge.set(status.pending_lag().unwrap_or(0.0));
     }
 }
 
@@ -132,5 +181,18 @@ mod tests {
             ConnectorState::failed("record t[0]@3 cannot be applied")
         );
         assert_eq!(connect_state("failed", None).state, ConnectState::Failed);
+    }
+
+    #[test]
+    fn the_lag_of_a_waiting_batch_follows_the_clock() {
+        let status = SinkStatus::new(StatusDoc { lag_seconds: Some(0.5), ..StatusDoc::default() });
+        assert_eq!(status.snapshot().lag_seconds, Some(0.5));
+        status.note_pending_event_ms(now_ms() - 7_000);
+        status.note_pending_event_ms(now_ms() - 3_000);
+        let lag = status.snapshot().lag_seconds.unwrap();
+        assert!((7.0..8.0).contains(&lag), "{lag}");
+        status.set_pending_event_ms(None);
+        assert_eq!(status.pending_lag(), None);
+        assert_eq!(status.snapshot().lag_seconds, Some(0.5));
     }
 }

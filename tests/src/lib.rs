@@ -117,5 +117,6 @@ pub mod pipeline;
 pub mod private;
 pub mod process;
 pub mod source;
+pub mod tcp_proxy;
 pub mod tls_proxy;
 pub mod sink;

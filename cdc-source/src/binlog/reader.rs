@@ -1,7 +1,22 @@
 //! The replica connection: session set-up, the dump request from a GTID position, and a stream of
 //! events with a read timeout, the current file:pos and the fake-rotate fix.
+//!
+//! Every step is bounded. Opening the connection (TCP, handshake, session set-up and the dump
+//! request) must finish within the connect timeout (`connect.timeout.ms`). Once streaming, the
+//! server sends an event or at least a heartbeat every `heartbeat.interval.ms`; when nothing at
+//! all arrived for the read timeout (`read.timeout.ms`, by default twice the heartbeat), the
+//! connection is taken for dead (a half-open path: a firewall or NAT that stopped forwarding
+//! without closing it) and [`BinlogReader::next`] fails with a transient error, so the stream
+//! reconnects with backoff. The read deadline is kept in the reader, not in the future
+//! [`BinlogReader::next`] returns: the streaming loop polls `next()` in a `select!` and drops it on
+//! every tick of its commit timer, so a timeout started afresh by each call would never fire.
+//! Time the caller spends elsewhere (acting on an event, committing) is not silence of the server
+//! ([`BinlogReader::not_waiting`]).
 
+use std::future::Future;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use futures::StreamExt;
 use mysql_async::binlog::events::{Event, EventData, TableMapEvent};
@@ -17,6 +32,20 @@ pub fn replay_server_id(server_id: u32) -> u32 {
     server_id ^ 0x8000_0000
 }
 
+/// How long opening a replica connection and waiting for its next event may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// TCP connect, handshake, session set-up and the dump request, together.
+    pub connect: Duration,
+    /// Longest silence (not even a heartbeat) of an open stream.
+    pub read: Duration,
+}
+
+/// `open` within `limit`, else a transient error (the server or the path to it does not answer).
+async fn bounded<T>(limit: Duration, open: impl Future<Output = Result<T, SourceError>>) -> Result<T, SourceError> {
+    tokio::time::timeout(limit, open).await.map_err(|_| SourceError::ConnectTimeout(limit))?
+}
+
 /// A binlog stream positioned at a GTID position.
 pub struct BinlogReader {
     stream: BinlogStream,
@@ -24,6 +53,8 @@ pub struct BinlogReader {
     pos: u64,
     seen_format: bool,
     read_timeout: Duration,
+    /// When [`BinlogReader::next`] gives up: the read timeout after the last event (or connect).
+    deadline: Instant,
 }
 
 impl std::fmt::Debug for BinlogReader {
@@ -40,8 +71,18 @@ impl BinlogReader {
         server_id: u32,
         from: &GtidPosition,
         heartbeat: Duration,
-        read_timeout: Duration,
+        timeouts: Timeouts,
     ) -> Result<Self, SourceError> {
+        let stream = bounded(timeouts.connect, Self::open(opts, server_id, from, heartbeat)).await?;
+        Ok(Self::reading(stream, String::new(), 4, timeouts.read))
+    }
+
+    async fn open(
+        opts: mysql_async::Opts,
+        server_id: u32,
+        from: &GtidPosition,
+        heartbeat: Duration,
+    ) -> Result<BinlogStream, SourceError> {
         let mut conn = Conn::new(opts).await.map_err(SourceError::mysql("connect to the source server"))?;
         let setup = [
             // Without this MariaDB sends GTID events as "BEGIN" queries.
@@ -56,11 +97,14 @@ impl BinlogReader {
         }
         // With @slave_connect_state set, an empty file name asks for the GTID position.
         let request = BinlogStreamRequest::new(server_id).with_filename(b"").with_pos(4u64);
-        let stream = conn
-            .get_binlog_stream(request)
+        conn.get_binlog_stream(request)
             .await
-            .map_err(|e| SourceError::from_dump(e, server_id, from))?;
-        Ok(BinlogReader { stream, file: String::new(), pos: 4, seen_format: false, read_timeout })
+            .map_err(|e| SourceError::from_dump(e, server_id, from))
+    }
+
+    fn reading(stream: BinlogStream, file: String, pos: u64, read_timeout: Duration) -> Self {
+        let deadline = Instant::now() + read_timeout;
+        BinlogReader { stream, file, pos, seen_format: false, read_timeout, deadline }
     }
 
     /// Connects as a replica with `server_id` and reads from `at` (file:pos, the start of an
@@ -70,30 +114,43 @@ impl BinlogReader {
         server_id: u32,
         at: &FilePos,
         heartbeat: Duration,
-        read_timeout: Duration,
+        timeouts: Timeouts,
     ) -> Result<Self, SourceError> {
+        let stream = bounded(timeouts.connect, Self::open_at(opts, server_id, at, heartbeat)).await?;
+        Ok(Self::reading(stream, at.file.clone(), at.pos, timeouts.read))
+    }
+
+    async fn open_at(opts: mysql_async::Opts, server_id: u32, at: &FilePos, heartbeat: Duration) -> Result<BinlogStream, SourceError> {
         let mut conn = Conn::new(opts).await.map_err(SourceError::mysql("connect to the source server"))?;
         for q in ["SET @mariadb_slave_capability=4".to_string(), format!("SET @master_heartbeat_period={}", heartbeat.as_nanos())] {
             conn.query_drop(&q).await.map_err(SourceError::mysql("set up the replica session"))?;
         }
         let request = BinlogStreamRequest::new(server_id).with_filename(at.file.as_bytes()).with_pos(at.pos);
-        let stream = conn
-            .get_binlog_stream(request)
+        conn.get_binlog_stream(request)
             .await
-            .map_err(|error| SourceError::BinlogFileUnreadable { at: at.clone(), server_id, error })?;
-        Ok(BinlogReader { stream, file: at.file.clone(), pos: at.pos, seen_format: false, read_timeout })
+            .map_err(|error| SourceError::BinlogFileUnreadable { at: at.clone(), server_id, error })
     }
 
     /// The next event, or an error if nothing (not even a heartbeat) arrived within the read
-    /// timeout. `Ok(None)` means the server ended the stream.
+    /// timeout of the previous event. `Ok(None)` means the server ended the stream.
+    ///
+    /// Cancel-safe: dropping the returned future loses nothing (the stream keeps any partly read
+    /// packet) and does not move the deadline.
     pub async fn next(&mut self) -> Result<Option<Event>, SourceError> {
-        let next = tokio::time::timeout(self.read_timeout, self.stream.next())
+        let next = tokio::time::timeout_at(self.deadline, self.stream.next())
             .await
             .map_err(|_| SourceError::ReadTimeout(self.read_timeout))?;
+        self.deadline = Instant::now() + self.read_timeout;
         let Some(event) = next else { return Ok(None) };
         let event = event.map_err(|e| SourceError::from_stream(e, self.stream_position()))?;
         self.track(&event);
         Ok(Some(event))
+    }
+
+    /// The caller spent `busy` on something other than waiting for the server (acting on an event,
+    /// committing): that time does not count as the server's silence.
+    pub fn not_waiting(&mut self, busy: Duration) {
+        self.deadline += busy;
     }
 
     fn track(&mut self, event: &Event) {
