@@ -27,6 +27,7 @@
 //! | `batch.max.ms` | `20` | longest a Kafka transaction stays open while events flow |
 //! | `heartbeat.interval.ms` | `5000` | server heartbeat; also how often an idle position is stored |
 //! | `read.timeout.ms` | 2 × `heartbeat.interval.ms` | reconnect (with backoff) when nothing, not even a heartbeat, arrived for this long; also when `/ready` turns 503 as stalled |
+//! | `retry.backoff.max.ms` | `5000` | after a transient error (MariaDB, Kafka or the registry away) the source retries from its last committed position after 200 ms, doubling up to this; so it resumes within this long of the cause going away |
 //! | `connect.timeout.ms` | `10000` | longest opening a connection to the source server may take (TCP, handshake, session set-up, dump request); then retried with backoff. Every connection also has TCP keepalive (cdc-common's `url` module) |
 //! | `topic.creation.default.partitions` | `1` | partitions of the data topics the source creates (`-1`: the broker's `num.partitions`); `topic.partitions` is the older spelling |
 //! | `topic.creation.default.replication.factor` | `-1` (the broker's `default.replication.factor`) | replication factor of the data topics the source creates |
@@ -182,6 +183,8 @@ struct Raw {
     read_timeout_ms: Option<u64>,
     #[serde(rename = "connect.timeout.ms", default = "d_connect_timeout_ms")]
     connect_timeout_ms: u64,
+    #[serde(rename = "retry.backoff.max.ms", default = "d_retry_max_ms")]
+    retry_backoff_max_ms: u64,
     #[serde(rename = "topic.partitions")]
     topic_partitions: Option<i32>,
     #[serde(rename = "topic.creation.default.partitions")]
@@ -229,6 +232,9 @@ fn d_heartbeat_ms() -> u64 {
 }
 fn d_connect_timeout_ms() -> u64 {
     10_000
+}
+fn d_retry_max_ms() -> u64 {
+    5_000
 }
 fn d_partitions() -> i32 {
     1
@@ -278,6 +284,8 @@ pub struct SourceConfig {
     pub offsets_topic_creation: TopicCreation,
     pub errors_tolerance: ErrorTolerance,
     pub connect_timeout: Duration,
+    /// `retry.backoff.max.ms`: the longest wait between two attempts after transient errors.
+    pub retry_backoff_max: Duration,
     pub http_listen: String,
     /// How long HTTP keeps serving after a definite error (`http.failed.linger.ms`).
     pub http_failed_linger: Duration,
@@ -454,6 +462,7 @@ impl SourceConfig {
             heartbeat: Duration::from_millis(raw.heartbeat_interval_ms),
             read_timeout: Duration::from_millis(read_timeout_ms),
             connect_timeout: Duration::from_millis(raw.connect_timeout_ms),
+            retry_backoff_max: Duration::from_millis(raw.retry_backoff_max_ms.max(200)),
             topic_creation: TopicCreation {
                 partitions,
                 replication_factor: raw.topic_creation_replication_factor,

@@ -158,7 +158,7 @@ impl<'a> Streamer<'a> {
     }
 
     async fn run_reconnecting(&mut self, shutdown: &CancellationToken) -> Result<(), SourceError> {
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+        let mut backoff = Backoff::new(Duration::from_millis(200), self.cfg.retry_backoff_max);
         loop {
             match self.stream_once(shutdown, &mut backoff).await {
                 Ok(()) => return Ok(()),

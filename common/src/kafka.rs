@@ -23,6 +23,9 @@
 //! | `ssl.endpoint.identification.algorithm=` (empty) | `…=none` | Java's way of turning host name checks off |
 //! | `ssl.protocol`, `ssl.enabled.protocols`, `ssl.keymanager.algorithm`, `ssl.trustmanager.algorithm`, `ssl.secure.random.implementation`, `ssl.provider` | ignored (reported once) | Java-only; librdkafka negotiates TLS 1.2/1.3 with OpenSSL |
 //!
+//! `reconnect.backoff.max.ms` defaults to 1000 (librdkafka's 10 s would delay the return to a
+//! broker that was away by up to that long).
+//!
 //! A SASL protocol without a mechanism and credentials, a JAAS option not understood, or a
 //! certificate/key file that cannot be read is an error naming the key. Secrets
 //! (`sasl.password`, `sasl.jaas.config`, `ssl.key.password`, `ssl.keystore.password`,
@@ -354,6 +357,9 @@ pub(crate) fn normalize(mut kafka: BTreeMap<String, String>, origin: &BTreeMap<S
             read_head(path).map_err(|e| bad(prop, format!("cannot read {path}: {e}")))?;
         }
     }
+    // librdkafka waits up to 10 s between reconnects to a broker that was away; a pipeline
+    // should resume within a second or two of the broker's return.
+    kafka.entry("reconnect.backoff.max.ms".into()).or_insert_with(|| "1000".into());
     Ok(Normalized { kafka, ignored })
 }
 

@@ -34,6 +34,7 @@ fn scram_jaas_config_becomes_username_and_password() {
         n.kafka,
         map(&[
             ("bootstrap.servers", "127.0.0.1:9093"),
+            ("reconnect.backoff.max.ms", "1000"),
             ("sasl.mechanism", "SCRAM-SHA-512"),
             ("sasl.password", "p\"w;1"),
             ("sasl.username", "alice"),
