@@ -113,6 +113,10 @@ pub struct TableReport {
     pub not_in_mirror: Vec<String>,
     pub mismatching_rows: u64,
     pub mismatches: Vec<MismatchRange>,
+    /// Chunks whose checksums differed at first and were re-read row by row.
+    pub chunks_rechecked: u64,
+    /// Rows that differed when first read and agreed when re-checked (changes in flight).
+    pub rows_settled: u64,
     pub elapsed_ms: u64,
     /// Why this table could not be verified.
     pub error: Option<String>,
@@ -559,6 +563,7 @@ async fn compare_table(src: &mut Conn, dst: &mut Conn, plan: &Plan, args: &Verif
         let (s, d) = (s.map_err(q)?, d.map_err(q)?);
         tr.rows += s.0;
         if s != d {
+            tr.chunks_rechecked += 1;
             let (sr, dr) = tokio::join!(chunk_rows(src, &plan.source, plan, &range), chunk_rows(dst, &plan.mirror, plan, &range));
             let (sr, dr) = (sr.map_err(q)?, dr.map_err(q)?);
             for (key, sus) in differing(&sr, &dr, chunks.len()) {
@@ -577,9 +582,11 @@ async fn compare_table(src: &mut Conn, dst: &mut Conn, plan: &Plan, args: &Verif
         }
     }
     tr.chunks = chunks.len() as u64;
+    let first_seen = suspects.len();
     settle(src, dst, plan, &mut suspects, Duration::from_secs(args.settle_secs)).await.map_err(q)?;
     tr.mismatches = group_by_chunk(&chunks, &suspects);
     tr.mismatching_rows = suspects.len() as u64;
+    tr.rows_settled = (first_seen - suspects.len()) as u64;
     Ok(())
 }
 
@@ -659,11 +666,13 @@ pub fn text_report(r: &Report) -> String {
             None => {
                 let verdict = if t.mismatching_rows == 0 { "EQUAL   " } else { "MISMATCH" };
                 out.push_str(&format!(
-                    "{verdict} {} -> {}: {} rows in {} chunks, {} mismatching rows, {secs:.2} s ({:.0} rows/s)\n",
+                    "{verdict} {} -> {}: {} rows in {} chunks ({} re-checked, {} rows agreed later), {} mismatching rows, {secs:.2} s ({:.0} rows/s)\n",
                     t.table,
                     t.mirror_table,
                     t.rows,
                     t.chunks,
+                    t.chunks_rechecked,
+                    t.rows_settled,
                     t.mismatching_rows,
                     t.rows as f64 / secs.max(0.001)
                 ));
