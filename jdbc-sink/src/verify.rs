@@ -16,7 +16,8 @@
 //!   outside the source's key range are found too.
 //! - **A checksum per chunk, computed in SQL on both sides**: `COUNT(*)` and
 //!   `BIT_XOR(CRC32(CONCAT_WS('#', v1, …, vn, CONCAT(ISNULL(c1), …))))` over the columns both
-//!   tables have. NULL is told from `''` by the null bitmap; each value is rendered the same way
+//!   tables have. NULL is told from `''` by the null markers (of the columns NULLable on either
+//!   side); each value is rendered the same way
 //!   whatever the column type on each side ([`render`]): temporal values with their microseconds,
 //!   decimals of another scale normalised, text converted to utf8mb4 bytes, binary as hex.
 //!   Both sessions use `time_zone = '+00:00'`.
@@ -264,11 +265,12 @@ async fn select_tables(src: &mut Conn, db: &str, settings: &Settings, args: &Ver
 pub struct ColType {
     pub data_type: String,
     pub column_type: String,
+    pub nullable: bool,
 }
 
 impl ColType {
     pub fn new(data_type: &str, column_type: &str) -> ColType {
-        ColType { data_type: data_type.to_ascii_lowercase(), column_type: column_type.to_ascii_lowercase() }
+        ColType { data_type: data_type.to_ascii_lowercase(), column_type: column_type.to_ascii_lowercase(), nullable: true }
     }
 }
 
@@ -296,7 +298,8 @@ pub fn render(column: &Ident, src: &ColType, dst: &ColType) -> String {
         return format!("CAST({c} AS CHAR)");
     }
     match (f, g) {
-        (Some(F::Integer), Some(F::Integer)) => format!("CAST({c} AS CHAR)"),
+        // An integer or a date concatenates as the text CAST(… AS CHAR) gives, without the cast.
+        (Some(F::Integer), Some(F::Integer)) | (Some(F::Date), Some(F::Date)) => c.to_string(),
         (Some(F::Integer | F::Decimal), Some(F::Integer | F::Decimal)) if !same => {
             format!("CAST(CAST({c} AS DECIMAL(65,30)) AS CHAR)")
         }
@@ -330,7 +333,10 @@ pub fn build_plan(
             Some(dt) => {
                 let c = ident(name)?;
                 rendered.push(render(&c, st, dt));
-                nulls.push(format!("ISNULL({c})"));
+                // CONCAT_WS skips NULLs; a marker per column that may hold one tells NULL from ''.
+                if st.nullable || dt.nullable {
+                    nulls.push(format!("ISNULL({c})"));
+                }
                 tr.compared_columns.push(name.clone());
             }
             None => tr.not_in_mirror.push(name.clone()),
@@ -357,20 +363,26 @@ pub fn build_plan(
         source,
         mirror,
         key: key_idents,
-        row_text: format!("CONCAT_WS('#', {}, CONCAT({}))", rendered.join(", "), nulls.join(", ")),
+        row_text: match nulls.is_empty() {
+            true => format!("CONCAT_WS('#', {})", rendered.join(", ")),
+            false => format!("CONCAT_WS('#', {}, CONCAT({}))", rendered.join(", "), nulls.join(", ")),
+        },
         key_text: format!("CONCAT_WS('#', {})", key_rendered.join(", ")),
     })
 }
 
 async fn columns(conn: &mut Conn, db: &str, table: &str) -> Result<Vec<(String, ColType)>, mysql_async::Error> {
-    let rows: Vec<(String, String, String)> = conn
+    let rows: Vec<(String, String, String, String)> = conn
         .exec(
-            "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE FROM information_schema.COLUMNS \
+            "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE FROM information_schema.COLUMNS \
              WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             (db, table),
         )
         .await?;
-    Ok(rows.into_iter().map(|(n, d, c)| (n, ColType::new(&d, &c))).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(n, d, c, null)| (n, ColType { nullable: null == "YES", ..ColType::new(&d, &c) }))
+        .collect())
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -32,7 +32,8 @@ fn values_render_alike_whatever_the_mirror_type() {
     assert_eq!(render(&c, &t("time", "time"), &t("time", "time(6)")), "TIME_FORMAT(`c`, '%H:%i:%s.%f')");
     assert_eq!(render(&c, &t("decimal", "decimal(10,2)"), &t("decimal", "decimal(12,4)")), "CAST(CAST(`c` AS DECIMAL(65,30)) AS CHAR)");
     assert_eq!(render(&c, &t("decimal", "decimal(10,2)"), &t("decimal", "decimal(10,2)")), "CAST(`c` AS CHAR)");
-    assert_eq!(render(&c, &t("int", "int(11)"), &t("bigint", "bigint(20)")), "CAST(`c` AS CHAR)");
+    assert_eq!(render(&c, &t("int", "int(11)"), &t("bigint", "bigint(20)")), "`c`");
+    assert_eq!(render(&c, &t("date", "date"), &t("date", "date")), "`c`");
     assert_eq!(render(&c, &t("int", "int(11)"), &t("decimal", "decimal(20,0)")), "CAST(CAST(`c` AS DECIMAL(65,30)) AS CHAR)");
     assert_eq!(render(&c, &t("float", "float"), &t("double", "double")), "CAST(CAST(`c` AS FLOAT) AS CHAR)");
     assert_eq!(render(&c, &t("varchar", "varchar(20)"), &t("text", "text")), "CAST(CONVERT(`c` USING utf8mb4) AS BINARY)");
@@ -44,21 +45,22 @@ fn values_render_alike_whatever_the_mirror_type() {
 #[test]
 fn plan_compares_the_columns_the_mirror_has_and_marks_nulls() {
     let t = ColType::new;
+    let not_null = |d, c| ColType { nullable: false, ..t(d, c) };
     let src = vec![
-        ("id".to_string(), t("int", "int(11)")),
+        ("id".to_string(), not_null("int", "int(11)")),
         ("name".to_string(), t("varchar", "varchar(20)")),
         ("gone".to_string(), t("int", "int(11)")),
     ];
-    let dst = vec![("ID".to_string(), t("int", "int(11)")), ("name".to_string(), t("varchar", "varchar(20)"))];
+    let dst = vec![("ID".to_string(), not_null("int", "int(11)")), ("name".to_string(), t("varchar", "varchar(20)"))];
     let mut tr = TableReport::default();
     let plan = build_plan(id("users"), id("m_users"), &src, &dst, &["id".to_string()], &mut tr).unwrap();
     assert_eq!(tr.compared_columns, ["id", "name"]);
     assert_eq!(tr.not_in_mirror, ["gone"]);
     assert_eq!(
         plan.row_text,
-        "CONCAT_WS('#', CAST(`id` AS CHAR), CAST(CONVERT(`name` USING utf8mb4) AS BINARY), CONCAT(ISNULL(`id`), ISNULL(`name`)))"
+        "CONCAT_WS('#', `id`, CAST(CONVERT(`name` USING utf8mb4) AS BINARY), CONCAT(ISNULL(`name`)))"
     );
-    assert_eq!(plan.key_text, "CONCAT_WS('#', CAST(`id` AS CHAR))");
+    assert_eq!(plan.key_text, "CONCAT_WS('#', `id`)");
     let no_key = vec![("name".to_string(), t("varchar", "varchar(20)"))];
     let err = build_plan(id("users"), id("m_users"), &src, &no_key, &["id".to_string()], &mut TableReport::default()).unwrap_err();
     assert!(err.contains("has no column `id`"), "{err}");

@@ -68,7 +68,8 @@ async fn verify_finds_exactly_the_corrupted_rows_while_writes_go_on() {
     let writers = Workload::start(p.stack(), &p.source.database, 2, plan);
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    let args = ["--json", "--chunk-rows", "1000", "--settle-secs", "20"];
+    // A loaded machine may hold the sink back for seconds: the rows in flight need that long to agree.
+    let args = ["--json", "--chunk-rows", "1000", "--settle-secs", "60"];
     for run in 1..=3 {
         let (code, report, text) = verify(&p, &args);
         for t in ["users", "orders"] {
