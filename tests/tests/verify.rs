@@ -71,7 +71,13 @@ async fn verify_finds_exactly_the_corrupted_rows_while_writes_go_on() {
     // A loaded machine may hold the sink back for seconds: the rows in flight need that long to agree.
     let args = ["--json", "--chunk-rows", "1000", "--settle-secs", "60"];
     for run in 1..=3 {
-        let (code, report, text) = verify(&p, &args);
+        // The third run is held to 5,000 source rows/s.
+        let limited = [&args[..], &["--rate-limit", "5000"]].concat();
+        let (code, report, text) = verify(&p, if run == 3 { &limited } else { &args });
+        if run == 3 {
+            let (rows, ms) = (report["rows"].as_u64().unwrap_or(0), report["elapsed_ms"].as_u64().unwrap_or(0));
+            assert!(ms * 5 >= rows * 9 / 10, "--rate-limit 5000: {rows} rows in {ms} ms:\n{text}");
+        }
         for t in ["users", "orders"] {
             let t = table(&report, t);
             println!("  {}: rows {}, chunks {}, re-checked {}, rows agreed later {}", t["table"], t["rows"], t["chunks"], t["chunks_rechecked"], t["rows_settled"]);
@@ -158,4 +164,49 @@ async fn a_table_without_a_primary_key_cannot_be_verified() {
     let (code, _, text) = verify(&p, &["--repair"]);
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("--repair is not available yet"), "{text}");
+}
+
+/// Source and mirror columns of other types (wider, another precision, scale or character set,
+/// text for varchar) holding the same values compare equal; a composite key chunks correctly; one
+/// changed value, a NULL turned into '' and a foreign row are found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_compare_alike_across_column_types_with_a_composite_key() {
+    let p = PipelineSetup::new("verify_types").await;
+    p.exec(&[
+        "DROP TABLE orders",
+        "CREATE TABLE orders (region varchar(10) CHARACTER SET latin1 NOT NULL, n int NOT NULL, \
+         amount decimal(10,2), at datetime, t time(3), flag bit(1), bits varbinary(4), f float, \
+         kind enum('a','b'), doc json, note text, PRIMARY KEY (region, n))",
+        "INSERT INTO orders SELECT ELT(1 + seq % 3, 'north', 'süd', 'east'), seq, seq / 7, \
+         '2024-05-06 07:08:09' + INTERVAL seq MINUTE, SEC_TO_TIME(seq) + INTERVAL 0.125 SECOND, seq % 2, \
+         UNHEX(HEX(seq)), seq / 3, IF(seq % 2, 'a', 'b'), JSON_OBJECT('k', seq), \
+         CASE seq % 4 WHEN 0 THEN NULL WHEN 1 THEN '' ELSE CONCAT('naïve ', seq) END FROM seq_1_to_2500",
+    ])
+    .await;
+    let mirror = p.topic("orders");
+    let mut m = p.mirror_stack().root_conn(Some(&p.mirror)).await;
+    m.query_drop(format!(
+        "CREATE TABLE `{mirror}` (region varchar(255) CHARACTER SET utf8mb4 NOT NULL, n bigint NOT NULL, \
+         amount decimal(20,6), at datetime(6), t time(6), flag bit(8), bits varbinary(255), f float, \
+         kind enum('a','b'), doc longtext, note mediumtext, extra int, PRIMARY KEY (region, n))"
+    ))
+    .await
+    .expect("mirror table");
+    m.query_drop(format!("INSERT INTO `{mirror}` (region, n, amount, at, t, flag, bits, f, kind, doc, note) SELECT * FROM `{}`.orders", p.source.database))
+        .await
+        .expect("copy");
+    let args = ["--json", "--tables", "orders", "--chunk-rows", "300", "--settle-secs", "1"];
+    let (code, report, text) = verify(&p, &args);
+    assert_eq!(code, 0, "equal values in other column types must compare equal:\n{text}");
+    let t = table(&report, "orders");
+    assert_eq!((t["rows"].as_u64(), t["chunks"].as_u64()), (Some(2500), Some(9)), "{text}");
+    m.query_drop(format!("UPDATE `{mirror}` SET amount = amount + 0.000001 WHERE region = 'north' AND n = 3")).await.expect("corrupt");
+    m.query_drop(format!("UPDATE `{mirror}` SET note = '' WHERE region = 'süd' AND n = 4")).await.expect("corrupt");
+    m.query_drop(format!("INSERT INTO `{mirror}` (region, n) VALUES ('zzz', 1)")).await.expect("foreign");
+    let (code, report, text) = verify(&p, &args);
+    assert_eq!(code, 1, "{text}");
+    let t = table(&report, "orders");
+    let mut keys: Vec<String> = t["mismatches"].as_array().expect("mismatches").iter().flat_map(|r| r["keys"].as_array().cloned().unwrap_or_default()).map(|k| k.as_str().unwrap_or("").to_string()).collect();
+    keys.sort();
+    assert_eq!(keys, ["north#3", "süd#4", "zzz#1"], "{text}");
 }
