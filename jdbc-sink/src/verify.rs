@@ -27,6 +27,9 @@
 //!   re-read by key with backoff (0.1 s doubling to 2 s) until they agree or `--settle-secs`
 //!   passed since the table's chunks were read. Only rows still different then are reported,
 //!   grouped by chunk. A sink lagging by more than `--settle-secs` shows its lag as mismatches.
+//!   At most `--recheck-rows-max` differing rows per table are kept for re-checks (a mirror far
+//!   behind would otherwise hold every key in memory); the differing rows of later chunks are
+//!   reported as first read, counted in `rows_not_rechecked`.
 //! - **Rate limit**: `--rate-limit` rows/s read from the source (0: as fast as it goes).
 //!
 //! Exit code: 1 when any table has a mismatching row, else 2 when any table could not be
@@ -73,6 +76,10 @@ pub struct VerifyArgs {
     /// How long a differing row may take to agree (the sink's lag) before it is reported.
     #[arg(long, default_value_t = 30)]
     pub settle_secs: u64,
+    /// Most differing rows of a table kept in memory to be re-checked; the differing rows of
+    /// further chunks are reported as first read.
+    #[arg(long, default_value_t = 100_000)]
+    pub recheck_rows_max: usize,
     /// Print the report as one JSON document.
     #[arg(long)]
     pub json: bool,
@@ -118,6 +125,9 @@ pub struct TableReport {
     pub chunks_rechecked: u64,
     /// Rows that differed when first read and agreed when re-checked (changes in flight).
     pub rows_settled: u64,
+    /// Differing rows beyond the first `--recheck-rows-max` of the table: reported as first read,
+    /// without re-checks (so some may be changes in flight).
+    pub rows_not_rechecked: u64,
     pub elapsed_ms: u64,
     /// Why this table could not be verified.
     pub error: Option<String>,
@@ -138,6 +148,7 @@ pub struct MismatchRange {
 
 /// Most keys listed per mismatching range.
 pub const MAX_KEYS: usize = 1000;
+
 
 /// Runs `verify` and prints the report; the process exit code.
 pub async fn run(settings: &Settings, args: &VerifyArgs) -> ExitCode {
@@ -567,6 +578,7 @@ async fn compare_table(src: &mut Conn, dst: &mut Conn, plan: &Plan, args: &Verif
     let started = Instant::now();
     let mut chunks: Vec<Range> = Vec::new();
     let mut suspects: BTreeMap<String, Suspect> = BTreeMap::new();
+    let mut overflow: Vec<(usize, MismatchRange)> = Vec::new();
     let mut lo: Option<Vec<Value>> = None;
     loop {
         let hi = next_bound(src, plan, &lo, args.chunk_rows).await.map_err(q)?;
@@ -578,8 +590,13 @@ async fn compare_table(src: &mut Conn, dst: &mut Conn, plan: &Plan, args: &Verif
             tr.chunks_rechecked += 1;
             let (sr, dr) = tokio::join!(chunk_rows(src, &plan.source, plan, &range), chunk_rows(dst, &plan.mirror, plan, &range));
             let (sr, dr) = (sr.map_err(q)?, dr.map_err(q)?);
-            for (key, sus) in differing(&sr, &dr, chunks.len()) {
-                suspects.insert(key, sus);
+            let found = differing(&sr, &dr, chunks.len());
+            if suspects.len() + found.len() <= args.recheck_rows_max {
+                suspects.extend(found);
+            } else {
+                // Far too many to re-check (a sink stopped long ago): reported as first read.
+                tr.rows_not_rechecked += found.len() as u64;
+                overflow.extend(group_by_chunk(&chunks_so_far(&chunks, &range), &found.into_iter().collect()));
             }
         }
         let next = range.hi.clone();
@@ -596,8 +613,11 @@ async fn compare_table(src: &mut Conn, dst: &mut Conn, plan: &Plan, args: &Verif
     tr.chunks = chunks.len() as u64;
     let first_seen = suspects.len();
     settle(src, dst, plan, &mut suspects, Duration::from_secs(args.settle_secs)).await.map_err(q)?;
-    tr.mismatches = group_by_chunk(&chunks, &suspects);
-    tr.mismatching_rows = suspects.len() as u64;
+    let mut ranges = group_by_chunk(&chunks, &suspects);
+    ranges.extend(overflow);
+    ranges.sort_by_key(|(i, _)| *i);
+    tr.mismatches = ranges.into_iter().map(|(_, m)| m).collect();
+    tr.mismatching_rows = tr.mismatches.iter().map(|m| m.rows).sum();
     tr.rows_settled = (first_seen - suspects.len()) as u64;
     Ok(())
 }
@@ -645,7 +665,15 @@ fn key_order(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
-fn group_by_chunk(chunks: &[Range], suspects: &BTreeMap<String, Suspect>) -> Vec<MismatchRange> {
+/// The chunks read so far and `current` (for grouping the rows of the chunk being read).
+fn chunks_so_far(chunks: &[Range], current: &Range) -> Vec<Range> {
+    let mut all = chunks.to_vec();
+    all.push(current.clone());
+    all
+}
+
+/// The differing rows grouped by chunk, as `(chunk index, range)`.
+fn group_by_chunk(chunks: &[Range], suspects: &BTreeMap<String, Suspect>) -> Vec<(usize, MismatchRange)> {
     let mut by_chunk: BTreeMap<usize, Vec<(&String, &Suspect)>> = BTreeMap::new();
     for (k, s) in suspects {
         by_chunk.entry(s.chunk).or_default().push((k, s));
@@ -655,7 +683,7 @@ fn group_by_chunk(chunks: &[Range], suspects: &BTreeMap<String, Suspect>) -> Vec
         .map(|(i, mut rows)| {
             rows.sort_by(|a, b| key_order(a.0, b.0));
             let count = |f: fn(&Suspect) -> bool| rows.iter().filter(|(_, s)| f(s)).count() as u64;
-            MismatchRange {
+            (i, MismatchRange {
                 after: bound_text(&chunks[i].lo),
                 up_to: bound_text(&chunks[i].hi),
                 rows: rows.len() as u64,
@@ -663,7 +691,7 @@ fn group_by_chunk(chunks: &[Range], suspects: &BTreeMap<String, Suspect>) -> Vec
                 only_in_mirror: count(|s| s.src.is_none()),
                 different: count(|s| s.src.is_some() && s.dst.is_some()),
                 keys: rows.iter().take(MAX_KEYS).map(|(k, _)| (*k).clone()).collect(),
-            }
+            })
         })
         .collect()
 }
@@ -689,6 +717,9 @@ pub fn text_report(r: &Report) -> String {
                     t.rows as f64 / secs.max(0.001)
                 ));
             }
+        }
+        if t.rows_not_rechecked > 0 {
+            out.push_str(&format!("  {} differing rows beyond --recheck-rows-max were not re-checked (some may be changes in flight)\n", t.rows_not_rechecked));
         }
         if !t.not_in_mirror.is_empty() {
             out.push_str(&format!("  not compared (no such mirror column): {}\n", t.not_in_mirror.join(", ")));

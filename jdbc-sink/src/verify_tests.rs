@@ -88,7 +88,7 @@ fn mismatches_are_grouped_by_chunk_with_counts() {
     suspects.insert("7".to_string(), sus(0, Some(1), Some(2)));
     suspects.insert("10".to_string(), sus(0, Some(1), None));
     suspects.insert("5000".to_string(), sus(1, None, Some(3)));
-    let got = group_by_chunk(&chunks, &suspects);
+    let got: Vec<MismatchRange> = group_by_chunk(&chunks, &suspects).into_iter().map(|(_, m)| m).collect();
     assert_eq!(got.len(), 2);
     assert_eq!(got[0], MismatchRange {
         after: None,

@@ -209,4 +209,9 @@ async fn values_compare_alike_across_column_types_with_a_composite_key() {
     let mut keys: Vec<String> = t["mismatches"].as_array().expect("mismatches").iter().flat_map(|r| r["keys"].as_array().cloned().unwrap_or_default()).map(|k| k.as_str().unwrap_or("").to_string()).collect();
     keys.sort();
     assert_eq!(keys, ["north#3", "süd#4", "zzz#1"], "{text}");
+    // Past --recheck-rows-max the differing rows are reported as first read, and counted so.
+    let (code, report, text) = verify(&p, &[&args[..], &["--recheck-rows-max", "1"]].concat());
+    assert_eq!(code, 1, "{text}");
+    let t = table(&report, "orders");
+    assert_eq!((t["mismatching_rows"].as_u64(), t["rows_not_rechecked"].as_u64()), (Some(3), Some(2)), "{text}");
 }
