@@ -219,15 +219,20 @@ pub async fn verify(settings: &Settings, args: &VerifyArgs) -> Report {
     report
 }
 
+/// `what`: `source` or `mirror`.
 async fn connect(opts: mysql_async::OptsBuilder, what: &str, shown: &str) -> Result<Conn, String> {
+    let fix = match what {
+        "source" => "check --source-url, --source-user and --source-password",
+        _ => "check connection.url, connection.user and connection.password of the sink config",
+    };
     let opts = opts.init(vec![
         "SET NAMES utf8mb4".to_string(),
         "SET time_zone = '+00:00'".to_string(),
     ]);
     match tokio::time::timeout(Duration::from_secs(15), Conn::new(opts)).await {
         Ok(Ok(c)) => Ok(c),
-        Ok(Err(e)) => Err(format!("cannot connect to the {what} database {shown}: {e}")),
-        Err(_) => Err(format!("cannot connect to the {what} database {shown}: no answer within 15 s")),
+        Ok(Err(e)) => Err(format!("cannot connect to the {what} database {shown}: {e}; {fix}")),
+        Err(_) => Err(format!("cannot connect to the {what} database {shown}: no answer within 15 s; {fix}")),
     }
 }
 
