@@ -451,8 +451,8 @@ pub struct Range {
     pub hi: Option<Vec<Value>>,
 }
 
-/// `key > vals` (lexicographic) as SQL with its parameters; `strict=false`: `key <= vals` is
-/// `!(key > vals)` written so that the range optimiser uses the key.
+/// `key > vals` (`greater`) or `key <= vals`, compared as tuples, as SQL with its parameters:
+/// an OR of prefix equalities, which the range optimiser turns into key ranges.
 pub fn key_cmp(key: &[Ident], vals: &[Value], greater: bool) -> (String, Vec<Value>) {
     let mut parts = Vec::new();
     let mut params = Vec::new();

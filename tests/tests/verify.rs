@@ -160,6 +160,19 @@ async fn a_table_without_a_primary_key_cannot_be_verified() {
     let (code, _, text) = verify(&p, &["--tables", "nokey"]);
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("ERROR    nokey: could not verify:") && text.contains("has no primary key"), "{text}");
+    // A source that cannot be reached: exit 2, named, the password not shown.
+    let path = std::env::temp_dir().join(format!("{}-verify-down.toml", p.mirror));
+    std::fs::write(&path, p.sink_config(free_port(), "")).expect("write config");
+    let out = Command::new(binary("jdbc-sink"))
+        .args(["verify", "--config"])
+        .arg(&path)
+        .args(["--source-url", &format!("jdbc:mysql://root:hidden-pw@127.0.0.1:{}/{}", free_port(), p.source.database)])
+        .output()
+        .expect("run jdbc-sink verify");
+    let _ = std::fs::remove_file(&path);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("cannot connect to the source database") && text.contains("check --source-url") && !text.contains("hidden-pw"), "{text}");
     // --repair is refused until incremental snapshots exist.
     let (code, _, text) = verify(&p, &["--repair"]);
     assert_eq!(code, 2, "{text}");
