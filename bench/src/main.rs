@@ -25,6 +25,7 @@ mod sink_bench;
 mod source;
 mod stack;
 mod upsert;
+mod verify_bench;
 mod workload;
 
 use std::io::Write;
@@ -87,6 +88,10 @@ struct Cli {
     /// cdc-source and jdbc-sink under a steady `--rate` for `--seconds`.
     #[arg(long)]
     e2e: bool,
+    /// Instead of the workloads, time `jdbc-sink verify` over `--rows` (default 1,000,000) rows of
+    /// `orders` against an exact mirror copy (target ≥ 100,000 rows/s).
+    #[arg(long)]
+    verify: bool,
     /// Row changes per second of the `--e2e` load.
     #[arg(long, default_value_t = 2000)]
     rate: u64,
@@ -165,6 +170,13 @@ async fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<bool> {
     let stack = Stack::from_env()?;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    if cli.verify {
+        let sink_bin = cli.sink_bin.clone().unwrap_or_else(|| root.join("target/release/jdbc-sink"));
+        if !sink_bin.exists() {
+            bail!("{} is missing: build it first with cargo build --release -p jdbc-sink", sink_bin.display());
+        }
+        return verify_bench::run(&stack, &sink_bin, &root, cli.rows.unwrap_or(1_000_000), cli.keep).await;
+    }
     let binary = cli
         .source_bin
         .clone()

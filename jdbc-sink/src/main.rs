@@ -1,5 +1,7 @@
 //! `jdbc-sink`: the binary. `jdbc-sink --config sink.toml` runs the sink;
-//! `jdbc-sink check --config sink.toml` validates the config and reachability and exits.
+//! `jdbc-sink check --config sink.toml` validates the config and reachability and exits;
+//! `jdbc-sink verify --config sink.toml --source-url …` compares the source tables with their
+//! mirror tables (see [`verify`]).
 //! The config may also be a Kafka Connect connector JSON; see the library's `config` module.
 
 use std::path::PathBuf;
@@ -7,6 +9,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use jdbc_sink::config::Settings;
+
+mod verify;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,6 +32,9 @@ enum Command {
     Run,
     /// Validate the config and check that the database, Kafka and the registry are reachable.
     Check,
+    /// Compare source tables with their mirror tables, chunk by chunk, while the pipeline runs;
+    /// exit 0 (equal), 1 (rows differ) or 2 (could not verify).
+    Verify(verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,7 +46,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    cdc_common::init_logging(settings.log_format);
+    // verify writes its report to stdout, alone.
+    if !matches!(cli.command, Some(Command::Verify(_))) {
+        cdc_common::init_logging(settings.log_format);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -53,6 +63,7 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => runtime.block_on(check(&settings)),
         Command::Run => runtime.block_on(run(settings)),
+        Command::Verify(args) => runtime.block_on(verify::run(&settings, &args)),
     }
 }
 
