@@ -89,6 +89,9 @@ pub struct Sink {
     pub(crate) truncate_waits: HashMap<String, crate::truncate::TruncateWait>,
     /// When the database last answered (a commit, the offsets table, a ping).
     pub(crate) db_answered: std::time::Instant,
+    /// The open batch's COMMIT was sent and got no answer: whether it took effect is unknown
+    /// until the retry reads the offsets table (see [`crate::offsets`]).
+    pub(crate) commit_in_doubt: bool,
     pub(crate) shutdown: CancellationToken,
 }
 

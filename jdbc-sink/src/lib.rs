@@ -192,6 +192,7 @@ pub fn build(
         truncate_waits: HashMap::new(),
         group_copy: Default::default(),
         db_answered: std::time::Instant::now(),
+        commit_in_doubt: false,
         shutdown,
     })
 }
