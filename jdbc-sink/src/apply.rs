@@ -157,6 +157,9 @@ impl Sink {
                 msg = self.consumer.recv() => msg.map(|m| m.detach()),
                 // Rebalances happen while no record arrives, too.
                 _ = tick.tick() => {
+                    if let Some(fatal) = crate::consumer::fatal_error(&self.settings, &self.consumer) {
+                        return Err(fatal);
+                    }
                     self.check_idle_connection().await?;
                     self.handle_rebalance(batch).await?;
                     self.retry_seeks();
@@ -191,6 +194,10 @@ impl Sink {
     ) -> Result<(), SinkError> {
         match msg {
             Ok(m) => self.accept(batch, m).await,
+            Err(rdkafka::error::KafkaError::MessageConsumptionFatal(code)) => {
+                Err(crate::consumer::fatal_error(&self.settings, &self.consumer)
+                    .unwrap_or_else(|| crate::consumer::fatal(&self.settings, code, "no details")))
+            }
             Err(e) => {
                 if crate::consumer::topic_missing(&e) {
                     tracing::debug!(error = %e, "a subscribed topic does not exist yet");
