@@ -89,6 +89,8 @@ pub struct Sink {
     pub(crate) truncate_waits: HashMap<String, crate::truncate::TruncateWait>,
     /// When the database last answered (a commit, the offsets table, a ping).
     pub(crate) db_answered: std::time::Instant,
+    /// While not assigned: whether there is any subscribed topic to wait for.
+    pub(crate) topic_watch: crate::consumer::TopicWatch,
     /// The open batch's COMMIT was sent and got no answer: whether it took effect is unknown
     /// until the retry reads the offsets table (see [`crate::offsets`]).
     pub(crate) commit_in_doubt: bool,
@@ -160,6 +162,7 @@ impl Sink {
                     if let Some(fatal) = crate::consumer::fatal_error(&self.settings, &self.consumer) {
                         return Err(fatal);
                     }
+                    self.topic_watch.check(&self.consumer, &self.settings.topics, &self.status);
                     self.check_idle_connection().await?;
                     self.handle_rebalance(batch).await?;
                     self.retry_seeks();

@@ -174,6 +174,55 @@ pub fn fatal_error(settings: &Settings, consumer: &StreamConsumer<SinkContext>) 
     Some(fatal(settings, code, &reason))
 }
 
+/// How often, while the group has not assigned partitions, the sink looks whether any
+/// subscribed topic exists (see [`SinkStatus::set_no_topics`]).
+const TOPICS_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// While not assigned, at most every [`TOPICS_CHECK`]: tells `status` whether any subscribed
+/// topic exists (from the cluster's metadata; unchanged when it cannot be read).
+#[derive(Debug, Default)]
+pub struct TopicWatch {
+    last: Option<std::time::Instant>,
+}
+
+impl TopicWatch {
+    pub fn check(&mut self, consumer: &StreamConsumer<SinkContext>, topics: &Topics, status: &SinkStatus) {
+        if status.is_assigned() {
+            status.set_no_topics(false);
+            return;
+        }
+        if self.last.is_some_and(|t| t.elapsed() < TOPICS_CHECK) {
+            return;
+        }
+        self.last = Some(std::time::Instant::now());
+        let metadata = tokio::task::block_in_place(|| {
+            rdkafka::consumer::Consumer::fetch_metadata(consumer, None, std::time::Duration::from_secs(2))
+        });
+        let Ok(metadata) = metadata else { return };
+        let names: Vec<&str> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| t.name())
+            .collect();
+        status.set_no_topics(!any_subscribed(topics, &names));
+    }
+}
+
+/// Whether any of `existing` is one of `topics`.
+fn any_subscribed(topics: &Topics, existing: &[&str]) -> bool {
+    match topics {
+        Topics::List(list) => existing.iter().any(|t| list.iter().any(|l| l == t)),
+        Topics::Regex(re) => regex::Regex::new(&whole_names(re)).is_ok_and(|re| existing.iter().any(|t| re.is_match(t))),
+    }
+}
+
+/// `topics.regex` as a pattern of whole topic names, as Kafka Connect matches it (librdkafka
+/// only looks for the pattern somewhere in the name).
+fn whole_names(re: &str) -> String {
+    format!("^({})$", re.trim_start_matches('^').trim_end_matches('$'))
+}
+
 /// A subscribed topic that does not exist (yet): expected while the source has not created its
 /// topics, so not an error.
 pub fn topic_missing(error: &KafkaError) -> bool {
@@ -229,15 +278,26 @@ pub fn subscribe(
     })?;
     let topics: Vec<String> = match &settings.topics {
         Topics::List(list) => list.clone(),
-        // Whole topic names, as Kafka Connect matches `topics.regex` (librdkafka only looks for
-        // the pattern somewhere in the name).
-        Topics::Regex(re) => vec![format!(
-            "^({})$",
-            re.trim_start_matches('^').trim_end_matches('$')
-        )],
+        Topics::Regex(re) => vec![whole_names(re)],
     };
     let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     rdkafka::consumer::Consumer::subscribe(&consumer, &refs)
         .map_err(|e| SinkError::Fatal(format!("cannot subscribe to {topics:?}: {e}")))?;
     Ok(consumer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subscription_matches_whole_existing_names() {
+        let list = Topics::List(vec!["a".into(), "b".into()]);
+        assert!(any_subscribed(&list, &["x", "b"]));
+        assert!(!any_subscribed(&list, &["x", "ab"]));
+        let re = Topics::Regex("my_topic_.*".into());
+        assert!(any_subscribed(&re, &["__consumer_offsets", "my_topic_users"]));
+        assert!(!any_subscribed(&re, &["old_my_topic_users"]));
+        assert!(!any_subscribed(&re, &[]));
+    }
 }

@@ -193,6 +193,7 @@ pub fn build(
         group_copy: Default::default(),
         db_answered: std::time::Instant::now(),
         commit_in_doubt: false,
+        topic_watch: Default::default(),
         shutdown,
     })
 }

@@ -7,7 +7,8 @@
 //! assignment of a rebalance), `retrying` a transient error (a database or network path that
 //! does not answer within its timeout included, see [`crate::apply`]), stopping or failed;
 //! `last_error` says why. `partitions` are the assigned ones (an assignment may be empty: a group
-//! with more sinks than partitions). `lag_seconds` is computed from the clock when asked, so it
+//! with more sinks than partitions). While none of the subscribed topics exists the consumer
+//! does not join the group; with nothing to wait for, the sink is `running` and ready. `lag_seconds` is computed from the clock when asked, so it
 //! keeps growing while a batch cannot be committed.
 
 use std::collections::BTreeMap;
@@ -55,8 +56,12 @@ pub struct StatusDoc {
 pub struct SinkStatus {
     ready: AtomicBool,
     /// The consumer group assigned this sink its partitions (set by the consumer's rebalance
-    /// callbacks); not ready without.
+    /// callbacks); not ready without, unless `no_topics`.
     assigned: AtomicBool,
+    /// None of the subscribed topics exists yet: the consumer does not join the group until one
+    /// does, and there is nothing to apply, so the sink counts as ready (as Kafka Connect reports
+    /// such a sink `RUNNING`).
+    no_topics: AtomicBool,
     doc: Mutex<StatusDoc>,
     /// Event time (unix ms) of the oldest record read and not yet committed; 0: none.
     pending_event_ms: AtomicI64,
@@ -67,6 +72,7 @@ impl SinkStatus {
         SinkStatus {
             ready: AtomicBool::new(false),
             assigned: AtomicBool::new(false),
+            no_topics: AtomicBool::new(false),
             doc: Mutex::new(doc),
             pending_event_ms: AtomicI64::new(0),
         }
@@ -117,6 +123,21 @@ impl SinkStatus {
         }
     }
 
+    /// Whether the group assigned this sink its partitions (see [`SinkStatus::assigned`]).
+    pub fn is_assigned(&self) -> bool {
+        self.assigned.load(Ordering::Relaxed)
+    }
+
+    /// Whether none of the subscribed topics exists (checked while not assigned).
+    pub fn set_no_topics(&self, none: bool) {
+        self.no_topics.store(none, Ordering::Relaxed);
+    }
+
+    /// Assigned partitions, or nothing to be assigned yet.
+    fn has_work_or_none_to_wait_for(&self) -> bool {
+        self.assigned.load(Ordering::Relaxed) || self.no_topics.load(Ordering::Relaxed)
+    }
+
     /// Changes the document under its lock.
     pub fn update(&self, f: impl FnOnce(&mut StatusDoc)) {
         if let Ok(mut doc) = self.doc.lock() {
@@ -130,7 +151,7 @@ impl SinkStatus {
         if let Some(lag) = self.pending_lag() {
             doc.lag_seconds = Some(lag);
         }
-        if doc.state == "running" && !self.assigned.load(Ordering::Relaxed) {
+        if doc.state == "running" && !self.has_work_or_none_to_wait_for() {
             doc.state = "joining";
         }
         doc
@@ -153,7 +174,7 @@ pub async fn follow_lag(status: std::sync::Arc<SinkStatus>, gauge: prometheus_cl
 
 impl cdc_common::ServiceStatus for SinkStatus {
     fn ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed) && self.assigned.load(Ordering::Relaxed)
+        self.ready.load(Ordering::Relaxed) && self.has_work_or_none_to_wait_for()
     }
 
     fn status(&self) -> serde_json::Value {
@@ -234,6 +255,11 @@ mod tests {
         status.revoked(["t/1".to_string()]);
         assert!(!status.ready());
         assert_eq!(status.snapshot().state, "joining");
+        // No subscribed topic exists yet: nothing to wait for.
+        status.set_no_topics(true);
+        assert!(status.ready());
+        assert_eq!(status.snapshot().state, "running");
+        status.set_no_topics(false);
         // An empty assignment (more sinks than partitions) is an assignment.
         status.assigned(Vec::new());
         assert!(status.ready());

@@ -126,3 +126,29 @@ async fn a_sigkilled_sink_restarted_at_once_applies_again_within_seconds() {
     );
     assert_eq!(sink.terminate(Duration::from_secs(20)), Some(0), "SIGTERM exits 0:\n{}", sink.log_text());
 }
+
+/// The trade-off of static membership: two live sinks with one name (so one group instance id)
+/// fence each other. The broker keeps the newer one; the older one stops with an error that
+/// names the id and the key to change, and the newer one goes on applying.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sinks_with_one_name_fence_the_older_one_with_a_clear_error() {
+    let case = SinkCase::new("sink_fenced", 1).await;
+    let config = |case: &SinkCase| case.toml("\"http.failed.linger.ms\" = 0");
+    let p = producer(&case.stack.kafka_bootstrap);
+    let row = |id: i32| format!(r#"{{"schema":{{"type":"struct","fields":[{{"type":"int32","optional":false,"field":"id"}}],"optional":false}},"payload":{{"id":{id}}}}}"#);
+    let mut older = case.start_sink(&config(&case), "toml", &[]);
+    older.wait_for_log("partitions assigned", Duration::from_secs(60));
+    let newer_case = SinkCase { http_port: cdc_tests::sink::free_port(), ..case.clone() };
+    let newer = newer_case.start_sink(&config(&newer_case), "toml", &[]);
+    let code = older.wait(Duration::from_secs(60));
+    let log = older.log_text();
+    println!("older sink, exit {code:?}:\n{log}");
+    assert_eq!(code, Some(1), "the fenced sink should stop with exit 1:\n{log}");
+    let id = format!("sink-{}", case.database);
+    assert!(
+        log.contains("fenced out of consumer group") && log.contains(&format!("group.instance.id `{id}`")) && log.contains("kafka.group.instance.id"),
+        "the error should name the fencing, the id and the key:\n{log}"
+    );
+    send(&p, &case.topic, None, None, Some(row(1).as_bytes())).await;
+    newer_case.wait_rows(&format!("SELECT id FROM `{}`", case.topic), &[&[Some("1")]], Duration::from_secs(60), &newer).await;
+}
