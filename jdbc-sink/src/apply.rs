@@ -115,6 +115,7 @@ impl Sink {
             }
             other => other?,
         }
+        crate::consumer::subscribe_topics(&self.consumer, &self.settings.topics)?;
         self.status.update(|s| s.state = "running");
         self.status.set_ready(true);
         let mut batch = Batch::default();

@@ -235,8 +235,9 @@ pub fn topic_missing(error: &KafkaError) -> bool {
 /// matching `topics.regex` is assigned within about this long of its creation.
 pub const METADATA_REFRESH_MS: u64 = 3000;
 
-/// Creates the consumer and subscribes it; its statistics go to `metrics` and `status`.
-pub fn subscribe(
+/// Creates the consumer (not subscribed yet, see [`subscribe_topics`]); its statistics go to
+/// `metrics` and `status`.
+pub fn create(
     settings: &Settings,
     metrics: SinkMetrics,
     status: Arc<SinkStatus>,
@@ -276,14 +277,21 @@ pub fn subscribe(
             "cannot create the Kafka consumer: {e}; check the kafka.* settings"
         ))
     })?;
-    let topics: Vec<String> = match &settings.topics {
+    Ok(consumer)
+}
+
+/// Subscribes `consumer` to `topics` (it joins the group from here on). The apply loop does it
+/// once the mirror database answers: a sink that cannot apply anything does not take
+/// partitions from the group, and a sink stopped before never joins — dropping a consumer
+/// whose (static) join completes during the drop can hang in librdkafka's close.
+pub fn subscribe_topics(consumer: &StreamConsumer<SinkContext>, topics: &Topics) -> Result<(), SinkError> {
+    let topics: Vec<String> = match topics {
         Topics::List(list) => list.clone(),
         Topics::Regex(re) => vec![whole_names(re)],
     };
     let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-    rdkafka::consumer::Consumer::subscribe(&consumer, &refs)
-        .map_err(|e| SinkError::Fatal(format!("cannot subscribe to {topics:?}: {e}")))?;
-    Ok(consumer)
+    rdkafka::consumer::Consumer::subscribe(consumer, &refs)
+        .map_err(|e| SinkError::Fatal(format!("cannot subscribe to {topics:?}: {e}")))
 }
 
 #[cfg(test)]

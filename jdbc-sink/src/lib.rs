@@ -156,7 +156,7 @@ pub fn build(
 ) -> Result<Sink, SinkError> {
     let offsets_table =
         Ident::new(&settings.offsets_table).map_err(|e| SinkError::Fatal(e.to_string()))?;
-    let consumer = consumer::subscribe(&settings, metrics.clone(), status.clone())?;
+    let consumer = consumer::create(&settings, metrics.clone(), status.clone())?;
     let dlq = match (&settings.tolerance, &settings.dlq_topic) {
         (config::Tolerance::All, Some(topic)) => {
             Some(dlq::DeadLetterQueue::new(
