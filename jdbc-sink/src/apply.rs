@@ -89,6 +89,11 @@ pub struct Sink {
     pub(crate) truncate_waits: HashMap<String, crate::truncate::TruncateWait>,
     /// When the database last answered (a commit, the offsets table, a ping).
     pub(crate) db_answered: std::time::Instant,
+    /// While not assigned: whether there is any subscribed topic to wait for.
+    pub(crate) topic_watch: crate::consumer::TopicWatch,
+    /// The open batch's COMMIT was sent and got no answer: whether it took effect is unknown
+    /// until the retry reads the offsets table (see [`crate::offsets`]).
+    pub(crate) commit_in_doubt: bool,
     pub(crate) shutdown: CancellationToken,
 }
 
@@ -110,6 +115,7 @@ impl Sink {
             }
             other => other?,
         }
+        crate::consumer::subscribe_topics(&self.consumer, &self.settings.topics)?;
         self.status.update(|s| s.state = "running");
         self.status.set_ready(true);
         let mut batch = Batch::default();
@@ -154,6 +160,10 @@ impl Sink {
                 msg = self.consumer.recv() => msg.map(|m| m.detach()),
                 // Rebalances happen while no record arrives, too.
                 _ = tick.tick() => {
+                    if let Some(fatal) = crate::consumer::fatal_error(&self.settings, &self.consumer) {
+                        return Err(fatal);
+                    }
+                    self.topic_watch.check(&self.consumer, &self.settings.topics, &self.status);
                     self.check_idle_connection().await?;
                     self.handle_rebalance(batch).await?;
                     self.retry_seeks();
@@ -188,6 +198,10 @@ impl Sink {
     ) -> Result<(), SinkError> {
         match msg {
             Ok(m) => self.accept(batch, m).await,
+            Err(rdkafka::error::KafkaError::MessageConsumptionFatal(code)) => {
+                Err(crate::consumer::fatal_error(&self.settings, &self.consumer)
+                    .unwrap_or_else(|| crate::consumer::fatal(&self.settings, code, "no details")))
+            }
             Err(e) => {
                 if crate::consumer::topic_missing(&e) {
                     tracing::debug!(error = %e, "a subscribed topic does not exist yet");

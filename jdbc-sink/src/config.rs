@@ -34,6 +34,8 @@
 //! | `http.failed.linger.ms` | `10000` | after a definite error, keep serving HTTP (state `FAILED` and the error) this long before exiting; SIGTERM ends it, `0` exits at once |
 //! | `log.format` | `text` | `text` or `json` (`LOG_FORMAT` wins) |
 //! | `kafka.*` | | librdkafka consumer/producer settings, e.g. `kafka.bootstrap.servers` (default `localhost:9092`); the consumer refreshes topic metadata every 3 s unless `kafka.topic.metadata.refresh.interval.ms` is set |
+//! | `kafka.group.instance.id` | `name` (characters other than letters, digits, `.`, `_`, `-` as `_`) | static membership in the consumer group (KIP-345): a sink restarted with the same id takes its predecessor's place and gets its partitions back at once, without a rebalance; `""` turns it off (dynamic membership). Each running instance of one group needs its own id: a second sink with the same id fences the first, which stops with an error naming the id |
+//! | `kafka.session.timeout.ms` | `10000` (librdkafka's is 45000) | how long a member the group does not hear from keeps its partitions; a static member also keeps them over a graceful stop (it does not leave the group), so this is how long its partitions wait for it before another member of the group takes them over. Kafka Connect's workers use 10 s too |
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -210,6 +212,26 @@ fn default_http_listen() -> String {
 }
 fn default_failed_linger_ms() -> u64 {
     10_000
+}
+
+/// The librdkafka key of static group membership (`kafka.group.instance.id`).
+pub const GROUP_INSTANCE_ID: &str = "group.instance.id";
+
+/// The consumer's session timeout unless `kafka.session.timeout.ms` is set, in ms.
+pub const SESSION_TIMEOUT_MS: u64 = 10_000;
+
+/// Whether Kafka accepts `id` as a group instance id (as a topic name: at most 249 of
+/// `[a-zA-Z0-9._-]`).
+fn legal_instance_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+}
+
+/// `name` as a group instance id: illegal characters as `_`, at most 249 characters.
+fn instance_id_from_name(name: &str) -> String {
+    name.chars()
+        .map(|c| if legal_instance_char(c) { c } else { '_' })
+        .take(249)
+        .collect()
 }
 
 /// Which topics to consume.
@@ -415,6 +437,14 @@ impl Settings {
                 ));
             }
         }
+        if let Some(id) = kafka.get(GROUP_INSTANCE_ID) {
+            if id.len() > 249 || !id.chars().all(legal_instance_char) {
+                return Err(invalid(
+                    &format!("kafka.{GROUP_INSTANCE_ID}"),
+                    format!("`{id}` is not a legal group instance id: use at most 249 letters, digits, `.`, `_` or `-` (or \"\" for no static membership)"),
+                ));
+            }
+        }
         Ok(Settings {
             name: connector_name.unwrap_or(raw.name),
             database,
@@ -457,6 +487,17 @@ impl Settings {
             .get("group.id")
             .cloned()
             .unwrap_or_else(|| format!("connect-{}", self.name))
+    }
+
+    /// The consumer's `group.instance.id`: `kafka.group.instance.id`, else the sink's name with
+    /// the characters Kafka refuses in an id replaced by `_`; `None` when set to `""` (dynamic
+    /// membership).
+    pub fn group_instance_id(&self) -> Option<String> {
+        match self.kafka.get(GROUP_INSTANCE_ID) {
+            Some(id) if id.is_empty() => None,
+            Some(id) => Some(id.clone()),
+            None => Some(instance_id_from_name(&self.name)),
+        }
     }
 
     /// mysql_async options for the mirror database (always TCP).

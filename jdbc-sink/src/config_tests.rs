@@ -123,3 +123,18 @@ fn database_timeouts_have_defaults_and_a_floor() {
     let e = Settings::from_str_with_env(TUTORIAL, &[("CDC_SINK_CONNECT_TIMEOUT_MS", "0")]).unwrap_err();
     assert!(e.to_string().contains("connect.timeout.ms"), "{e}");
 }
+
+#[test]
+fn static_membership_follows_the_name_unless_set() {
+    let s = Settings::from_str_with_env(TUTORIAL, &[]).unwrap();
+    assert_eq!(s.group_instance_id().as_deref(), Some("my-sink-connect"));
+    let base = "topics = \"t\"\n\"connection.url\" = \"mysql://h:3306/db\"\n";
+    let named = Settings::from_str_with_env(&format!("name = \"orders → mirror #2\"\n{base}"), &[]).unwrap();
+    assert_eq!(named.group_instance_id().as_deref(), Some("orders___mirror__2"));
+    let set = Settings::from_str_with_env(base, &[("CDC_SINK_KAFKA_GROUP_INSTANCE_ID", "sink-a.1")]).unwrap();
+    assert_eq!(set.group_instance_id().as_deref(), Some("sink-a.1"));
+    let off = Settings::from_str_with_env(&format!("{base}[kafka]\n\"group.instance.id\" = \"\"\n"), &[]).unwrap();
+    assert_eq!(off.group_instance_id(), None);
+    let bad = error_of(&format!("{base}[kafka]\n\"group.instance.id\" = \"sink a\"\n"));
+    assert!(bad.contains("`kafka.group.instance.id`") && bad.contains("letters, digits"), "{bad}");
+}

@@ -7,6 +7,19 @@
 //! takes after each poll: on revocation it commits its batch (fencing in the offsets table makes
 //! a late commit harmless), on assignment it forgets what it knew of those partitions so that their
 //! position is read again from the offsets table and the consumer is moved there if needed.
+//! The callbacks also keep `/status` `partitions`: `/ready` is 503 until the group has assigned
+//! this sink its partitions ([`crate::status`]).
+//!
+//! **Static membership.** The consumer joins the group with a `group.instance.id` (by default
+//! the sink's name, see [`Settings::group_instance_id`]). A sink restarted after a crash takes
+//! its predecessor's place and is given the same partitions at once; without it the group would
+//! wait for the dead member's session to time out (librdkafka's 45 s) before assigning anything.
+//! The price: a member that stops, even gracefully, keeps its partitions for
+//! `session.timeout.ms` (10 s here unless `kafka.session.timeout.ms` says otherwise) before the
+//! rest of the group takes them over, and two live consumers with one id fence each other — the
+//! broker keeps the newer one, and the older one gets librdkafka's fatal `FENCED_INSTANCE_ID`,
+//! which stops it with an error naming the id ([`fatal`]).
+//!
 //! librdkafka statistics feed the per-partition lag gauge and `/status` `lag_records`: the
 //! partition's last stable offset minus the group's committed offset, which the apply loop keeps
 //! past transaction markers (see [`crate::positions`]), so a caught-up partition shows 0.
@@ -19,7 +32,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, TopicPartitionList};
 
-use crate::config::{Settings, Topics};
+use crate::config::{Settings, Topics, GROUP_INSTANCE_ID, SESSION_TIMEOUT_MS};
 use crate::dlq::connection_settings;
 use crate::errors::{class, SinkError};
 use crate::metrics::{PartitionLabels, SinkMetrics};
@@ -117,11 +130,8 @@ impl ConsumerContext for SinkContext {
                     partition: *partition,
                 });
             }
-            self.status.update(|s| {
-                for (topic, partition) in &tps {
-                    s.lag_records.remove(&format!("{topic}/{partition}"));
-                }
-            });
+            self.status
+                .revoked(tps.iter().map(|(topic, partition)| format!("{topic}/{partition}")));
             self.push(RebalanceEvent::Revoked(tps));
         }
     }
@@ -130,9 +140,87 @@ impl ConsumerContext for SinkContext {
         if let Rebalance::Assign(tpl) = rebalance {
             let tps = partitions(tpl);
             tracing::info!(partitions = ?tps, "partitions assigned");
+            self.status
+                .assigned(tps.iter().map(|(topic, partition)| format!("{topic}/{partition}")));
             self.push(RebalanceEvent::Assigned(tps));
         }
+        if let Rebalance::Error(e) = rebalance {
+            tracing::warn!(error = %e, "consumer group rebalance failed; librdkafka retries it");
+        }
     }
+}
+
+/// The consumer stopped on a fatal error (`code`, librdkafka's `reason`): a definite error that
+/// names the cause. [`RDKafkaErrorCode::FencedInstanceId`] means another consumer joined the
+/// group with this sink's `group.instance.id`.
+pub fn fatal(settings: &Settings, code: RDKafkaErrorCode, reason: &str) -> SinkError {
+    match (code, settings.group_instance_id()) {
+        (RDKafkaErrorCode::FencedInstanceId, Some(id)) => SinkError::Fatal(format!(
+            "fenced out of consumer group `{}`: another consumer joined it with the same group.instance.id `{id}` \
+             (by default the sink's name), so two sinks run under one name and the newer one took over; \
+             stop one of them, or give each its own kafka.group.instance.id (or name), or set kafka.group.instance.id \
+             to \"\" to turn static membership off ({reason})",
+            settings.group_id()
+        )),
+        _ => SinkError::Fatal(format!(
+            "the Kafka consumer stopped on a fatal error: {code} ({reason}); check the kafka.* settings"
+        )),
+    }
+}
+
+/// The fatal error of `consumer`, if it has one (see [`fatal`]).
+pub fn fatal_error(settings: &Settings, consumer: &StreamConsumer<SinkContext>) -> Option<SinkError> {
+    let (code, reason) = rdkafka::consumer::Consumer::client(consumer).fatal_error()?;
+    Some(fatal(settings, code, &reason))
+}
+
+/// How often, while the group has not assigned partitions, the sink looks whether any
+/// subscribed topic exists (see [`SinkStatus::set_no_topics`]).
+const TOPICS_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// While not assigned, at most every [`TOPICS_CHECK`]: tells `status` whether any subscribed
+/// topic exists (from the cluster's metadata; unchanged when it cannot be read).
+#[derive(Debug, Default)]
+pub struct TopicWatch {
+    last: Option<std::time::Instant>,
+}
+
+impl TopicWatch {
+    pub fn check(&mut self, consumer: &StreamConsumer<SinkContext>, topics: &Topics, status: &SinkStatus) {
+        if status.is_assigned() {
+            status.set_no_topics(false);
+            return;
+        }
+        if self.last.is_some_and(|t| t.elapsed() < TOPICS_CHECK) {
+            return;
+        }
+        self.last = Some(std::time::Instant::now());
+        let metadata = tokio::task::block_in_place(|| {
+            rdkafka::consumer::Consumer::fetch_metadata(consumer, None, std::time::Duration::from_secs(2))
+        });
+        let Ok(metadata) = metadata else { return };
+        let names: Vec<&str> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| t.name())
+            .collect();
+        status.set_no_topics(!any_subscribed(topics, &names));
+    }
+}
+
+/// Whether any of `existing` is one of `topics`.
+fn any_subscribed(topics: &Topics, existing: &[&str]) -> bool {
+    match topics {
+        Topics::List(list) => existing.iter().any(|t| list.iter().any(|l| l == t)),
+        Topics::Regex(re) => regex::Regex::new(&whole_names(re)).is_ok_and(|re| existing.iter().any(|t| re.is_match(t))),
+    }
+}
+
+/// `topics.regex` as a pattern of whole topic names, as Kafka Connect matches it (librdkafka
+/// only looks for the pattern somewhere in the name).
+fn whole_names(re: &str) -> String {
+    format!("^({})$", re.trim_start_matches('^').trim_end_matches('$'))
 }
 
 /// A subscribed topic that does not exist (yet): expected while the source has not created its
@@ -147,14 +235,16 @@ pub fn topic_missing(error: &KafkaError) -> bool {
 /// matching `topics.regex` is assigned within about this long of its creation.
 pub const METADATA_REFRESH_MS: u64 = 3000;
 
-/// Creates the consumer and subscribes it; its statistics go to `metrics` and `status`.
-pub fn subscribe(
+/// Creates the consumer (not subscribed yet, see [`subscribe_topics`]); its statistics go to
+/// `metrics` and `status`.
+pub fn create(
     settings: &Settings,
     metrics: SinkMetrics,
     status: Arc<SinkStatus>,
 ) -> Result<StreamConsumer<SinkContext>, SinkError> {
     let mut cfg = connection_settings(&settings.kafka);
     cfg.set("group.id", settings.group_id())
+        .set("session.timeout.ms", SESSION_TIMEOUT_MS.to_string())
         .set("auto.offset.reset", "earliest")
         .set("statistics.interval.ms", "5000")
         .set(
@@ -167,8 +257,11 @@ pub fn subscribe(
         .set("queued.min.messages", "10000")
         .set("queued.max.messages.kbytes", "4096")
         .set("fetch.queue.backoff.ms", "5");
-    for (k, v) in &settings.kafka {
+    for (k, v) in settings.kafka.iter().filter(|(k, _)| *k != GROUP_INSTANCE_ID) {
         cfg.set(k, v);
+    }
+    if let Some(id) = settings.group_instance_id() {
+        cfg.set(GROUP_INSTANCE_ID, id);
     }
     cfg.set("isolation.level", "read_committed")
         .set("enable.auto.commit", "false")
@@ -184,17 +277,35 @@ pub fn subscribe(
             "cannot create the Kafka consumer: {e}; check the kafka.* settings"
         ))
     })?;
-    let topics: Vec<String> = match &settings.topics {
+    Ok(consumer)
+}
+
+/// Subscribes `consumer` to `topics` (it joins the group from here on). The apply loop does it
+/// once the mirror database answers: a sink that cannot apply anything does not take
+/// partitions from the group, and a sink stopped before never joins — dropping a consumer
+/// whose (static) join completes during the drop can hang in librdkafka's close.
+pub fn subscribe_topics(consumer: &StreamConsumer<SinkContext>, topics: &Topics) -> Result<(), SinkError> {
+    let topics: Vec<String> = match topics {
         Topics::List(list) => list.clone(),
-        // Whole topic names, as Kafka Connect matches `topics.regex` (librdkafka only looks for
-        // the pattern somewhere in the name).
-        Topics::Regex(re) => vec![format!(
-            "^({})$",
-            re.trim_start_matches('^').trim_end_matches('$')
-        )],
+        Topics::Regex(re) => vec![whole_names(re)],
     };
     let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-    rdkafka::consumer::Consumer::subscribe(&consumer, &refs)
-        .map_err(|e| SinkError::Fatal(format!("cannot subscribe to {topics:?}: {e}")))?;
-    Ok(consumer)
+    rdkafka::consumer::Consumer::subscribe(consumer, &refs)
+        .map_err(|e| SinkError::Fatal(format!("cannot subscribe to {topics:?}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subscription_matches_whole_existing_names() {
+        let list = Topics::List(vec!["a".into(), "b".into()]);
+        assert!(any_subscribed(&list, &["x", "b"]));
+        assert!(!any_subscribed(&list, &["x", "ab"]));
+        let re = Topics::Regex("my_topic_.*".into());
+        assert!(any_subscribed(&re, &["__consumer_offsets", "my_topic_users"]));
+        assert!(!any_subscribed(&re, &["old_my_topic_users"]));
+        assert!(!any_subscribed(&re, &[]));
+    }
 }

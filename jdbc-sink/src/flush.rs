@@ -19,6 +19,11 @@ use crate::offsets::{self, OffsetsError, Tp};
 use crate::positions::group_offset;
 use crate::writer::{collapse, count_applied, write_each, write_grouped, StatementLimit, WriteError};
 
+/// Added to a transient error when the batch's COMMIT was sent and got no answer.
+pub(crate) const IN_DOUBT: &str = "; the COMMIT was sent but got no answer, so whether the batch took effect is unknown: \
+     the retry reads the offsets table to find out (at the batch's end: it did, and it is not applied again; \
+     at its start: it did not, and it is applied now)";
+
 impl Sink {
     /// Takes the database connection out of `self` (opening one with the session settings, and
     /// reading its [`StatementLimit`], when there is none); give it back with
@@ -155,6 +160,7 @@ impl Sink {
         }
         let mut backoff = Backoff::new(self.settings.retry_backoff, Duration::from_secs(30));
         let mut keyed = false;
+        self.commit_in_doubt = false;
         let limit = self.settings.statement_timeout;
         loop {
             let started = Instant::now();
@@ -185,8 +191,11 @@ impl Sink {
                     *batch = Batch::default();
                     return Ok(());
                 }
-                Err(SinkError::Transient { class, message }) => {
+                Err(SinkError::Transient { class, mut message }) => {
                     self.conn = None;
+                    if self.commit_in_doubt {
+                        message.push_str(IN_DOUBT);
+                    }
                     self.retrying(class, &message);
                     if final_flush {
                         self.status.set_pending_event_ms(None);
@@ -245,7 +254,8 @@ impl Sink {
 
     /// One attempt within `statement.timeout.ms`: a connection that stops answering mid-batch is
     /// dropped with the attempt (the transaction is rolled back by the server, or — if only the
-    /// COMMIT's answer was lost — the retry finds the offsets moved and drops the batch).
+    /// COMMIT's answer was lost — the retry finds the offsets table at the batch's end and takes
+    /// the batch as committed; see [`crate::offsets`]).
     async fn try_flush(&mut self, batch: &mut Batch) -> Result<(), SinkError> {
         let mut conn = self.take_conn().await?;
         let limit = self.settings.statement_timeout;
@@ -331,11 +341,38 @@ impl Sink {
                 }
             }
         }
+        let in_doubt = self.commit_in_doubt;
         match offsets::store(&mut tx, &table, &group, &moves).await {
-            Ok(()) => {}
-            Err(OffsetsError::Fenced(fenced)) => {
+            Ok(()) => {
+                if in_doubt {
+                    tracing::info!("ambiguous commit resolved: the earlier COMMIT of this batch, whose answer was lost, did not take effect (the offsets table is still at the batch's start); the batch is applied now");
+                }
+                if let Some(dlq) = &self.dlq {
+                    if !letters.is_empty() {
+                        dlq.send_all(&letters).await?;
+                    }
+                }
+                // From here until the answer, the outcome is unknown.
+                self.commit_in_doubt = true;
+                tx.commit()
+                    .await
+                    .map_err(|e| db_error("committing the batch", &e))?;
+                self.commit_in_doubt = false;
+            }
+            Err(OffsetsError::AtEnd) if in_doubt => {
                 let _ = tx.rollback().await;
-                tracing::warn!(%fenced, "batch dropped: its partitions were applied by another consumer");
+                self.commit_in_doubt = false;
+                tracing::info!("ambiguous commit resolved: the earlier COMMIT of this batch, whose answer was lost, took effect (the offsets table is at the batch's end); the batch is done, not applied twice");
+            }
+            Err(moved @ (OffsetsError::AtEnd | OffsetsError::Fenced(_))) => {
+                let _ = tx.rollback().await;
+                self.commit_in_doubt = false;
+                let note = if in_doubt {
+                    " (the earlier COMMIT of this batch got no answer; whether it took effect no longer matters: the stored offsets decide)"
+                } else {
+                    ""
+                };
+                tracing::warn!(reason = %moved, "batch dropped: another consumer applied its partitions since it was read (a rebalance), the offsets table moved; the partitions are read again from there{note}");
                 self.rewind(
                     &moves
                         .iter()
@@ -346,14 +383,6 @@ impl Sink {
             }
             Err(OffsetsError::Db(e)) => return Err(db_error("storing offsets", &e)),
         }
-        if let Some(dlq) = &self.dlq {
-            if !letters.is_empty() {
-                dlq.send_all(&letters).await?;
-            }
-        }
-        tx.commit()
-            .await
-            .map_err(|e| db_error("committing the batch", &e))?;
 
         // Committed: record the new positions and report.
         count_applied(&self.metrics, applied.iter().copied(), mode);

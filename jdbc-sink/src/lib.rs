@@ -31,6 +31,12 @@
 //!   ([`ident`]); column types from messages are checked against MariaDB's type grammar
 //!   ([`coltype`]).
 //!
+//! - **Back at once after a crash.** The consumer is a static member of its group
+//!   (`group.instance.id`, by default the sink's name, [`consumer`]): a sink restarted after a
+//!   crash is given its partitions back within a second instead of after the dead member's
+//!   session timeout. It joins the group only once the mirror database answers, and `/ready` is
+//!   503 until the group has assigned it its partitions.
+//!
 //! The apply loop and its moving parts are described in [`apply`].
 //! Operations: `/metrics` ([`metrics`]), `/health`, `/ready`, `/status` ([`status`]); SIGTERM
 //! finishes (or rolls back) the open batch, commits and exits 0.
@@ -156,7 +162,7 @@ pub fn build(
 ) -> Result<Sink, SinkError> {
     let offsets_table =
         Ident::new(&settings.offsets_table).map_err(|e| SinkError::Fatal(e.to_string()))?;
-    let consumer = consumer::subscribe(&settings, metrics.clone(), status.clone())?;
+    let consumer = consumer::create(&settings, metrics.clone(), status.clone())?;
     let dlq = match (&settings.tolerance, &settings.dlq_topic) {
         (config::Tolerance::All, Some(topic)) => {
             Some(dlq::DeadLetterQueue::new(
@@ -192,6 +198,8 @@ pub fn build(
         truncate_waits: HashMap::new(),
         group_copy: Default::default(),
         db_answered: std::time::Instant::now(),
+        commit_in_doubt: false,
+        topic_watch: Default::default(),
         shutdown,
     })
 }

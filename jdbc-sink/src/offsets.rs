@@ -6,6 +6,12 @@
 //! Fencing: a batch records the offset it started from for each partition. [`store`] locks the
 //! rows (`SELECT … FOR UPDATE`) and refuses to commit when another consumer moved a partition in
 //! the meantime (after a rebalance), so a stale batch can never overwrite newer rows.
+//!
+//! The same check resolves an ambiguous commit: when a batch's COMMIT got no answer (the
+//! connection broke or `statement.timeout.ms` passed while it was on its way), the batch is
+//! retried, and the rows tell what happened. Still at the batch's start: the COMMIT did not take
+//! effect and the batch is applied now. At the batch's end on every partition
+//! ([`OffsetsError::AtEnd`]): it did, and the batch is not applied again.
 
 use std::collections::HashMap;
 
@@ -41,6 +47,11 @@ pub struct Fenced {
 pub enum OffsetsError {
     #[error(transparent)]
     Fenced(#[from] Fenced),
+    /// Every partition already stands at the batch's end: its records are in the mirror (the
+    /// batch's own earlier COMMIT took effect although its answer was lost, or another consumer
+    /// applied exactly these records).
+    #[error("the offsets table is at this batch's end on every partition: the batch is in the mirror already")]
+    AtEnd,
     #[error(transparent)]
     Db(#[from] mysql_async::Error),
 }
@@ -104,18 +115,7 @@ pub async fn store(
         ))
         .await?;
     let current: HashMap<Tp, i64> = current.into_iter().map(|(t, p, o)| ((t, p), o)).collect();
-    for m in moves {
-        let found = current.get(&(m.topic.clone(), m.partition)).copied();
-        if found != m.start {
-            return Err(Fenced {
-                topic: m.topic.clone(),
-                partition: m.partition,
-                expected: m.start,
-                found,
-            }
-            .into());
-        }
-    }
+    compare(moves, &current)?;
     let values: Vec<String> = moves
         .iter()
         .map(|m| {
@@ -134,4 +134,62 @@ pub async fn store(
     ))
     .await?;
     Ok(())
+}
+
+/// Whether the stored offsets `current` are where `moves` start (`Ok`), all where they end
+/// ([`OffsetsError::AtEnd`]), or elsewhere ([`Fenced`], naming the first partition that moved).
+pub(crate) fn compare(moves: &[OffsetMove], current: &HashMap<Tp, i64>) -> Result<(), OffsetsError> {
+    let found = |m: &OffsetMove| current.get(&(m.topic.clone(), m.partition)).copied();
+    if moves.iter().all(|m| found(m) == m.start) {
+        return Ok(());
+    }
+    if !moves.is_empty() && moves.iter().all(|m| found(m) == Some(m.next)) {
+        return Err(OffsetsError::AtEnd);
+    }
+    let m = moves.iter().find(|m| found(m) != m.start).expect("a partition moved");
+    Err(Fenced {
+        topic: m.topic.clone(),
+        partition: m.partition,
+        expected: m.start,
+        found: found(m),
+    }
+    .into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mv(partition: i32, start: Option<i64>, next: i64) -> OffsetMove {
+        OffsetMove { topic: "t".into(), partition, start, next }
+    }
+
+    fn stored(rows: &[(i32, i64)]) -> HashMap<Tp, i64> {
+        rows.iter().map(|(p, o)| (("t".to_string(), *p), *o)).collect()
+    }
+
+    #[test]
+    fn at_the_start_the_batch_commits() {
+        let moves = [mv(0, Some(10), 20), mv(1, None, 5)];
+        assert!(compare(&moves, &stored(&[(0, 10)])).is_ok());
+    }
+
+    #[test]
+    fn at_the_end_on_every_partition_the_batch_is_in_the_mirror() {
+        // The batch's own COMMIT took effect although its answer was lost.
+        let moves = [mv(0, Some(10), 20), mv(1, None, 5)];
+        assert!(matches!(compare(&moves, &stored(&[(0, 20), (1, 5)])), Err(OffsetsError::AtEnd)));
+    }
+
+    #[test]
+    fn anywhere_else_another_consumer_moved_a_partition() {
+        let moves = [mv(0, Some(10), 20), mv(1, None, 5)];
+        // Further than the batch, or only one partition at its end: not this batch's commit.
+        for rows in [&[(0, 25), (1, 5)][..], &[(0, 20)][..], &[(0, 10), (1, 3)][..]] {
+            match compare(&moves, &stored(rows)) {
+                Err(OffsetsError::Fenced(f)) => assert!(f.found != f.expected, "{f}"),
+                other => panic!("{rows:?}: {other:?}"),
+            }
+        }
+    }
 }

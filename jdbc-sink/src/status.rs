@@ -2,10 +2,14 @@
 //! connection is shown without credentials). The same state in Kafka Connect's terms is
 //! `/connectors/<name>/status` ([`connect_state`]).
 //!
-//! `/ready` is 503 while the sink is not `running`: starting, `retrying` a transient error (a
-//! database or network path that does not answer within its timeout included, see
-//! [`crate::apply`]), stopping or failed; `last_error` says why. `lag_seconds` is computed from
-//! the clock when asked, so it keeps growing while a batch cannot be committed.
+//! `/ready` is 503 while the sink is not `running`: starting, `joining` (the consumer group has
+//! not assigned this sink its partitions yet: after a start, or between the revocation and the
+//! assignment of a rebalance), `retrying` a transient error (a database or network path that
+//! does not answer within its timeout included, see [`crate::apply`]), stopping or failed;
+//! `last_error` says why. `partitions` are the assigned ones (an assignment may be empty: a group
+//! with more sinks than partitions). While none of the subscribed topics exists the consumer
+//! does not join the group; with nothing to wait for, the sink is `running` and ready. `lag_seconds` is computed from the clock when asked, so it
+//! keeps growing while a batch cannot be committed.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -20,8 +24,10 @@ use crate::config::Settings;
 /// The `/status` document.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StatusDoc {
-    /// `starting`, `running`, `retrying`, `stopping`, `stopped` or `failed`.
+    /// `starting`, `joining`, `running`, `retrying`, `stopping`, `stopped` or `failed`.
     pub state: &'static str,
+    /// The partitions the consumer group assigned to this sink, as `topic/partition`.
+    pub partitions: std::collections::BTreeSet<String>,
     pub name: String,
     pub group: String,
     pub connection: String,
@@ -49,6 +55,13 @@ pub struct StatusDoc {
 #[derive(Debug, Default)]
 pub struct SinkStatus {
     ready: AtomicBool,
+    /// The consumer group assigned this sink its partitions (set by the consumer's rebalance
+    /// callbacks); not ready without, unless `no_topics`.
+    assigned: AtomicBool,
+    /// None of the subscribed topics exists yet: the consumer does not join the group until one
+    /// does, and there is nothing to apply, so the sink counts as ready (as Kafka Connect reports
+    /// such a sink `RUNNING`).
+    no_topics: AtomicBool,
     doc: Mutex<StatusDoc>,
     /// Event time (unix ms) of the oldest record read and not yet committed; 0: none.
     pending_event_ms: AtomicI64,
@@ -58,6 +71,8 @@ impl SinkStatus {
     pub fn new(doc: StatusDoc) -> SinkStatus {
         SinkStatus {
             ready: AtomicBool::new(false),
+            assigned: AtomicBool::new(false),
+            no_topics: AtomicBool::new(false),
             doc: Mutex::new(doc),
             pending_event_ms: AtomicI64::new(0),
         }
@@ -86,6 +101,43 @@ impl SinkStatus {
         self.ready.store(ready, Ordering::Relaxed);
     }
 
+    /// The group assigned `partitions` (`topic/partition`) to this sink; ready from now on
+    /// (unless the loop says otherwise), even when there are none.
+    pub fn assigned(&self, partitions: impl IntoIterator<Item = String>) {
+        self.update(|s| s.partitions.extend(partitions));
+        self.assigned.store(true, Ordering::Relaxed);
+    }
+
+    /// The group took `partitions` away; not ready until the next assignment once none is left.
+    pub fn revoked(&self, partitions: impl IntoIterator<Item = String>) {
+        let mut left = 0;
+        self.update(|s| {
+            for p in partitions {
+                s.partitions.remove(&p);
+                s.lag_records.remove(&p);
+            }
+            left = s.partitions.len();
+        });
+        if left == 0 {
+            self.assigned.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the group assigned this sink its partitions (see [`SinkStatus::assigned`]).
+    pub fn is_assigned(&self) -> bool {
+        self.assigned.load(Ordering::Relaxed)
+    }
+
+    /// Whether none of the subscribed topics exists (checked while not assigned).
+    pub fn set_no_topics(&self, none: bool) {
+        self.no_topics.store(none, Ordering::Relaxed);
+    }
+
+    /// Assigned partitions, or nothing to be assigned yet.
+    fn has_work_or_none_to_wait_for(&self) -> bool {
+        self.assigned.load(Ordering::Relaxed) || self.no_topics.load(Ordering::Relaxed)
+    }
+
     /// Changes the document under its lock.
     pub fn update(&self, f: impl FnOnce(&mut StatusDoc)) {
         if let Ok(mut doc) = self.doc.lock() {
@@ -98,6 +150,9 @@ impl SinkStatus {
         let mut doc = self.doc.lock().map(|d| d.clone()).unwrap_or_default();
         if let Some(lag) = self.pending_lag() {
             doc.lag_seconds = Some(lag);
+        }
+        if doc.state == "running" && !self.has_work_or_none_to_wait_for() {
+            doc.state = "joining";
         }
         doc
     }
@@ -119,7 +174,7 @@ pub async fn follow_lag(status: std::sync::Arc<SinkStatus>, gauge: prometheus_cl
 
 impl cdc_common::ServiceStatus for SinkStatus {
     fn ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.ready.load(Ordering::Relaxed) && self.has_work_or_none_to_wait_for()
     }
 
     fn status(&self) -> serde_json::Value {
@@ -148,6 +203,7 @@ pub fn connector(settings: &Settings) -> Connector {
 /// | sink | Connect | why |
 /// |---|---|---|
 /// | `starting` | `UNASSIGNED` | connecting to the mirror database and Kafka; not yet applying |
+/// | `joining` | `UNASSIGNED` | waiting for the consumer group to assign partitions |
 /// | `running` | `RUNNING` | |
 /// | `retrying` | `RUNNING` | a transient error is retried; Connect keeps a retrying task `RUNNING` without a trace (the error is in `/status` `last_error`) |
 /// | `stopping`, `stopped` | `UNASSIGNED` | a graceful stop, as a Connect worker leaving reports it |
@@ -172,6 +228,7 @@ mod tests {
     fn every_state_maps() {
         let state = |s, e| connect_state(s, e).state;
         assert_eq!(state("starting", None), ConnectState::Unassigned);
+        assert_eq!(state("joining", None), ConnectState::Unassigned);
         assert_eq!(state("running", None), ConnectState::Running);
         assert_eq!(state("retrying", Some("deadlock")), ConnectState::Running);
         assert_eq!(state("stopping", None), ConnectState::Unassigned);
@@ -181,6 +238,33 @@ mod tests {
             ConnectorState::failed("record t[0]@3 cannot be applied")
         );
         assert_eq!(connect_state("failed", None).state, ConnectState::Failed);
+    }
+
+    #[test]
+    fn ready_only_with_an_assignment() {
+        use cdc_common::ServiceStatus;
+        let status = SinkStatus::new(StatusDoc { state: "running", ..StatusDoc::default() });
+        status.set_ready(true);
+        assert!(!status.ready());
+        assert_eq!(status.snapshot().state, "joining");
+        status.assigned(["t/0".to_string(), "t/1".to_string()]);
+        assert!(status.ready());
+        assert_eq!(status.snapshot().state, "running");
+        status.revoked(["t/0".to_string()]);
+        assert!(status.ready(), "one partition left");
+        status.revoked(["t/1".to_string()]);
+        assert!(!status.ready());
+        assert_eq!(status.snapshot().state, "joining");
+        // No subscribed topic exists yet: nothing to wait for.
+        status.set_no_topics(true);
+        assert!(status.ready());
+        assert_eq!(status.snapshot().state, "running");
+        status.set_no_topics(false);
+        // An empty assignment (more sinks than partitions) is an assignment.
+        status.assigned(Vec::new());
+        assert!(status.ready());
+        status.set_ready(false);
+        assert!(!status.ready(), "retrying");
     }
 
     #[test]

@@ -130,8 +130,9 @@ pub enum CodecError {
 /// The schema registry refused a request or could not be reached.
 #[derive(Debug, Error)]
 pub enum RegistryError {
-    /// Network failure talking to the registry (transient).
-    #[error("schema registry at {url} unreachable: {message}; check CDC_REGISTRY_URL / schema.registry.url and that the registry runs")]
+    /// Network or TLS failure talking to the registry (transient); `message` names the cause and
+    /// the setting that fixes it.
+    #[error("schema registry at {url} unreachable: {message}")]
     Unreachable { url: String, message: String },
     /// The registry rejected a schema as incompatible with the subject's existing versions.
     #[error("schema for subject `{subject}` is incompatible with its registered versions ({message}); make the change compatible (e.g. add columns as NULL) or change the subject's compatibility")]

@@ -43,6 +43,9 @@ pub struct Registry {
     url: String,
     http: reqwest::Client,
     auth: Option<(String, Password)>,
+    /// Whether `schema.registry.ssl.ca.location` replaced the system's CAs (for the advice on a
+    /// certificate that does not verify).
+    own_ca: bool,
     by_id: Arc<Mutex<HashMap<u32, Arc<str>>>>,
 }
 
@@ -130,6 +133,7 @@ impl Registry {
             url: url.trim_end_matches('/').to_string(),
             http: reqwest::Client::new(),
             auth: auth.map(|(u, p)| (u, Password(p))),
+            own_ca: false,
             by_id: Arc::default(),
         }
     }
@@ -145,14 +149,15 @@ impl Registry {
         if let Some(pem) = &access.ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| RegistryError::Unreachable {
                 url: registry.url.clone(),
-                message: format!("the registry CA is not PEM: {}", e.without_url()),
+                message: format!("the registry CA is not PEM: {}; check schema.registry.ssl.ca.location", e.without_url()),
             })?;
+            registry.own_ca = true;
             registry.http = reqwest::Client::builder()
                 .tls_certs_only(certs)
                 .build()
                 .map_err(|e| RegistryError::Unreachable {
                     url: registry.url.clone(),
-                    message: format!("cannot set up TLS: {}", e.without_url()),
+                    message: format!("cannot set up TLS: {}; check schema.registry.ssl.ca.location", e.without_url()),
                 })?;
         }
         Ok(registry)
@@ -166,7 +171,7 @@ impl Registry {
     fn unreachable(&self, e: &reqwest::Error) -> RegistryError {
         RegistryError::Unreachable {
             url: self.url.clone(),
-            message: error_chain(e),
+            message: explain(&error_chain(e), self.own_ca),
         }
     }
 
@@ -331,14 +336,54 @@ impl Registry {
 }
 
 /// A reqwest error with its causes (the TLS reason is in a source), without the URL.
-fn error_chain(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
+/// The error and its causes, outermost first, each once (TLS libraries repeat their message as
+/// the source of their own error).
+fn error_chain(e: &reqwest::Error) -> Vec<String> {
+    let mut chain = vec![e.to_string()];
     let mut source = std::error::Error::source(e);
     while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
+        let text = cause.to_string();
+        if !chain.iter().any(|c| c.contains(text.trim_end_matches(':'))) {
+            chain.push(text);
+        }
         source = cause.source();
     }
-    text
+    chain
+}
+
+/// What a failed request's error `chain` means and what to do about it: the cause first (a
+/// certificate that does not verify, a refused connection, a name that does not resolve), the
+/// setting that fixes it, then the chain as reqwest reported it. `own_ca`: the client trusts only
+/// the CA of `schema.registry.ssl.ca.location`.
+fn explain(chain: &[String], own_ca: bool) -> String {
+    let all = chain.join(": ");
+    let lower = all.to_lowercase();
+    let found = |needles: &[&str]| needles.iter().any(|n| lower.contains(n));
+    let cause = if found(&["certificate verify failed", "invalid peer certificate", "unknownissuer", "self signed certificate", "self-signed certificate", "unable to get local issuer"]) {
+        // OpenSSL says why in parentheses: "(unable to get local issuer certificate)".
+        let why = all
+            .split_once("certificate verify failed")
+            .and_then(|(_, rest)| Some(rest[rest.find('(')? + 1..].split(')').next()?.to_string()))
+            .unwrap_or_else(|| "the certificate does not verify".into());
+        if why.contains("hostname") || why.contains("IP address mismatch") {
+            format!("TLS certificate verify failed ({why}): the registry's certificate does not name the host of schema.registry.url; use a host name the certificate lists")
+        } else if own_ca {
+            format!("TLS certificate verify failed ({why}): the registry's certificate is not signed by the CA in schema.registry.ssl.ca.location; point that key at the PEM of the CA that signed it")
+        } else {
+            format!("TLS certificate verify failed ({why}): the registry's certificate is not signed by a CA this host trusts; set schema.registry.ssl.ca.location to the PEM of the CA that signed it")
+        }
+    } else if found(&["wrong version number", "packet length too long", "http request to an https server"]) {
+        "TLS handshake failed: the registry does not speak TLS on this port; use http:// in schema.registry.url, or the registry's HTTPS port".to_string()
+    } else if found(&["connection refused"]) {
+        "connection refused: nothing listens at that host and port; check schema.registry.url and that the registry runs".to_string()
+    } else if found(&["dns error", "failed to lookup address", "name or service not known"]) {
+        "the registry's host name does not resolve; check schema.registry.url".to_string()
+    } else if found(&["timed out", "operation timed out"]) {
+        "no answer in time: the registry or the network path to it does not answer; check schema.registry.url and that the registry runs".to_string()
+    } else {
+        "check schema.registry.url and that the registry runs".to_string()
+    };
+    format!("{cause} [{all}]")
 }
 
 #[cfg(test)]
@@ -354,5 +399,37 @@ mod tests {
         assert_eq!(r.url(), "https://reg/x");
         assert!(!format!("{r:?}").contains("hunter2"));
         assert_eq!(split_url_credentials("http://reg/a@b").1, None);
+    }
+
+    /// The chain reqwest (native-tls, OpenSSL 3) gives for a certificate of an unknown CA.
+    fn unknown_ca_chain() -> Vec<String> {
+        vec![
+            "error sending request for url (https://127.0.0.1:1/apis/ccompat/v7/subjects)".into(),
+            "client error (Connect)".into(),
+            "error:0A000086:SSL routines:tls_post_process_server_certificate:certificate verify failed:../ssl/statem/statem_clnt.c:1889: (unable to get local issuer certificate)".into(),
+        ]
+    }
+
+    #[test]
+    fn an_unknown_ca_is_named_with_the_key_that_fixes_it() {
+        let text = explain(&unknown_ca_chain(), false);
+        assert!(text.starts_with("TLS certificate verify failed (unable to get local issuer certificate): "), "{text}");
+        assert!(text.contains("set schema.registry.ssl.ca.location"), "{text}");
+        assert!(!text.contains("registry runs"), "{text}");
+        let text = explain(&unknown_ca_chain(), true);
+        assert!(text.contains("not signed by the CA in schema.registry.ssl.ca.location"), "{text}");
+        // rustls spells it differently.
+        let rustls = ["error sending request".to_string(), "invalid peer certificate: UnknownIssuer".to_string()];
+        assert!(explain(&rustls, false).starts_with("TLS certificate verify failed"), "{}", explain(&rustls, false));
+    }
+
+    #[test]
+    fn other_causes_are_named() {
+        let refused = ["error sending request for url (http://127.0.0.1:1/)".to_string(), "client error (Connect)".into(), "tcp connect error".into(), "Connection refused (os error 111)".into()];
+        assert!(explain(&refused, false).starts_with("connection refused: "), "{}", explain(&refused, false));
+        let plain = ["error sending request".to_string(), "error:0A00010B:SSL routines:ssl3_get_record:wrong version number".into()];
+        assert!(explain(&plain, false).contains("does not speak TLS"), "{}", explain(&plain, false));
+        let other = ["error sending request".to_string()];
+        assert_eq!(explain(&other, false), "check schema.registry.url and that the registry runs [error sending request]");
     }
 }

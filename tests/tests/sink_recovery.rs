@@ -188,10 +188,11 @@ async fn sigkill_mid_stream_neither_loses_nor_repeats_a_record() {
 async fn rebalance_between_two_sinks_keeps_every_record_once() {
     let case = SinkCase::new("sink_rebalance", PARTITIONS).await;
     let config = events_config(&case);
-    let env = [("CDC_SINK_KAFKA_SESSION_TIMEOUT_MS", "6000")];
+    // One name, so each instance needs its own group.instance.id (else the second fences the first).
+    let env = |id| [("CDC_SINK_KAFKA_SESSION_TIMEOUT_MS", "6000"), ("CDC_SINK_KAFKA_GROUP_INSTANCE_ID", id)];
     let writer = produce_events(&case);
     let count_sql = format!("SELECT COUNT(*) FROM `{}`", case.topic);
-    let mut first = case.start_sink(&config, "toml", &env);
+    let mut first = case.start_sink(&config, "toml", &env("first"));
     wait_for_progress(&case, &count_sql, 0).await;
     let second_http = SinkCase {
         http_port: cdc_tests::sink::free_port(),
@@ -201,7 +202,7 @@ async fn rebalance_between_two_sinks_keeps_every_record_once() {
         &second_http
             .toml("\"pk.mode\" = \"none\"\n\"insert.mode\" = \"insert\"\n\"batch.size\" = 50"),
         "toml",
-        &env,
+        &env("second"),
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = count(&case, &count_sql).await;
