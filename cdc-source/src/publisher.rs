@@ -314,7 +314,11 @@ impl Publisher {
             // CONCURRENT_TRANSACTIONS until the previous markers are written; the default 100 ms
             // backoff before retrying would stall every transaction.
             .set("retry.backoff.ms", "5")
-            .set("retry.backoff.max.ms", "100");
+            .set("retry.backoff.max.ms", "100")
+            // A produce request waits on the broker until every in-sync replica has it; when
+            // replicas died, it ends only at this timeout (librdkafka's 30 s) and is retried.
+            // 10 s resends it sooner once the replicas are back.
+            .set("request.timeout.ms", "10000");
         for (k, v) in kafka {
             cfg.set(k, v);
         }

@@ -34,12 +34,23 @@ fn leader(bootstrap: &str, topic: &str) -> (u16, usize) {
     (p.leader() as u16, p.replicas().len())
 }
 
-/// Inserts a marker row and waits until it is committed on the topic and then in the mirror; the
-/// times since `since`, as "topic T, mirror M".
-async fn marker_applied(p: &PipelineSetup, label: &str, since: Instant, services: &[&Service]) -> String {
+/// The end offset of the users topic's partition now (read before a fault, while it has a
+/// leader); 0 before the topic exists (the source creates it with its first records).
+fn users_end(p: &PipelineSetup) -> i64 {
+    match consumer(&p.stack().kafka_bootstrap).fetch_watermarks(&p.topic("users"), 0, Duration::from_secs(30)) {
+        Ok((_, end)) => end,
+        Err(e) if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::UnknownPartition) => 0,
+        Err(e) => panic!("end offset of the users topic: {e}"),
+    }
+}
+
+/// Inserts a marker row and waits until it is committed on the topic (read from offset `from`)
+/// and then in the mirror; the times since `since`, as "topic T, mirror M".
+async fn marker_applied(p: &PipelineSetup, label: &str, from: i64, since: Instant, services: &[&Service]) -> String {
     let name = format!("marker-{label}");
     let on_topic = {
-        // Positioned at the end before the insert, so only new records are read.
+        // From an offset read before the fault (Offset::End would be resolved at the first
+        // fetch, maybe after the marker is there).
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &p.stack().kafka_bootstrap)
             .set("group.id", cdc_tests::unique_name("marker"))
@@ -48,7 +59,7 @@ async fn marker_applied(p: &PipelineSetup, label: &str, since: Instant, services
             .expect("marker consumer");
         let topic = p.topic("users");
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&topic, 0, Offset::End).expect("partition");
+        tpl.add_partition_offset(&topic, 0, Offset::Offset(from)).expect("partition");
         consumer.assign(&tpl).expect("assign");
         let name = name.clone();
         tokio::task::spawn_blocking(move || {
@@ -63,7 +74,6 @@ async fn marker_applied(p: &PipelineSetup, label: &str, since: Instant, services
             None
         })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
     p.exec(&[&format!("INSERT INTO users (pwd, name) VALUES ('0', '{name}')")]).await;
     let sql = format!("SELECT COUNT(*) FROM `{}` WHERE name = '{name}'", p.topic("users"));
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -121,30 +131,33 @@ async fn broker_faults_on_a_three_node_cluster() {
         WriterPlan { seed: seed(1313), statements: u64::MAX, pause: Duration::from_millis(30) },
     );
     let services = [&source, &sink];
-    let first = marker_applied(&p, "start", Instant::now(), &services).await;
+    let first = marker_applied(&p, "start", users_end(&p), Instant::now(), &services).await;
     let (_, replicas) = leader(&stack.kafka_bootstrap, &p.topic("users"));
     assert_eq!(replicas, 3, "topic.creation.default.replication.factor is applied");
 
     let mut figures = vec![format!("before any fault: {first}")];
     // 1. The leader of the users partition.
     let (node, _) = leader(&stack.kafka_bootstrap, &p.topic("users"));
+    let from = users_end(&p);
     let t = Instant::now();
     kafka.kill(node);
-    figures.push(format!("partition leader (node {node}) killed: marker applied after {}", marker_applied(&p, "leader", t, &services).await));
+    figures.push(format!("partition leader (node {node}) killed: marker applied after {}", marker_applied(&p, "leader", from, t, &services).await));
     kafka.up();
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // 2. The active controller.
     let node = kafka.active_controller();
+    let from = users_end(&p);
     let t = Instant::now();
     kafka.kill(node);
-    figures.push(format!("active controller (node {node}) killed: marker applied after {}", marker_applied(&p, "controller", t, &services).await));
+    figures.push(format!("active controller (node {node}) killed: marker applied after {}", marker_applied(&p, "controller", from, t, &services).await));
     kafka.up();
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // 3. Two nodes at once for 15 s: no majority, nothing commits.
     let controller = kafka.active_controller();
     let down: Vec<u16> = (1..=3).filter(|n| *n != controller).collect();
+    let from = users_end(&p);
     for n in &down {
         kafka.kill(*n);
     }
@@ -153,7 +166,7 @@ async fn broker_faults_on_a_three_node_cluster() {
     let back = Instant::now();
     figures.push(format!(
         "nodes {down:?} down for 15 s: marker applied after the majority returned: {}",
-        marker_applied(&p, "majority", back, &services).await
+        marker_applied(&p, "majority", from, back, &services).await
     ));
 
     let report = writers.stop().await;
