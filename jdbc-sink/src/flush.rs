@@ -124,11 +124,13 @@ impl Sink {
                 Ok(()) => {
                     self.db_answered = Instant::now();
                     self.recovered();
+                    self.status.stalled_idle(false);
                     return Ok(());
                 }
                 Err(SinkError::Transient { class, message }) => {
                     self.conn = None;
                     self.retrying(class, &message);
+                    self.status.stalled_idle(true);
                     if !backoff.wait(&self.shutdown).await {
                         return Err(SinkError::Stopped(message));
                     }
@@ -420,6 +422,9 @@ impl Sink {
                 .insert((m.topic.clone(), m.partition), Some(m.next));
         }
         let (records, dlq) = (batch.records as u64, letters.len() as u64);
+        if let Some(ms) = newest_event {
+            self.status.note_applied_event_ms(ms);
+        }
         self.status.update(|s| {
             s.state = "running";
             s.batches_committed += 1;

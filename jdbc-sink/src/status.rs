@@ -65,6 +65,10 @@ pub struct SinkStatus {
     doc: Mutex<StatusDoc>,
     /// Event time (unix ms) of the oldest record read and not yet committed; 0: none.
     pending_event_ms: AtomicI64,
+    /// Event time (unix ms) of the newest record committed to the mirror; 0: none yet.
+    applied_event_ms: AtomicI64,
+    /// `pending_event_ms` was set by [`SinkStatus::stalled_idle`], not by a record of a batch.
+    stall_lag: AtomicBool,
 }
 
 impl SinkStatus {
@@ -75,6 +79,31 @@ impl SinkStatus {
             no_topics: AtomicBool::new(false),
             doc: Mutex::new(doc),
             pending_event_ms: AtomicI64::new(0),
+            applied_event_ms: AtomicI64::new(0),
+            stall_lag: AtomicBool::new(false),
+        }
+    }
+
+    /// A batch whose newest record has event time `ms` is committed.
+    pub fn note_applied_event_ms(&self, ms: i64) {
+        self.applied_event_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// The database stopped answering while no batch was open (`stalled`) or answers again.
+    /// While stalled with records waiting in Kafka (`lag_records`), no record is read, so the
+    /// lag counts from the newest applied record: the mirror is at least that far behind.
+    pub fn stalled_idle(&self, stalled: bool) {
+        if stalled {
+            let waiting = self.doc.lock().map(|d| d.lag_records.values().any(|n| *n > 0)).unwrap_or(false);
+            let applied = self.applied_event_ms.load(Ordering::Relaxed);
+            if waiting
+                && applied > 0
+                && self.pending_event_ms.compare_exchange(0, applied, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+            {
+                self.stall_lag.store(true, Ordering::Relaxed);
+            }
+        } else if self.stall_lag.swap(false, Ordering::Relaxed) {
+            self.pending_event_ms.store(0, Ordering::Relaxed);
         }
     }
 
@@ -88,6 +117,7 @@ impl SinkStatus {
 
     /// The open batch was committed or given up (`None`), or starts over.
     pub fn set_pending_event_ms(&self, ms: Option<i64>) {
+        self.stall_lag.store(false, Ordering::Relaxed);
         self.pending_event_ms.store(ms.unwrap_or(0), Ordering::Relaxed);
     }
 
@@ -278,5 +308,25 @@ mod tests {
         status.set_pending_event_ms(None);
         assert_eq!(status.pending_lag(), None);
         assert_eq!(status.snapshot().lag_seconds, Some(0.5));
+    }
+
+    #[test]
+    fn a_stall_with_records_waiting_counts_from_the_newest_applied_record() {
+        let status = SinkStatus::new(StatusDoc::default());
+        status.note_applied_event_ms(now_ms() - 9_000);
+        status.stalled_idle(true);
+        assert_eq!(status.pending_lag(), None, "nothing waits in Kafka: no lag");
+        status.update(|s| {
+            s.lag_records.insert("t/0".into(), 17);
+        });
+        status.stalled_idle(true);
+        let lag = status.pending_lag().expect("lag while stalled");
+        assert!((9.0..10.0).contains(&lag), "{lag}");
+        status.stalled_idle(false);
+        assert_eq!(status.pending_lag(), None, "the stall's lag ends with the stall");
+        // A waiting batch's own lag is not ended by the idle check.
+        status.note_pending_event_ms(now_ms() - 3_000);
+        status.stalled_idle(false);
+        assert!(status.pending_lag().is_some());
     }
 }
