@@ -21,7 +21,13 @@ fn fail(msg: String) -> SourceError {
 
 /// Checks the source server; returns an open connection for further start-up queries.
 pub async fn check_server(cfg: &SourceConfig) -> Result<Conn, SourceError> {
-    let mut conn = Conn::new(cfg.mysql_opts()).await.map_err(|e| {
+    let connecting = tokio::time::timeout(cfg.connect_timeout, Conn::new(cfg.mysql_opts())).await.map_err(|_| {
+        fail(format!(
+            "cannot connect to {}:{} within {:?} (connect.timeout.ms): the server or the network path to it does not answer; check connection.url",
+            cfg.url.host, cfg.url.port, cfg.connect_timeout
+        ))
+    })?;
+    let mut conn = connecting.map_err(|e| {
         let fix = cfg.url.tls.hint(&e).unwrap_or_else(|| "check connection.url, connection.user and connection.password".into());
         SourceError::preflight_on(format!("cannot connect to {}:{} as `{}`: {e}; {fix}", cfg.url.host, cfg.url.port, cfg.user), e)
     })?;

@@ -32,8 +32,10 @@ pub async fn run_checks(settings: &Settings) -> Vec<CheckResult> {
 async fn database(settings: &Settings) -> CheckResult {
     let what = format!("mirror database {}", settings.url);
     let outcome = async {
-        let mut conn = mysql_async::Conn::new(settings.db_opts())
+        let connecting = tokio::time::timeout(settings.connect_timeout, mysql_async::Conn::new(settings.db_opts()))
             .await
+            .map_err(|_| format!("does not answer within {:?} (connect.timeout.ms); check connection.url and the network path", settings.connect_timeout))?;
+        let mut conn = connecting
             .map_err(|e| {
                 let fix = settings.url.tls.hint(&e).unwrap_or_else(|| "check connection.url, connection.user and connection.password".into());
                 format!("cannot connect: {e}; {fix}")

@@ -212,3 +212,26 @@ fn assert_each_change_once(table: &str, version: &str, records: &[Consumed]) -> 
     }
     changes
 }
+
+/// A path that accepts and never answers: both services' start (and `check`) give up after
+/// `connect.timeout.ms` naming it, instead of waiting forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_open_path_at_start_fails_after_the_connect_timeout() {
+    let p = PipelineSetup::new("pl_net_start").await;
+    let stack = p.stack().clone();
+    let path = TcpProxy::start(&format!("{}:{}", stack.mariadb_host, stack.mariadb_port)).await;
+    path.set(Mode::HalfOpen);
+    let timeout = "\"connect.timeout.ms\" = 2000\n\"http.failed.linger.ms\" = 0\n";
+    let source = path.rewrite(&p.source.config("json", timeout), &stack.mariadb_host, stack.mariadb_port);
+    let sink = path.rewrite(&p.sink_config(free_port(), timeout), &stack.mariadb_host, stack.mariadb_port);
+    for (binary, tag, config, args) in [
+        ("cdc-source", p.source.tag.clone(), &source, &[][..]),
+        ("jdbc-sink", p.mirror.clone(), &sink, &["check"][..]),
+    ] {
+        let started = Instant::now();
+        let (code, log) = cdc_tests::process::run_to_exit(binary, &tag, config, args, &[]);
+        assert!(matches!(code, Some(c) if c != 0), "{binary} {args:?} should fail, got {code:?}:\n{log}");
+        assert!(log.contains("connect.timeout.ms"), "{binary} {args:?} names the timeout:\n{log}");
+        assert!(started.elapsed() < Duration::from_secs(30), "{binary} {args:?} gave up after {:?}", started.elapsed());
+    }
+}
