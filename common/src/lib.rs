@@ -13,6 +13,10 @@
 //! - **Secrets** outside the file: `${env:NAME}`, `${file:/path:key}`, `${file:/path}` in any
 //!   value ([`providers`]). **Registry security** keys (`basic.auth.user.info`,
 //!   `schema.registry.ssl.ca.location`, under Connect's prefixes) come back in [`Loaded::registry`].
+//! - **Kafka clients** ([`kafka`]): Kafka Connect's security spellings (`security.protocol`,
+//!   `sasl.jaas.config`, PEM trust/key stores) become librdkafka settings in [`Loaded::kafka`], a
+//!   Java-only form is an error naming the key; [`kafka::probe`] asks a cluster for metadata and
+//!   names why it could not (credentials, TLS, security protocol, unreachable).
 //! - [`Secret`]: a credential that prints as `***` (Debug, Display, Serialize).
 //! - [`ConnectionUrl`]: `jdbc:mysql://`, `jdbc:mariadb://`, `mysql://`, `mariadb://` URLs to
 //!   host/port/database and [`Tls`] (JDBC `sslMode`/`useSSL`/`serverSslCert`, refined by the
