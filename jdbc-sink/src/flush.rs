@@ -492,6 +492,12 @@ impl Sink {
     /// position past trailing transaction markers). Offsets equal to the last ones sent are not
     /// sent again, except by a synchronous commit (at shutdown).
     pub(crate) fn commit_group_offsets(&mut self, mode: CommitMode) {
+        // After a lost session (the group coordinator away longer than session.timeout.ms) the
+        // consumer rejoins under its group.instance.id with a new member id; a commit sent
+        // under the old one is answered FENCED_INSTANCE_ID, which librdkafka makes fatal.
+        if self.consumer.assignment_lost() {
+            return;
+        }
         let assigned = self.consumer.assignment().unwrap_or_default();
         let consumed = self.consumer.position().unwrap_or_default();
         let mut offsets: HashMap<Tp, i64> = HashMap::new();
