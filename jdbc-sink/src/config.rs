@@ -34,8 +34,8 @@
 //! | `http.failed.linger.ms` | `10000` | after a definite error, keep serving HTTP (state `FAILED` and the error) this long before exiting; SIGTERM ends it, `0` exits at once |
 //! | `log.format` | `text` | `text` or `json` (`LOG_FORMAT` wins) |
 //! | `kafka.*` | | librdkafka consumer/producer settings, e.g. `kafka.bootstrap.servers` (default `localhost:9092`); the consumer refreshes topic metadata every 3 s unless `kafka.topic.metadata.refresh.interval.ms` is set |
-//! | `kafka.group.instance.id` | `name` (characters other than letters, digits, `.`, `_`, `-` as `_`) | static membership in the consumer group (KIP-345): a sink restarted with the same id takes its predecessor's place and gets its partitions back at once, without a rebalance; `""` turns it off (dynamic membership). Each running instance of one group needs its own id: a second sink with the same id fences the first, which stops with an error naming the id |
-//! | `kafka.session.timeout.ms` | `10000` (librdkafka's is 45000) | how long a member the group does not hear from keeps its partitions; a static member also keeps them over a graceful stop (it does not leave the group), so this is how long its partitions wait for it before another member of the group takes them over. Kafka Connect's workers use 10 s too |
+//! | `kafka.group.instance.id` | – (dynamic membership) | static membership in the consumer group (KIP-345), e.g. the sink's name: a sink restarted with the same id takes its predecessor's place and gets its partitions back at once, without waiting for the dead member's session to time out. Each running instance of one group needs its own id: a second sink with the same id fences the first, which stops with an error naming the id |
+//! | `kafka.session.timeout.ms` | `10000` with `kafka.group.instance.id`, else librdkafka's 45000 | how long a member the group does not hear from keeps its partitions; a static member also keeps them over a graceful stop (it does not leave the group), so this is how long its partitions wait for it before another member of the group takes them over |
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -224,14 +224,6 @@ pub const SESSION_TIMEOUT_MS: u64 = 10_000;
 /// `[a-zA-Z0-9._-]`).
 fn legal_instance_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
-}
-
-/// `name` as a group instance id: illegal characters as `_`, at most 249 characters.
-fn instance_id_from_name(name: &str) -> String {
-    name.chars()
-        .map(|c| if legal_instance_char(c) { c } else { '_' })
-        .take(249)
-        .collect()
 }
 
 /// Which topics to consume.
@@ -489,15 +481,10 @@ impl Settings {
             .unwrap_or_else(|| format!("connect-{}", self.name))
     }
 
-    /// The consumer's `group.instance.id`: `kafka.group.instance.id`, else the sink's name with
-    /// the characters Kafka refuses in an id replaced by `_`; `None` when set to `""` (dynamic
-    /// membership).
+    /// The consumer's `group.instance.id` (static membership) when `kafka.group.instance.id`
+    /// is set and not empty; `None`: dynamic membership.
     pub fn group_instance_id(&self) -> Option<String> {
-        match self.kafka.get(GROUP_INSTANCE_ID) {
-            Some(id) if id.is_empty() => None,
-            Some(id) => Some(id.clone()),
-            None => Some(instance_id_from_name(&self.name)),
-        }
+        self.kafka.get(GROUP_INSTANCE_ID).filter(|id| !id.is_empty()).cloned()
     }
 
     /// mysql_async options for the mirror database (always TCP).

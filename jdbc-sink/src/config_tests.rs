@@ -125,12 +125,10 @@ fn database_timeouts_have_defaults_and_a_floor() {
 }
 
 #[test]
-fn static_membership_follows_the_name_unless_set() {
+fn static_membership_only_when_an_instance_id_is_set() {
     let s = Settings::from_str_with_env(TUTORIAL, &[]).unwrap();
-    assert_eq!(s.group_instance_id().as_deref(), Some("my-sink-connect"));
+    assert_eq!(s.group_instance_id(), None);
     let base = "topics = \"t\"\n\"connection.url\" = \"mysql://h:3306/db\"\n";
-    let named = Settings::from_str_with_env(&format!("name = \"orders → mirror #2\"\n{base}"), &[]).unwrap();
-    assert_eq!(named.group_instance_id().as_deref(), Some("orders___mirror__2"));
     let set = Settings::from_str_with_env(base, &[("CDC_SINK_KAFKA_GROUP_INSTANCE_ID", "sink-a.1")]).unwrap();
     assert_eq!(set.group_instance_id().as_deref(), Some("sink-a.1"));
     let off = Settings::from_str_with_env(&format!("{base}[kafka]\n\"group.instance.id\" = \"\"\n"), &[]).unwrap();

@@ -10,8 +10,8 @@
 //! The callbacks also keep `/status` `partitions`: `/ready` is 503 until the group has assigned
 //! this sink its partitions ([`crate::status`]).
 //!
-//! **Static membership.** The consumer joins the group with a `group.instance.id` (by default
-//! the sink's name, see [`Settings::group_instance_id`]). A sink restarted after a crash takes
+//! **Static membership** (opt-in). With `kafka.group.instance.id` set, the consumer joins the
+//! group under that id ([`Settings::group_instance_id`]). A sink restarted after a crash takes
 //! its predecessor's place and is given the same partitions at once; without it the group would
 //! wait for the dead member's session to time out (librdkafka's 45 s) before assigning anything.
 //! The price: a member that stops, even gracefully, keeps its partitions for
@@ -244,7 +244,6 @@ pub fn create(
 ) -> Result<StreamConsumer<SinkContext>, SinkError> {
     let mut cfg = connection_settings(&settings.kafka);
     cfg.set("group.id", settings.group_id())
-        .set("session.timeout.ms", SESSION_TIMEOUT_MS.to_string())
         .set("auto.offset.reset", "earliest")
         .set("statistics.interval.ms", "5000")
         .set(
@@ -262,6 +261,9 @@ pub fn create(
     }
     if let Some(id) = settings.group_instance_id() {
         cfg.set(GROUP_INSTANCE_ID, id);
+        if !settings.kafka.contains_key("session.timeout.ms") {
+            cfg.set("session.timeout.ms", SESSION_TIMEOUT_MS.to_string());
+        }
     }
     cfg.set("isolation.level", "read_committed")
         .set("enable.auto.commit", "false")
