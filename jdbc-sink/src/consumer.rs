@@ -156,10 +156,9 @@ impl ConsumerContext for SinkContext {
 pub fn fatal(settings: &Settings, code: RDKafkaErrorCode, reason: &str) -> SinkError {
     match (code, settings.group_instance_id()) {
         (RDKafkaErrorCode::FencedInstanceId, Some(id)) => SinkError::Fatal(format!(
-            "fenced out of consumer group `{}`: another consumer joined it with the same group.instance.id `{id}` \
-             (by default the sink's name), so two sinks run under one name and the newer one took over; \
-             stop one of them, or give each its own kafka.group.instance.id (or name), or set kafka.group.instance.id \
-             to \"\" to turn static membership off ({reason})",
+            "fenced out of consumer group `{}`: another consumer joined it with the same group.instance.id `{id}`, \
+             so two sinks run under one id and the newer one took over; stop one of them, or give each its own \
+             kafka.group.instance.id, or remove kafka.group.instance.id to turn static membership off ({reason})",
             settings.group_id()
         )),
         _ => SinkError::Fatal(format!(

@@ -31,11 +31,12 @@
 //!   ([`ident`]); column types from messages are checked against MariaDB's type grammar
 //!   ([`coltype`]).
 //!
-//! - **Back at once after a crash.** The consumer is a static member of its group
-//!   (`group.instance.id`, by default the sink's name, [`consumer`]): a sink restarted after a
-//!   crash is given its partitions back within a second instead of after the dead member's
-//!   session timeout. It joins the group only once the mirror database answers, and `/ready` is
-//!   503 until the group has assigned it its partitions.
+//! - **Back at once after a crash**, with `kafka.group.instance.id` set: the consumer is then a
+//!   static member of its group ([`consumer`]), so a sink restarted after a crash is given its
+//!   partitions back within a second or two instead of after the dead member's session timeout
+//!   (dynamic membership, the default, waits for it). The consumer joins the group only once
+//!   the mirror database answers, and `/ready` is 503 until the group has assigned it its
+//!   partitions.
 //!
 //! The apply loop and its moving parts are described in [`apply`].
 //! Operations: `/metrics` ([`metrics`]), `/health`, `/ready`, `/status` ([`status`]); SIGTERM
