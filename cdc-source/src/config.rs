@@ -32,7 +32,7 @@
 //! | `topic.creation.default.partitions` | `1` | partitions of the data topics the source creates (`-1`: the broker's `num.partitions`); `topic.partitions` is the older spelling |
 //! | `topic.creation.default.replication.factor` | `-1` (the broker's `default.replication.factor`) | replication factor of the data topics the source creates |
 //! | `topic.creation.default.<config>` | – | any topic config for the data topics the source creates, e.g. `topic.creation.default.min.insync.replicas = 2`, `compression.type`, `max.message.bytes`, `retention.ms` (read from the file, `${env:…}` / `${file:…}` references resolved; no `CDC_SOURCE_` override) |
-//! | `errors.tolerance` | `all` | a table that cannot be published (its topic refused, two tables on one topic, an incompatible schema, undecodable text): `all` skips that table alone (error log, `cdc_source_table_failures_total`) while the others keep flowing; `none` stops the source with the error |
+//! | `errors.tolerance` | `all` | a table that cannot be published (its topic refused, two tables on one topic, an incompatible schema, undecodable text, a record the broker refuses: larger than the topic accepts, denied by an ACL): `all` skips that table alone (error log, `cdc_source_table_failures_total`) while the others keep flowing; `none` stops the source with the error |
 //! | `http.listen` | `127.0.0.1:18083` | address of `/metrics`, `/health`, `/ready`, `/status` and the Kafka Connect `/connectors` reads |
 //! | `http.failed.linger.ms` | `10000` | after a definite error, keep serving HTTP (state `FAILED` and the error) this long before exiting; SIGTERM ends it, `0` exits at once |
 //! | `log.format` | `text` | `text` or `json` |

@@ -46,6 +46,9 @@ pub enum SourceError {
     /// The server closed the binlog stream: transient.
     #[error("the server ended the binlog stream")]
     StreamEnded,
+    /// The publisher task stopped taking records (its own error says why): transient.
+    #[error("the Kafka publisher task stopped")]
+    PublisherStopped,
     /// A start-up check failed: definite.
     #[error("preflight: {message}")]
     Preflight { message: String, #[source] cause: Option<BoxError> },
@@ -145,6 +148,7 @@ impl SourceError {
             | E::ReadTimeout(_)
             | E::ConnectTimeout(_)
             | E::StreamEnded
+            | E::PublisherStopped
             | E::Registry { .. }
             | E::Kafka { .. }
             | E::KafkaFatal(_)
@@ -169,6 +173,22 @@ impl SourceError {
             | E::Position(_)
             | E::Http(_)
             | E::Definite(_) => false,
+        }
+    }
+
+    /// The topic whose broker refused a record for good — too large, or the topic denied to
+    /// this producer (ACL), or the record invalid for it (e.g. a keyless record on a compacted
+    /// topic) — when that is this error: the refusal is the table's, not the source's.
+    pub fn refused_on_topic(&self) -> Option<&str> {
+        use rdkafka::types::RDKafkaErrorCode as C;
+        match self {
+            SourceError::RecordTooLarge(e) => Some(&e.topic),
+            SourceError::NotDelivered(e)
+                if matches!(e.code, Some(C::TopicAuthorizationFailed | C::InvalidRecord | C::PolicyViolation)) =>
+            {
+                Some(&e.topic)
+            }
+            _ => None,
         }
     }
 
@@ -244,6 +264,8 @@ pub struct KafkaFatal {
 #[error("{context}: record of {table} ({key}) on topic {topic} was not delivered: {delivery}")]
 pub struct NotDelivered {
     pub context: String,
+    /// The delivery report's error code.
+    pub code: Option<rdkafka::types::RDKafkaErrorCode>,
     pub table: String,
     pub key: String,
     pub topic: String,
@@ -269,7 +291,7 @@ pub struct Fenced {
     "a record of {table} with primary key ({key}) is {size} bytes, more than Kafka accepts on topic {topic} ({detail}). \
      Raise `max.message.bytes` of that topic (or the broker's `message.max.bytes`, the default for topics without their own) \
      and, if the record is bigger than {producer_max} bytes, the producer's `message.max.bytes` (`kafka.message.max.bytes`), \
-     or exclude the table; the Kafka transaction was aborted, nothing of it is visible, and the source resumes at that record when restarted"
+     or exclude the table; the Kafka transaction holding it was aborted (nothing of it is visible)"
 )]
 pub struct RecordTooLarge {
     pub table: String,

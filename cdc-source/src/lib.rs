@@ -45,6 +45,7 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod offsets;
+pub mod outbox;
 pub mod position;
 pub mod preflight;
 pub mod publisher;

@@ -568,6 +568,7 @@ impl<P: TxnProducer> Publisher<P> {
             (Some(_), _) => SourceError::KafkaFatal(Box::new(KafkaFatal { context, reason, error })),
             (None, Some(f)) => SourceError::NotDelivered(Box::new(NotDelivered {
                 context,
+                code: f.code,
                 table: f.record.table,
                 key: f.record.key,
                 topic: f.topic,

@@ -21,12 +21,16 @@
 //!
 //! # A table that cannot be published
 //! A table whose topic the broker refuses for good (an illegal or colliding name, a denied
-//! ACL, a policy), whose topic another table already publishes to, or whose record the encoder
-//! refuses for good (an incompatible schema) fails alone: one error log line naming the table,
+//! ACL, a policy), whose topic another table already publishes to, whose record the encoder
+//! refuses for good (an incompatible schema), or one of whose records the broker refuses for
+//! good (larger than the topic accepts, denied, invalid for the topic) fails alone: one error log line naming the table,
 //! the topic and the cause, `cdc_source_table_failures_total{table}` counts it, and its records
 //! are skipped until the source restarts while the other tables keep flowing. Records of that
 //! table already in the open Kafka transaction stay in it (as with a failure on undecodable
-//! text, see `crate::tables`), so after fixing it, snapshot the table again. With
+//! text, see `crate::tables`), so after fixing it, snapshot the table again. A record refused at
+//! delivery aborts the whole Kafka transaction: the stream then resumes from the last committed
+//! position without the failed table, so the other tables' records of that transaction are
+//! published once all the same. With
 //! `errors.tolerance=none` the failure stops the source instead. Refusals that may pass (broker
 //! unavailable, a replication factor above the brokers alive) stay transient and are retried.
 
@@ -42,7 +46,8 @@ use rdkafka::message::{Header, OwnedHeaders};
 use crate::config::{ErrorTolerance, SourceConfig, TopicCreation};
 use crate::error::SourceError;
 use crate::metrics::{SourceMetrics, TableOp};
-use crate::publisher::{Publisher, RecordRef};
+use crate::outbox::Outlet;
+use crate::publisher::RecordRef;
 use crate::tables::CapturedTable;
 
 /// The kind of change: `c` insert, `u` update, `d` delete, `r` snapshot read, `t` truncate.
@@ -138,7 +143,7 @@ impl RecordWriter {
     /// changed and deletes are enabled, the old key gets a tombstone first.
     pub async fn publish(
         &mut self,
-        publisher: &mut Publisher,
+        publisher: &mut impl Outlet,
         table: &CapturedTable,
         op: Op,
         before: Option<&[Value]>,
@@ -163,7 +168,7 @@ impl RecordWriter {
 
     /// Publishes the truncate record of `table` on every partition of `topic` (see the module
     /// docs); returns how many records that made.
-    pub async fn truncate(&mut self, publisher: &mut Publisher, topic: &str, table: &str, origin: &Origin) -> Result<usize, SourceError> {
+    pub async fn truncate(&mut self, publisher: &mut impl Outlet, topic: &str, table: &str, origin: &Origin) -> Result<usize, SourceError> {
         let owner = match self.claimed.get(topic) {
             Some(owner) if owner.1 != table || self.failed.contains(owner) => return Ok(0),
             Some(owner) => owner.clone(),
@@ -241,6 +246,18 @@ impl RecordWriter {
         self.ensure_topic(&key, &table.topic).await
     }
 
+    /// After the broker refused a record of `topic` for good (`refused`, see
+    /// [`SourceError::refused_on_topic`]): fails the table publishing to it alone, so the stream
+    /// goes on without it; `Err` (definite) with `errors.tolerance=none` or when no table of this
+    /// writer owns the topic.
+    pub fn fail_refused(&mut self, topic: &str, refused: SourceError) -> Result<(), SourceError> {
+        let Some(owner) = self.claimed.get(topic).cloned() else { return Err(refused) };
+        if self.tolerance == ErrorTolerance::None {
+            return Err(refused);
+        }
+        self.fail(&owner, format!("cannot publish table {}: {refused}", shown(&owner)))
+    }
+
     /// Fails `table` alone (see the module docs), or stops the source with `errors.tolerance=none`.
     fn fail(&mut self, table: &TableKey, error: String) -> Result<(), SourceError> {
         if self.tolerance == ErrorTolerance::None {
@@ -253,7 +270,7 @@ impl RecordWriter {
 
     async fn send(
         &mut self,
-        publisher: &mut Publisher,
+        publisher: &mut impl Outlet,
         table: &CapturedTable,
         op: Op,
         key: Vec<Value>,
@@ -295,7 +312,7 @@ impl RecordWriter {
         if let Some(text) = &zero_dates {
             headers = headers.insert(Header { key: ZERO_DATES_HEADER, value: Some(text.as_str()) });
         }
-        publisher.send(&table.topic, &key_bytes, value_bytes.as_deref(), headers, what).await?;
+        publisher.send(&table.topic, key_bytes, value_bytes, headers, what).await?;
         self.metrics
             .events
             .get_or_create(&TableOp { table: table.schema.table.clone(), op: op.code() })

@@ -6,9 +6,10 @@
 //! While streaming, the server sends an event or at least a heartbeat every
 //! `heartbeat.interval.ms`. The stream records when it read the last one ([`Status::read_event`]);
 //! `/ready` and `/status` look at the clock when asked. When nothing was read for `read.timeout.ms`
-//! the source is stalled — the binlog connection does not deliver, or the loop waits on Kafka (a
-//! commit that does not return) — `/ready` answers 503 and `/status` `stalled` says on what and
-//! for how long. `reconnecting` (a transient error, retried with backoff) is not ready either.
+//! the source is stalled — the binlog connection does not deliver, or the loop waits on Kafka —
+//! `/ready` answers 503 and `/status` `stalled` says on what and for how long. The same holds
+//! for a Kafka commit that has not landed within `read.timeout.ms` ([`Status::commit_waiting`]):
+//! reading goes on meanwhile (the publisher task commits), but nothing read is stored. `reconnecting` (a transient error, retried with backoff) is not ready either.
 //! `seconds_behind_source` is computed from the clock too, so it keeps growing while stalled.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +31,8 @@ pub struct Status {
     lag_at_read_ms: AtomicU64,
     heartbeat_ms: AtomicU64,
     stall_after_ms: AtomicU64,
+    /// Unix ms since when a queued Kafka commit has been waiting to land; 0 when none waits.
+    commit_since_ms: AtomicU64,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -102,6 +105,16 @@ impl Status {
         lag as f64 / 1000.0
     }
 
+    /// Whether a queued Kafka commit waits to land: the wait counts from the first call with
+    /// `true` after one with `false`.
+    pub fn commit_waiting(&self, waiting: bool) {
+        if !waiting {
+            self.commit_since_ms.store(0, Ordering::Relaxed);
+        } else if self.commit_since_ms.load(Ordering::Relaxed) == 0 {
+            self.commit_since_ms.store(now_ms(), Ordering::Relaxed);
+        }
+    }
+
     /// `seconds_behind_source` as of now; `None` before the stream first connected.
     pub fn seconds_behind(&self) -> Option<f64> {
         let mut doc = self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -114,7 +127,11 @@ impl Status {
         if last == 0 {
             return;
         }
-        let silent = now.saturating_sub(last);
+        let read_silent = now.saturating_sub(last);
+        let commit_since = self.commit_since_ms.load(Ordering::Relaxed);
+        let commit_wait = if commit_since > 0 { now.saturating_sub(commit_since) } else { 0 };
+        // What was read is not stored while a commit waits: the lag grows all the same.
+        let silent = read_silent.max(commit_wait);
         let heartbeat = self.heartbeat_ms.load(Ordering::Relaxed);
         // Overdue once half an interval past the next heartbeat (they arrive a few ms late).
         let late = if silent > heartbeat + heartbeat / 2 { silent - heartbeat } else { 0 };
@@ -122,6 +139,7 @@ impl Status {
         let stall_after = self.stall_after_ms.load(Ordering::Relaxed);
         doc.stalled = (doc.state == "streaming" && stall_after > 0 && silent > stall_after).then(|| {
             let on = match doc.waiting_on {
+                _ if commit_wait >= read_silent => "waiting for the Kafka transaction to commit".to_string(),
                 Some(what) => format!("waiting for {what}"),
                 None => "no binlog event or heartbeat read".to_string(),
             };
@@ -220,6 +238,23 @@ mod tests {
         doc.waiting_on = Some("the Kafka commit");
         status.live(&mut doc, read_at + 5000);
         assert!(doc.stalled.as_deref().is_some_and(|w| w.contains("waiting for the Kafka commit")));
+        // A commit that does not land while reading goes on: stalled on it, lag growing.
+        doc.waiting_on = None;
+        status.read_event(None);
+        let now = status.last_read_ms.load(Ordering::Relaxed);
+        status.commit_waiting(true);
+        status.commit_since_ms.store(now - 5000, Ordering::Relaxed);
+        status.commit_waiting(true);
+        status.live(&mut doc, now + 100);
+        let why = doc.stalled.clone().expect("stalled on the commit");
+        assert!(why.contains("waiting for the Kafka transaction to commit") && why.contains("5.1 s"), "{why}");
+        assert_eq!(doc.seconds_behind_source, 4.1);
+        status.commit_waiting(false);
+        status.live(&mut doc, now + 100);
+        assert!(doc.stalled.is_none());
+        status.commit_since_ms.store(0, Ordering::Relaxed);
+        status.last_read_ms.store(read_at, Ordering::Relaxed);
+        status.lag_at_read_ms.store(lag_at_read, Ordering::Relaxed);
         // Reconnecting: not ready, not "stalled", lag still growing.
         doc.state = "reconnecting";
         status.live(&mut doc, read_at + 7000);

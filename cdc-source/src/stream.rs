@@ -45,7 +45,7 @@
 //! the last committed position after a backoff; definite errors stop the source, except text a
 //! table cannot decode, which fails that table alone (see `tables.rs`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use cdc_common::{Backoff, CancellationToken};
@@ -61,6 +61,7 @@ use crate::config::SourceConfig;
 use crate::error::SourceError;
 use crate::metrics::{Class, Reason, SourceMetrics};
 use crate::offsets::StoredOffset;
+use crate::outbox::Outbox;
 use crate::position::{FilePos, Gtid, GtidPosition};
 use crate::publisher::Publisher;
 use crate::records::{Op, Origin, RecordWriter};
@@ -77,11 +78,19 @@ pub struct Streamer<'a> {
     pub cfg: &'a SourceConfig,
     pub tables: Tables,
     pub writer: RecordWriter,
-    pub publisher: Publisher,
+    /// Between connections; while streaming the publisher task owns it.
+    publisher: Option<Publisher>,
     pub metrics: SourceMetrics,
     pub status: &'a Status,
     /// The last stored position.
     pub committed: StoredOffset,
+    /// Commits queued for the publisher task and not yet stored, oldest first.
+    pending: VecDeque<PendingCommit>,
+    /// The position of the last commit queued (stored or not).
+    queued: GtidPosition,
+    /// When the first record of the Kafka transaction being filled was queued; `None` while
+    /// nothing was queued since the last commit or abort.
+    batch_since: Option<Instant>,
     read: GtidPosition,
     read_binlog: FilePos,
     read_ts_ms: u64,
@@ -103,6 +112,15 @@ pub struct Streamer<'a> {
     resolved: Vec<Xid>,
 }
 
+/// A commit queued for the publisher task: what it stores once it lands.
+#[derive(Debug)]
+struct PendingCommit {
+    ticket: u64,
+    offset: StoredOffset,
+    /// XA outcomes it covers.
+    resolved: Vec<Xid>,
+}
+
 impl<'a> Streamer<'a> {
     pub fn new(
         cfg: &'a SourceConfig,
@@ -117,9 +135,12 @@ impl<'a> Streamer<'a> {
             cfg,
             tables,
             writer,
-            publisher,
+            publisher: Some(publisher),
             metrics,
             status,
+            pending: VecDeque::new(),
+            queued: committed.gtid.clone(),
+            batch_since: None,
             read: committed.gtid.clone(),
             read_binlog: committed.binlog.clone(),
             read_ts_ms: committed.ts_ms,
@@ -163,10 +184,6 @@ impl<'a> Streamer<'a> {
             match self.stream_once(shutdown, &mut backoff).await {
                 Ok(()) => return Ok(()),
                 Err(e) => {
-                    if let Err(abort) = self.publisher.abort().await {
-                        tracing::error!(error = %abort, "cannot abort the Kafka transaction");
-                        return Err(abort);
-                    }
                     self.metrics.errors.get_or_create(&Class { class: e.class() }).inc();
                     let text = e.to_string();
                     self.status.update(|s| {
@@ -188,13 +205,51 @@ impl<'a> Streamer<'a> {
     }
 
     async fn stream_once(&mut self, shutdown: &CancellationToken, backoff: &mut Backoff) -> Result<(), SourceError> {
+        let Some(mut publisher) = self.publisher.take() else {
+            return Err(SourceError::Definite("the Kafka producer was lost when the publisher task ended abnormally; restart the source".into()));
+        };
         // Resume exactly after what Kafka has: after a failed commit, the offsets topic says
         // whether it landed.
-        if let Some(stored) = self.publisher.settled_position().await? {
-            self.committed = stored;
+        let settled = publisher.settled_position().await;
+        let mut outbox = Outbox::start(publisher);
+        let result = match settled {
+            Ok(stored) => {
+                if let Some(stored) = stored {
+                    self.committed = stored;
+                }
+                self.stream_with(&mut outbox, shutdown, backoff).await
+            }
+            Err(e) => Err(e),
+        };
+        // After an error nothing queued may land: it is read again from the last stored
+        // position. After a shutdown what is queued is whole and is committed first.
+        let (publisher, stored, failure) = outbox.finish(result.is_err()).await?;
+        self.publisher = Some(publisher);
+        for ticket in stored {
+            self.stored(ticket);
         }
+        self.pending.clear();
+        self.status.commit_waiting(false);
+        match (result, failure) {
+            (_, Some(e)) => match e.refused_on_topic().map(str::to_string) {
+                Some(topic) => {
+                    self.writer.fail_refused(&topic, e)?;
+                    Err(SourceError::Transient(format!(
+                        "the Kafka transaction was aborted because a record of topic {topic} was refused; its table is skipped from now on"
+                    )))
+                }
+                None => Err(e),
+            },
+            (result, None) => result,
+        }
+    }
+
+    async fn stream_with(&mut self, outbox: &mut Outbox, shutdown: &CancellationToken, backoff: &mut Backoff) -> Result<(), SourceError> {
         self.read = self.committed.gtid.clone();
         self.read_binlog = self.committed.binlog.clone();
+        self.queued = self.committed.gtid.clone();
+        self.pending.clear();
+        self.batch_since = None;
         self.in_tx = None;
         self.boundary.reset();
         self.rows_in_batch = 0;
@@ -217,18 +272,20 @@ impl<'a> Streamer<'a> {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
-                    if self.in_tx.is_none() && (self.publisher.is_open() || self.read != self.committed.gtid) {
-                        self.commit().await?;
+                    if self.in_tx.is_none() && (self.batch_since.is_some() || self.read != self.queued) {
+                        self.commit(outbox)?;
                     } else {
-                        self.publisher.abort().await?;
+                        outbox.abort()?;
                     }
                     reader.close().await;
                     return Ok(());
                 }
+                ticket = outbox.stored() => {
+                    self.stored(ticket?);
+                    self.maybe_commit(outbox)?;
+                }
                 _ = tick.tick() => {
-                    let busy = Instant::now();
-                    self.maybe_commit().await?;
-                    reader.not_waiting(busy.elapsed());
+                    self.maybe_commit(outbox)?;
                 }
                 event = reader.next() => {
                     let Some(event) = event? else {
@@ -236,14 +293,14 @@ impl<'a> Streamer<'a> {
                     };
                     backoff.reset();
                     let busy = Instant::now();
-                    self.handle(&reader, &event).await?;
+                    self.handle(outbox, &reader, &event).await?;
                     reader.not_waiting(busy.elapsed());
                 }
             }
         }
     }
 
-    async fn handle(&mut self, reader: &BinlogReader, event: &Event) -> Result<(), SourceError> {
+    async fn handle(&mut self, outbox: &mut Outbox, reader: &BinlogReader, event: &Event) -> Result<(), SourceError> {
         let header = event.header();
         let ts = header.timestamp();
         let kind = header.event_type_raw();
@@ -265,11 +322,11 @@ impl<'a> Streamer<'a> {
                 let step = self.boundary.feed(Input::Gtid(&g));
                 let at = reader.stream_position();
                 let start = FilePos { file: at.file, pos: u64::from(header.log_pos()).saturating_sub(u64::from(header.event_size())) };
-                self.open_group(g, start, step).await?;
+                self.open_group(outbox, g, start, step)?;
             }
             k if k == EventType::XID_EVENT as u8 => {
                 let step = self.boundary.feed(Input::XidCommit);
-                self.step(reader, step).await?;
+                self.step(outbox, reader, step).await?;
             }
             k if k == EventType::QUERY_EVENT as u8 => {
                 let step = match event.read_data() {
@@ -278,14 +335,14 @@ impl<'a> Streamer<'a> {
                     }
                     _ => self.boundary.feed(Input::Query { sql: "", db: "" }),
                 };
-                self.step(reader, step).await?;
+                self.step(outbox, reader, step).await?;
             }
             mariadb::XA_PREPARE => {
                 let xid = mariadb::parse_xa_prepare(event.data());
                 let step = self.boundary.feed(Input::XaPrepare(xid.as_ref()));
-                self.step(reader, step).await?;
+                self.step(outbox, reader, step).await?;
             }
-            k if is_rows_event(k) => self.rows(reader, event).await?,
+            k if is_rows_event(k) => self.rows(outbox, reader, event).await?,
             // Every binlog file starts with one; a restarted server starts a new file and hands
             // out table ids from the start again.
             k if k == EventType::FORMAT_DESCRIPTION_EVENT as u8 => self.tables.forget_table_ids(),
@@ -303,7 +360,7 @@ impl<'a> Streamer<'a> {
         Ok(())
     }
 
-    async fn rows(&mut self, reader: &BinlogReader, event: &Event) -> Result<(), SourceError> {
+    pub(crate) async fn rows(&mut self, outbox: &mut Outbox, reader: &BinlogReader, event: &Event) -> Result<(), SourceError> {
         let at = reader.stream_position();
         let data = event
             .read_data()
@@ -349,18 +406,19 @@ impl<'a> Streamer<'a> {
                 (_, b, Some(a)) => (b, a),
                 _ => return Err(SourceError::Definite(format!("{}: row image missing; set binlog_row_image=FULL", context()))),
             };
-            self.writer.publish(&mut self.publisher, &table, op, prior.as_deref(), row, &origin).await?;
+            self.writer.publish(outbox, &table, op, prior.as_deref(), row, &origin).await?;
             self.rows_in_batch += 1;
+            self.batch_since.get_or_insert_with(Instant::now);
         }
         Ok(())
     }
 
     /// A group opened: isolate it in a Kafka transaction of its own if it may end uncommitted.
-    async fn open_group(&mut self, g: mariadb::GtidEvent, start: FilePos, step: Step) -> Result<(), SourceError> {
+    fn open_group(&mut self, outbox: &mut Outbox, g: mariadb::GtidEvent, start: FilePos, step: Step) -> Result<(), SourceError> {
         let isolate = matches!(step, Step::Open { isolate: true }) || self.isolate.remove(&g.gtid);
         self.in_tx = None;
-        if isolate && self.publisher.is_open() {
-            self.commit().await?;
+        if isolate && self.batch_since.is_some() {
+            self.commit(outbox)?;
         }
         self.in_tx = Some(g);
         self.group_start = start;
@@ -368,22 +426,22 @@ impl<'a> Streamer<'a> {
         Ok(())
     }
 
-    async fn step(&mut self, reader: &BinlogReader, step: Step) -> Result<(), SourceError> {
+    async fn step(&mut self, outbox: &mut Outbox, reader: &BinlogReader, step: Step) -> Result<(), SourceError> {
         match step {
             Step::Continue | Step::Open { .. } => Ok(()),
             Step::Commit { ddl } => {
                 if let Some(ddl) = ddl {
-                    self.ddl(reader, ddl).await?;
+                    self.ddl(outbox, reader, ddl).await?;
                 }
-                self.end_tx(reader).await
+                self.end_tx(outbox, reader)
             }
-            Step::Discard(why) => self.discard(reader, why).await,
-            Step::XaOutcome { xid, commit } => self.xa_outcome(reader, xid, commit).await,
+            Step::Discard(why) => self.discard(outbox, reader, why),
+            Step::XaOutcome { xid, commit } => self.xa_outcome(outbox, reader, xid, commit).await,
         }
     }
 
     /// The open group ended without committing: abort its records and move past it.
-    async fn discard(&mut self, reader: &BinlogReader, why: Discard) -> Result<(), SourceError> {
+    fn discard(&mut self, outbox: &mut Outbox, reader: &BinlogReader, why: Discard) -> Result<(), SourceError> {
         let gtid = self.in_tx.as_ref().map(|g| g.gtid);
         let shown = gtid.map(|g| g.to_string()).unwrap_or_default();
         if self.rows_before_group > 0 {
@@ -395,7 +453,8 @@ impl<'a> Streamer<'a> {
                 why.label()
             )));
         }
-        self.publisher.abort().await?;
+        outbox.abort()?;
+        self.batch_since = None;
         let dropped = std::mem::take(&mut self.rows_in_batch);
         self.metrics.discarded_groups.get_or_create(&Reason { reason: why.label() }).inc();
         match why {
@@ -412,11 +471,11 @@ impl<'a> Streamer<'a> {
                 }
             }
         }
-        self.end_tx(reader).await
+        self.end_tx(outbox, reader)
     }
 
     /// Acts on table DDL of the group that is ending.
-    async fn ddl(&mut self, reader: &BinlogReader, ddl: Ddl) -> Result<(), SourceError> {
+    async fn ddl(&mut self, outbox: &mut Outbox, reader: &BinlogReader, ddl: Ddl) -> Result<(), SourceError> {
         match ddl {
             Ddl::Truncate(t) => {
                 if self.cfg.tables.matches(&t.db, &t.table) && !self.tables.is_failed(&t.db, &t.table) {
@@ -426,7 +485,10 @@ impl<'a> Streamer<'a> {
                         ts_ms: self.read_ts_ms,
                     };
                     let topic = self.cfg.topic(&t.table);
-                    let n = self.writer.truncate(&mut self.publisher, &topic, &t.table, &origin).await?;
+                    let n = self.writer.truncate(outbox, &topic, &t.table, &origin).await?;
+                    if n > 0 {
+                        self.batch_since.get_or_insert_with(Instant::now);
+                    }
                     tracing::info!(table = %t, topic, partitions = n, "TRUNCATE TABLE: truncate record published on every partition");
                     self.metrics.table_ddl.get_or_create(&crate::metrics::TableDdl { table: t.table.clone(), ddl: "truncate" }).inc();
                     self.rows_in_batch += n;
@@ -446,51 +508,62 @@ impl<'a> Streamer<'a> {
         Ok(())
     }
 
-    async fn end_tx(&mut self, reader: &BinlogReader) -> Result<(), SourceError> {
+    fn end_tx(&mut self, outbox: &mut Outbox, reader: &BinlogReader) -> Result<(), SourceError> {
         if let Some(g) = self.in_tx.take() {
             self.read.advance(g.gtid);
         }
         self.read_binlog = reader.stream_position();
         self.metrics.binlog_transactions.inc();
-        self.maybe_commit().await
+        self.maybe_commit(outbox)
     }
 
     /// Commits at a boundary when the batch is full or old enough, or stores an advanced idle
-    /// position once per heartbeat interval.
-    async fn maybe_commit(&mut self) -> Result<(), SourceError> {
-        if self.in_tx.is_some() {
+    /// position once per heartbeat interval. While an earlier commit is still queued or landing,
+    /// the batch keeps growing instead (up to what the queue holds): under load fewer, larger
+    /// Kafka transactions, without a wait when traffic is light.
+    fn maybe_commit(&mut self, outbox: &mut Outbox) -> Result<(), SourceError> {
+        if self.in_tx.is_some() || outbox.pending() > 0 {
             return Ok(());
         }
-        let batch_due = self.publisher.is_open()
-            && (self.rows_in_batch >= self.cfg.batch_max_rows
-                || self.publisher.open_for().is_some_and(|d| d >= self.cfg.batch_max));
-        let idle_due = !self.publisher.is_open()
-            && self.read != self.committed.gtid
-            && self.last_store.elapsed() >= self.cfg.heartbeat;
+        let batch_due = self.batch_since.is_some_and(|since| {
+            self.rows_in_batch >= self.cfg.batch_max_rows || since.elapsed() >= self.cfg.batch_max
+        });
+        let idle_due =
+            self.batch_since.is_none() && self.read != self.queued && self.last_store.elapsed() >= self.cfg.heartbeat;
         if batch_due || idle_due {
-            self.commit().await?;
+            self.commit(outbox)?;
         }
         Ok(())
     }
 
-    async fn commit(&mut self) -> Result<(), SourceError> {
+    /// Queues the commit of the Kafka transaction being filled, with the position read so far.
+    fn commit(&mut self, outbox: &mut Outbox) -> Result<(), SourceError> {
         let offset = StoredOffset { gtid: self.read.clone(), binlog: self.read_binlog.clone(), ts_ms: self.read_ts_ms };
-        self.status.update(|s| s.waiting_on = Some("the Kafka transaction to commit"));
-        self.publisher.commit(Some(&offset)).await?;
-        for xid in self.resolved.drain(..) {
-            self.prepared.remove(&xid);
-        }
-        self.committed = offset;
+        let ticket = outbox.commit(offset.clone())?;
+        self.queued = offset.gtid.clone();
+        self.pending.push_back(PendingCommit { ticket, offset, resolved: std::mem::take(&mut self.resolved) });
+        self.status.commit_waiting(true);
         self.rows_in_batch = 0;
+        self.batch_since = None;
         self.last_store = Instant::now();
+        Ok(())
+    }
+
+    /// The commit with `ticket` landed: its position is stored.
+    fn stored(&mut self, ticket: u64) {
+        while self.pending.front().is_some_and(|p| p.ticket <= ticket) {
+            let Some(done) = self.pending.pop_front() else { break };
+            for xid in &done.resolved {
+                self.prepared.remove(xid);
+            }
+            self.committed = done.offset;
+        }
+        self.status.commit_waiting(!self.pending.is_empty());
         let (g, b) = (self.committed.gtid.to_string(), self.committed.binlog.to_string());
         self.status.update(|s| {
-            s.waiting_on = None;
             s.committed_gtid = g;
-            s.read_binlog = b.clone();
             s.committed_binlog = b;
         });
-        Ok(())
     }
 }
 

@@ -20,6 +20,7 @@
 use crate::binlog::mariadb::{self, Xid};
 use crate::binlog::reader::{replay_server_id, BinlogReader};
 use crate::error::SourceError;
+use crate::outbox::Outbox;
 use crate::position::{FilePos, Gtid};
 
 use super::{is_rows_event, Streamer};
@@ -35,7 +36,7 @@ pub(super) struct Prepared {
 
 impl Streamer<'_> {
     /// The standalone `XA COMMIT` (`commit`) or `XA ROLLBACK` of the group prepared as `xid`.
-    pub(super) async fn xa_outcome(&mut self, reader: &BinlogReader, xid: Option<Xid>, commit: bool) -> Result<(), SourceError> {
+    pub(super) async fn xa_outcome(&mut self, outbox: &mut Outbox, reader: &BinlogReader, xid: Option<Xid>, commit: bool) -> Result<(), SourceError> {
         let prepared = xid.as_ref().and_then(|x| self.prepared.get(x)).cloned();
         let gtid = self.in_tx.as_ref().map(|g| g.gtid.to_string()).unwrap_or_default();
         let shown = xid.as_ref().map_or_else(|| "(unknown)".to_string(), |x| x.to_string());
@@ -48,7 +49,7 @@ impl Streamer<'_> {
             match prepared {
                 Some(p) if p.rows == 0 => {}
                 Some(p) => {
-                    let n = self.replay_prepared(&p).await?;
+                    let n = self.replay_prepared(outbox, &p).await?;
                     tracing::info!(xid = %shown, gtid, prepared = %p.gtid, at = %p.at, records = n, "XA COMMIT: the prepared rows are published now");
                 }
                 None => {
@@ -63,14 +64,14 @@ impl Streamer<'_> {
                             reader.stream_position()
                         )));
                     };
-                    let n = self.replay_prepared(&p).await?;
+                    let n = self.replay_prepared(outbox, &p).await?;
                     tracing::info!(xid = %shown, gtid, prepared = %p.gtid, at = %p.at, records = n, "XA COMMIT of a transaction prepared before this source resumed: its rows are published now");
                 }
             }
         } else {
             tracing::info!(xid = %shown, gtid, "XA ROLLBACK: the prepared transaction is not published");
         }
-        self.end_tx(reader).await
+        self.end_tx(outbox, reader)
     }
 
     /// Finds the last group that prepared `xid` before the current event, scanning the binlog
@@ -125,7 +126,7 @@ impl Streamer<'_> {
 
     /// Re-reads the group prepared at `p.at` up to its XA_PREPARE event on a second replica
     /// connection and publishes its rows in the open Kafka transaction (that of the XA COMMIT).
-    async fn replay_prepared(&mut self, p: &Prepared) -> Result<usize, SourceError> {
+    async fn replay_prepared(&mut self, outbox: &mut Outbox, p: &Prepared) -> Result<usize, SourceError> {
         let mut replay = BinlogReader::connect_at(
             self.cfg.mysql_opts(),
             replay_server_id(self.cfg.server_id),
@@ -158,7 +159,7 @@ impl Streamer<'_> {
                 mariadb::XA_PREPARE if in_group => break Ok(()),
                 mariadb::GTID => break Err(SourceError::Definite(format!("the XA group {} prepared at {} has no XA_PREPARE event", p.gtid, p.at))),
                 k if in_group && is_rows_event(k) => {
-                    if let Err(e) = self.rows(&replay, &event).await {
+                    if let Err(e) = self.rows(outbox, &replay, &event).await {
                         break Err(e);
                     }
                 }

@@ -161,6 +161,12 @@ pub fn assert_no_secret(what: &str, text: &str, secrets: &[&str]) {
     }
 }
 
+/// The `http=` address (host:port) a service logged at start (with `http.listen` port 0).
+pub fn http_addr(log: &str) -> String {
+    let at = log.find("http=").expect("http address in the log") + 5;
+    log[at..].split_whitespace().next().expect("address").trim_end_matches(|c: char| !c.is_ascii_digit()).to_string()
+}
+
 /// The body of `GET http://127.0.0.1:<port><path>`.
 pub async fn http_get(port: u16, path: &str) -> String {
     match reqwest::get(format!("http://127.0.0.1:{port}{path}")).await {

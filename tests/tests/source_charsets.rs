@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use cdc_schema::Collation;
 use cdc_tests::pipeline::{logs, query_text, PipelineSetup};
+use cdc_tests::process::http_addr;
 use cdc_tests::source::payload;
 use mysql_async::prelude::Queryable;
 
@@ -113,12 +114,6 @@ async fn charset_decoding_matches_the_server() {
         wrong.len(),
         wrong.iter().take(60).cloned().collect::<Vec<_>>().join("\n")
     );
-}
-
-/// The `http=` address the service logged at start.
-fn http_addr(log: &str) -> String {
-    let at = log.find("http=").expect("http address in the log") + 5;
-    log[at..].split_whitespace().next().expect("address").trim_end_matches(|c: char| !c.is_ascii_digit()).to_string()
 }
 
 /// `SELECT id, CONVERT(c USING utf8mb4) ...` of every sample column of `table`.
