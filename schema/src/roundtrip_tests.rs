@@ -124,6 +124,12 @@ fn assert_record_round_trips(
         back
     };
     let json = encode_json(&wire).expect("JSON encodes");
+    let schema_json = serde_json::to_string(&crate::json::json_schema(schema)).expect("schema prints");
+    assert_eq!(
+        String::from_utf8_lossy(&json),
+        String::from_utf8_lossy(&crate::json::encode_json_tree(&wire, &schema_json).expect("JSON encodes as a tree")),
+        "streamed JSON equals serde_json's rendering of the value tree"
+    );
     let back = restore(decode_json(&json).expect("JSON decodes"));
     assert_eq!(
         back,
@@ -139,6 +145,7 @@ fn assert_record_round_trips(
     );
     let avro = AvroSchema::parse(&text).expect("Avro schema parses");
     let body = avro.encode(&wire.values).expect("Avro encodes");
+    assert_eq!(body, avro.encode_generic(&wire.values).expect("apache-avro encodes"), "the direct Avro writer equals apache-avro's");
     assert_eq!(
         restore(avro.decode(&body).expect("Avro decodes")),
         record,
