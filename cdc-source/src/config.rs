@@ -23,8 +23,8 @@
 //! | `snapshot.chunk.size` | `10000` | rows per primary-key chunk |
 //! | `offsets.topic` | `_cdc_source_offsets` | compacted topic with the committed positions |
 //! | `offsets.topic.replication.factor` | `-1` (the broker's `default.replication.factor`) | replication factor of the offsets topic when the source creates it |
-//! | `batch.max.rows` | `5000` | rows per Kafka transaction (closed at the next binlog commit) |
-//! | `batch.max.ms` | `20` | longest a Kafka transaction stays open while events flow |
+//! | `batch.max.rows` | `5000` | rows per Kafka transaction (closed at the next binlog commit); more while the previous transaction is still committing |
+//! | `batch.max.ms` | `20` | longest a Kafka transaction stays open while events flow; when the stream goes quiet (no event waiting) and no commit is landing, what is whole is committed at once |
 //! | `heartbeat.interval.ms` | `5000` | server heartbeat; also how often an idle position is stored |
 //! | `read.timeout.ms` | 2 × `heartbeat.interval.ms` | reconnect (with backoff) when nothing, not even a heartbeat, arrived for this long; also when `/ready` turns 503 as stalled |
 //! | `retry.backoff.max.ms` | `5000` | after a transient error (MariaDB, Kafka or the registry away) the source retries from its last committed position after 200 ms, doubling up to this; so it resumes within this long of the cause going away |

@@ -1,12 +1,17 @@
 //! The streaming loop: binlog events in, Kafka transactions out.
 //!
-//! Rows of captured tables are encoded and handed to the open Kafka transaction as they are read
-//! (nothing holds a whole binlog transaction in memory). Where a binlog transaction (group) ends
-//! and how is decided by [`Boundary`] (see `binlog/boundary.rs`). At a commit boundary (XID, a
-//! `COMMIT` query, or the end of a standalone statement) the transaction may be closed: when
-//! `batch.max.rows` records are in it or it has been open for `batch.max.ms`. Closing writes the
-//! offset record (GTID position after the last whole binlog transaction) and commits. Mid-way
-//! through a binlog transaction nothing is ever committed.
+//! Rows of captured tables are encoded and handed, through the byte-bounded queue of the
+//! publisher task (`outbox.rs`), to the Kafka transaction as they are read (nothing holds a whole
+//! binlog transaction in memory); reading goes on while a Kafka transaction commits. Where a
+//! binlog transaction (group) ends and how is decided by [`Boundary`] (see
+//! `binlog/boundary.rs`). At a commit boundary (XID, a `COMMIT` query, or the end of a standalone
+//! statement) the transaction may be closed: when `batch.max.rows` records are in it, when it has
+//! been open for `batch.max.ms`, or at once when no further event is waiting — each only while no
+//! earlier commit is still landing; meanwhile the batch grows. So light traffic is committed
+//! without waiting and heavy traffic in large transactions. Closing queues the offset record (GTID
+//! position after the last whole binlog transaction) and the commit; the position counts as
+//! stored once the task reports the commit landed. Mid-way through a binlog transaction nothing
+//! is ever committed.
 //!
 //! Only committed effects are published:
 //! - A group that may end without committing (an `XA PREPARE` group, or one that is not fully
@@ -49,6 +54,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use cdc_common::{Backoff, CancellationToken};
+use futures::FutureExt;
 use cdc_schema::row_from_binlog;
 use mysql_async::binlog::events::{Event, EventData};
 use mysql_async::binlog::EventType;
@@ -269,6 +275,17 @@ impl<'a> Streamer<'a> {
         let mut tick = tokio::time::interval(self.cfg.batch_max.min(self.cfg.heartbeat) / 2);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            if self.quiet_commit_due(outbox) {
+                // The stream is quiet (no event waiting): what is whole goes out now rather than
+                // at batch.max.ms; under load the next event is always there and batches fill.
+                match reader.next().now_or_never() {
+                    Some(event) => {
+                        self.event(outbox, &mut reader, event, backoff).await?;
+                        continue;
+                    }
+                    None => self.commit(outbox)?,
+                }
+            }
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => {
@@ -287,17 +304,32 @@ impl<'a> Streamer<'a> {
                 _ = tick.tick() => {
                     self.maybe_commit(outbox)?;
                 }
-                event = reader.next() => {
-                    let Some(event) = event? else {
-                        return Err(SourceError::StreamEnded);
-                    };
-                    backoff.reset();
-                    let busy = Instant::now();
-                    self.handle(outbox, &reader, &event).await?;
-                    reader.not_waiting(busy.elapsed());
-                }
+                event = reader.next() => self.event(outbox, &mut reader, event, backoff).await?,
             }
         }
+    }
+
+    async fn event(
+        &mut self,
+        outbox: &mut Outbox,
+        reader: &mut BinlogReader,
+        event: Result<Option<Event>, SourceError>,
+        backoff: &mut Backoff,
+    ) -> Result<(), SourceError> {
+        let Some(event) = event? else {
+            return Err(SourceError::StreamEnded);
+        };
+        backoff.reset();
+        let busy = Instant::now();
+        self.handle(outbox, reader, &event).await?;
+        reader.not_waiting(busy.elapsed());
+        Ok(())
+    }
+
+    /// Whether the batch may go out as soon as the stream is quiet: it is whole, not empty, and
+    /// no earlier commit is still landing (then the batch grows meanwhile instead).
+    fn quiet_commit_due(&self, outbox: &Outbox) -> bool {
+        self.in_tx.is_none() && self.batch_since.is_some() && outbox.pending() == 0
     }
 
     async fn handle(&mut self, outbox: &mut Outbox, reader: &BinlogReader, event: &Event) -> Result<(), SourceError> {

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 
 use futures::StreamExt;
 use mysql_async::binlog::events::{Event, EventData, TableMapEvent};
+use mysql_async::binlog::EventType;
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 
@@ -156,6 +157,14 @@ impl BinlogReader {
     fn track(&mut self, event: &Event) {
         let header = event.header();
         let log_pos = u64::from(header.log_pos());
+        // Only ROTATE and FORMAT_DESCRIPTION change what is tracked: other events are not parsed.
+        let kind = header.event_type_raw();
+        if kind != EventType::ROTATE_EVENT as u8 && kind != EventType::FORMAT_DESCRIPTION_EVENT as u8 {
+            if log_pos > 0 {
+                self.pos = log_pos;
+            }
+            return;
+        }
         match event.read_data() {
             Ok(Some(EventData::RotateEvent(r))) => {
                 let raw = r.name_raw();
