@@ -110,6 +110,7 @@ mod info_schema;
 mod json;
 mod mysql_value;
 mod registry;
+mod rows;
 mod sql_type;
 mod temporal;
 mod value;
@@ -134,6 +135,7 @@ pub use error::{
 pub use evolve::{diff, evolve_value_schema, SchemaChange};
 pub use json::{decode_json, encode_json, json_schema};
 pub use mysql_value::{row_from_binlog, row_from_snapshot};
+pub use rows::{RowImages, Rows, RowsDecoder};
 pub use registry::{split_url_credentials, Compatibility, RegisteredSchema, Registry, RegistryAccess};
 pub use sql_type::{sql_key_type, sql_type};
 pub use temporal::{format_zoned, parse_zoned, Date, DateTime};
