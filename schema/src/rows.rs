@@ -17,7 +17,7 @@
 //! A row image must carry every column (`binlog_row_image=FULL`); a missing column is an error
 //! naming it and the setting.
 
-use mysql_common::binlog::events::{RowsEvent, TableMapEvent};
+use mysql_common::binlog::events::{RowsEventData, TableMapEvent};
 use mysql_common::binlog::misc::{
     datetime_from_packed, my_datetime_packed_from_binary, my_time_packed_from_binary,
     my_timestamp_from_binary, time_from_packed,
@@ -261,6 +261,23 @@ fn decimal(raw: &[u8], precision: u8, scale: u8) -> Decimal {
     Decimal::new(unscaled, u32::from(scale))
 }
 
+/// TIME(fsp) in MySQL's packed form. TIME(1) and TIME(2) are read here: mysql_common's
+/// `my_time_packed_from_binary` computes a negative time's fraction in a `u32`, which
+/// overflows (a panic in debug builds, a wrong value in release ones).
+fn time2_packed(cursor: &mut Cursor<'_>, fsp: u8) -> Result<i64, ValueError> {
+    if !matches!(fsp, 1 | 2) {
+        return cursor.read(|r| my_time_packed_from_binary(r, u32::from(fsp)));
+    }
+    let b = cursor.take(4)?;
+    let mut int = i64::from(u32::from_be_bytes([0, b[0], b[1], b[2]])) - 0x80_0000;
+    let mut frac = i64::from(b[3]);
+    if int < 0 && frac > 0 {
+        int += 1;
+        frac -= 0x100;
+    }
+    Ok((int << 24) + frac * 10_000)
+}
+
 /// Reads one non-null value of `column`.
 fn value(wire: Wire, column: &ColumnType, cursor: &mut Cursor<'_>) -> Result<Value, ValueError> {
     let scalar = |v: My| convert_binlog(column, &v);
@@ -301,10 +318,7 @@ fn value(wire: Wire, column: &ColumnType, cursor: &mut Cursor<'_>) -> Result<Val
             let t = cursor.uint(3)?;
             scalar(My::Time(false, 0, (t / 10000) as u8, (t % 10000 / 100) as u8, (t % 100) as u8, 0))
         }
-        Wire::Time2 { fsp } => {
-            let packed = cursor.read(|r| my_time_packed_from_binary(r, u32::from(fsp)))?;
-            scalar(time_from_packed(packed))
-        }
+        Wire::Time2 { fsp } => scalar(time_from_packed(time2_packed(cursor, fsp)?)),
         Wire::DateTime => {
             let raw = cursor.uint(8)?;
             let (d, t) = (raw / 1_000_000, raw % 1_000_000);
@@ -420,7 +434,12 @@ impl<'t> RowsDecoder<'t> {
 
     /// The rows of `event`. The UPDATE before-image is decoded only with `update_before`;
     /// a DELETE's image (its before-image) always is.
-    pub fn rows<'e>(&'e self, event: &'e RowsEvent<'e>, update_before: bool) -> Result<Rows<'e>, ValueError> {
+    pub fn rows<'e>(&'e self, event: &'e RowsEventData<'e>, update_before: bool) -> Result<Rows<'e>, ValueError> {
+        if matches!(event, RowsEventData::PartialUpdateRowsEvent(_)) {
+            return Err(ValueError::Json(
+                "partial JSON update; set binlog_row_value_options='' on the server".into(),
+            ));
+        }
         let count = usize::try_from(event.num_columns()).unwrap_or(usize::MAX);
         if count != self.wires.len() {
             return Err(malformed(format!(
@@ -534,3 +553,7 @@ impl Iterator for Rows<'_> {
         Some(row)
     }
 }
+
+#[cfg(test)]
+#[path = "rows_tests.rs"]
+mod tests;
