@@ -474,13 +474,13 @@ impl<'t> RowsDecoder<'t> {
     fn image(&self, image: &Image, cursor: &mut Cursor<'_>) -> Result<Vec<Value>, ValueError> {
         let nulls = cursor.take(image.values.div_ceil(8))?;
         let mut values = Vec::with_capacity(self.wires.len());
-        let mut at = 0;
-        for ((wire, column), present) in self.wires.iter().zip(&self.table.columns).zip(&image.present) {
+        // Every column is present (or it is an error), so a column's index is its index in the
+        // image's null bitmap.
+        for (at, ((wire, column), present)) in self.wires.iter().zip(&self.table.columns).zip(&image.present).enumerate() {
             if !present {
                 return Err(ValueError::mismatch("a value (binlog_row_image=FULL)", "none").in_column(&column.name));
             }
             let null = nulls[at / 8] >> (at % 8) & 1 == 1;
-            at += 1;
             values.push(if null {
                 Value::Null
             } else {
