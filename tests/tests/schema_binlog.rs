@@ -41,7 +41,10 @@ async fn read_binlog(
     conn.query_drop("SET @mariadb_slave_capability=4")
         .await
         .expect("set capability");
-    let server_id = 3_000_000 + std::process::id() % 1_000_000;
+    // One server id per replica connection: the tests of this file run in parallel.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let server_id = 3_000_000 + (std::process::id() % 100_000) * 10 + n % 10;
     let request = BinlogStreamRequest::new(server_id)
         .with_filename(file.as_bytes())
         .with_pos(pos);
