@@ -2,7 +2,9 @@
 //!
 //! - **binlog**: the source's [`BinlogReader`] over a W1 range, once only reading events, once
 //!   also decoding every row (`mysql_common`) and converting it to the column model
-//!   (`cdc_schema::row_from_binlog`) — what any record format costs before encoding.
+//!   (`cdc_schema::row_from_binlog`), once decoding every row with the source's own decoder
+//!   (`cdc_schema::RowsDecoder`, as the source does) — what any record format costs before
+//!   encoding.
 //! - **kafka**: the source's [`Publisher`] (transactional producer, same settings) sending records
 //!   of the size the source writes for `orders` (JSON with schema, four headers), committing every
 //!   `batch` records — what publishing costs without reading or encoding anything; also with
@@ -13,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use cdc_schema::{row_from_binlog, TableSchema};
+use cdc_schema::{row_from_binlog, RowsDecoder, TableSchema};
 use cdc_source::binlog::reader::{BinlogReader, Timeouts};
 use cdc_source::metrics::SourceMetrics;
 use cdc_source::offsets::{ensure_topics, StoredOffset};
@@ -25,12 +27,24 @@ use rdkafka::message::{Header, OwnedHeaders};
 use crate::stack::Stack;
 use crate::workload::{self, Prepared, Workload};
 
-/// Reads the W1 range of `rows` rows twice (events only; events + row decoding). Returns
-/// (read-only time, read + decode time, rows decoded).
+/// How [`read_range`] decodes rows events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decode {
+    /// Not at all: events only.
+    No,
+    /// mysql_common's `RowsEvent::rows`, then `row_from_binlog`.
+    MysqlCommon,
+    /// The source's own [`RowsDecoder`].
+    Own,
+}
+
+/// Reads the W1 range of `rows` rows three times (events only; events + mysql_common row
+/// decoding; events + the source's own decoder). Returns (read-only time, mysql_common
+/// decoding time, own decoding time, rows decoded).
 pub async fn binlog(
     stack: &Stack,
     rows: u64,
-) -> anyhow::Result<(Prepared, Duration, Duration, u64)> {
+) -> anyhow::Result<(Prepared, Duration, Duration, Duration, u64)> {
     let tag = format!(
         "bench_floor_{}",
         SystemTime::now()
@@ -40,16 +54,18 @@ pub async fn binlog(
     );
     workload::create_database(stack, &tag).await?;
     let range = workload::prepare(stack, &tag, Workload::W1, rows).await?;
-    let (read_only, _) = read_range(stack, &range, false).await?;
-    let (decoding, decoded) = read_range(stack, &range, true).await?;
+    let (read_only, _) = read_range(stack, &range, Decode::No).await?;
+    let (decoding, decoded) = read_range(stack, &range, Decode::MysqlCommon).await?;
+    let (own, own_decoded) = read_range(stack, &range, Decode::Own).await?;
+    anyhow::ensure!(own_decoded == decoded, "own decoder read {own_decoded} rows, mysql_common {decoded}");
     workload::drop_database(stack, &tag).await?;
-    Ok((range, read_only, decoding, decoded))
+    Ok((range, read_only, decoding, own, decoded))
 }
 
 async fn read_range(
     stack: &Stack,
     range: &Prepared,
-    decode: bool,
+    decode: Decode,
 ) -> anyhow::Result<(Duration, u64)> {
     let opts: mysql_async::Opts = mysql_async::OptsBuilder::default()
         .ip_or_hostname(stack.mariadb_host.clone())
@@ -77,7 +93,7 @@ async fn read_range(
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .context("the server ended the stream")?;
-        if decode {
+        if decode != Decode::No {
             if let Ok(Some(EventData::RowsEvent(rows))) = event.read_data() {
                 let tme = reader
                     .table_map(rows.table_id())
@@ -92,11 +108,20 @@ async fn read_range(
                         s
                     }
                 };
-                for row in rows.rows(tme) {
-                    let (_, after) = row?;
-                    if let Some(after) = after {
-                        row_from_binlog(&schema, &after).map_err(|e| anyhow::anyhow!("{e}"))?;
-                        decoded += 1;
+                if decode == Decode::Own {
+                    let decoder = RowsDecoder::new(&schema, tme)?;
+                    for row in decoder.rows(&rows, false)? {
+                        if row?.1.is_some() {
+                            decoded += 1;
+                        }
+                    }
+                } else {
+                    for row in rows.rows(tme) {
+                        let (_, after) = row?;
+                        if let Some(after) = after {
+                            row_from_binlog(&schema, &after).map_err(|e| anyhow::anyhow!("{e}"))?;
+                            decoded += 1;
+                        }
                     }
                 }
             }

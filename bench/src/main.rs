@@ -265,7 +265,7 @@ async fn floors(cli: &Cli, stack: &Stack) -> anyhow::Result<()> {
         delivered.as_secs_f64() * 1000.0
     );
     println!("\n== floors for {rows} rows of orders");
-    let (range, read_only, decoding, decoded) = floor::binlog(stack, rows).await?;
+    let (range, read_only, decoding, own, decoded) = floor::binlog(stack, rows).await?;
     let theirs = reference::time_mariadb_binlog(stack, &range)?;
     let r = rows as f64;
     println!(
@@ -282,6 +282,11 @@ async fn floors(cli: &Cli, stack: &Stack) -> anyhow::Result<()> {
         "   BinlogReader + row decoding ({decoded} rows): {:>7.2} s -> {:>9.0} rows/s",
         decoding.as_secs_f64(),
         r / decoding.as_secs_f64()
+    );
+    println!(
+        "   BinlogReader + own RowsDecoder ({decoded} rows): {:>7.2} s -> {:>9.0} rows/s",
+        own.as_secs_f64(),
+        r / own.as_secs_f64()
     );
     for (avro, batch) in [
         (false, 5_000),

@@ -54,8 +54,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use cdc_common::{Backoff, CancellationToken};
+use cdc_schema::RowsDecoder;
 use futures::FutureExt;
-use cdc_schema::row_from_binlog;
 use mysql_async::binlog::events::{Event, EventData};
 use mysql_async::binlog::EventType;
 
@@ -419,19 +419,19 @@ impl<'a> Streamer<'a> {
         };
         let context = || format!("cannot decode a row of {}.{} at {at}", table.schema.database, table.schema.table);
         let bad_row = |error: crate::error::BoxError| SourceError::Decode { context: context(), error };
-        for row in rows.rows(tme) {
-            let (before, after) = row.map_err(|e| bad_row(e.into()))?;
-            let decode = |r: Option<_>| r.map(|r| row_from_binlog(&table.schema, &r)).transpose();
-            let (before, after) = match (decode(before), decode(after)) {
-                (Ok(b), Ok(a)) => (b, a),
+        // The UPDATE before-image only matters for the tombstone of a changed key.
+        let decoder = RowsDecoder::new(&table.schema, tme).map_err(|e| bad_row(e.into()))?;
+        for row in decoder.rows(&rows, self.writer.delete_enabled).map_err(|e| bad_row(e.into()))? {
+            let (before, after) = match row {
+                Ok(images) => images,
                 // Text this table's definition or data makes undecodable fails the table alone.
-                (Err(e), _) | (_, Err(e)) if e.is_undecodable_text() => {
+                Err(e) if e.is_undecodable_text() => {
                     let error = bad_row(e.into()).to_string();
                     self.tables.fail(&self.metrics, &table.schema.database, &table.schema.table, &error);
                     self.status.update(|s| s.last_error = Some(error.clone()));
                     return Ok(());
                 }
-                (Err(e), _) | (_, Err(e)) => return Err(bad_row(e.into())),
+                Err(e) => return Err(bad_row(e.into())),
             };
             let (prior, row) = match (op, before, after) {
                 (Op::Delete, Some(b), _) => (None, b),

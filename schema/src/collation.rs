@@ -84,7 +84,18 @@ impl Collation {
     }
 
     fn entry(self) -> Option<&'static Entry> {
-        table().iter().find(|e| e.id == self.id)
+        // By id in O(1): text columns look their charset up for every value.
+        static BY_ID: OnceLock<Vec<Option<&'static Entry>>> = OnceLock::new();
+        let by_id = BY_ID.get_or_init(|| {
+            let entries = table();
+            let max = entries.iter().map(|e| usize::from(e.id)).max().unwrap_or(0);
+            let mut by_id = vec![None; max + 1];
+            for e in entries {
+                by_id[usize::from(e.id)] = Some(e);
+            }
+            by_id
+        });
+        by_id.get(usize::from(self.id)).copied().flatten()
     }
 
     /// Numeric id, as in the binlog.
@@ -130,15 +141,17 @@ impl Collation {
     /// Decodes `bytes` stored in this collation's character set into Unicode text, as MariaDB
     /// converts them to utf8mb4; bytes the server has no character for are an error.
     pub fn decode(self, bytes: &[u8]) -> Result<String, ValueError> {
-        let charset = self.charset().to_string();
-        charset::decode(self.charset(), bytes).map_err(|failure| match failure {
-            Failure::Unsupported => ValueError::UnsupportedCharset { charset },
-            Failure::Invalid => ValueError::InvalidText { charset },
-            Failure::Unmappable { offset, bytes } => ValueError::Unmappable {
-                charset,
-                offset,
-                bytes: bytes.iter().map(|b| format!("{b:02X}")).collect(),
-            },
+        charset::decode(self.charset(), bytes).map_err(|failure| {
+            let charset = self.charset().to_string();
+            match failure {
+                Failure::Unsupported => ValueError::UnsupportedCharset { charset },
+                Failure::Invalid => ValueError::InvalidText { charset },
+                Failure::Unmappable { offset, bytes } => ValueError::Unmappable {
+                    charset,
+                    offset,
+                    bytes: bytes.iter().map(|b| format!("{b:02X}")).collect(),
+                },
+            }
         })
     }
 }

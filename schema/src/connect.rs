@@ -383,9 +383,18 @@ pub fn value_schema_in(topic: &str, table: &TableSchema, mode: TimePrecisionMode
 
 /// The key values of a full row of `table` (primary-key columns, in key order).
 pub fn key_values(table: &TableSchema, row: &[Value]) -> Vec<Value> {
+    // Per row: no index list is built; a key column is usually where its name says.
     table
-        .primary_key_indexes()
-        .into_iter()
-        .map(|i| row.get(i).cloned().unwrap_or(Value::Null))
+        .primary_key
+        .iter()
+        .map(|k| {
+            table
+                .columns
+                .iter()
+                .position(|c| &c.name == k)
+                .and_then(|i| row.get(i))
+                .cloned()
+                .unwrap_or(Value::Null)
+        })
         .collect()
 }

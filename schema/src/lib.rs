@@ -9,8 +9,8 @@
 //!    binlog table-map event ([`TableSchema::from_table_map`], needs `binlog_row_metadata=FULL`) or
 //!    from `information_schema` ([`TableSchema::load`]). **Guarantee:** both yield equal values for
 //!    the same table. Only what the binlog carries is modelled (no defaults, no display widths).
-//! 2. **Values** ([`Value`]): lossless; from binlog rows ([`Value::from_binlog`],
-//!    [`row_from_binlog`]) and from snapshot rows ([`Value::from_snapshot`], [`row_from_snapshot`]).
+//! 2. **Values** ([`Value`]): lossless; from binlog rows ([`RowsDecoder`], straight from a rows
+//!    event; [`Value::from_binlog`], [`row_from_binlog`] from mysql_common's rows) and from snapshot rows ([`Value::from_snapshot`], [`row_from_snapshot`]).
 //!    **Guarantee:** the same row read from the binlog and by a snapshot `SELECT` that uses
 //!    [`TableSchema::select_list`] gives equal values.
 //! 3. **Record schemas** ([`RecordSchema`], [`Field`], [`FieldType`], [`key_schema`],
@@ -110,6 +110,7 @@ mod info_schema;
 mod json;
 mod mysql_value;
 mod registry;
+mod rows;
 mod sql_type;
 mod temporal;
 mod value;
@@ -134,6 +135,7 @@ pub use error::{
 pub use evolve::{diff, evolve_value_schema, SchemaChange};
 pub use json::{decode_json, encode_json, json_schema};
 pub use mysql_value::{row_from_binlog, row_from_snapshot};
+pub use rows::{RowImages, Rows, RowsDecoder};
 pub use registry::{split_url_credentials, Compatibility, RegisteredSchema, Registry, RegistryAccess};
 pub use sql_type::{sql_key_type, sql_type};
 pub use temporal::{format_zoned, parse_zoned, Date, DateTime};

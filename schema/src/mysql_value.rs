@@ -50,11 +50,17 @@ fn integer(v: &My) -> Result<i128, ValueError> {
     }
 }
 
-fn bytes(v: &My) -> Result<Vec<u8>, ValueError> {
+/// The bytes of a BYTES value, borrowed: text is decoded straight from them (one copy, into
+/// the `String`).
+fn raw(v: &My) -> Result<&[u8], ValueError> {
     match v {
-        My::Bytes(b) => Ok(b.clone()),
+        My::Bytes(b) => Ok(b),
         other => Err(ValueError::mismatch("bytes", format!("{other:?}"))),
     }
+}
+
+fn bytes(v: &My) -> Result<Vec<u8>, ValueError> {
+    raw(v).map(<[u8]>::to_vec)
 }
 
 fn parse_num<T: std::str::FromStr>(t: &str, kind: &str) -> Result<T, ValueError> {
@@ -128,7 +134,7 @@ fn parse_epoch(t: &str) -> Result<i64, ValueError> {
     Ok(secs * 1_000_000 + us)
 }
 
-fn datetime_of(v: &My) -> Result<DateTime, ValueError> {
+pub(crate) fn datetime_of(v: &My) -> Result<DateTime, ValueError> {
     match v {
         My::Date(y, m, d, h, mi, s, us) => Ok(DateTime {
             date: Date {
@@ -145,7 +151,7 @@ fn datetime_of(v: &My) -> Result<DateTime, ValueError> {
     }
 }
 
-fn time_of(v: &My) -> Result<i64, ValueError> {
+pub(crate) fn time_of(v: &My) -> Result<i64, ValueError> {
     match v {
         My::Time(neg, days, h, m, s, us) => {
             let secs =
@@ -166,7 +172,44 @@ fn decode_text(collation: Collation, raw: &[u8], origin: Origin) -> Result<Strin
     }
 }
 
-fn label(labels: &[String], index: usize) -> Result<String, ValueError> {
+/// BIT(bits) from its big-endian bytes: `Bool` for BIT(1), else exactly `bits`/8 bytes.
+pub(crate) fn bit_value(bits: u8, raw: &[u8]) -> Value {
+    let width = usize::from(bits).div_ceil(8);
+    let mut out = vec![0u8; width.saturating_sub(raw.len())];
+    out.extend_from_slice(&raw[raw.len().saturating_sub(width)..]);
+    if bits == 1 {
+        Value::Bool(out.iter().any(|b| *b != 0))
+    } else {
+        Value::Bytes(out)
+    }
+}
+
+/// BINARY(length): the binlog drops trailing zero bytes; they are put back.
+pub(crate) fn binary_value(length: u32, raw: &[u8]) -> Value {
+    let length = usize::try_from(length).unwrap_or(usize::MAX);
+    let mut b = Vec::with_capacity(length.max(raw.len()));
+    b.extend_from_slice(raw);
+    if b.len() < length {
+        b.resize(length, 0);
+    }
+    Value::Bytes(b)
+}
+
+/// ENUM by index: 0 is the empty string of an invalid value, 1 the first label.
+pub(crate) fn enum_value(labels: &[String], index: usize) -> Result<Value, ValueError> {
+    Ok(Value::String(match index {
+        0 => String::new(),
+        i => label(labels, i - 1)?,
+    }))
+}
+
+/// A CHAR value as MariaDB returns it: without trailing spaces (truncated in place).
+pub(crate) fn trim_char(mut s: String) -> String {
+    s.truncate(s.trim_end_matches(' ').len());
+    s
+}
+
+pub(crate) fn label(labels: &[String], index: usize) -> Result<String, ValueError> {
     labels
         .get(index)
         .cloned()
@@ -175,7 +218,7 @@ fn label(labels: &[String], index: usize) -> Result<String, ValueError> {
         })
 }
 
-fn set_labels(labels: &[String], bitmask: &[u8]) -> Result<String, ValueError> {
+pub(crate) fn set_labels(labels: &[String], bitmask: &[u8]) -> Result<String, ValueError> {
     let mut out = Vec::new();
     for (byte_idx, byte) in bitmask.iter().enumerate() {
         for bit in 0..8 {
@@ -235,17 +278,7 @@ fn convert(column: &ColumnType, v: &My, origin: Origin) -> Result<Value, ValueEr
             My::Double(d) => Value::Double(*d),
             _ => Value::Double(parse_num(&text(v)?, "a double")?),
         },
-        ColumnType::Bit { bits } => {
-            let raw = bytes(v)?;
-            let width = usize::from(*bits).div_ceil(8);
-            let mut out = vec![0u8; width.saturating_sub(raw.len())];
-            out.extend_from_slice(&raw[raw.len().saturating_sub(width)..]);
-            if *bits == 1 {
-                Value::Bool(out.iter().any(|b| *b != 0))
-            } else {
-                Value::Bytes(out)
-            }
-        }
+        ColumnType::Bit { bits } => bit_value(*bits, raw(v)?),
         ColumnType::Date => Value::Date(datetime_of(v)?.date),
         ColumnType::Time { .. } => Value::Time(time_of(v)?),
         ColumnType::DateTime { .. } => Value::DateTime(datetime_of(v)?),
@@ -260,53 +293,51 @@ fn convert(column: &ColumnType, v: &My, origin: Origin) -> Result<Value, ValueEr
             }
         },
         ColumnType::Char { collation, .. } => {
-            let s = decode_text(*collation, &bytes(v)?, origin)?;
-            Value::String(s.trim_end_matches(' ').to_string())
+            Value::String(trim_char(decode_text(*collation, raw(v)?, origin)?))
         }
         ColumnType::VarChar { collation, .. } | ColumnType::Text { collation, .. } => {
-            Value::String(decode_text(*collation, &bytes(v)?, origin)?)
+            Value::String(decode_text(*collation, raw(v)?, origin)?)
         }
-        ColumnType::Binary { length } => {
-            let mut b = bytes(v)?;
-            let length = usize::try_from(*length).unwrap_or(usize::MAX);
-            if b.len() < length {
-                b.resize(length, 0);
-            }
-            Value::Bytes(b)
-        }
+        ColumnType::Binary { length } => binary_value(*length, raw(v)?),
         ColumnType::VarBinary { .. } | ColumnType::Blob { .. } | ColumnType::Geometry => {
             Value::Bytes(bytes(v)?)
         }
         ColumnType::Enum { labels } => match (origin, v) {
             (Origin::Binlog, _) | (_, My::Int(_) | My::UInt(_)) => {
-                match usize::try_from(integer(v)?).unwrap_or(usize::MAX) {
-                    0 => Value::String(String::new()),
-                    i => Value::String(label(labels, i - 1)?),
-                }
+                enum_value(labels, usize::try_from(integer(v)?).unwrap_or(usize::MAX))?
             }
             _ => Value::String(text(v)?),
         },
         ColumnType::Set { labels } => match origin {
-            Origin::Binlog => Value::String(set_labels(labels, &bytes(v)?)?),
+            Origin::Binlog => Value::String(set_labels(labels, raw(v)?)?),
             Origin::Snapshot => Value::String(text(v)?),
         },
         ColumnType::Json => Value::String(text(v)?),
     })
 }
 
+/// Converts one binlog value of a column of type `column` (no column name attached).
+pub(crate) fn binlog_value(column: &ColumnType, value: &BinlogValue<'_>) -> Result<Value, ValueError> {
+    match value {
+        BinlogValue::Value(v) => convert(column, v, Origin::Binlog),
+        BinlogValue::Jsonb(j) => serde_json::Value::try_from(j.clone())
+            .map(|json| Value::String(json.to_string()))
+            .map_err(|e| ValueError::Json(e.to_string())),
+        BinlogValue::JsonDiff(_) => Err(ValueError::Json(
+            "partial JSON update; set binlog_row_value_options='' on the server".into(),
+        )),
+    }
+}
+
+/// Converts a scalar binlog value of a column of type `column` (no column name attached).
+pub(crate) fn convert_binlog(column: &ColumnType, v: &My) -> Result<Value, ValueError> {
+    convert(column, v, Origin::Binlog)
+}
+
 impl Value {
     /// Converts one binlog row value of `column`.
     pub fn from_binlog(column: &Column, value: &BinlogValue<'_>) -> Result<Value, ValueError> {
-        let converted = match value {
-            BinlogValue::Value(v) => convert(&column.column_type, v, Origin::Binlog),
-            BinlogValue::Jsonb(j) => serde_json::Value::try_from(j.clone())
-                .map(|json| Value::String(json.to_string()))
-                .map_err(|e| ValueError::Json(e.to_string())),
-            BinlogValue::JsonDiff(_) => Err(ValueError::Json(
-                "partial JSON update; set binlog_row_value_options='' on the server".into(),
-            )),
-        };
-        converted.map_err(|e| e.in_column(&column.name))
+        binlog_value(&column.column_type, value).map_err(|e| e.in_column(&column.name))
     }
 
     /// Converts one value of `column` read by a snapshot `SELECT` (text or binary protocol) that

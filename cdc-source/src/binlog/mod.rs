@@ -11,6 +11,9 @@
 //!   or a `COMMIT` query commits it, a `ROLLBACK` query or an XA_PREPARE event discards it, the
 //!   single statement of a standalone GTID (DDL, `XA COMMIT`/`XA ROLLBACK`) ends it. [`ddl`]
 //!   recognises the table DDL the source acts on (TRUNCATE, RENAME, DROP).
+//! - Rows events are decoded by `cdc_schema::RowsDecoder`, driven by the table's schema, straight
+//!   from the event bytes; the UPDATE before-image only with `delete.enabled` (its key may need a
+//!   tombstone).
 //! - [`crate::stream`] acts on it: rows events add row changes to the open Kafka transaction; only
 //!   ended groups advance the position, so a restart never resumes in the middle of one (a rows
 //!   event needs its table map), and a discarded group's records are aborted, never committed.
