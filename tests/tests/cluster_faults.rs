@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use cdc_tests::kafka::{read_to_end, Consumed};
 use cdc_tests::pipeline::{query_text, seed, PipelineSetup, Workload, WriterPlan, ORDERS_COLUMNS, USERS_COLUMNS};
 use cdc_tests::private::PrivateKafka;
-use cdc_tests::process::Service;
+use cdc_tests::process::{http_addr, Service};
 use cdc_tests::source::payload;
 use cdc_tests::Stack;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -161,7 +161,20 @@ async fn broker_faults_on_a_three_node_cluster() {
     for n in &down {
         kafka.kill(*n);
     }
-    tokio::time::sleep(Duration::from_secs(15)).await;
+    // Meanwhile the source keeps reading but can store nothing: past read.timeout.ms (5 s) it
+    // is not ready and says why (a commit waiting, or reconnecting after the commit failed).
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let http = http_addr(&source.log_text());
+    let ready = reqwest::get(format!("http://{http}/ready")).await.expect("GET /ready").status().as_u16();
+    let status: serde_json::Value =
+        reqwest::get(format!("http://{http}/status")).await.expect("GET /status").json().await.expect("status JSON");
+    assert_eq!(ready, 503, "the source is not ready while nothing can commit: {status}");
+    let why = status["stalled"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("waiting for the Kafka transaction to commit") || status["state"] == "reconnecting",
+        "/status says why: {status}"
+    );
+    tokio::time::sleep(Duration::from_secs(6)).await;
     kafka.up();
     let back = Instant::now();
     figures.push(format!(
