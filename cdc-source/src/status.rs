@@ -241,16 +241,19 @@ mod tests {
         // A commit that does not land while reading goes on: stalled on it, lag growing.
         doc.waiting_on = None;
         status.read_event(None);
-        let now = status.last_read_ms.load(Ordering::Relaxed);
         status.commit_waiting(true);
-        status.commit_since_ms.store(now - 5000, Ordering::Relaxed);
+        let since = status.commit_since_ms.load(Ordering::Relaxed);
+        assert!(since > 0, "the wait is noted");
         status.commit_waiting(true);
-        status.live(&mut doc, now + 100);
+        assert_eq!(status.commit_since_ms.load(Ordering::Relaxed), since, "a second commit queued: the wait counts from the first");
+        // Reading goes on (a heartbeat 100 ms ago) while the commit has waited 5.1 s.
+        status.last_read_ms.store(since + 5000, Ordering::Relaxed);
+        status.live(&mut doc, since + 5100);
         let why = doc.stalled.clone().expect("stalled on the commit");
         assert!(why.contains("waiting for the Kafka transaction to commit") && why.contains("5.1 s"), "{why}");
         assert_eq!(doc.seconds_behind_source, 4.1);
         status.commit_waiting(false);
-        status.live(&mut doc, now + 100);
+        status.live(&mut doc, since + 5100);
         assert!(doc.stalled.is_none());
         status.commit_since_ms.store(0, Ordering::Relaxed);
         status.last_read_ms.store(read_at, Ordering::Relaxed);
