@@ -21,22 +21,31 @@
 //! ones, so the mirror converges once the stream passes P2. Starting over at P2 instead would
 //! lose the deletes of rows copied before P2: phantom rows in the mirror forever.
 //!
+//! ## Bounded waits
+//! Every statement of the snapshot connection and every row read must answer within
+//! `read.timeout.ms` (its connection within `connect.timeout.ms`), so a half-open connection — the
+//! path stopped forwarding without closing — ends as a transient error like a closed one; while
+//! nothing arrives, `/ready` says 503 and `/status` names the wait (`status.rs`). A transient
+//! error aborts the open chunk, and after a backoff the snapshot resumes in this process exactly
+//! as a restart would: from the state the offsets topic holds (the last committed chunk).
+//!
 //! Resuming needs the binlogs from P1 on; if they were purged the source stops with a definite
 //! error, and the fix is to reset the offsets (a new snapshot). When every table is copied, a
 //! last transaction stores P1 without snapshot state and streaming starts from there.
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cdc_common::CancellationToken;
+use cdc_common::{Backoff, CancellationToken};
 use cdc_schema::{row_from_snapshot, TableSchema};
-use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Row};
+use mysql_async::prelude::{Protocol, Queryable};
+use mysql_async::{Conn, QueryResult, Row};
 use rdkafka::message::OwnedHeaders;
 
 use crate::config::SourceConfig;
 use crate::error::SourceError;
-use crate::metrics::{SourceMetrics, TableLabel};
+use crate::metrics::{Class, SourceMetrics, TableLabel};
 use crate::offsets::{KeyValue, OffsetRecord, SnapshotState, StoredOffset, TableProgress};
 use crate::position::{FilePos, GtidPosition};
 use crate::publisher::Publisher;
@@ -53,19 +62,22 @@ pub fn quote(ident: &str) -> String {
 pub async fn captured_tables(conn: &mut Conn, cfg: &SourceConfig) -> Result<Vec<(String, String)>, SourceError> {
     let mut out = Vec::new();
     for db in &cfg.tables.databases {
-        let names: Vec<String> = conn
-            .exec(
+        let names: Vec<String> = bounded(
+            cfg.read_timeout,
+            "list the tables to capture",
+            conn.exec(
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_type = 'BASE TABLE' ORDER BY table_name",
                 (db,),
-            )
-            .await
-            .map_err(SourceError::mysql("list the tables to capture"))?;
+            ),
+        )
+        .await?;
         out.extend(names.into_iter().filter(|t| cfg.tables.matches(db, t)).map(|t| (db.clone(), t)));
     }
     Ok(out)
 }
 
 /// Runs the snapshot; returns the position streaming must start from and the tables' schemas.
+/// Transient errors are retried here after a backoff, resuming after the last committed chunk.
 pub async fn run(
     cfg: &SourceConfig,
     publisher: &mut Publisher,
@@ -75,28 +87,89 @@ pub async fn run(
     shutdown: &CancellationToken,
     resume: Option<SnapshotState>,
 ) -> Result<(StoredOffset, Vec<Arc<CapturedTable>>), SourceError> {
-    status.update(|s| s.state = "snapshot");
+    let mut backoff = Backoff::new(Duration::from_millis(200), cfg.retry_backoff_max);
+    let mut resume = Some(resume);
+    loop {
+        let attempt = async {
+            // After an interruption, what is committed is what the offsets topic says (a failed
+            // commit may or may not have landed).
+            let resume = match resume.take() {
+                Some(given) => given,
+                None => crate::offsets::load_last(&cfg.kafka, &cfg.offsets_topic, &cfg.name).await?.and_then(|r| r.snapshot),
+            };
+            attempt(cfg, publisher, writer, metrics, status, shutdown, resume, &mut backoff).await
+        };
+        match attempt.await {
+            Ok(done) => return Ok(done),
+            Err(e) if shutdown.is_cancelled() || !e.is_transient() => return Err(e),
+            Err(e) => {
+                publisher.abort().await?;
+                metrics.errors.get_or_create(&Class { class: e.class() }).inc();
+                metrics.reconnects.inc();
+                let text = e.to_string();
+                status.update(|s| {
+                    s.state = "reconnecting";
+                    s.last_error = Some(text);
+                    s.waiting_on = None;
+                });
+                tracing::warn!(error = %e, "snapshot interrupted; resuming after its last committed chunk");
+                if !backoff.wait(shutdown).await {
+                    return Err(SourceError::SnapshotStopped);
+                }
+            }
+        }
+    }
+}
+
+/// The error of a snapshot statement or row read that got no answer within `read.timeout.ms`.
+fn no_answer(what: &str, limit: Duration) -> SourceError {
+    SourceError::Transient(format!(
+        "snapshot: no answer to `{what}` for {limit:?} (read.timeout.ms): the source server or the network path to it stopped answering; resuming after the last committed chunk"
+    ))
+}
+
+/// `fut`, a statement on the snapshot connection, within `limit`.
+async fn bounded<T>(
+    limit: Duration,
+    what: &'static str,
+    fut: impl Future<Output = Result<T, mysql_async::Error>>,
+) -> Result<T, SourceError> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r.map_err(SourceError::mysql(what)),
+        Err(_) => Err(no_answer(what, limit)),
+    }
+}
+
+/// One attempt: a new read view, the tables not done in `resume` (all when `None`).
+#[allow(clippy::too_many_arguments)]
+async fn attempt(
+    cfg: &SourceConfig,
+    publisher: &mut Publisher,
+    writer: &mut RecordWriter,
+    metrics: &SourceMetrics,
+    status: &Status,
+    shutdown: &CancellationToken,
+    resume: Option<SnapshotState>,
+    backoff: &mut Backoff,
+) -> Result<(StoredOffset, Vec<Arc<CapturedTable>>), SourceError> {
+    status.snapshot_started(cfg.read_timeout);
     let mut conn = tokio::time::timeout(cfg.connect_timeout, Conn::new(cfg.mysql_opts()))
         .await
         .map_err(|_| SourceError::ConnectTimeout(cfg.connect_timeout))?
         .map_err(SourceError::mysql("connect for the snapshot"))?;
-    let q = SourceError::mysql("start the consistent snapshot");
+    let (limit, q) = (cfg.read_timeout, "start the consistent snapshot");
     // UTC: a TIMESTAMP key read as text and bound back as the next chunk's bound must mean the
     // same instant, which a zone with daylight saving time cannot promise in its repeated hour.
-    conn.query_drop("SET SESSION time_zone = '+00:00'").await.map_err(&q)?;
-    conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await.map_err(&q)?;
-    conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").await.map_err(&q)?;
-    let st: Vec<(String, String)> = conn.query("SHOW STATUS LIKE 'binlog_snapshot_%'").await.map_err(&q)?;
+    bounded(limit, q, conn.query_drop("SET SESSION time_zone = '+00:00'")).await?;
+    bounded(limit, q, conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")).await?;
+    bounded(limit, q, conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")).await?;
+    let st: Vec<(String, String)> = bounded(limit, q, conn.query("SHOW STATUS LIKE 'binlog_snapshot_%'")).await?;
     let get = |n: &str| st.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
     let file = get("binlog_snapshot_file").filter(|f| !f.is_empty()).ok_or_else(|| {
         SourceError::Definite("the server reports no binlog_snapshot_file: enable the binlog (log_bin)".into())
     })?;
     let pos: u64 = get("binlog_snapshot_position").and_then(|p| p.parse().ok()).unwrap_or(4);
-    let gtid: Option<String> = conn
-        .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&file, pos))
-        .await
-        .map_err(&q)?
-        .flatten();
+    let gtid: Option<String> = bounded(limit, q, conn.exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&file, pos))).await?.flatten();
     let gtid: GtidPosition = gtid.unwrap_or_default().parse().map_err(SourceError::Position)?;
     let binlog = FilePos { file, pos };
     tracing::info!(%gtid, %binlog, "consistent snapshot started");
@@ -125,8 +198,9 @@ pub async fn run(
     let tables = captured_tables(&mut conn, cfg).await?;
     let mut schemas = Vec::new();
     for (db, name) in &tables {
-        let schema = TableSchema::load(&mut conn, db, name)
+        let schema = tokio::time::timeout(limit, TableSchema::load(&mut conn, db, name))
             .await
+            .map_err(|_| no_answer("read a table's schema", limit))?
             .map_err(|error| SourceError::Schema { context: format!("cannot read the schema of {db}.{name}"), error })?;
         schemas.push(Arc::new(CapturedTable::new(cfg, schema, None)?));
     }
@@ -139,9 +213,9 @@ pub async fn run(
         if state.done.iter().any(|t| t.is(&table.schema.database, &table.schema.table)) {
             continue;
         }
-        copy_table(cfg, &mut conn, table, publisher, writer, metrics, status, &origin, &mut state, shutdown).await?;
+        copy_table(cfg, &mut conn, table, publisher, writer, metrics, status, &origin, &mut state, shutdown, backoff).await?;
     }
-    conn.query_drop("COMMIT").await.map_err(SourceError::mysql("end the snapshot"))?;
+    bounded(limit, "end the snapshot", conn.query_drop("COMMIT")).await?;
     let offset = StoredOffset { gtid: state.gtid, binlog: state.binlog, ts_ms: origin.ts_ms };
     publisher.commit(Some(&offset)).await?;
     tracing::info!(tables = schemas.len(), "snapshot complete");
@@ -160,18 +234,21 @@ async fn copy_table(
     origin: &Origin,
     state: &mut SnapshotState,
     shutdown: &CancellationToken,
+    backoff: &mut Backoff,
 ) -> Result<(), SourceError> {
     let s = &table.schema;
     let full = format!("{}.{}", quote(&s.database), quote(&s.table));
     let label = TableLabel { table: s.table.clone() };
-    let estimate: u64 = conn
-        .exec_first(
+    let estimate: u64 = bounded(
+        cfg.read_timeout,
+        "estimate the table size",
+        conn.exec_first(
             "SELECT COALESCE(table_rows, 0) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
             (&s.database, &s.table),
-        )
-        .await
-        .map_err(SourceError::mysql("estimate the table size"))?
-        .unwrap_or(0);
+        ),
+    )
+    .await?
+    .unwrap_or(0);
     metrics.snapshot_estimate.get_or_create(&label).set(estimate as i64);
     // Chunks are ordered and bounded by the key columns themselves, qualified so that no alias
     // of the select list (`UNIX_TIMESTAMP(ts) AS ts`, `CAST(b AS BINARY(16)) AS b`) takes their
@@ -217,11 +294,11 @@ async fn copy_table(
         if shutdown.is_cancelled() {
             return Err(SourceError::SnapshotStopped);
         }
-        let rows: Vec<Row> = match &last {
-            None => conn.query(&first).await,
-            Some(key) => conn.exec(&next, key.clone()).await,
-        }
-        .map_err(SourceError::mysql("read a snapshot chunk"))?;
+        let (limit, what) = (cfg.read_timeout, "read a snapshot chunk");
+        let rows = match &last {
+            None => read_chunk(bounded(limit, what, conn.query_iter(&first)).await?, limit, status).await?,
+            Some(key) => read_chunk(bounded(limit, what, conn.exec_iter(&next, key.clone())).await?, limit, status).await?,
+        };
         let n = rows.len();
         for row in &rows {
             let values = row_from_snapshot(s, row)
@@ -249,7 +326,11 @@ async fn copy_table(
         } else {
             state.current = Some(progress);
         }
+        status.update(|st| st.waiting_on = Some("the Kafka commit of a snapshot chunk"));
         commit_chunk(cfg, publisher, state, origin.ts_ms).await?;
+        status.update(|st| st.waiting_on = None);
+        status.snapshot_read();
+        backoff.reset();
         metrics.snapshot_rows.get_or_create(&label).inc_by(n as u64);
         let total = estimate.max(done);
         tracing::info!(table = %full, rows_done = done, rows_estimated = total, "snapshot chunk copied");
@@ -261,6 +342,17 @@ async fn copy_table(
             return Ok(());
         }
     }
+}
+
+/// The rows of a chunk's result, each within `limit` of the previous one.
+async fn read_chunk<P: Protocol>(mut result: QueryResult<'_, '_, P>, limit: Duration, status: &Status) -> Result<Vec<Row>, SourceError> {
+    let what = "read a snapshot chunk";
+    let mut rows = Vec::new();
+    while let Some(row) = bounded(limit, what, result.next()).await? {
+        status.snapshot_read();
+        rows.push(row);
+    }
+    Ok(rows)
 }
 
 /// Commits the open chunk together with an offset record carrying `state`, so the chunk and the
