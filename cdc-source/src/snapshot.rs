@@ -6,7 +6,10 @@
 //! a GTID position. Every captured table is read inside the view in primary-key chunks
 //! (`WHERE (pk) > (last) ORDER BY pk LIMIT n`) and published as `cdc.op=r` records, while writes
 //! go on; then streaming starts at exactly that point, so nothing is missed or doubled between
-//! the two. No table or global lock is taken.
+//! the two. No table or global lock is taken. The chunk condition is spelled as a disjunction of
+//! key prefixes (see `after_key`), which MariaDB reads as primary-key ranges for composite keys
+//! too, and a chunk's rows are published as the server streams them: no chunk is held in memory,
+//! so the chunk size (the Kafka transaction size) costs no memory.
 //!
 //! ## Progress and resume
 //! Each chunk is one Kafka transaction holding the chunk's records and an offset record whose
@@ -257,7 +260,6 @@ async fn copy_table(
     // every chunk started over at the first row.
     let key_cols: Vec<String> = s.primary_key.iter().map(|c| format!("cdc_snapshot.{}", quote(c))).collect();
     let key_list = key_cols.join(", ");
-    let placeholders = vec!["?"; key_cols.len()].join(", ");
     let bound_cols: Vec<String> = key_cols.iter().enumerate().map(|(i, c)| format!("{c} AS `cdc_snapshot_key_{i}`")).collect();
     let select = format!("{}, {}", s.select_list(), bound_cols.join(", "));
     let first = format!(
@@ -265,7 +267,8 @@ async fn copy_table(
         cfg.snapshot_chunk_size
     );
     let next = format!(
-        "SELECT {select} FROM {full} AS cdc_snapshot WHERE ({key_list}) > ({placeholders}) ORDER BY {key_list} LIMIT {}",
+        "SELECT {select} FROM {full} AS cdc_snapshot WHERE {} ORDER BY {key_list} LIMIT {}",
+        after_key(&key_cols),
         cfg.snapshot_chunk_size
     );
     let bound_from = s.columns.len();
@@ -295,17 +298,12 @@ async fn copy_table(
             return Err(SourceError::SnapshotStopped);
         }
         let (limit, what) = (cfg.read_timeout, "read a snapshot chunk");
-        let rows = match &last {
-            None => read_chunk(bounded(limit, what, conn.query_iter(&first)).await?, limit, status).await?,
-            Some(key) => read_chunk(bounded(limit, what, conn.exec_iter(&next, key.clone())).await?, limit, status).await?,
+        let copy = Copy { table, publisher: &mut *publisher, writer: &mut *writer, status, origin, full: &full, limit };
+        let (n, last_row) = match &last {
+            None => copy.chunk(bounded(limit, what, conn.query_iter(&first)).await?).await?,
+            Some(key) => copy.chunk(bounded(limit, what, conn.exec_iter(&next, after_key_params(key))).await?).await?,
         };
-        let n = rows.len();
-        for row in &rows {
-            let values = row_from_snapshot(s, row)
-                .map_err(|e| SourceError::Decode { context: format!("cannot decode a snapshot row of {full}"), error: e.into() })?;
-            writer.publish(publisher, table, Op::Read, None, values, origin).await?;
-        }
-        if let Some(row) = rows.last() {
+        if let Some(row) = last_row {
             last = Some(
                 (0..key_cols.len())
                     .map(|i| row.as_ref(bound_from + i).cloned().unwrap_or(mysql_async::Value::NULL))
@@ -344,15 +342,56 @@ async fn copy_table(
     }
 }
 
-/// The rows of a chunk's result, each within `limit` of the previous one.
-async fn read_chunk<P: Protocol>(mut result: QueryResult<'_, '_, P>, limit: Duration, status: &Status) -> Result<Vec<Row>, SourceError> {
-    let what = "read a snapshot chunk";
-    let mut rows = Vec::new();
-    while let Some(row) = bounded(limit, what, result.next()).await? {
-        status.snapshot_read();
-        rows.push(row);
+/// The condition "key after the bound" of a chunk query, over the key columns `cols`: for
+/// `(a, b, c)`, `a > ? OR (a = ? AND b > ?) OR (a = ? AND b = ? AND c > ?)`, bound with
+/// [`after_key_params`]. It means the row comparison `(a, b, c) > (?, ?, ?)`, but MariaDB turns
+/// only this form into ranges of the primary key: the row comparison made each chunk of a
+/// composite key scan the index from its start, so a table took time quadratic in its size.
+fn after_key(cols: &[String]) -> String {
+    (0..cols.len())
+        .map(|i| {
+            let eq = cols[..i].iter().map(|c| format!("{c} = ?"));
+            let term = eq.chain(std::iter::once(format!("{} > ?", cols[i]))).collect::<Vec<_>>().join(" AND ");
+            format!("({term})")
+        })
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
+
+/// The parameters of [`after_key`] for the bound `key`.
+fn after_key_params(key: &[mysql_async::Value]) -> Vec<mysql_async::Value> {
+    (0..key.len()).flat_map(|i| key[..=i].iter().cloned()).collect()
+}
+
+/// What publishing the rows of one chunk needs.
+struct Copy<'a> {
+    table: &'a CapturedTable,
+    publisher: &'a mut Publisher,
+    writer: &'a mut RecordWriter,
+    status: &'a Status,
+    origin: &'a Origin,
+    full: &'a str,
+    limit: Duration,
+}
+
+impl Copy<'_> {
+    /// Publishes the rows of a chunk's result as they arrive, each read within `limit` of the
+    /// previous one: the server streams the chunk while it is encoded, and no chunk is held in
+    /// memory. Returns the row count and the last row (its extra columns bound the next chunk).
+    async fn chunk<P: Protocol>(self, mut result: QueryResult<'_, '_, P>) -> Result<(usize, Option<Row>), SourceError> {
+        let (mut n, mut last) = (0, None);
+        while let Some(row) = bounded(self.limit, "read a snapshot chunk", result.next()).await? {
+            self.status.snapshot_read();
+            let values = row_from_snapshot(&self.table.schema, &row).map_err(|e| SourceError::Decode {
+                context: format!("cannot decode a snapshot row of {}", self.full),
+                error: e.into(),
+            })?;
+            self.writer.publish(self.publisher, self.table, Op::Read, None, values, self.origin).await?;
+            n += 1;
+            last = Some(row);
+        }
+        Ok((n, last))
     }
-    Ok(rows)
 }
 
 /// Commits the open chunk together with an offset record carrying `state`, so the chunk and the
@@ -366,4 +405,25 @@ async fn commit_chunk(cfg: &SourceConfig, publisher: &mut Publisher, state: &Sna
     let what = crate::publisher::RecordRef { table: format!("offsets topic {}", cfg.offsets_topic), key: cfg.name.clone() };
     publisher.send(&cfg.offsets_topic, cfg.name.as_bytes(), Some(&value), OwnedHeaders::new(), what).await?;
     publisher.commit(None).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mysql_async::Value;
+
+    #[test]
+    fn the_chunk_bound_is_a_disjunction_of_key_prefixes() {
+        let cols: Vec<String> = ["a", "b", "c"].iter().map(|c| format!("x.`{c}`")).collect();
+        assert_eq!(after_key(&cols[..1]), "(x.`a` > ?)");
+        assert_eq!(
+            after_key(&cols),
+            "(x.`a` > ?) OR (x.`a` = ? AND x.`b` > ?) OR (x.`a` = ? AND x.`b` = ? AND x.`c` > ?)"
+        );
+        let key = [Value::Int(1), Value::from("k"), Value::UInt(3)];
+        assert_eq!(
+            after_key_params(&key),
+            vec![Value::Int(1), Value::Int(1), Value::from("k"), Value::Int(1), Value::from("k"), Value::UInt(3)]
+        );
+    }
 }
