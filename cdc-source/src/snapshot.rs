@@ -298,7 +298,7 @@ async fn copy_table(
             return Err(SourceError::SnapshotStopped);
         }
         let (limit, what) = (cfg.read_timeout, "read a snapshot chunk");
-        let copy = Copy { table, publisher: &mut *publisher, writer: &mut *writer, status, origin, full: &full, limit };
+        let copy = ChunkCopy { table, publisher: &mut *publisher, writer: &mut *writer, status, origin, full: &full, limit };
         let (n, last_row) = match &last {
             None => copy.chunk(bounded(limit, what, conn.query_iter(&first)).await?).await?,
             Some(key) => copy.chunk(bounded(limit, what, conn.exec_iter(&next, after_key_params(key))).await?).await?,
@@ -364,7 +364,7 @@ fn after_key_params(key: &[mysql_async::Value]) -> Vec<mysql_async::Value> {
 }
 
 /// What publishing the rows of one chunk needs.
-struct Copy<'a> {
+struct ChunkCopy<'a> {
     table: &'a CapturedTable,
     publisher: &'a mut Publisher,
     writer: &'a mut RecordWriter,
@@ -374,7 +374,7 @@ struct Copy<'a> {
     limit: Duration,
 }
 
-impl Copy<'_> {
+impl ChunkCopy<'_> {
     /// Publishes the rows of a chunk's result as they arrive, each read within `limit` of the
     /// previous one: the server streams the chunk while it is encoded, and no chunk is held in
     /// memory. Returns the row count and the last row (its extra columns bound the next chunk).
