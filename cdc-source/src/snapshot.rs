@@ -8,8 +8,9 @@
 //! go on; then streaming starts at exactly that point, so nothing is missed or doubled between
 //! the two. No table or global lock is taken. The chunk condition is spelled as a disjunction of
 //! key prefixes (see `after_key`), which MariaDB reads as primary-key ranges for composite keys
-//! too, and a chunk's rows are published as the server streams them: no chunk is held in memory,
-//! so the chunk size (the Kafka transaction size) costs no memory.
+//! too, and a chunk's rows are published as the server streams them: no chunk is held in the
+//! source's memory (what a Kafka transaction of `snapshot.chunk.size` records holds is bounded by
+//! the producer's queue).
 //!
 //! ## Progress and resume
 //! Each chunk is one Kafka transaction holding the chunk's records and an offset record whose
