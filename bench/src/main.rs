@@ -22,6 +22,7 @@ mod process;
 mod reference;
 mod sink;
 mod sink_bench;
+mod snapshot_bench;
 mod source;
 mod stack;
 mod upsert;
@@ -52,7 +53,7 @@ const RSS_LIMIT_KB: u64 = 64 * 1024;
     about = "cdc-source throughput and memory against mariadb-binlog, on the local stack"
 )]
 struct Cli {
-    /// Workloads to run (w1, w2, w3); none means all three.
+    /// Workloads to run (w1, w2, w3, snapshot); none means w1, w2 and w3.
     #[arg(value_enum)]
     workloads: Vec<Workload>,
     /// Record formats, in order.
@@ -233,17 +234,24 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     );
     let mut outcomes = Vec::new();
     let mut n = 0u32;
+    let mut snapshots_ok = true;
     for w in &workloads {
         for format in &cli.format {
             n += 1;
+            if *w == Workload::Snapshot {
+                snapshots_ok &= snapshot_bench::run(&cli, &stack, &binary, &root, format, n).await?;
+                continue;
+            }
             let o = one(&cli, &stack, &binary, &root, *w, format, n).await?;
             report(&o);
             record(&out_dir, &o, &cli)?;
             outcomes.push(o);
         }
     }
-    summary(&outcomes);
-    Ok(outcomes.iter().all(Outcome::passes))
+    if !outcomes.is_empty() {
+        summary(&outcomes);
+    }
+    Ok(snapshots_ok && outcomes.iter().all(Outcome::passes))
 }
 
 /// Prints the floors for W1's size (see [`floor`]).
@@ -386,6 +394,7 @@ fn run_spec(
         tag: tag.to_string(),
         database: database.to_string(),
         format: format.to_string(),
+        snapshot_mode: "never",
         server_id: 100_000 + (secs % 1_000_000) as u32 * 8 + n % 8,
         http_port: process::free_port()?,
         source_keys: source::parse_pairs(&cli.set)?,

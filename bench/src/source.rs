@@ -32,6 +32,9 @@ pub struct RunSpec {
     pub tag: String,
     pub database: String,
     pub format: String,
+    /// `snapshot.mode`: `never` for the streaming workloads (they start at a stored position),
+    /// `initial` for the snapshot workload.
+    pub snapshot_mode: &'static str,
     pub server_id: u32,
     pub http_port: u16,
     /// Extra top-level source keys (`key = value` TOML lines), e.g. `"batch.max.rows" = 20000`.
@@ -70,7 +73,7 @@ impl RunSpec {
 "offsets.topic" = "{offsets}"
 format = "{format}"
 "schema.registry.url" = "{registry}"
-"snapshot.mode" = "never"
+"snapshot.mode" = "{snapshot_mode}"
 "http.listen" = "127.0.0.1:{http}"
 "#,
             name = self.tag,
@@ -83,6 +86,7 @@ format = "{format}"
             prefix = self.prefix(),
             offsets = self.offsets_topic(),
             format = self.format,
+            snapshot_mode = self.snapshot_mode,
             registry = stack.registry_url,
             http = self.http_port,
         );

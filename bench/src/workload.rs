@@ -7,6 +7,8 @@
 //!   connections so that group commit keeps the preparation short.
 //! - **W3**: `rows` rows inserted into `orders` *before* the range, then one transaction (a single
 //!   `UPDATE`) changing all of them: the bounded-memory case.
+//! - **snapshot**: `rows` rows in `orders` (inserted as in W1) copied by the source's initial
+//!   snapshot, not streamed: see `snapshot_bench.rs`, which runs it instead of [`prepare`].
 //!
 //! Each workload starts in a fresh binlog file (`FLUSH BINARY LOGS`), so neither reader pays for
 //! skipping earlier events of the file. The range is given as file:pos (for `mariadb-binlog`) and as
@@ -38,6 +40,7 @@ pub enum Workload {
     W1,
     W2,
     W3,
+    Snapshot,
 }
 
 impl Workload {
@@ -46,12 +49,13 @@ impl Workload {
             Workload::W1 => "W1",
             Workload::W2 => "W2",
             Workload::W3 => "W3",
+            Workload::Snapshot => "snapshot",
         }
     }
 
     pub fn default_rows(self) -> u64 {
         match self {
-            Workload::W1 | Workload::W3 => 1_000_000,
+            Workload::W1 | Workload::W3 | Workload::Snapshot => 1_000_000,
             Workload::W2 => 100_000,
         }
     }
@@ -65,6 +69,7 @@ impl Workload {
                 format!("{rows} single-row transactions: INSERT/UPDATE on users and orders")
             }
             Workload::W3 => format!("one transaction updating {rows} rows of orders"),
+            Workload::Snapshot => format!("initial snapshot of {rows} rows of orders"),
         }
     }
 }
@@ -166,6 +171,7 @@ pub async fn prepare(
                 expected.insert(table, BTreeMap::from([("c", steps), ("u", steps)]));
             }
         }
+        Workload::Snapshot => bail!("the snapshot workload has no binlog range; see snapshot_bench"),
         Workload::W3 => {
             conn.query_drop(
                 "UPDATE orders SET qty = qty + 1, total_price = total_price + unit_price",
@@ -229,7 +235,7 @@ pub async fn point(conn: &mut Conn) -> anyhow::Result<BinlogPoint> {
 }
 
 /// Inserts `rows` orders, [`INSERT_BATCH`] per statement (one transaction each).
-async fn insert_orders(conn: &mut Conn, rows: u64) -> anyhow::Result<()> {
+pub async fn insert_orders(conn: &mut Conn, rows: u64) -> anyhow::Result<()> {
     let mut done = 0;
     while done < rows {
         let n = INSERT_BATCH.min(rows - done);

@@ -20,7 +20,7 @@
 //! | `delete.enabled` | `false` | publish DELETE as a tombstone |
 //! | `time.precision.mode` | `adaptive_time_microseconds` | temporal types as Debezium's: `adaptive_time_microseconds` (`io.debezium.time.*`) or `connect` (Kafka Connect's ms `Date`/`Time`/`Timestamp` for value fields); see cdc-schema |
 //! | `snapshot.mode` | `initial` | `initial`, `never`, `when_needed` |
-//! | `snapshot.chunk.size` | `10000` | rows per primary-key chunk |
+//! | `snapshot.chunk.size` | `20000` | rows per primary-key chunk, one Kafka transaction each (its rows are streamed, not held in the source; an interrupted chunk is copied again) |
 //! | `offsets.topic` | `_cdc_source_offsets` | compacted topic with the committed positions |
 //! | `offsets.topic.replication.factor` | `-1` (the broker's `default.replication.factor`) | replication factor of the offsets topic when the source creates it |
 //! | `batch.max.rows` | `5000` | rows per Kafka transaction (closed at the next binlog commit); more while the previous transaction is still committing |
@@ -216,7 +216,7 @@ fn d_snapshot_mode() -> SnapshotMode {
     SnapshotMode::Initial
 }
 fn d_chunk() -> u32 {
-    10_000
+    20_000
 }
 fn d_offsets_topic() -> String {
     "_cdc_source_offsets".into()

@@ -6,7 +6,11 @@
 //! a GTID position. Every captured table is read inside the view in primary-key chunks
 //! (`WHERE (pk) > (last) ORDER BY pk LIMIT n`) and published as `cdc.op=r` records, while writes
 //! go on; then streaming starts at exactly that point, so nothing is missed or doubled between
-//! the two. No table or global lock is taken.
+//! the two. No table or global lock is taken. The chunk condition is spelled as a disjunction of
+//! key prefixes (see `after_key`), which MariaDB reads as primary-key ranges for composite keys
+//! too, and a chunk's rows are published as the server streams them: no chunk is held in the
+//! source's memory (what a Kafka transaction of `snapshot.chunk.size` records holds is bounded by
+//! the producer's queue).
 //!
 //! ## Progress and resume
 //! Each chunk is one Kafka transaction holding the chunk's records and an offset record whose
@@ -21,22 +25,31 @@
 //! ones, so the mirror converges once the stream passes P2. Starting over at P2 instead would
 //! lose the deletes of rows copied before P2: phantom rows in the mirror forever.
 //!
+//! ## Bounded waits
+//! Every statement of the snapshot connection and every row read must answer within
+//! `read.timeout.ms` (its connection within `connect.timeout.ms`), so a half-open connection — the
+//! path stopped forwarding without closing — ends as a transient error like a closed one; while
+//! nothing arrives, `/ready` says 503 and `/status` names the wait (`status.rs`). A transient
+//! error aborts the open chunk, and after a backoff the snapshot resumes in this process exactly
+//! as a restart would: from the state the offsets topic holds (the last committed chunk).
+//!
 //! Resuming needs the binlogs from P1 on; if they were purged the source stops with a definite
 //! error, and the fix is to reset the offsets (a new snapshot). When every table is copied, a
 //! last transaction stores P1 without snapshot state and streaming starts from there.
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cdc_common::CancellationToken;
+use cdc_common::{Backoff, CancellationToken};
 use cdc_schema::{row_from_snapshot, TableSchema};
-use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Row};
+use mysql_async::prelude::{Protocol, Queryable};
+use mysql_async::{Conn, QueryResult, Row};
 use rdkafka::message::OwnedHeaders;
 
 use crate::config::SourceConfig;
 use crate::error::SourceError;
-use crate::metrics::{SourceMetrics, TableLabel};
+use crate::metrics::{Class, SourceMetrics, TableLabel};
 use crate::offsets::{KeyValue, OffsetRecord, SnapshotState, StoredOffset, TableProgress};
 use crate::position::{FilePos, GtidPosition};
 use crate::publisher::Publisher;
@@ -53,19 +66,22 @@ pub fn quote(ident: &str) -> String {
 pub async fn captured_tables(conn: &mut Conn, cfg: &SourceConfig) -> Result<Vec<(String, String)>, SourceError> {
     let mut out = Vec::new();
     for db in &cfg.tables.databases {
-        let names: Vec<String> = conn
-            .exec(
+        let names: Vec<String> = bounded(
+            cfg.read_timeout,
+            "list the tables to capture",
+            conn.exec(
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_type = 'BASE TABLE' ORDER BY table_name",
                 (db,),
-            )
-            .await
-            .map_err(SourceError::mysql("list the tables to capture"))?;
+            ),
+        )
+        .await?;
         out.extend(names.into_iter().filter(|t| cfg.tables.matches(db, t)).map(|t| (db.clone(), t)));
     }
     Ok(out)
 }
 
 /// Runs the snapshot; returns the position streaming must start from and the tables' schemas.
+/// Transient errors are retried here after a backoff, resuming after the last committed chunk.
 pub async fn run(
     cfg: &SourceConfig,
     publisher: &mut Publisher,
@@ -75,28 +91,89 @@ pub async fn run(
     shutdown: &CancellationToken,
     resume: Option<SnapshotState>,
 ) -> Result<(StoredOffset, Vec<Arc<CapturedTable>>), SourceError> {
-    status.update(|s| s.state = "snapshot");
+    let mut backoff = Backoff::new(Duration::from_millis(200), cfg.retry_backoff_max);
+    let mut resume = Some(resume);
+    loop {
+        let attempt = async {
+            // After an interruption, what is committed is what the offsets topic says (a failed
+            // commit may or may not have landed).
+            let resume = match resume.take() {
+                Some(given) => given,
+                None => crate::offsets::load_last(&cfg.kafka, &cfg.offsets_topic, &cfg.name).await?.and_then(|r| r.snapshot),
+            };
+            attempt(cfg, publisher, writer, metrics, status, shutdown, resume, &mut backoff).await
+        };
+        match attempt.await {
+            Ok(done) => return Ok(done),
+            Err(e) if shutdown.is_cancelled() || !e.is_transient() => return Err(e),
+            Err(e) => {
+                publisher.abort().await?;
+                metrics.errors.get_or_create(&Class { class: e.class() }).inc();
+                metrics.reconnects.inc();
+                let text = e.to_string();
+                status.update(|s| {
+                    s.state = "reconnecting";
+                    s.last_error = Some(text);
+                    s.waiting_on = None;
+                });
+                tracing::warn!(error = %e, "snapshot interrupted; resuming after its last committed chunk");
+                if !backoff.wait(shutdown).await {
+                    return Err(SourceError::SnapshotStopped);
+                }
+            }
+        }
+    }
+}
+
+/// The error of a snapshot statement or row read that got no answer within `read.timeout.ms`.
+fn no_answer(what: &str, limit: Duration) -> SourceError {
+    SourceError::Transient(format!(
+        "snapshot: no answer to `{what}` for {limit:?} (read.timeout.ms): the source server or the network path to it stopped answering; resuming after the last committed chunk"
+    ))
+}
+
+/// `fut`, a statement on the snapshot connection, within `limit`.
+async fn bounded<T>(
+    limit: Duration,
+    what: &'static str,
+    fut: impl Future<Output = Result<T, mysql_async::Error>>,
+) -> Result<T, SourceError> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r.map_err(SourceError::mysql(what)),
+        Err(_) => Err(no_answer(what, limit)),
+    }
+}
+
+/// One attempt: a new read view, the tables not done in `resume` (all when `None`).
+#[allow(clippy::too_many_arguments)]
+async fn attempt(
+    cfg: &SourceConfig,
+    publisher: &mut Publisher,
+    writer: &mut RecordWriter,
+    metrics: &SourceMetrics,
+    status: &Status,
+    shutdown: &CancellationToken,
+    resume: Option<SnapshotState>,
+    backoff: &mut Backoff,
+) -> Result<(StoredOffset, Vec<Arc<CapturedTable>>), SourceError> {
+    status.snapshot_started(cfg.read_timeout);
     let mut conn = tokio::time::timeout(cfg.connect_timeout, Conn::new(cfg.mysql_opts()))
         .await
         .map_err(|_| SourceError::ConnectTimeout(cfg.connect_timeout))?
         .map_err(SourceError::mysql("connect for the snapshot"))?;
-    let q = SourceError::mysql("start the consistent snapshot");
+    let (limit, q) = (cfg.read_timeout, "start the consistent snapshot");
     // UTC: a TIMESTAMP key read as text and bound back as the next chunk's bound must mean the
     // same instant, which a zone with daylight saving time cannot promise in its repeated hour.
-    conn.query_drop("SET SESSION time_zone = '+00:00'").await.map_err(&q)?;
-    conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await.map_err(&q)?;
-    conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").await.map_err(&q)?;
-    let st: Vec<(String, String)> = conn.query("SHOW STATUS LIKE 'binlog_snapshot_%'").await.map_err(&q)?;
+    bounded(limit, q, conn.query_drop("SET SESSION time_zone = '+00:00'")).await?;
+    bounded(limit, q, conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")).await?;
+    bounded(limit, q, conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")).await?;
+    let st: Vec<(String, String)> = bounded(limit, q, conn.query("SHOW STATUS LIKE 'binlog_snapshot_%'")).await?;
     let get = |n: &str| st.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
     let file = get("binlog_snapshot_file").filter(|f| !f.is_empty()).ok_or_else(|| {
         SourceError::Definite("the server reports no binlog_snapshot_file: enable the binlog (log_bin)".into())
     })?;
     let pos: u64 = get("binlog_snapshot_position").and_then(|p| p.parse().ok()).unwrap_or(4);
-    let gtid: Option<String> = conn
-        .exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&file, pos))
-        .await
-        .map_err(&q)?
-        .flatten();
+    let gtid: Option<String> = bounded(limit, q, conn.exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&file, pos))).await?.flatten();
     let gtid: GtidPosition = gtid.unwrap_or_default().parse().map_err(SourceError::Position)?;
     let binlog = FilePos { file, pos };
     tracing::info!(%gtid, %binlog, "consistent snapshot started");
@@ -125,8 +202,9 @@ pub async fn run(
     let tables = captured_tables(&mut conn, cfg).await?;
     let mut schemas = Vec::new();
     for (db, name) in &tables {
-        let schema = TableSchema::load(&mut conn, db, name)
+        let schema = tokio::time::timeout(limit, TableSchema::load(&mut conn, db, name))
             .await
+            .map_err(|_| no_answer("read a table's schema", limit))?
             .map_err(|error| SourceError::Schema { context: format!("cannot read the schema of {db}.{name}"), error })?;
         schemas.push(Arc::new(CapturedTable::new(cfg, schema, None)?));
     }
@@ -139,9 +217,9 @@ pub async fn run(
         if state.done.iter().any(|t| t.is(&table.schema.database, &table.schema.table)) {
             continue;
         }
-        copy_table(cfg, &mut conn, table, publisher, writer, metrics, status, &origin, &mut state, shutdown).await?;
+        copy_table(cfg, &mut conn, table, publisher, writer, metrics, status, &origin, &mut state, shutdown, backoff).await?;
     }
-    conn.query_drop("COMMIT").await.map_err(SourceError::mysql("end the snapshot"))?;
+    bounded(limit, "end the snapshot", conn.query_drop("COMMIT")).await?;
     let offset = StoredOffset { gtid: state.gtid, binlog: state.binlog, ts_ms: origin.ts_ms };
     publisher.commit(Some(&offset)).await?;
     tracing::info!(tables = schemas.len(), "snapshot complete");
@@ -160,18 +238,21 @@ async fn copy_table(
     origin: &Origin,
     state: &mut SnapshotState,
     shutdown: &CancellationToken,
+    backoff: &mut Backoff,
 ) -> Result<(), SourceError> {
     let s = &table.schema;
     let full = format!("{}.{}", quote(&s.database), quote(&s.table));
     let label = TableLabel { table: s.table.clone() };
-    let estimate: u64 = conn
-        .exec_first(
+    let estimate: u64 = bounded(
+        cfg.read_timeout,
+        "estimate the table size",
+        conn.exec_first(
             "SELECT COALESCE(table_rows, 0) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
             (&s.database, &s.table),
-        )
-        .await
-        .map_err(SourceError::mysql("estimate the table size"))?
-        .unwrap_or(0);
+        ),
+    )
+    .await?
+    .unwrap_or(0);
     metrics.snapshot_estimate.get_or_create(&label).set(estimate as i64);
     // Chunks are ordered and bounded by the key columns themselves, qualified so that no alias
     // of the select list (`UNIX_TIMESTAMP(ts) AS ts`, `CAST(b AS BINARY(16)) AS b`) takes their
@@ -180,7 +261,6 @@ async fn copy_table(
     // every chunk started over at the first row.
     let key_cols: Vec<String> = s.primary_key.iter().map(|c| format!("cdc_snapshot.{}", quote(c))).collect();
     let key_list = key_cols.join(", ");
-    let placeholders = vec!["?"; key_cols.len()].join(", ");
     let bound_cols: Vec<String> = key_cols.iter().enumerate().map(|(i, c)| format!("{c} AS `cdc_snapshot_key_{i}`")).collect();
     let select = format!("{}, {}", s.select_list(), bound_cols.join(", "));
     let first = format!(
@@ -188,7 +268,8 @@ async fn copy_table(
         cfg.snapshot_chunk_size
     );
     let next = format!(
-        "SELECT {select} FROM {full} AS cdc_snapshot WHERE ({key_list}) > ({placeholders}) ORDER BY {key_list} LIMIT {}",
+        "SELECT {select} FROM {full} AS cdc_snapshot WHERE {} ORDER BY {key_list} LIMIT {}",
+        after_key(&key_cols),
         cfg.snapshot_chunk_size
     );
     let bound_from = s.columns.len();
@@ -217,18 +298,13 @@ async fn copy_table(
         if shutdown.is_cancelled() {
             return Err(SourceError::SnapshotStopped);
         }
-        let rows: Vec<Row> = match &last {
-            None => conn.query(&first).await,
-            Some(key) => conn.exec(&next, key.clone()).await,
-        }
-        .map_err(SourceError::mysql("read a snapshot chunk"))?;
-        let n = rows.len();
-        for row in &rows {
-            let values = row_from_snapshot(s, row)
-                .map_err(|e| SourceError::Decode { context: format!("cannot decode a snapshot row of {full}"), error: e.into() })?;
-            writer.publish(publisher, table, Op::Read, None, values, origin).await?;
-        }
-        if let Some(row) = rows.last() {
+        let (limit, what) = (cfg.read_timeout, "read a snapshot chunk");
+        let copy = ChunkCopy { table, publisher: &mut *publisher, writer: &mut *writer, status, origin, full: &full, limit };
+        let (n, last_row) = match &last {
+            None => copy.chunk(bounded(limit, what, conn.query_iter(&first)).await?).await?,
+            Some(key) => copy.chunk(bounded(limit, what, conn.exec_iter(&next, after_key_params(key))).await?).await?,
+        };
+        if let Some(row) = last_row {
             last = Some(
                 (0..key_cols.len())
                     .map(|i| row.as_ref(bound_from + i).cloned().unwrap_or(mysql_async::Value::NULL))
@@ -249,7 +325,11 @@ async fn copy_table(
         } else {
             state.current = Some(progress);
         }
+        status.update(|st| st.waiting_on = Some("the Kafka commit of a snapshot chunk"));
         commit_chunk(cfg, publisher, state, origin.ts_ms).await?;
+        status.update(|st| st.waiting_on = None);
+        status.snapshot_read();
+        backoff.reset();
         metrics.snapshot_rows.get_or_create(&label).inc_by(n as u64);
         let total = estimate.max(done);
         tracing::info!(table = %full, rows_done = done, rows_estimated = total, "snapshot chunk copied");
@@ -260,6 +340,58 @@ async fn copy_table(
         if finished {
             return Ok(());
         }
+    }
+}
+
+/// The condition "key after the bound" of a chunk query, over the key columns `cols`: for
+/// `(a, b, c)`, `a > ? OR (a = ? AND b > ?) OR (a = ? AND b = ? AND c > ?)`, bound with
+/// [`after_key_params`]. It means the row comparison `(a, b, c) > (?, ?, ?)`, but MariaDB turns
+/// only this form into ranges of the primary key: the row comparison made each chunk of a
+/// composite key scan the index from its start, so a table took time quadratic in its size.
+fn after_key(cols: &[String]) -> String {
+    (0..cols.len())
+        .map(|i| {
+            let eq = cols[..i].iter().map(|c| format!("{c} = ?"));
+            let term = eq.chain(std::iter::once(format!("{} > ?", cols[i]))).collect::<Vec<_>>().join(" AND ");
+            format!("({term})")
+        })
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
+
+/// The parameters of [`after_key`] for the bound `key`.
+fn after_key_params(key: &[mysql_async::Value]) -> Vec<mysql_async::Value> {
+    (0..key.len()).flat_map(|i| key[..=i].iter().cloned()).collect()
+}
+
+/// What publishing the rows of one chunk needs.
+struct ChunkCopy<'a> {
+    table: &'a CapturedTable,
+    publisher: &'a mut Publisher,
+    writer: &'a mut RecordWriter,
+    status: &'a Status,
+    origin: &'a Origin,
+    full: &'a str,
+    limit: Duration,
+}
+
+impl ChunkCopy<'_> {
+    /// Publishes the rows of a chunk's result as they arrive, each read within `limit` of the
+    /// previous one: the server streams the chunk while it is encoded, and no chunk is held in
+    /// memory. Returns the row count and the last row (its extra columns bound the next chunk).
+    async fn chunk<P: Protocol>(self, mut result: QueryResult<'_, '_, P>) -> Result<(usize, Option<Row>), SourceError> {
+        let (mut n, mut last) = (0, None);
+        while let Some(row) = bounded(self.limit, "read a snapshot chunk", result.next()).await? {
+            self.status.snapshot_read();
+            let values = row_from_snapshot(&self.table.schema, &row).map_err(|e| SourceError::Decode {
+                context: format!("cannot decode a snapshot row of {}", self.full),
+                error: e.into(),
+            })?;
+            self.writer.publish(self.publisher, self.table, Op::Read, None, values, self.origin).await?;
+            n += 1;
+            last = Some(row);
+        }
+        Ok((n, last))
     }
 }
 
@@ -274,4 +406,25 @@ async fn commit_chunk(cfg: &SourceConfig, publisher: &mut Publisher, state: &Sna
     let what = crate::publisher::RecordRef { table: format!("offsets topic {}", cfg.offsets_topic), key: cfg.name.clone() };
     publisher.send(&cfg.offsets_topic, cfg.name.as_bytes(), Some(&value), OwnedHeaders::new(), what).await?;
     publisher.commit(None).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mysql_async::Value;
+
+    #[test]
+    fn the_chunk_bound_is_a_disjunction_of_key_prefixes() {
+        let cols: Vec<String> = ["a", "b", "c"].iter().map(|c| format!("x.`{c}`")).collect();
+        assert_eq!(after_key(&cols[..1]), "(x.`a` > ?)");
+        assert_eq!(
+            after_key(&cols),
+            "(x.`a` > ?) OR (x.`a` = ? AND x.`b` > ?) OR (x.`a` = ? AND x.`b` = ? AND x.`c` > ?)"
+        );
+        let key = [Value::Int(1), Value::from("k"), Value::UInt(3)];
+        assert_eq!(
+            after_key_params(&key),
+            vec![Value::Int(1), Value::Int(1), Value::from("k"), Value::Int(1), Value::from("k"), Value::UInt(3)]
+        );
+    }
 }

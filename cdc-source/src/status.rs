@@ -11,6 +11,10 @@
 //! for a Kafka commit that has not landed within `read.timeout.ms` ([`Status::commit_waiting`]):
 //! reading goes on meanwhile (the publisher task commits), but nothing read is stored. `reconnecting` (a transient error, retried with backoff) is not ready either.
 //! `seconds_behind_source` is computed from the clock too, so it keeps growing while stalled.
+//!
+//! The snapshot reports its progress the same way ([`Status::snapshot_read`]: a row read, a chunk
+//! committed): nothing for `read.timeout.ms` while in `snapshot` is a stall too, with `/ready` 503
+//! and `stalled` naming what the snapshot waits on.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -33,6 +37,10 @@ pub struct Status {
     stall_after_ms: AtomicU64,
     /// Unix ms since when a queued Kafka commit has been waiting to land; 0 when none waits.
     commit_since_ms: AtomicU64,
+    /// Unix ms when the snapshot last made progress (a row read, a chunk committed); 0 outside it.
+    snapshot_read_ms: AtomicU64,
+    /// Silence of the snapshot that is a stall (`read.timeout.ms`).
+    snapshot_stall_after_ms: AtomicU64,
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -115,6 +123,18 @@ impl Status {
         }
     }
 
+    /// The snapshot (re)started: from now on no progress for `stall_after` is a stall.
+    pub fn snapshot_started(&self, stall_after: Duration) {
+        self.snapshot_stall_after_ms.store(stall_after.as_millis() as u64, Ordering::Relaxed);
+        self.snapshot_read();
+        self.update(|s| s.state = "snapshot");
+    }
+
+    /// The snapshot made progress: a row was read or a chunk committed.
+    pub fn snapshot_read(&self) {
+        self.snapshot_read_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
     /// `seconds_behind_source` as of now; `None` before the stream first connected.
     pub fn seconds_behind(&self) -> Option<f64> {
         let mut doc = self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -123,6 +143,22 @@ impl Status {
     }
 
     fn live(&self, doc: &mut StatusDoc, now: u64) {
+        if doc.state == "snapshot" {
+            let (last, stall_after) =
+                (self.snapshot_read_ms.load(Ordering::Relaxed), self.snapshot_stall_after_ms.load(Ordering::Relaxed));
+            let silent = now.saturating_sub(last);
+            doc.stalled = (last > 0 && stall_after > 0 && silent > stall_after).then(|| {
+                let on = match doc.waiting_on {
+                    Some(what) => format!("waiting for {what}"),
+                    None => "no snapshot row read".to_string(),
+                };
+                format!(
+                    "snapshot: {on} for {:.1} s (stalled after read.timeout.ms = {stall_after} ms): the source server, the network path to it or Kafka does not answer",
+                    silent as f64 / 1000.0
+                )
+            });
+            return;
+        }
         let last = self.last_read_ms.load(Ordering::Relaxed);
         if last == 0 {
             return;
@@ -159,7 +195,7 @@ fn now_ms() -> u64 {
 impl cdc_common::ServiceStatus for Status {
     fn ready(&self) -> bool {
         let doc = self.snapshot();
-        (doc.state == "streaming" && doc.stalled.is_none()) || doc.state == "snapshot"
+        (doc.state == "streaming" || doc.state == "snapshot") && doc.stalled.is_none()
     }
 
     fn status(&self) -> serde_json::Value {
@@ -266,5 +302,26 @@ mod tests {
         // A heartbeat: caught up.
         status.read_event(None);
         assert_eq!(status.seconds_behind(), Some(0.0));
+    }
+
+    #[test]
+    fn a_silent_snapshot_is_a_stall() {
+        use cdc_common::ServiceStatus;
+        let status = Status::default();
+        status.snapshot_started(Duration::from_millis(2000));
+        assert!(status.ready());
+        let read_at = status.snapshot_read_ms.load(Ordering::Relaxed);
+        let mut doc = status.inner.lock().expect("status lock").clone();
+        status.live(&mut doc, read_at + 1500);
+        assert!(doc.stalled.is_none());
+        status.live(&mut doc, read_at + 3000);
+        let why = doc.stalled.clone().expect("stalled");
+        assert!(why.contains("no snapshot row read for 3.0 s") && why.contains("read.timeout.ms"), "{why}");
+        doc.waiting_on = Some("the Kafka commit");
+        status.live(&mut doc, read_at + 3000);
+        assert!(doc.stalled.as_deref().is_some_and(|w| w.contains("waiting for the Kafka commit")));
+        // Progress again: ready.
+        status.snapshot_read();
+        assert!(status.ready());
     }
 }
