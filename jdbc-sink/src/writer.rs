@@ -185,7 +185,7 @@ pub fn op_label(op: Op, mode: InsertMode) -> &'static str {
 /// Writes `changes` with grouped statements. On error the caller rolls back.
 pub async fn write_grouped(
     tx: &mut mysql_async::Transaction<'_>,
-    changes: &[Change],
+    changes: &[&Change],
     mode: InsertMode,
     limit: StatementLimit,
 ) -> Result<(), WriteError> {
@@ -251,12 +251,12 @@ fn enum_blank_prefix() -> String {
 /// fatal errors are returned as `Err`.
 pub async fn write_each(
     tx: &mut mysql_async::Transaction<'_>,
-    changes: &[Change],
+    changes: &[&Change],
     mode: InsertMode,
     limit: StatementLimit,
 ) -> Result<Vec<(usize, String)>, mysql_async::Error> {
     let mut failed = Vec::new();
-    for (i, change) in changes.iter().enumerate() {
+    for (i, &change) in changes.iter().enumerate() {
         // Measured before anything is sent: a change too large is never sent.
         let prefix = if change.enum_blanks.is_empty() { 0 } else { enum_blank_prefix().len() };
         let sqls = match statements(&[change], mode, limit.less(prefix)) {
@@ -315,13 +315,13 @@ pub fn count_applied<'a>(
 }
 
 /// Groups changes that can share a statement (see the module docs).
-fn group(changes: &[Change], mode: InsertMode) -> Vec<Vec<&Change>> {
+fn group<'a>(changes: &[&'a Change], mode: InsertMode) -> Vec<Vec<&'a Change>> {
     let same =
         |a: &Change, b: &Change| a.table == b.table && a.op == b.op && a.shape.id == b.shape.id;
     let mut groups: Vec<Vec<&Change>> = Vec::new();
     if mode == InsertMode::Upsert {
         let mut index: HashMap<(&str, Op, &str), usize> = HashMap::new();
-        for c in changes {
+        for &c in changes {
             if !c.enum_blanks.is_empty() {
                 groups.push(vec![c]);
                 continue;
@@ -336,7 +336,7 @@ fn group(changes: &[Change], mode: InsertMode) -> Vec<Vec<&Change>> {
             }
         }
     } else {
-        for c in changes {
+        for &c in changes {
             match groups.last_mut() {
                 Some(g) if same(g[0], c) && g[0].enum_blanks.is_empty() && c.enum_blanks.is_empty() => {
                     g.push(c)

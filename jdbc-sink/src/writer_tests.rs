@@ -103,11 +103,12 @@ fn key_only_upsert_and_chunking() {
 fn non_upsert_groups_only_consecutive_changes() {
     let s = shape(&["id"], &["v"]);
     let t = shape(&["id"], &["w"]);
-    let changes = vec![
+    let changes = [
         change("a", Op::Write, &s, &["1", "1"], 0),
         change("a", Op::Write, &t, &["2", "2"], 1),
         change("a", Op::Write, &s, &["3", "3"], 2),
     ];
+    let changes: Vec<&Change> = changes.iter().collect();
     assert_eq!(group(&changes, InsertMode::Insert).len(), 3);
     assert_eq!(group(&changes, InsertMode::Upsert).len(), 2);
 }
