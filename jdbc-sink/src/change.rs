@@ -26,7 +26,7 @@ use cdc_schema::{restore_inexact, Field, Record, RecordSchema, Value, ZERO_DATES
 use crate::config::{PkMode, Settings};
 use crate::errors::{class, Origin, RecordError};
 use crate::ident::{Ident, TableNameFormat};
-use crate::sqltext::push_literal;
+use crate::sqltext::Literals;
 
 /// The columns a change writes: the first `pk_len` are the primary key.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -94,7 +94,7 @@ pub struct Change {
     pub op: Op,
     pub shape: Arc<Shape>,
     /// One SQL literal per shape field (for a delete: the key fields only).
-    pub literals: Vec<String>,
+    pub literals: Literals,
     pub origin: Origin,
     /// ENUM columns holding `''`, MariaDB's error value (index 0): a non-strict source session
     /// stored it, and only a non-strict statement stores it again (see [`crate::writer`]).
@@ -139,15 +139,15 @@ impl Change {
             table: self.table.clone(),
             op: self.op,
             shape,
-            literals: order.iter().map(|&i| self.literals[i].clone()).collect(),
+            literals: self.literals.reordered(&order),
             origin: self.origin.clone(),
             enum_blanks: self.enum_blanks.clone(),
         })
     }
 
     /// The rendered primary key, unique per key value (used to collapse changes of one key).
-    pub fn key(&self) -> String {
-        self.literals[..self.shape.pk_len].join(",")
+    pub fn key(&self) -> &str {
+        self.literals.first(self.shape.pk_len)
     }
 }
 
@@ -363,21 +363,16 @@ fn field_of<'a>(key: Option<&'a Record>, value: &'a Record, from_key: bool, i: u
     &record.schema.fields[i]
 }
 
-fn render(shape: &Shape, values: &[Value]) -> Result<Vec<String>, String> {
-    shape
-        .fields
-        .iter()
-        .zip(values)
-        .map(|(field, value)| {
-            let mut out = String::new();
-            push_literal(&mut out, value).map_err(|e| format!("field `{}`: {e}", field.name))?;
-            if value.is_null() && !field.optional {
-                return Err(format!(
-                    "field `{}` is not optional but the record has null",
-                    field.name
-                ));
-            }
-            Ok(out)
-        })
-        .collect()
+fn render(shape: &Shape, values: &[Value]) -> Result<Literals, String> {
+    let mut literals = Literals::with_capacity(values.len());
+    for (field, value) in shape.fields.iter().zip(values) {
+        literals.push(value).map_err(|e| format!("field `{}`: {e}", field.name))?;
+        if value.is_null() && !field.optional {
+            return Err(format!(
+                "field `{}` is not optional but the record has null",
+                field.name
+            ));
+        }
+    }
+    Ok(literals)
 }

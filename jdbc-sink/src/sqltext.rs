@@ -4,6 +4,9 @@
 //! written exactly. The session runs without `NO_BACKSLASH_ESCAPES` (see `writer::session_setup`),
 //! which the escaping relies on.
 //!
+//! A row's literals are rendered once, one after the other into one buffer ([`Literals`]), and
+//! copied from there into the statement: no `String` per value.
+//!
 //! A hex literal is twice the size of its bytes, which counts against the mirror server's
 //! `max_allowed_packet` (see `writer::StatementLimit`). Sending bytes raw behind `_binary'…'`
 //! would halve that, but statements are UTF-8 text here and such a literal would put bytes that
@@ -26,19 +29,116 @@ pub fn quote_str(s: &str) -> String {
 }
 
 fn push_quoted(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('\'');
-    for c in s.chars() {
-        match c {
-            '\'' => out.push_str("\\'"),
-            '\\' => out.push_str("\\\\"),
-            '\0' => out.push_str("\\0"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\u{1a}' => out.push_str("\\Z"),
-            c => out.push(c),
+    // Every character escaped is ASCII, so the runs between them are whole UTF-8 text.
+    let mut run = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'\'' => "\\'",
+            b'\\' => "\\\\",
+            0 => "\\0",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            0x1a => "\\Z",
+            _ => continue,
+        };
+        out.push_str(&s[run..i]);
+        out.push_str(escape);
+        run = i + 1;
+    }
+    out.push_str(&s[run..]);
+    out.push('\'');
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// A row's SQL literals, rendered one after the other into one buffer and joined by `,`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Literals {
+    text: String,
+    /// Where each literal ends in `text`.
+    ends: Vec<usize>,
+}
+
+impl Literals {
+    pub fn with_capacity(literals: usize) -> Literals {
+        Literals { text: String::with_capacity(literals * 8), ends: Vec::with_capacity(literals) }
+    }
+
+    /// Appends the literal of `value`.
+    pub fn push(&mut self, value: &Value) -> Result<(), NotRepresentable> {
+        if !self.ends.is_empty() {
+            self.text.push(',');
+        }
+        let start = self.text.len();
+        if let Err(e) = push_literal(&mut self.text, value) {
+            self.text.truncate(start.saturating_sub(usize::from(!self.ends.is_empty())));
+            return Err(e);
+        }
+        self.ends.push(self.text.len());
+        Ok(())
+    }
+
+    /// Appends literal text as it is (already a literal).
+    pub fn push_text(&mut self, literal: &str) {
+        if !self.ends.is_empty() {
+            self.text.push(',');
+        }
+        self.text.push_str(literal);
+        self.ends.push(self.text.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Literal `i`.
+    pub fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] + 1 };
+        &self.text[start..self.ends[i]]
+    }
+
+    /// The first `n` literals joined by `,`.
+    pub fn first(&self, n: usize) -> &str {
+        match n {
+            0 => "",
+            n => &self.text[..self.ends[n - 1]],
         }
     }
-    out.push('\'');
+
+    /// Every literal joined by `,`.
+    pub fn joined(&self) -> &str {
+        &self.text
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// The literals in the order of `order` (indexes into these).
+    pub fn reordered(&self, order: &[usize]) -> Literals {
+        let mut out = Literals::with_capacity(order.len());
+        out.text.reserve(self.text.len());
+        for &i in order {
+            out.push_text(self.get(i));
+        }
+        out
+    }
+}
+
+impl<'a> FromIterator<&'a str> for Literals {
+    fn from_iter<I: IntoIterator<Item = &'a str>>(iter: I) -> Literals {
+        let mut out = Literals::default();
+        for literal in iter {
+            out.push_text(literal);
+        }
+        out
+    }
 }
 
 /// Appends the literal of `value` to `out`.
@@ -79,10 +179,12 @@ pub fn push_literal(out: &mut String, value: &Value) -> Result<(), NotRepresenta
         },
         Value::String(s) => push_quoted(out, s),
         Value::Bytes(b) => {
+            out.reserve(2 * b.len() + 3);
             out.push_str("X'");
-            for byte in b {
-                let _ = write!(out, "{byte:02X}");
-            }
+            out.extend(
+                b.iter()
+                    .flat_map(|&byte| [HEX[usize::from(byte >> 4)] as char, HEX[usize::from(byte & 15)] as char]),
+            );
             out.push('\'');
         }
     }
@@ -132,5 +234,26 @@ mod tests {
             "'1970-01-01 00:00:01.000000'"
         );
         assert!(push_literal(&mut String::new(), &Value::Double(f64::NAN)).is_err());
+        assert_eq!(quote_str("no escapes"), "'no escapes'");
+        assert_eq!(quote_str("''"), "'\\'\\''");
+        assert_eq!(quote_str("é'\n😀"), "'é\\'\\n😀'");
+        assert_eq!(lit(Value::Bytes((0..=255).collect())).len(), 3 + 512);
+        assert_eq!(&lit(Value::Bytes((0..=255).collect()))[..8], "X'000102");
+    }
+
+    #[test]
+    fn literals_of_a_row_share_one_buffer() {
+        let mut row = Literals::with_capacity(3);
+        row.push(&Value::Int(7)).unwrap();
+        row.push(&Value::String("a,b".into())).unwrap();
+        assert!(row.push(&Value::Double(f64::INFINITY)).is_err(), "refused, and leaves the row as it was");
+        row.push(&Value::Null).unwrap();
+        assert_eq!(row.joined(), "7,'a,b',NULL");
+        assert_eq!(row.iter().collect::<Vec<_>>(), vec!["7", "'a,b'", "NULL"]);
+        assert_eq!((row.first(0), row.first(2)), ("", "7,'a,b'"));
+        assert_eq!(row.reordered(&[2, 0]).joined(), "NULL,7");
+        let mut first = Literals::default();
+        assert!(first.push(&Value::Float(f32::NAN)).is_err());
+        assert_eq!((first.joined(), first.len()), ("", 0));
     }
 }

@@ -156,19 +156,20 @@ pub fn collapse(changes: Vec<Change>, mode: InsertMode) -> Vec<Change> {
     if mode != InsertMode::Upsert || changes.iter().all(|c| c.shape.pk_len == 0) {
         return changes;
     }
-    let mut last: HashMap<(String, String), usize> = HashMap::with_capacity(changes.len());
+    let mut keep = vec![true; changes.len()];
+    let mut last: HashMap<(&str, &str), usize> = HashMap::with_capacity(changes.len());
     for (i, c) in changes.iter().enumerate() {
         if c.shape.pk_len > 0 {
-            last.insert((c.table.as_str().to_string(), c.key()), i);
+            if let Some(earlier) = last.insert((c.table.as_str(), c.key()), i) {
+                keep[earlier] = false;
+            }
         }
     }
+    drop(last);
     changes
         .into_iter()
-        .enumerate()
-        .filter(|(i, c)| {
-            c.shape.pk_len == 0 || last.get(&(c.table.as_str().to_string(), c.key())) == Some(i)
-        })
-        .map(|(_, c)| c)
+        .zip(keep)
+        .filter_map(|(c, keep)| keep.then_some(c))
         .collect()
 }
 
@@ -363,28 +364,17 @@ fn statements(group: &[&Change], mode: InsertMode, limit: StatementLimit) -> Res
                 (format!("({})", cols.join(", ")), true)
             };
             let head = format!("DELETE FROM {table} WHERE {lhs} IN (");
-            chunked(
-                &head,
-                ")",
-                group.iter().map(|c| {
-                    if wrap {
-                        format!("({})", c.key())
-                    } else {
-                        c.key()
-                    }
-                }),
-                limit,
-            )
+            chunked(&head, ")", group.iter().map(|c| (c.key(), wrap)), limit)
         }
         (Op::Write, InsertMode::Update) => group
             .iter()
             .filter(|c| c.shape.fields.len() > c.shape.pk_len)
             .map(|c| {
                 let set: Vec<String> = (shape.pk_len..shape.fields.len())
-                    .map(|i| format!("{} = {}", shape.names[i], c.literals[i]))
+                    .map(|i| format!("{} = {}", shape.names[i], c.literals.get(i)))
                     .collect();
                 let cond: Vec<String> = (0..shape.pk_len)
-                    .map(|i| format!("{} = {}", shape.names[i], c.literals[i]))
+                    .map(|i| format!("{} = {}", shape.names[i], c.literals.get(i)))
                     .collect();
                 let sql = format!(
                     "UPDATE {table} SET {} WHERE {}",
@@ -420,7 +410,7 @@ fn statements(group: &[&Change], mode: InsertMode, limit: StatementLimit) -> Res
             chunked(
                 &head,
                 &tail,
-                group.iter().map(|c| format!("({})", c.literals.join(","))),
+                group.iter().map(|c| (c.literals.joined(), true)),
                 limit,
             )
         }
@@ -429,30 +419,44 @@ fn statements(group: &[&Change], mode: InsertMode, limit: StatementLimit) -> Res
 
 /// `head item, item, … tail`, split into statements of at most `limit.cut` bytes (one item
 /// alone may be longer, up to `limit.single`); `Err` with the length of an item's own statement
-/// over `limit.single`.
-fn chunked(
+/// over `limit.single`. Each item is `(text, wrapped)`: with `wrapped` it is written as `(text)`.
+/// The items are copied straight into the statement.
+fn chunked<'a>(
     head: &str,
     tail: &str,
-    items: impl Iterator<Item = String>,
+    items: impl Iterator<Item = (&'a str, bool)>,
     limit: StatementLimit,
 ) -> Result<Vec<String>, usize> {
     let mut out = Vec::new();
-    let mut sql = String::from(head);
+    let capacity = limit.cut.min(64 * 1024);
+    let fresh = || {
+        let mut sql = String::with_capacity(capacity);
+        sql.push_str(head);
+        sql
+    };
+    let mut sql = fresh();
     let mut empty = true;
-    for item in items {
-        let alone = head.len() + item.len() + tail.len();
+    for (text, wrapped) in items {
+        let item_len = text.len() + if wrapped { 2 } else { 0 };
+        let alone = head.len() + item_len + tail.len();
         if alone > limit.single {
             return Err(alone);
         }
-        if !empty && sql.len() + 1 + item.len() + tail.len() > limit.cut {
+        if !empty && sql.len() + 1 + item_len + tail.len() > limit.cut {
             sql.push_str(tail);
-            out.push(std::mem::replace(&mut sql, String::from(head)));
+            out.push(std::mem::replace(&mut sql, fresh()));
             empty = true;
         }
         if !empty {
             sql.push(',');
         }
-        sql.push_str(&item);
+        if wrapped {
+            sql.push('(');
+            sql.push_str(text);
+            sql.push(')');
+        } else {
+            sql.push_str(text);
+        }
         empty = false;
     }
     if !empty {

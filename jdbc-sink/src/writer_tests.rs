@@ -27,7 +27,7 @@ fn change(table: &str, op: Op, shape: &Arc<Shape>, literals: &[&str], offset: i6
         table: Ident::new(table).unwrap(),
         op,
         shape: shape.clone(),
-        literals: literals.iter().map(|s| s.to_string()).collect(),
+        literals: literals.iter().copied().collect(),
         origin: Origin {
             topic: "t".into(),
             partition: 0,
@@ -92,7 +92,7 @@ fn key_only_upsert_and_chunking() {
         vec!["INSERT INTO `t` (`id`) VALUES (1) ON DUPLICATE KEY UPDATE `id` = `id`"]
     );
     let big = "x".repeat(MAX_STATEMENT_BYTES / 3);
-    let parts = chunked("H ", " T", (0..4).map(|_| big.clone()), LIMIT).unwrap();
+    let parts = chunked("H ", " T", (0..4).map(|_| (big.as_str(), false)), LIMIT).unwrap();
     assert_eq!(parts.len(), 2);
     assert!(parts
         .iter()
@@ -123,7 +123,7 @@ fn a_keyless_change_keyed_by_the_table_collapses_with_the_keyed_changes_of_its_r
     let mut shapes = HashMap::new();
     let rekeyed = typed.keyed_by(&["id".to_string()], &mut shapes).expect("has the key column");
     assert_eq!(rekeyed.shape.pk_len, 1);
-    assert_eq!(rekeyed.literals, vec!["4", "'typed'"]);
+    assert_eq!(rekeyed.literals.iter().collect::<Vec<_>>(), vec!["4", "'typed'"]);
     assert_eq!(rekeyed.key(), "4");
     assert!(typed.keyed_by(&["other".to_string()], &mut shapes).is_none(), "a missing key column leaves it keyless");
 
@@ -159,7 +159,8 @@ fn the_limit_follows_the_servers_packet() {
 #[test]
 fn statements_are_cut_at_the_limit_counting_every_byte() {
     let limit = StatementLimit::new(2048);
-    let items = || (0..10).map(|i| format!("{i}").repeat(100));
+    let texts: Vec<String> = (0..10).map(|i| format!("{i}").repeat(100)).collect();
+    let items = || texts.iter().map(|t| (t.as_str(), false));
     let parts = chunked("H ", " T", items(), limit).unwrap();
     assert!(parts.iter().all(|p| p.len() <= limit.cut), "{:?}", parts.iter().map(String::len).collect::<Vec<_>>());
     assert_eq!(parts.concat().matches('9').count(), 100, "every item once");
