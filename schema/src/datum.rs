@@ -158,8 +158,8 @@ mod tests {
     #[test]
     fn a_mismatch_names_the_primitive_found() {
         let field = Field::new("n", FieldType::Int32, false);
-        let e = from_prim(&field, Prim::Str("x".into())).unwrap_err().to_string();
+        let e = from_prim(&field, Prim::Str("x".into())).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("Str(\"x\")") && e.contains('n'), "{e}");
-        assert_eq!(from_prim(&field, Prim::Int(5)).unwrap(), Value::Int(5));
+        assert_eq!(from_prim(&field, Prim::Int(5)).ok(), Some(Value::Int(5)));
     }
 }
