@@ -293,7 +293,24 @@ impl Sink {
 
 #[cfg(test)]
 mod tests {
-    use super::group_offset;
+    use super::{group_offset, Positions};
+
+    #[test]
+    fn the_open_batch_starts_where_the_batch_in_flight_ends() {
+        let tp = ("t".to_string(), 0);
+        let mut p = Positions::default();
+        assert_eq!(p.start(&tp), None, "unknown: read from the offsets table");
+        p.stored.insert(tp.clone(), None);
+        assert_eq!(p.start(&tp), Some(None), "no row stored yet");
+        p.stored.insert(tp.clone(), Some(10));
+        assert_eq!(p.start(&tp), Some(Some(10)));
+        p.in_flight.insert(tp.clone(), 25);
+        assert_eq!(p.start(&tp), Some(Some(25)), "fenced on the in-flight batch's end");
+        p.forget(&tp);
+        assert_eq!(p.start(&tp), Some(Some(25)), "the batch in flight still ends there");
+        p.in_flight.clear();
+        assert_eq!(p.start(&tp), None);
+    }
 
     #[test]
     fn an_applied_partition_reports_the_position_past_its_marker() {
