@@ -186,7 +186,7 @@ impl ChangeBuilder {
     pub fn build(
         &mut self,
         origin: Origin,
-        key: Option<Record>,
+        mut key: Option<Record>,
         mut value: Option<Record>,
         zero_dates: Option<&str>,
     ) -> Result<Option<Change>, RecordError> {
@@ -208,13 +208,13 @@ impl ChangeBuilder {
             if !(self.delete_enabled && matches!(self.pk_mode, PkMode::RecordKey | PkMode::Adaptive)) {
                 return Ok(None);
             }
-            let key = key.ok_or_else(|| {
+            let mut key = key.ok_or_else(|| {
                 fail(
                     class::DECODE,
                     "tombstone without a key: nothing to delete".into(),
                 )
             })?;
-            let (shape, values) = self.delete_shape(&key).map_err(|(c, m)| fail(c, m))?;
+            let (shape, values) = self.delete_shape(&mut key).map_err(|(c, m)| fail(c, m))?;
             let literals = render(&shape, &values).map_err(|m| fail(class::DATA, m))?;
             return Ok(Some(Change {
                 table,
@@ -231,8 +231,9 @@ impl ChangeBuilder {
                 "record has no key, but pk.mode=record_key takes the primary key from it; produce records with a key, or set pk.mode=record_value with pk.fields".into(),
             ));
         }
+        let mut value = value;
         let (shape, values) = self
-            .write_shape(key.as_ref(), &value)
+            .write_shape(key.as_mut(), &mut value)
             .map_err(|(c, m)| fail(c, m))?;
         let literals = render(&shape, &values).map_err(|m| fail(class::DATA, m))?;
         let enum_blanks = shape
@@ -276,9 +277,10 @@ impl ChangeBuilder {
             .collect()
     }
 
-    fn delete_shape(&mut self, key: &Record) -> Result<(Arc<Shape>, Vec<Value>), ShapeError> {
+    /// The shape of a delete by `key`, and the key's values (moved out of the record).
+    fn delete_shape(&mut self, key: &mut Record) -> Result<(Arc<Shape>, Vec<Value>), ShapeError> {
         let idx = self.key_indexes(&key.schema)?;
-        let values = idx.iter().map(|&i| key.values[i].clone()).collect();
+        let values = idx.iter().map(|&i| take(&mut key.values, i)).collect();
         if let Some(shape) = self.delete_shapes.get(&key.schema) {
             return Ok((shape.clone(), values));
         }
@@ -292,14 +294,15 @@ impl ChangeBuilder {
         Ok((shape, values))
     }
 
+    /// The shape of a write, and its values (moved out of the records).
     fn write_shape(
         &mut self,
-        key: Option<&Record>,
-        value: &Record,
+        mut key: Option<&mut Record>,
+        value: &mut Record,
     ) -> Result<(Arc<Shape>, Vec<Value>), ShapeError> {
         // Which (source, index) pairs make the row, primary key first.
         let mut picks: Vec<(bool, usize)> = Vec::with_capacity(value.values.len() + 2);
-        match (self.pk_mode, key) {
+        match (self.pk_mode, key.as_deref()) {
             (PkMode::RecordKey | PkMode::Adaptive, Some(k)) => {
                 picks.extend(self.key_indexes(&k.schema)?.into_iter().map(|i| (true, i)));
             }
@@ -315,27 +318,24 @@ impl ChangeBuilder {
         let pk_len = picks.len();
         let pk_names: Vec<&str> = picks
             .iter()
-            .map(|&(from_key, i)| field_of(key, value, from_key, i).name.as_str())
+            .map(|&(from_key, i)| field_of(key.as_deref(), value, from_key, i).name.as_str())
             .collect();
         let rest: Vec<(bool, usize)> = (0..value.schema.fields.len())
             .filter(|&i| !pk_names.contains(&value.schema.fields[i].name.as_str()))
             .map(|i| (false, i))
             .collect();
         picks.extend(rest);
+        // Every field is picked once (a shape refuses a name twice), so each value moves.
         let values = picks
             .iter()
-            .map(|&(from_key, i)| {
-                let record = if from_key {
-                    key.unwrap_or(value)
-                } else {
-                    value
-                };
-                record.values.get(i).cloned().unwrap_or(Value::Null)
+            .map(|&(from_key, i)| match (from_key, key.as_deref_mut()) {
+                (true, Some(k)) => take(&mut k.values, i),
+                _ => take(&mut value.values, i),
             })
             .collect();
         let cache_key = (
             self.pk_mode,
-            key.map(|k| k.schema.clone()),
+            key.as_ref().map(|k| k.schema.clone()),
             value.schema.clone(),
         );
         if let Some(shape) = self.shapes.get(&cache_key) {
@@ -343,7 +343,7 @@ impl ChangeBuilder {
         }
         let fields = picks
             .iter()
-            .map(|&(from_key, i)| field_of(key, value, from_key, i).clone())
+            .map(|&(from_key, i)| field_of(key.as_deref(), value, from_key, i).clone())
             .collect();
         let shape = Arc::new(Shape::new(fields, pk_len).map_err(|m| (class::IDENTIFIER, m))?);
         if self.shapes.len() >= SHAPE_CACHE_LIMIT {
@@ -361,6 +361,11 @@ fn field_of<'a>(key: Option<&'a Record>, value: &'a Record, from_key: bool, i: u
         value
     };
     &record.schema.fields[i]
+}
+
+/// Value `i` of `values`, moved out (`Null` when there is none).
+fn take(values: &mut [Value], i: usize) -> Value {
+    values.get_mut(i).map_or(Value::Null, |v| std::mem::replace(v, Value::Null))
 }
 
 fn render(shape: &Shape, values: &[Value]) -> Result<Literals, String> {
