@@ -119,6 +119,11 @@ impl Sink {
     pub(crate) async fn final_flush(&mut self, batch: &mut Batch) -> Result<(), SinkError> {
         let batch = std::mem::take(batch);
         self.open_oldest_ms = None;
+        self.drain().await?;
+        if !self.positions.in_flight.is_empty() {
+            // Only a batch that failed leaves its end behind: the open batch starts there.
+            return Err(SinkError::Stopped("the batch committing before it did not commit".into()));
+        }
         let flushed = self.flusher().await?.flush_with_retry(batch, true).await?;
         self.apply_flushed(flushed);
         Ok(())
