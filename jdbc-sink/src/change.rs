@@ -165,6 +165,8 @@ pub struct ChangeBuilder {
     delete_enabled: bool,
     shapes: HashMap<ShapeKey, Arc<Shape>>,
     delete_shapes: HashMap<Arc<RecordSchema>, Arc<Shape>>,
+    /// The mirror table of each topic seen (`table.name.format` applied once per topic).
+    tables: HashMap<String, Ident>,
 }
 
 const SHAPE_CACHE_LIMIT: usize = 1024;
@@ -178,6 +180,7 @@ impl ChangeBuilder {
             delete_enabled: settings.delete_enabled,
             shapes: HashMap::new(),
             delete_shapes: HashMap::new(),
+            tables: HashMap::new(),
         }
     }
 
@@ -200,10 +203,20 @@ impl ChangeBuilder {
                 fail(class::DECODE, format!("header {ZERO_DATES_HEADER} `{header}`: {e}"))
             })?;
         }
-        let table = self
-            .format
-            .table_for(&origin.topic)
-            .map_err(|e| fail(class::IDENTIFIER, e.to_string()))?;
+        let table = match self.tables.get(&origin.topic) {
+            Some(table) => table.clone(),
+            None => {
+                let table = self
+                    .format
+                    .table_for(&origin.topic)
+                    .map_err(|e| fail(class::IDENTIFIER, e.to_string()))?;
+                if self.tables.len() >= SHAPE_CACHE_LIMIT {
+                    self.tables.clear();
+                }
+                self.tables.insert(origin.topic.clone(), table.clone());
+                table
+            }
+        };
         let Some(value) = value else {
             if !(self.delete_enabled && matches!(self.pk_mode, PkMode::RecordKey | PkMode::Adaptive)) {
                 return Ok(None);
