@@ -95,6 +95,8 @@ pub struct Change {
     pub shape: Arc<Shape>,
     /// One SQL literal per shape field (for a delete: the key fields only).
     pub literals: Literals,
+    /// A write's values for the binary protocol, one per shape field (empty for a delete).
+    pub binds: Vec<mysql_async::Value>,
     pub origin: Origin,
     /// ENUM columns holding `''`, MariaDB's error value (index 0): a non-strict source session
     /// stored it, and only a non-strict statement stores it again (see [`crate::writer`]).
@@ -140,6 +142,7 @@ impl Change {
             op: self.op,
             shape,
             literals: self.literals.reordered(&order),
+            binds: order.iter().filter_map(|&i| self.binds.get(i).cloned()).collect(),
             origin: self.origin.clone(),
             enum_blanks: self.enum_blanks.clone(),
         })
@@ -234,6 +237,7 @@ impl ChangeBuilder {
                 op: Op::Delete,
                 shape,
                 literals,
+                binds: Vec::new(),
                 origin,
                 enum_blanks: Vec::new(),
             }));
@@ -259,11 +263,17 @@ impl ChangeBuilder {
             })
             .map(|(f, _)| f.name.clone())
             .collect();
+        // Rendered already, so every value binds.
+        let binds = values
+            .into_iter()
+            .map(|v| crate::sqltext::bind(v).unwrap_or(mysql_async::Value::NULL))
+            .collect();
         Ok(Some(Change {
             table,
             op: Op::Write,
             shape,
             literals,
+            binds,
             origin,
             enum_blanks,
         }))

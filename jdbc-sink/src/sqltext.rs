@@ -191,6 +191,33 @@ pub fn push_literal(out: &mut String, value: &Value) -> Result<(), NotRepresenta
     Ok(())
 }
 
+/// The value bound to a placeholder of MariaDB's binary protocol (the bulk path of
+/// `crate::writer`): numbers binary, strings and bytes as they are (moved, never escaped),
+/// decimals and temporal values as the text their literals hold. `Err` for the values
+/// [`push_literal`] refuses too.
+pub fn bind(value: Value) -> Result<mysql_async::Value, NotRepresentable> {
+    use mysql_async::Value as B;
+    Ok(match value {
+        Value::Null => B::NULL,
+        Value::Bool(b) => B::Int(i64::from(b)),
+        Value::Int(i) => B::Int(i),
+        Value::Float(f) if f.is_finite() => B::Float(f),
+        Value::Double(d) if d.is_finite() => B::Double(d),
+        Value::Float(f) => return Err(NotRepresentable(f.to_string())),
+        Value::Double(d) => return Err(NotRepresentable(d.to_string())),
+        Value::Decimal(d) => B::Bytes(d.to_string().into_bytes()),
+        Value::Date(d) => B::Bytes(d.to_string().into_bytes()),
+        Value::Time(micros) => B::Bytes(cdc_schema::format_time(micros).into_bytes()),
+        Value::DateTime(dt) => B::Bytes(dt.to_string().into_bytes()),
+        Value::Timestamp(micros) => match timestamp_text(micros) {
+            Some(text) => B::Bytes(text.into_bytes()),
+            None => return Err(NotRepresentable(format!("timestamp {micros} µs"))),
+        },
+        Value::String(s) => B::Bytes(s.into_bytes()),
+        Value::Bytes(b) => B::Bytes(b),
+    })
+}
+
 /// A TIMESTAMP as UTC wall-clock text (the session time zone is `+00:00`); 0 is the zero
 /// timestamp.
 fn timestamp_text(micros: i64) -> Option<String> {
@@ -239,6 +266,17 @@ mod tests {
         assert_eq!(quote_str("é'\n😀"), "'é\\'\\n😀'");
         assert_eq!(lit(Value::Bytes((0..=255).collect())).len(), 3 + 512);
         assert_eq!(&lit(Value::Bytes((0..=255).collect()))[..8], "X'000102");
+    }
+
+    #[test]
+    fn bound_values_hold_what_the_literals_hold() {
+        use mysql_async::Value as B;
+        assert_eq!(bind(Value::String("a'b".into())).unwrap(), B::Bytes(b"a'b".to_vec()));
+        assert_eq!(bind(Value::Bool(true)).unwrap(), B::Int(1));
+        assert_eq!(bind(Value::Float(f32::MAX)).unwrap(), B::Float(f32::MAX));
+        assert_eq!(bind(Value::Time(-1_500_000)).unwrap(), B::Bytes(b"-00:00:01.500000".to_vec()));
+        assert_eq!(bind(Value::Timestamp(0)).unwrap(), B::Bytes(b"0000-00-00 00:00:00".to_vec()));
+        assert!(bind(Value::Double(f64::INFINITY)).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ const LIMIT: StatementLimit = StatementLimit {
     max_allowed_packet: 16 << 20,
     single: (16 << 20) - PACKET_HEADROOM_BYTES,
     cut: MAX_STATEMENT_BYTES,
+    bulk: false,
 };
 
 fn shape(pk: &[&str], rest: &[&str]) -> Arc<Shape> {
@@ -28,6 +29,7 @@ fn change(table: &str, op: Op, shape: &Arc<Shape>, literals: &[&str], offset: i6
         op,
         shape: shape.clone(),
         literals: literals.iter().copied().collect(),
+        binds: Vec::new(),
         origin: Origin {
             topic: "t".into(),
             partition: 0,
@@ -193,4 +195,31 @@ fn a_change_over_the_limit_alone_is_refused_with_its_size_and_a_long_one_under_i
     for part in ["table `t`", "key 2", &format!("{alone} bytes"), "max_allowed_packet of 4096", "hex"] {
         assert!(message.contains(part), "{part}: {message}");
     }
+}
+
+#[test]
+fn bulk_only_on_mariadb_10_2_and_later() {
+    assert!(bulk_capable("11.4.2-MariaDB-ubu2404"));
+    assert!(bulk_capable("10.2.0-MariaDB"));
+    assert!(!bulk_capable("10.1.48-MariaDB"));
+    assert!(!bulk_capable("8.0.36"));
+}
+
+#[test]
+fn inserts_and_upserts_go_bulk_with_one_placeholder_per_column() {
+    let s = shape(&["id"], &["v"]);
+    let mut a = change("t", Op::Write, &s, &["1", "'x'"], 0);
+    a.binds = vec![mysql_async::Value::Int(1), mysql_async::Value::Bytes(b"x".to_vec())];
+    let mut b = a.clone();
+    b.binds[0] = mysql_async::Value::Int(2);
+    let bulk = StatementLimit { bulk: true, ..LIMIT };
+    let (sql, rows) = bulk_statement(&[&a, &b], InsertMode::Upsert, bulk).unwrap();
+    assert_eq!(sql, "INSERT INTO `t` (`id`, `v`) VALUES (?,?) ON DUPLICATE KEY UPDATE `v` = VALUES(`v`)");
+    assert_eq!(rows.len(), 2);
+    assert!(bulk_statement(&[&a], InsertMode::Upsert, LIMIT).is_none(), "not a MariaDB connection");
+    assert!(bulk_statement(&[&a], InsertMode::Update, bulk).is_none(), "updates stay text");
+    let d = change("t", Op::Delete, &shape(&["id"], &[]), &["1"], 1);
+    assert!(bulk_statement(&[&d], InsertMode::Upsert, bulk).is_none(), "deletes stay text");
+    let tiny = StatementLimit { cut: 40, ..bulk };
+    assert!(bulk_statement(&[&a], InsertMode::Upsert, tiny).is_none(), "a row over the cut stays text");
 }
