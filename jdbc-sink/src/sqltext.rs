@@ -1,5 +1,8 @@
-//! SQL literals for the text protocol. Rows are sent as literals inside multi-row statements (one
-//! round trip per statement, no prepare), so this module is the one place that escapes values:
+//! Values as the server takes them. On MariaDB, inserts and upserts bind them to a prepared
+//! statement executed in bulk ([`bind`]: binary, nothing escaped, see `crate::writer`). Everything
+//! else (deletes, updates, the one-by-one replay, other servers) sends rows as literals inside
+//! multi-row statements (one round trip per statement, no prepare), so this module is the one
+//! place that escapes values:
 //! strings are quoted with every special character escaped, bytes are hex literals, numbers are
 //! written exactly. The session runs without `NO_BACKSLASH_ESCAPES` (see `writer::session_setup`),
 //! which the escaping relies on.
