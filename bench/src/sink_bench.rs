@@ -15,6 +15,10 @@
 //!    table; **ratio = applying time / the client's time**, with the limit of the sink issue
 //!    (≤ 1.25); `CHECKSUM TABLE` of both tables must agree.
 //! 5. Peak RSS = `VmHWM` of the sink (limit 64 MiB); CPU of the sink and the stack meanwhile.
+//! 6. The same upserts through mysql_async, the sink's client library, each into a fresh copy
+//!    again: the SQL file's multi-row text statements (the sink's protocol), and MariaDB's bulk
+//!    protocol (`exec_batch`, `COM_STMT_BULK_EXECUTE`) with one prepared statement per batch;
+//!    printed for comparison, checksums against the mirror (see [`crate::upsert`]).
 
 use std::io::Write;
 use std::path::Path;
@@ -47,6 +51,11 @@ struct SinkOutcome {
     startup: Duration,
     applying: Duration,
     theirs: Duration,
+    /// mysql_async: multi-row text statements, and the bulk protocol.
+    text: Duration,
+    bulk: Duration,
+    /// Whether both tables of those runs have the mirror's checksum.
+    protocols_equal: bool,
     peak_rss_kb: u64,
     start_rss_kb: u64,
     cpu: CpuUse,
@@ -125,7 +134,7 @@ pub async fn run(
         let topic = format!("{}orders", spec.prefix());
         let mirror = format!("{tag}_mirror");
         let o = one(
-            cli, stack, sink_bin, root, &dir, &topic, &mirror, &sql, rows, format,
+            cli, stack, sink_bin, root, &dir, &topic, &mirror, &sql, rows, format, &base, batch,
         )
         .await?;
         let o = SinkOutcome {
@@ -183,6 +192,8 @@ async fn one(
     sql: &Path,
     rows: u64,
     format: &str,
+    source_db: &str,
+    batch: usize,
 ) -> anyhow::Result<SinkOutcome> {
     let ends = kafka::end_offsets(&stack.kafka(), topic)?;
     let name = mirror.trim_end_matches("_mirror");
@@ -246,6 +257,12 @@ async fn one(
     let theirs = upsert::time_client(stack, mirror, sql)?;
     let ours_sum = upsert::checksum(stack, mirror, topic).await?;
     let theirs_sum = upsert::checksum(stack, mirror, upsert::REFERENCE_TABLE).await?;
+    upsert::fresh_copy(stack, mirror, topic).await?;
+    let text = upsert::time_text(stack, mirror, sql).await?;
+    let text_sum = upsert::checksum(stack, mirror, upsert::REFERENCE_TABLE).await?;
+    upsert::fresh_copy(stack, mirror, topic).await?;
+    let bulk = upsert::time_bulk(stack, mirror, source_db, "orders", batch).await?;
+    let bulk_sum = upsert::checksum(stack, mirror, upsert::REFERENCE_TABLE).await?;
     let verified = if count != Some(rows) {
         Err(format!("the mirror has {count:?} rows, expected {rows}"))
     } else if ours_sum != theirs_sum {
@@ -262,6 +279,9 @@ async fn one(
         startup: running - spawned,
         applying: applied - running,
         theirs,
+        text,
+        bulk,
+        protocols_equal: text_sum == ours_sum && bulk_sum == ours_sum,
         peak_rss_kb,
         start_rss_kb,
         cpu,
@@ -295,6 +315,14 @@ fn report(o: &SinkOutcome) {
         "   mariadb client: {:.2} s -> {:.0} rows/s",
         o.theirs.as_secs_f64(),
         r / o.theirs.as_secs_f64()
+    );
+    println!(
+        "   mysql_async, same upserts: multi-row text {:.2} s ({:.2}x the client), bulk COM_STMT_BULK_EXECUTE {:.2} s ({:.2}x); tables {}",
+        o.text.as_secs_f64(),
+        o.text.as_secs_f64() / o.theirs.as_secs_f64(),
+        o.bulk.as_secs_f64(),
+        o.bulk.as_secs_f64() / o.theirs.as_secs_f64(),
+        if o.protocols_equal { "equal to the mirror" } else { "DIFFER from the mirror" }
     );
     println!(
         "   ratio ours/theirs: {:.2} (limit {RATIO_LIMIT}: {})",
@@ -352,6 +380,8 @@ fn record(root: &Path, o: &SinkOutcome, cli: &Cli) -> anyhow::Result<()> {
         "startup_s": o.startup.as_secs_f64(),
         "applying_s": o.applying.as_secs_f64(),
         "mariadb_client_s": o.theirs.as_secs_f64(),
+        "mysql_async_text_s": o.text.as_secs_f64(),
+        "mysql_async_bulk_s": o.bulk.as_secs_f64(),
         "ratio": o.ratio(),
         "peak_rss_kb": o.peak_rss_kb,
         "start_rss_kb": o.start_rss_kb,

@@ -157,3 +157,85 @@ pub async fn checksum(stack: &Stack, db: &str, table: &str) -> anyhow::Result<Op
     conn.disconnect().await?;
     Ok(row.and_then(|(_, c)| c))
 }
+
+/// The same upserts through mysql_async, the sink's client library, on one connection: the SQL
+/// file's multi-row text statements (`COM_QUERY`, each autocommit), as the sink sends them.
+/// Only the statements are timed.
+pub async fn time_text(stack: &Stack, db: &str, sql: &Path) -> anyhow::Result<Duration> {
+    use std::io::BufRead;
+    let mut conn = Conn::new(stack.root_opts(Some(db))).await?;
+    let mut took = Duration::ZERO;
+    for line in std::io::BufReader::new(std::fs::File::open(sql)?).lines() {
+        let line = line?;
+        let statement = line.trim_end().trim_end_matches(';');
+        if statement.is_empty() {
+            continue;
+        }
+        let started = Instant::now();
+        conn.query_drop(statement).await?;
+        took += started.elapsed();
+    }
+    conn.disconnect().await?;
+    Ok(took)
+}
+
+/// The same upserts as MariaDB's bulk protocol sends them: per `batch` rows of
+/// `source_db`.`table` (by `id`), one transaction executing one prepared
+/// `INSERT … VALUES (?, …) ON DUPLICATE KEY UPDATE c = VALUES(c)` with mysql_async's
+/// `exec_batch` (`COM_STMT_BULK_EXECUTE`: binary values, no escaping or hex). Reading the rows
+/// is not timed; `BEGIN`, the bulk execution and `COMMIT` are.
+pub async fn time_bulk(
+    stack: &Stack,
+    db: &str,
+    source_db: &str,
+    table: &str,
+    batch: usize,
+) -> anyhow::Result<Duration> {
+    let mut source = Conn::new(stack.root_opts(Some(source_db))).await?;
+    let columns: Vec<String> = source
+        .exec(
+            "SELECT column_name FROM information_schema.columns \
+             WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            (source_db, table),
+        )
+        .await?;
+    let quoted: Vec<String> = columns.iter().map(|c| format!("`{c}`")).collect();
+    let id = columns
+        .iter()
+        .position(|c| c == "id")
+        .context("the source table has no `id` column")?;
+    let updates: Vec<String> = quoted
+        .iter()
+        .filter(|c| *c != "`id`")
+        .map(|c| format!("{c}=VALUES({c})"))
+        .collect();
+    let mut conn = Conn::new(stack.root_opts(Some(db))).await?;
+    let statement = conn
+        .prep(format!(
+            "INSERT INTO `{REFERENCE_TABLE}` ({}) VALUES ({}) ON DUPLICATE KEY UPDATE {}",
+            quoted.join(","),
+            vec!["?"; quoted.len()].join(","),
+            updates.join(",")
+        ))
+        .await?;
+    let select = format!(
+        "SELECT {} FROM `{table}` WHERE id > ? ORDER BY id LIMIT {batch}",
+        quoted.join(",")
+    );
+    let mut took = Duration::ZERO;
+    let mut after = i64::MIN;
+    loop {
+        let rows: Vec<mysql_async::Row> = source.exec(&select, (after,)).await?;
+        let Some(last) = rows.last() else { break };
+        after = last.get::<i64, usize>(id).context("`id` is not an integer")?;
+        let params: Vec<Vec<mysql_async::Value>> = rows.into_iter().map(mysql_async::Row::unwrap).collect();
+        let started = Instant::now();
+        conn.query_drop("BEGIN").await?;
+        conn.exec_batch(&statement, params).await?;
+        conn.query_drop("COMMIT").await?;
+        took += started.elapsed();
+    }
+    source.disconnect().await?;
+    conn.disconnect().await?;
+    Ok(took)
+}

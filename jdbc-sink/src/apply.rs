@@ -1,11 +1,17 @@
 //! The apply loop: Kafka records in, mirror rows out, exactly once.
 //!
 //! ```text
-//!  recv ─► position check ─► decode ─► change ─► batch ──(full / nothing ready / flush.interval.ms)──► flush
-//!                                                                                                       │
-//!   DDL (outside the txn) ─► BEGIN ─► rows ─► offsets row per partition (fenced) ─► DLQ acked ─► COMMIT ┘
-//!                                                                      └─► group offsets commit (monitoring only)
+//!  loop:    recv ─► position check ─► decode ─► change ─► batch n+1 ──(full / old enough / flusher free)──┐
+//!                                                                                                       │ handed over
+//!  flusher task (batch n):                                                                              ▼
+//!   DDL (outside the txn) ─► BEGIN ─► rows ─► offsets row per partition (fenced) ─► DLQ acked ─► COMMIT ─► landed:
+//!                                          positions, group offsets commit (monitoring only) in the loop
 //! ```
+//!
+//! **Parts.** The loop (this module) owns the consumer, the decoder and the change builder; the
+//! positions and seeking live in [`crate::positions`]; the [`crate::flush::Flusher`] owns the
+//! database connection, the mirror tables' DDL, the offsets table and the DLQ, and commits one
+//! batch at a time on its own task while the loop decodes the next ([`crate::pipeline`]).
 //!
 //! **Positions.** The offsets table in the mirror database is the only truth. The first record
 //! seen from a partition (after start or an assignment) loads the partition's stored offset;
@@ -32,7 +38,8 @@
 //! `last_error` says what did not answer) and tries again with backoff. While a batch waits,
 //! `lag_seconds` grows from the clock ([`crate::status`]).
 //!
-//! **Shutdown.** When the token is cancelled the loop stops reading, commits the open batch (or
+//! **Shutdown.** When the token is cancelled the loop stops reading, lets the batch in flight
+//! land, commits the open batch (or
 //! rolls it back if the database is unreachable: it is re-read on the next start), commits the
 //! group offsets and returns.
 
@@ -48,52 +55,41 @@ use rdkafka::message::{Headers, Message, OwnedMessage};
 
 use crate::batch::{Batch, RawRecord};
 use crate::change::ChangeBuilder;
-use crate::config::{PkMode, Settings, Tolerance};
+use crate::config::{PkMode, Settings};
 use crate::consumer::SinkContext;
-use crate::ddl::Tables;
-use crate::dlq::{DeadLetter, DeadLetterQueue};
 use crate::errors::{class, Origin, RecordError, SinkError};
-use crate::ident::Ident;
 use crate::metrics::{SinkMetrics, TopicLabel};
 use crate::offsets::Tp;
-use crate::positions::GroupCopy;
+use crate::pipeline::{landing, Slot};
+use crate::positions::Positions;
 use crate::status::SinkStatus;
 
 /// How often rebalance events are looked at while no record arrives.
 const REBALANCE_CHECK: Duration = Duration::from_millis(200);
 
-/// The running sink: consumer, decoder, database connection and positions.
+/// The running sink: the consume loop's parts (consumer, decoder, change builder, positions)
+/// and the [`crate::flush::Flusher`], which owns the database side and commits on its own task.
 pub struct Sink {
-    pub(crate) settings: Settings,
+    pub(crate) settings: Arc<Settings>,
     pub(crate) consumer: StreamConsumer<SinkContext>,
     pub(crate) decoder: Decoder,
     pub(crate) builder: ChangeBuilder,
-    pub(crate) tables: Tables,
-    pub(crate) dlq: Option<DeadLetterQueue>,
+    /// Whether refused records go to a dead letter queue.
+    pub(crate) has_dlq: bool,
     pub(crate) metrics: SinkMetrics,
     pub(crate) status: Arc<SinkStatus>,
-    pub(crate) conn: Option<mysql_async::Conn>,
-    /// How long the statements of `conn` may be (read with each new connection).
-    pub(crate) statement_limit: crate::writer::StatementLimit,
-    pub(crate) offsets_table: Ident,
     pub(crate) group: String,
-    /// Stored offset per partition, once loaded (`None`: no row yet).
-    pub(crate) positions: HashMap<Tp, Option<i64>>,
-    /// Partitions being moved back to their stored offset.
-    pub(crate) seeking: HashMap<Tp, i64>,
-    /// Seeks the consumer refused so far (partition not fetching yet), retried on each tick.
-    pub(crate) unsought: HashMap<Tp, i64>,
-    /// What the group offsets (monitoring only) are computed from.
-    pub(crate) group_copy: GroupCopy,
+    pub(crate) positions: Positions,
+    /// The flusher, idle or committing the batch in flight ([`crate::pipeline`]).
+    pub(crate) flusher: Slot,
+    /// Event time of the open batch's oldest record (the in-flight batch's is in `status`).
+    pub(crate) open_oldest_ms: Option<i64>,
+    /// `records_read` per topic, so a record costs no label String.
+    pub(crate) records_read: HashMap<String, prometheus_client::metrics::counter::Counter>,
     /// Per topic, the truncate record its partitions are stopped at (see [`crate::truncate`]).
     pub(crate) truncate_waits: HashMap<String, crate::truncate::TruncateWait>,
-    /// When the database last answered (a commit, the offsets table, a ping).
-    pub(crate) db_answered: std::time::Instant,
     /// While not assigned: whether there is any subscribed topic to wait for.
     pub(crate) topic_watch: crate::consumer::TopicWatch,
-    /// The open batch's COMMIT was sent and got no answer: whether it took effect is unknown
-    /// until the retry reads the offsets table (see [`crate::offsets`]).
-    pub(crate) commit_in_doubt: bool,
     pub(crate) shutdown: CancellationToken,
 }
 
@@ -108,7 +104,11 @@ impl std::fmt::Debug for Sink {
 impl Sink {
     /// Consumes until `shutdown` is cancelled (returns `Ok`) or a definite error stops the sink.
     pub async fn run(mut self) -> Result<(), SinkError> {
-        match self.ensure_offsets_table().await {
+        let ensured = match self.flusher().await {
+            Ok(flusher) => flusher.ensure_offsets_table().await,
+            Err(e) => Err(e),
+        };
+        match ensured {
             Err(SinkError::Stopped(reason)) => {
                 tracing::info!(reason, "stopped before the mirror database was reachable");
                 return Ok(());
@@ -132,13 +132,14 @@ impl Sink {
                 self.status.update(|s| s.state = "stopping");
                 // Finish the open batch; if the database is gone it stays uncommitted and is
                 // re-read on the next start.
-                if let Err(e) = self.flush_with_retry(&mut batch, true).await {
+                if let Err(e) = self.final_flush(&mut batch).await {
                     tracing::warn!(error = %e, "open batch rolled back at shutdown; it is re-read on the next start");
                 }
                 self.commit_group_offsets(rdkafka::consumer::CommitMode::Sync);
                 self.status.update(|s| s.state = "stopped");
             }
             Err(e) => {
+                self.abandon();
                 let message = e.to_string();
                 self.status.update(|s| {
                     s.state = "failed";
@@ -157,6 +158,13 @@ impl Sink {
             let first = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return Ok(()),
+                landed = landing(&mut self.flusher) => {
+                    self.landed(landed)?;
+                    // The open batch goes as soon as the flusher is free.
+                    self.handle_rebalance(batch).await?;
+                    self.dispatch(batch).await?;
+                    continue;
+                }
                 msg = self.consumer.recv() => msg.map(|m| m.detach()),
                 // Rebalances happen while no record arrives, too.
                 _ = tick.tick() => {
@@ -164,7 +172,9 @@ impl Sink {
                         return Err(fatal);
                     }
                     self.topic_watch.check(&self.consumer, &self.settings.topics, &self.status);
-                    self.check_idle_connection().await?;
+                    if let Slot::Idle(flusher) = &mut self.flusher {
+                        flusher.check_idle_connection().await?;
+                    }
                     self.handle_rebalance(batch).await?;
                     self.retry_seeks();
                     // Idle: the position may have moved past the last transaction markers.
@@ -187,7 +197,13 @@ impl Sink {
                 self.take(batch, next.map(|m| m.detach())).await?;
             }
             self.handle_rebalance(batch).await?;
-            self.flush_with_retry(batch, false).await?;
+            // Nothing more ready: the batch goes now if the flusher is free, else it keeps
+            // growing until the batch in flight lands (or it is full, or old enough).
+            let due = batch.records >= self.settings.batch_size
+                || batch.started.is_some_and(|t| t.elapsed() >= self.settings.flush_interval);
+            if due || !self.in_flight() {
+                self.dispatch(batch).await?;
+            }
         }
     }
 
@@ -223,21 +239,34 @@ impl Sink {
             // Fetched before the pause took effect; read again after the truncate.
             return Ok(());
         }
-        self.group_copy.delivered.insert(tp.clone(), offset + 1);
-        self.metrics
-            .records_read
-            .get_or_create(&TopicLabel {
-                topic: tp.0.clone(),
-            })
-            .inc();
+        match self.positions.group_copy.delivered.get_mut(&tp) {
+            Some(delivered) => *delivered = offset + 1,
+            None => {
+                self.positions.group_copy.delivered.insert(tp.clone(), offset + 1);
+            }
+        }
+        match self.records_read.get(&tp.0) {
+            Some(counter) => {
+                counter.inc();
+            }
+            None => {
+                let counter = self
+                    .metrics
+                    .records_read
+                    .get_or_create(&TopicLabel { topic: tp.0.clone() })
+                    .clone();
+                counter.inc();
+                self.records_read.insert(tp.0.clone(), counter);
+            }
+        }
         let stored = self.stored_position(&tp).await?;
         let expected = batch.next_offset(&tp).or(stored);
-        if let Some(target) = self.seeking.get(&tp).copied() {
+        if let Some(target) = self.positions.seeking.get(&tp).copied() {
             if offset < target {
                 // Fetched before the seek took effect.
                 return Ok(());
             }
-            self.seeking.remove(&tp);
+            self.positions.seeking.remove(&tp);
             if offset > target {
                 self.check_gap(&tp, target)?;
             }
@@ -265,7 +294,7 @@ impl Sink {
             let gtid = header(&msg, "cdc.gtid").unwrap_or_default().to_string();
             return self.accept_truncate(batch, origin, gtid).await;
         }
-        let raw = self.dlq.is_some().then(|| raw_record(&msg));
+        let raw = self.has_dlq.then(|| raw_record(&msg));
         let decoded = match self.decode_both(&origin, &msg).await {
             Ok(records) => Ok(records),
             Err(SinkError::Record(e)) => Err(e),
@@ -278,6 +307,7 @@ impl Sink {
         batch.advance(&tp, stored, offset);
         if let Some(ms) = event_time_ms(&msg) {
             batch.event_ms.push(ms);
+            self.open_oldest_ms = Some(self.open_oldest_ms.map_or(ms, |o| o.min(ms)));
             self.status.note_pending_event_ms(ms);
         }
         match change {
@@ -298,19 +328,7 @@ impl Sink {
         error: RecordError,
         raw: Option<RawRecord>,
     ) -> Result<(), SinkError> {
-        self.metrics.error(error.class);
-        if self.settings.tolerance == Tolerance::None || self.dlq.is_none() {
-            return Err(SinkError::Record(error));
-        }
-        tracing::warn!(origin = %error.origin, class = error.class, message = error.message, "record goes to the dead letter queue");
-        let raw = raw.unwrap_or_default();
-        batch.letters.push(DeadLetter {
-            error,
-            key: raw.key,
-            value: raw.value,
-            headers: raw.headers,
-        });
-        Ok(())
+        crate::flush::refuse(&self.settings, &self.metrics, self.has_dlq, &mut batch.letters, error, raw)
     }
 
     async fn decode_both(
@@ -364,22 +382,6 @@ impl Sink {
                 }
             }
         }
-    }
-
-    pub(crate) fn retrying(&self, class: &'static str, message: &str) {
-        self.metrics.retry(class);
-        self.metrics.error(class);
-        self.status.set_ready(false);
-        let message = message.to_string();
-        tracing::warn!(
-            class,
-            error = message,
-            "transient error; retrying with backoff"
-        );
-        self.status.update(|s| {
-            s.state = "retrying";
-            s.last_error = Some(message);
-        });
     }
 }
 

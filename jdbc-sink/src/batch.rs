@@ -51,7 +51,12 @@ impl Batch {
     pub fn advance(&mut self, tp: &Tp, stored: Option<i64>, offset: i64) {
         self.records += 1;
         self.started.get_or_insert_with(Instant::now);
-        self.moves.entry(tp.clone()).or_insert((stored, offset)).1 = offset + 1;
+        match self.moves.get_mut(tp) {
+            Some(m) => m.1 = offset + 1,
+            None => {
+                self.moves.insert(tp.clone(), (stored, offset + 1));
+            }
+        }
     }
 
     pub fn offset_moves(&self) -> Vec<OffsetMove> {

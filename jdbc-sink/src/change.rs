@@ -26,7 +26,7 @@ use cdc_schema::{restore_inexact, Field, Record, RecordSchema, Value, ZERO_DATES
 use crate::config::{PkMode, Settings};
 use crate::errors::{class, Origin, RecordError};
 use crate::ident::{Ident, TableNameFormat};
-use crate::sqltext::push_literal;
+use crate::sqltext::Literals;
 
 /// The columns a change writes: the first `pk_len` are the primary key.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -94,7 +94,9 @@ pub struct Change {
     pub op: Op,
     pub shape: Arc<Shape>,
     /// One SQL literal per shape field (for a delete: the key fields only).
-    pub literals: Vec<String>,
+    pub literals: Literals,
+    /// A write's values for the binary protocol, one per shape field (empty for a delete).
+    pub binds: Vec<mysql_async::Value>,
     pub origin: Origin,
     /// ENUM columns holding `''`, MariaDB's error value (index 0): a non-strict source session
     /// stored it, and only a non-strict statement stores it again (see [`crate::writer`]).
@@ -139,15 +141,16 @@ impl Change {
             table: self.table.clone(),
             op: self.op,
             shape,
-            literals: order.iter().map(|&i| self.literals[i].clone()).collect(),
+            literals: self.literals.reordered(&order),
+            binds: order.iter().filter_map(|&i| self.binds.get(i).cloned()).collect(),
             origin: self.origin.clone(),
             enum_blanks: self.enum_blanks.clone(),
         })
     }
 
     /// The rendered primary key, unique per key value (used to collapse changes of one key).
-    pub fn key(&self) -> String {
-        self.literals[..self.shape.pk_len].join(",")
+    pub fn key(&self) -> &str {
+        self.literals.first(self.shape.pk_len)
     }
 }
 
@@ -165,6 +168,8 @@ pub struct ChangeBuilder {
     delete_enabled: bool,
     shapes: HashMap<ShapeKey, Arc<Shape>>,
     delete_shapes: HashMap<Arc<RecordSchema>, Arc<Shape>>,
+    /// The mirror table of each topic seen (`table.name.format` applied once per topic).
+    tables: HashMap<String, Ident>,
 }
 
 const SHAPE_CACHE_LIMIT: usize = 1024;
@@ -178,6 +183,7 @@ impl ChangeBuilder {
             delete_enabled: settings.delete_enabled,
             shapes: HashMap::new(),
             delete_shapes: HashMap::new(),
+            tables: HashMap::new(),
         }
     }
 
@@ -186,7 +192,7 @@ impl ChangeBuilder {
     pub fn build(
         &mut self,
         origin: Origin,
-        key: Option<Record>,
+        mut key: Option<Record>,
         mut value: Option<Record>,
         zero_dates: Option<&str>,
     ) -> Result<Option<Change>, RecordError> {
@@ -200,27 +206,38 @@ impl ChangeBuilder {
                 fail(class::DECODE, format!("header {ZERO_DATES_HEADER} `{header}`: {e}"))
             })?;
         }
-        let table = self
-            .format
-            .table_for(&origin.topic)
-            .map_err(|e| fail(class::IDENTIFIER, e.to_string()))?;
+        let table = match self.tables.get(&origin.topic) {
+            Some(table) => table.clone(),
+            None => {
+                let table = self
+                    .format
+                    .table_for(&origin.topic)
+                    .map_err(|e| fail(class::IDENTIFIER, e.to_string()))?;
+                if self.tables.len() >= SHAPE_CACHE_LIMIT {
+                    self.tables.clear();
+                }
+                self.tables.insert(origin.topic.clone(), table.clone());
+                table
+            }
+        };
         let Some(value) = value else {
             if !(self.delete_enabled && matches!(self.pk_mode, PkMode::RecordKey | PkMode::Adaptive)) {
                 return Ok(None);
             }
-            let key = key.ok_or_else(|| {
+            let mut key = key.ok_or_else(|| {
                 fail(
                     class::DECODE,
                     "tombstone without a key: nothing to delete".into(),
                 )
             })?;
-            let (shape, values) = self.delete_shape(&key).map_err(|(c, m)| fail(c, m))?;
+            let (shape, values) = self.delete_shape(&mut key).map_err(|(c, m)| fail(c, m))?;
             let literals = render(&shape, &values).map_err(|m| fail(class::DATA, m))?;
             return Ok(Some(Change {
                 table,
                 op: Op::Delete,
                 shape,
                 literals,
+                binds: Vec::new(),
                 origin,
                 enum_blanks: Vec::new(),
             }));
@@ -231,8 +248,9 @@ impl ChangeBuilder {
                 "record has no key, but pk.mode=record_key takes the primary key from it; produce records with a key, or set pk.mode=record_value with pk.fields".into(),
             ));
         }
+        let mut value = value;
         let (shape, values) = self
-            .write_shape(key.as_ref(), &value)
+            .write_shape(key.as_mut(), &mut value)
             .map_err(|(c, m)| fail(c, m))?;
         let literals = render(&shape, &values).map_err(|m| fail(class::DATA, m))?;
         let enum_blanks = shape
@@ -245,11 +263,17 @@ impl ChangeBuilder {
             })
             .map(|(f, _)| f.name.clone())
             .collect();
+        // Rendered already, so every value binds.
+        let binds = values
+            .into_iter()
+            .map(|v| crate::sqltext::bind(v).unwrap_or(mysql_async::Value::NULL))
+            .collect();
         Ok(Some(Change {
             table,
             op: Op::Write,
             shape,
             literals,
+            binds,
             origin,
             enum_blanks,
         }))
@@ -276,9 +300,10 @@ impl ChangeBuilder {
             .collect()
     }
 
-    fn delete_shape(&mut self, key: &Record) -> Result<(Arc<Shape>, Vec<Value>), ShapeError> {
+    /// The shape of a delete by `key`, and the key's values (moved out of the record).
+    fn delete_shape(&mut self, key: &mut Record) -> Result<(Arc<Shape>, Vec<Value>), ShapeError> {
         let idx = self.key_indexes(&key.schema)?;
-        let values = idx.iter().map(|&i| key.values[i].clone()).collect();
+        let values = idx.iter().map(|&i| take(&mut key.values, i)).collect();
         if let Some(shape) = self.delete_shapes.get(&key.schema) {
             return Ok((shape.clone(), values));
         }
@@ -292,14 +317,15 @@ impl ChangeBuilder {
         Ok((shape, values))
     }
 
+    /// The shape of a write, and its values (moved out of the records).
     fn write_shape(
         &mut self,
-        key: Option<&Record>,
-        value: &Record,
+        mut key: Option<&mut Record>,
+        value: &mut Record,
     ) -> Result<(Arc<Shape>, Vec<Value>), ShapeError> {
         // Which (source, index) pairs make the row, primary key first.
         let mut picks: Vec<(bool, usize)> = Vec::with_capacity(value.values.len() + 2);
-        match (self.pk_mode, key) {
+        match (self.pk_mode, key.as_deref()) {
             (PkMode::RecordKey | PkMode::Adaptive, Some(k)) => {
                 picks.extend(self.key_indexes(&k.schema)?.into_iter().map(|i| (true, i)));
             }
@@ -315,27 +341,24 @@ impl ChangeBuilder {
         let pk_len = picks.len();
         let pk_names: Vec<&str> = picks
             .iter()
-            .map(|&(from_key, i)| field_of(key, value, from_key, i).name.as_str())
+            .map(|&(from_key, i)| field_of(key.as_deref(), value, from_key, i).name.as_str())
             .collect();
         let rest: Vec<(bool, usize)> = (0..value.schema.fields.len())
             .filter(|&i| !pk_names.contains(&value.schema.fields[i].name.as_str()))
             .map(|i| (false, i))
             .collect();
         picks.extend(rest);
+        // Every field is picked once (a shape refuses a name twice), so each value moves.
         let values = picks
             .iter()
-            .map(|&(from_key, i)| {
-                let record = if from_key {
-                    key.unwrap_or(value)
-                } else {
-                    value
-                };
-                record.values.get(i).cloned().unwrap_or(Value::Null)
+            .map(|&(from_key, i)| match (from_key, key.as_deref_mut()) {
+                (true, Some(k)) => take(&mut k.values, i),
+                _ => take(&mut value.values, i),
             })
             .collect();
         let cache_key = (
             self.pk_mode,
-            key.map(|k| k.schema.clone()),
+            key.as_ref().map(|k| k.schema.clone()),
             value.schema.clone(),
         );
         if let Some(shape) = self.shapes.get(&cache_key) {
@@ -343,7 +366,7 @@ impl ChangeBuilder {
         }
         let fields = picks
             .iter()
-            .map(|&(from_key, i)| field_of(key, value, from_key, i).clone())
+            .map(|&(from_key, i)| field_of(key.as_deref(), value, from_key, i).clone())
             .collect();
         let shape = Arc::new(Shape::new(fields, pk_len).map_err(|m| (class::IDENTIFIER, m))?);
         if self.shapes.len() >= SHAPE_CACHE_LIMIT {
@@ -363,21 +386,21 @@ fn field_of<'a>(key: Option<&'a Record>, value: &'a Record, from_key: bool, i: u
     &record.schema.fields[i]
 }
 
-fn render(shape: &Shape, values: &[Value]) -> Result<Vec<String>, String> {
-    shape
-        .fields
-        .iter()
-        .zip(values)
-        .map(|(field, value)| {
-            let mut out = String::new();
-            push_literal(&mut out, value).map_err(|e| format!("field `{}`: {e}", field.name))?;
-            if value.is_null() && !field.optional {
-                return Err(format!(
-                    "field `{}` is not optional but the record has null",
-                    field.name
-                ));
-            }
-            Ok(out)
-        })
-        .collect()
+/// Value `i` of `values`, moved out (`Null` when there is none).
+fn take(values: &mut [Value], i: usize) -> Value {
+    values.get_mut(i).map_or(Value::Null, |v| std::mem::replace(v, Value::Null))
+}
+
+fn render(shape: &Shape, values: &[Value]) -> Result<Literals, String> {
+    let mut literals = Literals::with_capacity(values.len());
+    for (field, value) in shape.fields.iter().zip(values) {
+        literals.push(value).map_err(|e| format!("field `{}`: {e}", field.name))?;
+        if value.is_null() && !field.optional {
+            return Err(format!(
+                "field `{}` is not optional but the record has null",
+                field.name
+            ));
+        }
+    }
+    Ok(literals)
 }

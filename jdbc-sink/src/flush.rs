@@ -1,22 +1,26 @@
-//! Committing a batch: DDL first, then one transaction holding the rows and the offsets.
-//! See [`crate::apply`] for the guarantees this upholds.
+//! The flusher: owns the mirror database connection and commits batches on it — DDL first, then
+//! one transaction holding the rows, the offsets and the DLQ acknowledgements. It runs on a task
+//! of its own, one batch at a time, while the apply loop reads and decodes the next batch (see
+//! [`crate::apply`] for the guarantees this upholds). It never touches the consumer: what a
+//! commit means for the positions it reports as a [`Flushed`].
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cdc_common::Backoff;
+use cdc_common::{Backoff, CancellationToken};
 use mysql_async::TxOpts;
-use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
 
-use crate::apply::Sink;
 use crate::batch::Batch;
 use crate::change::{Change, Op};
-use crate::config::PkMode;
+use crate::config::{PkMode, Settings};
+use crate::ddl::Tables;
+use crate::dlq::{DeadLetter, DeadLetterQueue};
 use crate::ident::Ident;
 use crate::errors::{class, classify_db, db_error, DbErrorKind, RecordError, SinkError};
-use crate::offsets::{self, OffsetsError, Tp};
-use crate::positions::group_offset;
+use crate::metrics::SinkMetrics;
+use crate::offsets::{self, OffsetMove, OffsetsError, Tp};
+use crate::status::SinkStatus;
 use crate::writer::{collapse, count_applied, write_each, write_grouped, StatementLimit, WriteError};
 
 /// Added to a transient error when the batch's COMMIT was sent and got no answer.
@@ -24,7 +28,86 @@ pub(crate) const IN_DOUBT: &str = "; the COMMIT was sent but got no answer, so w
      the retry reads the offsets table to find out (at the batch's end: it did, and it is not applied again; \
      at its start: it did not, and it is applied now)";
 
-impl Sink {
+/// What a flushed batch means for the positions of its partitions.
+#[derive(Debug)]
+pub(crate) enum Flushed {
+    /// The batch was empty.
+    Nothing,
+    /// Committed: each partition's stored offset is now its move's `next`.
+    Committed(Vec<OffsetMove>),
+    /// Dropped because another consumer moved these partitions (fencing): read them again from
+    /// the offsets table.
+    Dropped(Vec<OffsetMove>),
+}
+
+/// The database side of the sink: connection, mirror tables, offsets table, DLQ producer.
+pub(crate) struct Flusher {
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) tables: Tables,
+    pub(crate) dlq: Option<DeadLetterQueue>,
+    pub(crate) metrics: SinkMetrics,
+    pub(crate) status: Arc<SinkStatus>,
+    pub(crate) conn: Option<mysql_async::Conn>,
+    /// How long the statements of `conn` may be (read with each new connection).
+    pub(crate) statement_limit: StatementLimit,
+    pub(crate) offsets_table: Ident,
+    pub(crate) group: String,
+    /// When the database last answered (a commit, the offsets table, a ping).
+    pub(crate) db_answered: Instant,
+    /// The open batch's COMMIT was sent and got no answer: whether it took effect is unknown
+    /// until the retry reads the offsets table (see [`crate::offsets`]).
+    pub(crate) commit_in_doubt: bool,
+    pub(crate) shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for Flusher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flusher").field("group", &self.group).finish_non_exhaustive()
+    }
+}
+
+/// A record that can never be applied: into `letters` (bound for the DLQ), or stop.
+pub(crate) fn refuse(
+    settings: &Settings,
+    metrics: &SinkMetrics,
+    has_dlq: bool,
+    letters: &mut Vec<DeadLetter>,
+    error: RecordError,
+    raw: Option<crate::batch::RawRecord>,
+) -> Result<(), SinkError> {
+    metrics.error(error.class);
+    if settings.tolerance == crate::config::Tolerance::None || !has_dlq {
+        return Err(SinkError::Record(error));
+    }
+    tracing::warn!(origin = %error.origin, class = error.class, message = error.message, "record goes to the dead letter queue");
+    let raw = raw.unwrap_or_default();
+    letters.push(DeadLetter {
+        error,
+        key: raw.key,
+        value: raw.value,
+        headers: raw.headers,
+    });
+    Ok(())
+}
+
+/// A transient error: counted, logged, `/status` says `retrying`, `/ready` 503.
+pub(crate) fn retrying(metrics: &SinkMetrics, status: &SinkStatus, class: &'static str, message: &str) {
+    metrics.retry(class);
+    metrics.error(class);
+    status.set_ready(false);
+    let message = message.to_string();
+    tracing::warn!(
+        class,
+        error = message,
+        "transient error; retrying with backoff"
+    );
+    status.update(|s| {
+        s.state = "retrying";
+        s.last_error = Some(message);
+    });
+}
+
+impl Flusher {
     /// Takes the database connection out of `self` (opening one with the session settings, and
     /// reading its [`StatementLimit`], when there is none); give it back with
     /// `self.conn = Some(conn)` when it is still good.
@@ -140,6 +223,10 @@ impl Sink {
         }
     }
 
+    fn retrying(&self, class: &'static str, message: &str) {
+        retrying(&self.metrics, &self.status, class, message);
+    }
+
     /// The database answered again after retries: ready, `running`.
     fn recovered(&self) {
         self.status.set_ready(true);
@@ -150,16 +237,18 @@ impl Sink {
         });
     }
 
-    /// Commits `batch`, retrying transient failures with backoff. At shutdown (`final_flush`) a
+    /// Commits `batch`, retrying transient failures with backoff; the caller applies the
+    /// [`Flushed`] outcome to the positions. At shutdown (`final_flush`) a
     /// transient failure is not retried: the batch is rolled back and re-read on the next start.
     pub(crate) async fn flush_with_retry(
         &mut self,
-        batch: &mut Batch,
+        mut batch: Batch,
         final_flush: bool,
-    ) -> Result<(), SinkError> {
+    ) -> Result<Flushed, SinkError> {
         if batch.is_empty() {
-            return Ok(());
+            return Ok(Flushed::Nothing);
         }
+        let batch = &mut batch;
         let mut backoff = Backoff::new(self.settings.retry_backoff, Duration::from_secs(30));
         let mut keyed = false;
         self.commit_in_doubt = false;
@@ -183,15 +272,13 @@ impl Sink {
                 }
             };
             match attempt {
-                Ok(()) => {
+                Ok(flushed) => {
                     self.metrics
                         .batch_duration
                         .observe(started.elapsed().as_secs_f64());
                     self.db_answered = Instant::now();
                     self.recovered();
-                    self.status.set_pending_event_ms(None);
-                    *batch = Batch::default();
-                    return Ok(());
+                    return Ok(flushed);
                 }
                 Err(SinkError::Transient { class, mut message }) => {
                     self.conn = None;
@@ -201,13 +288,11 @@ impl Sink {
                     self.retrying(class, &message);
                     if final_flush {
                         self.status.set_pending_event_ms(None);
-                        *batch = Batch::default();
                         return Err(SinkError::Transient { class, message });
                     }
                     if !backoff.wait(&self.shutdown).await {
                         // The batch stays uncommitted; it is read again on the next start.
                         self.status.set_pending_event_ms(None);
-                        *batch = Batch::default();
                         return Err(SinkError::Stopped(message));
                     }
                 }
@@ -258,7 +343,7 @@ impl Sink {
     /// dropped with the attempt (the transaction is rolled back by the server, or — if only the
     /// COMMIT's answer was lost — the retry finds the offsets table at the batch's end and takes
     /// the batch as committed; see [`crate::offsets`]).
-    async fn try_flush(&mut self, batch: &mut Batch) -> Result<(), SinkError> {
+    async fn try_flush(&mut self, batch: &mut Batch) -> Result<Flushed, SinkError> {
         let mut conn = self.take_conn().await?;
         let limit = self.settings.statement_timeout;
         let result = bounded(limit, "statement.timeout.ms", "committing a batch", self.flush_on(&mut conn, batch)).await;
@@ -272,28 +357,27 @@ impl Sink {
         &mut self,
         conn: &mut mysql_async::Conn,
         batch: &mut Batch,
-    ) -> Result<(), SinkError> {
+    ) -> Result<Flushed, SinkError> {
         // DDL outside the transaction; changes whose shape is refused become DLQ letters.
-        let mut refused: HashMap<(String, String, Op), (&'static str, String)> = HashMap::new();
+        let mut refused: HashMap<(&str, &str, Op), (&'static str, String)> = HashMap::new();
         let mut seen = std::collections::HashSet::new();
         for c in &batch.changes {
-            if !seen.insert((c.table.clone(), c.shape.id.clone(), c.op)) {
+            if !seen.insert((c.table.as_str(), c.shape.id.as_str(), c.op)) {
                 continue;
             }
             let inserts = c.op == Op::Write && self.settings.insert_mode != crate::config::InsertMode::Update;
             if let Err(refusal) = self.tables.prepare(conn, &c.table, &c.shape, inserts).await? {
-                refused.insert((c.table.as_str().to_string(), c.shape.id.clone(), c.op), refusal);
+                refused.insert((c.table.as_str(), c.shape.id.as_str(), c.op), refusal);
             }
         }
         let mut letters = batch.letters.clone();
         let mut good: Vec<&Change> = Vec::with_capacity(batch.changes.len());
         for c in &batch.changes {
-            match refused.get(&(c.table.as_str().to_string(), c.shape.id.clone(), c.op)) {
+            match refused.get(&(c.table.as_str(), c.shape.id.as_str(), c.op)) {
                 Some((cls, msg)) => self.refuse_change(batch, &mut letters, c, cls, msg.clone())?,
                 None => good.push(c),
             }
         }
-        let good: Vec<Change> = good.into_iter().cloned().collect();
         let moves = batch.offset_moves();
         let (table, group, mode, limit) = (
             self.offsets_table.clone(),
@@ -307,7 +391,7 @@ impl Sink {
             .await
             .map_err(|e| db_error("starting a transaction", &e))?;
         truncate_tables(&mut tx, &batch.truncates).await?;
-        let mut applied: Vec<&Change> = good.iter().collect();
+        let mut applied: Vec<&Change> = good.clone();
         if let Err(e) = write_grouped(&mut tx, &good, mode, limit).await {
             if let WriteError::Db(e) = &e {
                 if classify_db(e) != DbErrorKind::Data {
@@ -332,10 +416,10 @@ impl Sink {
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| !bad.contains(i))
-                .map(|(_, c)| c)
+                .map(|(_, c)| *c)
                 .collect();
             for (i, message) in failed {
-                let c = &good[i];
+                let c = good[i];
                 if let Err(stop) = self.refuse_change(batch, &mut letters, c, class::DATA, message)
                 {
                     let _ = tx.rollback().await;
@@ -375,13 +459,7 @@ impl Sink {
                     ""
                 };
                 tracing::warn!(reason = %moved, "batch dropped: another consumer applied its partitions since it was read (a rebalance), the offsets table moved; the partitions are read again from there{note}");
-                self.rewind(
-                    &moves
-                        .iter()
-                        .map(|m| (m.topic.clone(), m.partition))
-                        .collect::<Vec<_>>(),
-                );
-                return Ok(());
+                return Ok(Flushed::Dropped(moves));
             }
             Err(OffsetsError::Db(e)) => return Err(db_error("storing offsets", &e)),
         }
@@ -417,10 +495,6 @@ impl Sink {
         if let Some(ms) = newest_event {
             self.metrics.last_event.set(ms as f64 / 1000.0);
         }
-        for m in &moves {
-            self.positions
-                .insert((m.topic.clone(), m.partition), Some(m.next));
-        }
         let (records, dlq) = (batch.records as u64, letters.len() as u64);
         if let Some(ms) = newest_event {
             self.status.note_applied_event_ms(ms);
@@ -439,29 +513,11 @@ impl Sink {
                     .insert(format!("{}/{}", m.topic, m.partition), m.next);
             }
         });
-        self.commit_group_offsets(CommitMode::Async);
-        Ok(())
-    }
-
-    /// Forgets the positions of `tps` and moves the consumer back to where their rows now end
-    /// (read again from the offsets table with the partitions' next record), so that the records
-    /// of a dropped batch are read again rather than waiting for new traffic.
-    fn rewind(&mut self, tps: &[Tp]) {
-        let assigned = self.consumer.assignment().unwrap_or_default();
-        for tp in tps {
-            let from = self.positions.remove(tp).flatten();
-            if let Some(offset) = from {
-                if assigned.find_partition(&tp.0, tp.1).is_some() {
-                    self.seeking.insert(tp.clone(), offset);
-                    // A refused seek is retried on the next tick (`unsought`).
-                    let _ = self.seek(tp, offset);
-                }
-            }
-        }
+        Ok(Flushed::Committed(moves))
     }
 
     fn refuse_change(
-        &mut self,
+        &self,
         batch: &Batch,
         letters: &mut Vec<crate::dlq::DeadLetter>,
         c: &Change,
@@ -473,68 +529,14 @@ impl Sink {
             .raw
             .get(&(o.topic.clone(), o.partition, o.offset))
             .cloned();
-        let mut scratch = Batch::default();
-        self.refuse(
-            &mut scratch,
-            RecordError {
-                origin: o.clone(),
-                class: cls,
-                message,
-            },
-            raw,
-        )?;
-        letters.append(&mut scratch.letters);
-        Ok(())
+        let error = RecordError {
+            origin: o.clone(),
+            class: cls,
+            message,
+        };
+        refuse(&self.settings, &self.metrics, self.dlq.is_some(), letters, error, raw)
     }
 
-    /// Copies the positions to the consumer group, for lag monitoring only: per assigned
-    /// partition with a stored offset, [`group_offset`] (the stored offset, or the consumer's
-    /// position past trailing transaction markers). Offsets equal to the last ones sent are not
-    /// sent again, except by a synchronous commit (at shutdown).
-    pub(crate) fn commit_group_offsets(&mut self, mode: CommitMode) {
-        // After a lost session (the group coordinator away longer than session.timeout.ms) the
-        // consumer rejoins under its group.instance.id with a new member id; a commit sent
-        // under the old one is answered FENCED_INSTANCE_ID, which librdkafka makes fatal.
-        if self.consumer.assignment_lost() {
-            return;
-        }
-        let assigned = self.consumer.assignment().unwrap_or_default();
-        let consumed = self.consumer.position().unwrap_or_default();
-        let mut offsets: HashMap<Tp, i64> = HashMap::new();
-        for (tp, stored) in &self.positions {
-            let Some(stored) = *stored else { continue };
-            if assigned.find_partition(&tp.0, tp.1).is_none() {
-                continue;
-            }
-            let position = consumed
-                .find_partition(&tp.0, tp.1)
-                .and_then(|e| match e.offset() {
-                    Offset::Offset(o) => Some(o),
-                    _ => None,
-                });
-            let offset = group_offset(
-                stored,
-                self.group_copy.delivered.get(tp).copied(),
-                position,
-                self.unsought.contains_key(tp),
-            );
-            offsets.insert(tp.clone(), offset);
-        }
-        let changed = offsets
-            .iter()
-            .any(|(tp, o)| self.group_copy.committed.get(tp) != Some(o));
-        if offsets.is_empty() || (matches!(mode, CommitMode::Async) && !changed) {
-            return;
-        }
-        let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), offset) in &offsets {
-            let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset));
-        }
-        match self.consumer.commit(&tpl, mode) {
-            Ok(()) => self.group_copy.committed.extend(offsets),
-            Err(e) => tracing::debug!(error = %e, "group offset commit failed (monitoring only)"),
-        }
-    }
 }
 
 /// The session's `max_statement_time` (seconds) and `wait_timeout` (whole seconds): twice the

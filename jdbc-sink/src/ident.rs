@@ -47,14 +47,14 @@ pub fn validate_identifier(name: &str) -> Result<(), IdentError> {
     Ok(())
 }
 
-/// A validated identifier; `Display` writes it quoted.
+/// A validated identifier; `Display` writes it quoted. Cloning it (one per change) is cheap.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Ident(String);
+pub struct Ident(std::sync::Arc<str>);
 
 impl Ident {
     pub fn new(name: &str) -> Result<Ident, IdentError> {
         validate_identifier(name)?;
-        Ok(Ident(name.to_string()))
+        Ok(Ident(name.into()))
     }
 
     /// The name unquoted (for `information_schema` comparisons and logs).

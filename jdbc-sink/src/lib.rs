@@ -58,6 +58,7 @@ mod flush;
 pub mod ident;
 pub mod metrics;
 pub mod offsets;
+mod pipeline;
 mod positions;
 pub mod sqltext;
 pub mod status;
@@ -103,7 +104,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
     let lag = tokio::spawn(status::follow_lag(status.clone(), metrics.lag.clone()));
     let result = match kafka_usable(&settings).await.and_then(|()| build(settings, metrics, status.clone(), shutdown.clone())) {
         // A broker away now is no reason to stop: the first dead letter waits for it anyway.
-        Ok(sink) => match &sink.dlq {
+        Ok(sink) => match sink.dlq() {
             Some(dlq) => match dlq.ensure_topic().await {
                 Err(SinkError::Transient { message, .. }) => {
                     tracing::warn!(error = %message, "dead letter queue topic not created at start");
@@ -175,31 +176,41 @@ pub fn build(
         _ => None,
     };
     let decoder = cdc_schema::Decoder::new(settings.registry.clone());
-    Ok(Sink {
-        builder: change::ChangeBuilder::new(&settings),
+    let settings = Arc::new(settings);
+    let has_dlq = dlq.is_some();
+    let flusher = flush::Flusher {
         tables: ddl::Tables::new(
             &settings.database,
             settings.auto_create,
             settings.auto_evolve,
             metrics.clone(),
         ),
-        group: settings.group_id(),
-        settings,
-        consumer,
-        decoder,
         dlq,
-        metrics,
-        status,
+        settings: settings.clone(),
+        metrics: metrics.clone(),
+        status: status.clone(),
         conn: None,
         statement_limit: Default::default(),
         offsets_table,
-        positions: HashMap::new(),
-        seeking: HashMap::new(),
-        unsought: HashMap::new(),
-        truncate_waits: HashMap::new(),
-        group_copy: Default::default(),
+        group: settings.group_id(),
         db_answered: std::time::Instant::now(),
         commit_in_doubt: false,
+        shutdown: shutdown.clone(),
+    };
+    Ok(Sink {
+        builder: change::ChangeBuilder::new(&settings),
+        group: settings.group_id(),
+        has_dlq,
+        flusher: pipeline::Slot::Idle(Box::new(flusher)),
+        settings,
+        consumer,
+        decoder,
+        metrics,
+        status,
+        positions: Default::default(),
+        open_oldest_ms: None,
+        records_read: HashMap::new(),
+        truncate_waits: HashMap::new(),
         topic_watch: Default::default(),
         shutdown,
     })

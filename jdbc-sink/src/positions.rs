@@ -23,14 +23,49 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use cdc_common::Backoff;
-use rdkafka::consumer::Consumer;
-use rdkafka::Offset;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::apply::Sink;
 use crate::batch::Batch;
 use crate::consumer::RebalanceEvent;
 use crate::errors::SinkError;
 use crate::offsets::Tp;
+
+/// Where each partition stands, as the apply loop knows it.
+#[derive(Debug, Default)]
+pub(crate) struct Positions {
+    /// Stored offset per partition, once loaded (`None`: no row yet).
+    pub(crate) stored: HashMap<Tp, Option<i64>>,
+    /// Per partition of the batch in flight: its next offset, where the open batch starts (the
+    /// fencing start of the open batch is the end of the one committing before it).
+    pub(crate) in_flight: HashMap<Tp, i64>,
+    /// Partitions being moved back to their stored offset.
+    pub(crate) seeking: HashMap<Tp, i64>,
+    /// Seeks the consumer refused so far (partition not fetching yet), retried on each tick.
+    pub(crate) unsought: HashMap<Tp, i64>,
+    /// What the group offsets (monitoring only) are computed from.
+    pub(crate) group_copy: GroupCopy,
+}
+
+impl Positions {
+    /// Forgets all about `tp` (revoked, or assigned anew).
+    fn forget(&mut self, tp: &Tp) {
+        self.stored.remove(tp);
+        self.seeking.remove(tp);
+        self.group_copy.delivered.remove(tp);
+        self.group_copy.committed.remove(tp);
+    }
+
+    /// Where the open batch's records of `tp` start, when known without asking the database:
+    /// the in-flight batch's end, else the stored offset.
+    pub(crate) fn start(&self, tp: &Tp) -> Option<Option<i64>> {
+        match self.in_flight.get(tp) {
+            Some(next) => Some(Some(*next)),
+            None => self.stored.get(tp).copied(),
+        }
+    }
+}
 
 /// What the consumer group's offsets are computed from, besides the stored offsets.
 #[derive(Debug, Default)]
@@ -62,16 +97,15 @@ impl Sink {
     pub(crate) async fn handle_rebalance(&mut self, batch: &mut Batch) -> Result<(), SinkError> {
         for event in self.consumer.context().take_events() {
             self.release_truncate_waits();
+            // The batch in flight lands before any rebalance is handled.
+            self.drain().await?;
             match event {
                 RebalanceEvent::Revoked(tps) => {
                     if batch.covers_any(&tps) {
-                        self.flush_with_retry(batch, false).await?;
+                        self.flush_now(batch).await?;
                     }
                     for tp in &tps {
-                        self.positions.remove(tp);
-                        self.seeking.remove(tp);
-                        self.group_copy.delivered.remove(tp);
-                        self.group_copy.committed.remove(tp);
+                        self.positions.forget(tp);
                     }
                 }
                 RebalanceEvent::Assigned(tps) => self.on_assigned(&tps).await?,
@@ -84,10 +118,7 @@ impl Sink {
     /// that arrive before the seek takes effect are dropped (see [`Sink::check_seek`]).
     async fn on_assigned(&mut self, tps: &[Tp]) -> Result<(), SinkError> {
         for tp in tps {
-            self.positions.remove(tp);
-            self.seeking.remove(tp);
-            self.group_copy.delivered.remove(tp);
-            self.group_copy.committed.remove(tp);
+            self.positions.forget(tp);
         }
         for tp in tps {
             if let Some(offset) = self.stored_position(tp).await? {
@@ -97,27 +128,38 @@ impl Sink {
                     offset,
                     "assigned; continuing from the stored offset"
                 );
-                self.seeking.insert(tp.clone(), offset);
+                self.positions.seeking.insert(tp.clone(), offset);
                 self.seek(tp, offset)?;
             }
         }
         Ok(())
     }
 
+    /// Where the open batch's records of `tp` start: the end of the batch in flight, else the
+    /// stored offset (read from the offsets table the first time, once the batch in flight
+    /// landed).
     pub(crate) async fn stored_position(&mut self, tp: &Tp) -> Result<Option<i64>, SinkError> {
-        if let Some(p) = self.positions.get(tp) {
-            return Ok(*p);
+        if let Some(p) = self.positions.start(tp) {
+            return Ok(p);
         }
         let mut backoff = Backoff::new(self.settings.retry_backoff, Duration::from_secs(30));
         loop {
-            match self.load_positions().await {
+            let loaded = match self.flusher().await {
+                Ok(flusher) => flusher.load_positions().await,
+                Err(e) => Err(e),
+            };
+            match loaded {
                 Ok(all) => {
+                    // Landing the batch in flight may have told where `tp` is.
+                    if let Some(p) = self.positions.start(tp) {
+                        return Ok(p);
+                    }
                     let p = all.get(tp).copied();
-                    self.positions.insert(tp.clone(), p);
+                    self.positions.stored.insert(tp.clone(), p);
                     return Ok(p);
                 }
                 Err(SinkError::Transient { class, message }) => {
-                    self.retrying(class, &message);
+                    crate::flush::retrying(&self.metrics, &self.status, class, &message);
                     if !backoff.wait(&self.shutdown).await {
                         return Err(SinkError::Stopped(message));
                     }
@@ -133,13 +175,13 @@ impl Sink {
             .seek(&tp.0, tp.1, Offset::Offset(offset), Duration::from_secs(10))
         {
             Ok(()) => {
-                self.unsought.remove(tp);
+                self.positions.unsought.remove(tp);
             }
             Err(e) => {
                 // Right after an assignment the partition may not be fetching yet; retried on
                 // the next tick (and with the partition's next record).
                 tracing::debug!(error = %e, topic = tp.0, partition = tp.1, offset, "seek not possible yet; retrying");
-                self.unsought.insert(tp.clone(), offset);
+                self.positions.unsought.insert(tp.clone(), offset);
             }
         }
         Ok(())
@@ -147,16 +189,84 @@ impl Sink {
 
     pub(crate) fn retry_seeks(&mut self) {
         let pending: Vec<(Tp, i64)> = self
+            .positions
             .unsought
             .iter()
             .map(|(tp, o)| (tp.clone(), *o))
             .collect();
         for (tp, offset) in pending {
-            if self.seeking.get(&tp) == Some(&offset) {
+            if self.positions.seeking.get(&tp) == Some(&offset) {
                 let _ = self.seek(&tp, offset);
             } else {
-                self.unsought.remove(&tp);
+                self.positions.unsought.remove(&tp);
             }
+        }
+    }
+
+    /// Forgets the positions of `tps` and moves the consumer back to where their rows now end
+    /// (read again from the offsets table with the partitions' next record), so that the records
+    /// of a dropped batch are read again rather than waiting for new traffic.
+    pub(crate) fn rewind(&mut self, tps: &[Tp]) {
+        let assigned = self.consumer.assignment().unwrap_or_default();
+        for tp in tps {
+            let from = self.positions.stored.remove(tp).flatten();
+            if let Some(offset) = from {
+                if assigned.find_partition(&tp.0, tp.1).is_some() {
+                    self.positions.seeking.insert(tp.clone(), offset);
+                    // A refused seek is retried on the next tick (`unsought`).
+                    let _ = self.seek(tp, offset);
+                }
+            }
+        }
+    }
+
+
+    /// Copies the positions to the consumer group, for lag monitoring only: per assigned
+    /// partition with a stored offset, [`group_offset`] (the stored offset, or the consumer's
+    /// position past trailing transaction markers). Offsets equal to the last ones sent are not
+    /// sent again, except by a synchronous commit (at shutdown).
+    pub(crate) fn commit_group_offsets(&mut self, mode: CommitMode) {
+        // After a lost session (the group coordinator away longer than session.timeout.ms) the
+        // consumer rejoins under its group.instance.id with a new member id; a commit sent
+        // under the old one is answered FENCED_INSTANCE_ID, which librdkafka makes fatal.
+        if self.consumer.assignment_lost() {
+            return;
+        }
+        let assigned = self.consumer.assignment().unwrap_or_default();
+        let consumed = self.consumer.position().unwrap_or_default();
+        let mut offsets: HashMap<Tp, i64> = HashMap::new();
+        for (tp, stored) in &self.positions.stored {
+            let Some(stored) = *stored else { continue };
+            if assigned.find_partition(&tp.0, tp.1).is_none() {
+                continue;
+            }
+            let position = consumed
+                .find_partition(&tp.0, tp.1)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                });
+            let offset = group_offset(
+                stored,
+                self.positions.group_copy.delivered.get(tp).copied(),
+                position,
+                self.positions.unsought.contains_key(tp),
+            );
+            offsets.insert(tp.clone(), offset);
+        }
+        let changed = offsets
+            .iter()
+            .any(|(tp, o)| self.positions.group_copy.committed.get(tp) != Some(o));
+        if offsets.is_empty() || (matches!(mode, CommitMode::Async) && !changed) {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in &offsets {
+            let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset));
+        }
+        match self.consumer.commit(&tpl, mode) {
+            Ok(()) => self.positions.group_copy.committed.extend(offsets),
+            Err(e) => tracing::debug!(error = %e, "group offset commit failed (monitoring only)"),
         }
     }
 
@@ -173,7 +283,7 @@ impl Sink {
                 return Err(SinkError::Fatal(format!(
                     "{}[{}]: records from offset {target} to {low} were deleted by retention before this sink applied them; \
                      the mirror is missing them: re-snapshot the source, then delete the partition's row from {} to start over",
-                    tp.0, tp.1, self.offsets_table.as_str()
+                    tp.0, tp.1, self.settings.offsets_table
                 )));
             }
         }
@@ -183,7 +293,24 @@ impl Sink {
 
 #[cfg(test)]
 mod tests {
-    use super::group_offset;
+    use super::{group_offset, Positions};
+
+    #[test]
+    fn the_open_batch_starts_where_the_batch_in_flight_ends() {
+        let tp = ("t".to_string(), 0);
+        let mut p = Positions::default();
+        assert_eq!(p.start(&tp), None, "unknown: read from the offsets table");
+        p.stored.insert(tp.clone(), None);
+        assert_eq!(p.start(&tp), Some(None), "no row stored yet");
+        p.stored.insert(tp.clone(), Some(10));
+        assert_eq!(p.start(&tp), Some(Some(10)));
+        p.in_flight.insert(tp.clone(), 25);
+        assert_eq!(p.start(&tp), Some(Some(25)), "fenced on the in-flight batch's end");
+        p.forget(&tp);
+        assert_eq!(p.start(&tp), Some(Some(25)), "the batch in flight still ends there");
+        p.in_flight.clear();
+        assert_eq!(p.start(&tp), None);
+    }
 
     #[test]
     fn an_applied_partition_reports_the_position_past_its_marker() {

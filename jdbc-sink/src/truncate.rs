@@ -89,7 +89,7 @@ impl Sink {
         }
         // What this partition read before the truncate is committed first.
         if !batch.changes.is_empty() {
-            self.flush_with_retry(batch, false).await?;
+            self.flush_now(batch).await?;
         }
         let partitions = self.assigned_partitions(&tp.0);
         let wait = self.truncate_waits.entry(tp.0.clone()).or_default();
@@ -145,7 +145,7 @@ impl Sink {
         for &(p, offset) in parts {
             let tp: Tp = (topic.to_string(), p);
             let to = if past { offset + 1 } else { offset };
-            self.seeking.insert(tp.clone(), to);
+            self.positions.seeking.insert(tp.clone(), to);
             let _ = self.seek(&tp, to);
         }
     }

@@ -11,6 +11,7 @@ const LIMIT: StatementLimit = StatementLimit {
     max_allowed_packet: 16 << 20,
     single: (16 << 20) - PACKET_HEADROOM_BYTES,
     cut: MAX_STATEMENT_BYTES,
+    bulk: false,
 };
 
 fn shape(pk: &[&str], rest: &[&str]) -> Arc<Shape> {
@@ -27,7 +28,8 @@ fn change(table: &str, op: Op, shape: &Arc<Shape>, literals: &[&str], offset: i6
         table: Ident::new(table).unwrap(),
         op,
         shape: shape.clone(),
-        literals: literals.iter().map(|s| s.to_string()).collect(),
+        literals: literals.iter().copied().collect(),
+        binds: Vec::new(),
         origin: Origin {
             topic: "t".into(),
             partition: 0,
@@ -92,7 +94,7 @@ fn key_only_upsert_and_chunking() {
         vec!["INSERT INTO `t` (`id`) VALUES (1) ON DUPLICATE KEY UPDATE `id` = `id`"]
     );
     let big = "x".repeat(MAX_STATEMENT_BYTES / 3);
-    let parts = chunked("H ", " T", (0..4).map(|_| big.clone()), LIMIT).unwrap();
+    let parts = chunked("H ", " T", (0..4).map(|_| (big.as_str(), false)), LIMIT).unwrap();
     assert_eq!(parts.len(), 2);
     assert!(parts
         .iter()
@@ -103,11 +105,12 @@ fn key_only_upsert_and_chunking() {
 fn non_upsert_groups_only_consecutive_changes() {
     let s = shape(&["id"], &["v"]);
     let t = shape(&["id"], &["w"]);
-    let changes = vec![
+    let changes = [
         change("a", Op::Write, &s, &["1", "1"], 0),
         change("a", Op::Write, &t, &["2", "2"], 1),
         change("a", Op::Write, &s, &["3", "3"], 2),
     ];
+    let changes: Vec<&Change> = changes.iter().collect();
     assert_eq!(group(&changes, InsertMode::Insert).len(), 3);
     assert_eq!(group(&changes, InsertMode::Upsert).len(), 2);
 }
@@ -122,7 +125,7 @@ fn a_keyless_change_keyed_by_the_table_collapses_with_the_keyed_changes_of_its_r
     let mut shapes = HashMap::new();
     let rekeyed = typed.keyed_by(&["id".to_string()], &mut shapes).expect("has the key column");
     assert_eq!(rekeyed.shape.pk_len, 1);
-    assert_eq!(rekeyed.literals, vec!["4", "'typed'"]);
+    assert_eq!(rekeyed.literals.iter().collect::<Vec<_>>(), vec!["4", "'typed'"]);
     assert_eq!(rekeyed.key(), "4");
     assert!(typed.keyed_by(&["other".to_string()], &mut shapes).is_none(), "a missing key column leaves it keyless");
 
@@ -158,7 +161,8 @@ fn the_limit_follows_the_servers_packet() {
 #[test]
 fn statements_are_cut_at_the_limit_counting_every_byte() {
     let limit = StatementLimit::new(2048);
-    let items = || (0..10).map(|i| format!("{i}").repeat(100));
+    let texts: Vec<String> = (0..10).map(|i| format!("{i}").repeat(100)).collect();
+    let items = || texts.iter().map(|t| (t.as_str(), false));
     let parts = chunked("H ", " T", items(), limit).unwrap();
     assert!(parts.iter().all(|p| p.len() <= limit.cut), "{:?}", parts.iter().map(String::len).collect::<Vec<_>>());
     assert_eq!(parts.concat().matches('9').count(), 100, "every item once");
@@ -191,4 +195,31 @@ fn a_change_over_the_limit_alone_is_refused_with_its_size_and_a_long_one_under_i
     for part in ["table `t`", "key 2", &format!("{alone} bytes"), "max_allowed_packet of 4096", "hex"] {
         assert!(message.contains(part), "{part}: {message}");
     }
+}
+
+#[test]
+fn bulk_only_on_mariadb_10_2_and_later() {
+    assert!(bulk_capable("11.4.2-MariaDB-ubu2404"));
+    assert!(bulk_capable("10.2.0-MariaDB"));
+    assert!(!bulk_capable("10.1.48-MariaDB"));
+    assert!(!bulk_capable("8.0.36"));
+}
+
+#[test]
+fn inserts_and_upserts_go_bulk_with_one_placeholder_per_column() {
+    let s = shape(&["id"], &["v"]);
+    let mut a = change("t", Op::Write, &s, &["1", "'x'"], 0);
+    a.binds = vec![mysql_async::Value::Int(1), mysql_async::Value::Bytes(b"x".to_vec())];
+    let mut b = a.clone();
+    b.binds[0] = mysql_async::Value::Int(2);
+    let bulk = StatementLimit { bulk: true, ..LIMIT };
+    let (sql, rows) = bulk_statement(&[&a, &b], InsertMode::Upsert, bulk).unwrap();
+    assert_eq!(sql, "INSERT INTO `t` (`id`, `v`) VALUES (?,?) ON DUPLICATE KEY UPDATE `v` = VALUES(`v`)");
+    assert_eq!(rows.len(), 2);
+    assert!(bulk_statement(&[&a], InsertMode::Upsert, LIMIT).is_none(), "not a MariaDB connection");
+    assert!(bulk_statement(&[&a], InsertMode::Update, bulk).is_none(), "updates stay text");
+    let d = change("t", Op::Delete, &shape(&["id"], &[]), &["1"], 1);
+    assert!(bulk_statement(&[&d], InsertMode::Upsert, bulk).is_none(), "deletes stay text");
+    let tiny = StatementLimit { cut: 40, ..bulk };
+    assert!(bulk_statement(&[&a], InsertMode::Upsert, tiny).is_none(), "a row over the cut stays text");
 }

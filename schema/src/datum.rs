@@ -103,9 +103,9 @@ pub(crate) fn to_prim(field: &Field, value: &Value) -> Result<Prim, ValueError> 
 /// The value a primitive of `field` stands for; checks nullability and kind.
 pub(crate) fn from_prim(field: &Field, prim: Prim) -> Result<Value, ValueError> {
     use FieldType as F;
-    let found = format!("{prim:?}");
-    let mismatch = || {
-        ValueError::mismatch(field.field_type.connect_type(), found.clone()).in_column(&field.name)
+    // The primitive is only formatted for the message, when it does not fit.
+    let mismatch = |found: Prim| {
+        ValueError::mismatch(field.field_type.connect_type(), format!("{found:?}")).in_column(&field.name)
     };
     let int32 = |v: i64| i32::try_from(v).map_err(|_| out_of_range(v, field));
     let value = match (&field.field_type, prim) {
@@ -146,7 +146,20 @@ pub(crate) fn from_prim(field: &Field, prim: Prim) -> Result<Value, ValueError> 
         (F::ZonedTimestamp, Prim::Str(text)) => {
             Value::Timestamp(parse_zoned(&text).ok_or_else(|| out_of_range(&text, field))?)
         }
-        _ => return Err(mismatch()),
+        (_, found) => return Err(mismatch(found)),
     };
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mismatch_names_the_primitive_found() {
+        let field = Field::new("n", FieldType::Int32, false);
+        let e = from_prim(&field, Prim::Str("x".into())).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("Str(\"x\")") && e.contains('n'), "{e}");
+        assert_eq!(from_prim(&field, Prim::Int(5)).ok(), Some(Value::Int(5)));
+    }
 }
