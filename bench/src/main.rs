@@ -244,6 +244,9 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             }
             let o = one(&cli, &stack, &binary, &root, *w, format, n).await?;
             report(&o);
+            if *w == Workload::W1 {
+                publisher_floor(&stack, &o).await?;
+            }
             record(&out_dir, &o, &cli)?;
             outcomes.push(o);
         }
@@ -253,6 +256,28 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
     }
     Ok(snapshots_ok && outcomes.iter().all(Outcome::passes))
 }
+
+/// W1's rows/s against the source's own Publisher alone sending as many records of the same
+/// format (commits of [`FLOOR_BATCH`], its best measured size), timed right after the workload.
+async fn publisher_floor(stack: &Stack, o: &Outcome) -> anyhow::Result<()> {
+    let rows = o.range.rows;
+    let took = floor::kafka(stack, rows, FLOOR_BATCH, o.format == "avro").await?;
+    let floor = rows as f64 / took.as_secs_f64();
+    let ours = rows as f64 / o.ours.streaming.as_secs_f64();
+    let ratio = ours / floor;
+    println!(
+        "   Publisher floor ({} records, commits of {FLOOR_BATCH}): {:.2} s -> {floor:.0} rows/s; source / floor = {ratio:.2} (target >= {FLOOR_TARGET}: {})",
+        o.format,
+        took.as_secs_f64(),
+        verdict(ratio >= FLOOR_TARGET)
+    );
+    Ok(())
+}
+
+/// Commit size of the Publisher floor W1 is compared with.
+const FLOOR_BATCH: u64 = 50_000;
+/// W1 source rows/s ÷ Publisher floor rows/s must reach this.
+const FLOOR_TARGET: f64 = 0.8;
 
 /// Prints the floors for W1's size (see [`floor`]).
 async fn floors(cli: &Cli, stack: &Stack) -> anyhow::Result<()> {
