@@ -29,8 +29,10 @@ use crate::publisher::{Publisher, RecordRef};
 /// task at a time.
 pub const QUEUE_BYTES: usize = 8 << 20;
 
-/// Bytes counted per record besides its key and value (headers, bookkeeping).
-const RECORD_OVERHEAD: usize = 128;
+/// Bytes counted per record besides its key and value: what a queued record costs on top of
+/// them (its headers as librdkafka holds them, the topic and record reference strings, the
+/// queue slot), so that small records are bounded by what they really hold.
+const RECORD_OVERHEAD: usize = 640;
 
 /// Where the record writer puts records: the [`Publisher`] itself (snapshot) or the [`Outbox`]
 /// of the publisher task (streaming).

@@ -306,6 +306,9 @@ impl Publisher {
     ) -> Result<Self, SourceError> {
         let mut cfg = ClientConfig::new();
         cfg.set("queue.buffering.max.kbytes", "16384")
+            // librdkafka's default of 100,000 queued messages lets small records (each with its
+            // headers) hold far more memory than their bytes; 20,000 keep enough in flight.
+            .set("queue.buffering.max.messages", "20000")
             .set("linger.ms", "5")
             .set("compression.type", "lz4")
             .set("message.max.bytes", MESSAGE_MAX_BYTES)
