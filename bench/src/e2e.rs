@@ -167,7 +167,7 @@ fn settings(cli: &Cli, sink: &SinkSpec) -> anyhow::Result<String> {
     };
     Ok(format!(
         "source batch.max.ms={}, batch.max.rows={}; sink {}",
-        get("batch.max.ms", "200"),
+        get("batch.max.ms", "20"),
         get("batch.max.rows", "5000"),
         sink.describe_keys()
     ))
