@@ -10,6 +10,8 @@
 //! | `cdc_source_last_event_timestamp_seconds` | gauge | – server time of the last binlog event |
 //! | `cdc_source_snapshot_rows_total` | counter | `table` — rows read by the snapshot |
 //! | `cdc_source_snapshot_rows_estimate` | gauge | `table` — estimated rows to snapshot |
+//! | `cdc_source_snapshot_chunks_total` | counter | `table` — snapshot chunks committed |
+//! | `cdc_source_snapshot_chunks_estimate` | gauge | `table` — chunks the table's snapshot is estimated to take |
 //! | `cdc_source_kafka_transactions_total` | counter | `outcome` (`committed`, `aborted`) |
 //! | `cdc_source_kafka_transaction_duration_seconds` | histogram | – begin to commit |
 //! | `cdc_source_reconnects_total` | counter | – binlog reconnects |
@@ -72,6 +74,8 @@ pub struct SourceMetrics {
     pub last_event_timestamp: Gauge,
     pub snapshot_rows: Family<TableLabel, Counter>,
     pub snapshot_estimate: Family<TableLabel, Gauge>,
+    pub snapshot_chunks: Family<TableLabel, Counter>,
+    pub snapshot_chunks_estimate: Family<TableLabel, Gauge>,
     pub kafka_transactions: Family<Outcome, Counter>,
     pub kafka_transaction_duration: Histogram,
     pub reconnects: Counter,
@@ -94,6 +98,8 @@ impl SourceMetrics {
             last_event_timestamp: Gauge::default(),
             snapshot_rows: Family::default(),
             snapshot_estimate: Family::default(),
+            snapshot_chunks: Family::default(),
+            snapshot_chunks_estimate: Family::default(),
             kafka_transactions: Family::default(),
             kafka_transaction_duration: Histogram::new(TXN_BUCKETS),
             reconnects: Counter::default(),
@@ -114,6 +120,12 @@ impl SourceMetrics {
         );
         r.register("snapshot_rows", "Rows read by the initial snapshot", m.snapshot_rows.clone());
         r.register("snapshot_rows_estimate", "Estimated rows of each table to snapshot", m.snapshot_estimate.clone());
+        r.register("snapshot_chunks", "Snapshot chunks committed", m.snapshot_chunks.clone());
+        r.register(
+            "snapshot_chunks_estimate",
+            "Chunks each table's snapshot is estimated to take (rows estimate / snapshot.chunk.size, at least the chunks done)",
+            m.snapshot_chunks_estimate.clone(),
+        );
         r.register("kafka_transactions", "Kafka transactions ended, by outcome", m.kafka_transactions.clone());
         r.register(
             "kafka_transaction_duration_seconds",

@@ -195,7 +195,17 @@ async fn attempt(
         st.snapshot = state
             .done
             .iter()
-            .map(|t| SnapshotProgress { table: t.table.clone(), rows_done: t.rows, rows_estimated: t.rows, done: true })
+            .map(|t| {
+                let chunks = (t.rows / (cfg.snapshot_chunk_size as u64).max(1)) + 1;
+                SnapshotProgress {
+                    table: t.table.clone(),
+                    rows_done: t.rows,
+                    rows_estimated: t.rows,
+                    chunks_done: chunks,
+                    chunks_estimated: chunks,
+                    done: true,
+                }
+            })
             .collect();
     });
 
@@ -254,6 +264,9 @@ async fn copy_table(
     .await?
     .unwrap_or(0);
     metrics.snapshot_estimate.get_or_create(&label).set(estimate as i64);
+    let chunk_size = (cfg.snapshot_chunk_size as u64).max(1);
+    let chunks_estimate = estimate.div_ceil(chunk_size).max(1);
+    metrics.snapshot_chunks_estimate.get_or_create(&label).set(chunks_estimate as i64);
     // Chunks are ordered and bounded by the key columns themselves, qualified so that no alias
     // of the select list (`UNIX_TIMESTAMP(ts) AS ts`, `CAST(b AS BINARY(16)) AS b`) takes their
     // place, and the next chunk's bound is the key as stored, read from extra columns after the
@@ -294,6 +307,8 @@ async fn copy_table(
         }
         None => (None, 0),
     };
+    // Every committed chunk but a table's last is full.
+    let mut chunks_done = done / chunk_size;
     loop {
         if shutdown.is_cancelled() {
             return Err(SourceError::SnapshotStopped);
@@ -331,11 +346,23 @@ async fn copy_table(
         status.snapshot_read();
         backoff.reset();
         metrics.snapshot_rows.get_or_create(&label).inc_by(n as u64);
+        metrics.snapshot_chunks.get_or_create(&label).inc();
+        chunks_done += 1;
+        // Known exactly once the table is done.
+        let chunks_total = if finished { chunks_done } else { chunks_estimate.max(chunks_done + 1) };
+        metrics.snapshot_chunks_estimate.get_or_create(&label).set(chunks_total as i64);
         let total = estimate.max(done);
         tracing::info!(table = %full, rows_done = done, rows_estimated = total, "snapshot chunk copied");
         status.update(|st| {
             st.snapshot.retain(|p| p.table != s.table);
-            st.snapshot.push(SnapshotProgress { table: s.table.clone(), rows_done: done, rows_estimated: total, done: finished });
+            st.snapshot.push(SnapshotProgress {
+                table: s.table.clone(),
+                rows_done: done,
+                rows_estimated: total,
+                chunks_done,
+                chunks_estimated: chunks_total,
+                done: finished,
+            });
         });
         if finished {
             return Ok(());

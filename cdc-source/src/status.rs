@@ -75,6 +75,9 @@ pub struct SnapshotProgress {
     pub table: String,
     pub rows_done: u64,
     pub rows_estimated: u64,
+    /// Chunks committed (of this table's snapshot, across restarts) and estimated in all.
+    pub chunks_done: u64,
+    pub chunks_estimated: u64,
     pub done: bool,
 }
 

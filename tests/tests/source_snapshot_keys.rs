@@ -2,11 +2,13 @@
 //! once, in at least three chunks, for keys a select-list alias or a cast could shadow (TIMESTAMP
 //! read as `UNIX_TIMESTAMP(ts) AS ts`, BINARY as `CAST(… AS BINARY(n))`), composite keys with a
 //! case-insensitive VARCHAR, DATETIME(6), UUID, DECIMAL and BIGINT UNSIGNED — in a source whose
-//! session time zone is not UTC, while a writer inserts and updates rows.
+//! session time zone is not UTC, while a writer inserts and updates rows. The chunks each table
+//! took are reported in `/metrics` and `/status`.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
+use cdc_tests::process::http_addr;
 use cdc_tests::source::{payload, SourceSetup};
 use mysql_async::prelude::Queryable;
 
@@ -89,4 +91,19 @@ async fn every_key_type_is_copied_once_in_chunks() {
     }
     let log = svc.log_text();
     assert!(log.matches("snapshot chunk copied").count() >= 4 * tables().len(), "at least four chunks per table:\n{log}");
+
+    // 35 or 36 rows in chunks of 10: four chunks per table, in the metrics and in /status.
+    let http = http_addr(&log);
+    let metrics = reqwest::get(format!("http://{http}/metrics")).await.expect("metrics").text().await.expect("text");
+    let status: serde_json::Value = reqwest::get(format!("http://{http}/status")).await.expect("status").json().await.expect("JSON");
+    for (table, _, _, _) in tables() {
+        for line in [
+            format!("cdc_source_snapshot_chunks_total{{table=\"{table}\"}} 4"),
+            format!("cdc_source_snapshot_chunks_estimate{{table=\"{table}\"}} 4"),
+        ] {
+            assert!(metrics.lines().any(|l| l == line), "{line} missing from /metrics:\n{metrics}");
+        }
+        let progress = status["snapshot"].as_array().and_then(|a| a.iter().find(|p| p["table"] == table)).unwrap_or_else(|| panic!("{table} in /status: {status}"));
+        assert_eq!((progress["chunks_done"].as_u64(), progress["chunks_estimated"].as_u64(), progress["done"].as_bool()), (Some(4), Some(4), Some(true)), "{table}: {progress}");
+    }
 }
