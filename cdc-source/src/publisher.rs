@@ -424,6 +424,7 @@ impl<P: TxnProducer> Publisher<P> {
             match self.producer.send(topic, key, value, headers, sent) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), h, s)) => {
+                    self.queue_full(topic)?;
                     (headers, sent) = (h, s);
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
@@ -434,6 +435,19 @@ impl<P: TxnProducer> Publisher<P> {
                 Err((e, _, _)) => return Err(self.explain(&format!("produce to {topic}"), &e)),
             }
         }
+    }
+
+    /// librdkafka's queue is full: go on waiting for room only while the transaction can still
+    /// commit. Once a record of it failed, the producer is in a fatal state, or it has been open
+    /// for `transaction.timeout.ms` (the broker aborts it then), librdkafka keeps the queued
+    /// records until the transaction is aborted, so the queue would never drain: the error.
+    fn queue_full(&self, topic: &str) -> Result<(), SourceError> {
+        let failed = self.deliveries.failure().is_some() || self.producer.fatal_error().is_some();
+        if failed || self.open_for().is_some_and(|open| open >= self.txn_timeout) {
+            let e = KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull);
+            return Err(self.explain(&format!("produce to {topic}"), &e));
+        }
+        Ok(())
     }
 
     /// Adds a record without key and value to `partition` of `topic` (the truncate record) to
@@ -447,6 +461,7 @@ impl<P: TxnProducer> Publisher<P> {
             match self.producer.send_keyless(topic, partition, headers, sent) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), h, s)) => {
+                    self.queue_full(topic)?;
                     (headers, sent) = (h, s);
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
@@ -603,7 +618,7 @@ fn is_txn_timeout_symptom(code: Option<RDKafkaErrorCode>) -> bool {
     is_fenced(code)
         || matches!(
             code,
-            Some(C::InvalidTransactionalState | C::MessageTimedOut | C::OperationTimedOut | C::RequestTimedOut)
+            Some(C::InvalidTransactionalState | C::MessageTimedOut | C::OperationTimedOut | C::RequestTimedOut | C::QueueFull)
         )
 }
 

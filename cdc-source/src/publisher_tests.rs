@@ -21,6 +21,8 @@ struct State {
     fatal: Option<(RDKafkaErrorCode, String)>,
     /// An error `send` returns at once for the next record (librdkafka's own checks).
     refuse_next: Option<RDKafkaErrorCode>,
+    /// librdkafka's queue is full and stays full (it keeps a failed transaction's records).
+    full: bool,
 }
 
 #[derive(Clone, Default)]
@@ -46,6 +48,9 @@ impl TxnProducer for Fake {
         assert!(s.open, "send outside a transaction");
         if let Some(code) = s.refuse_next.take() {
             return Err((KafkaError::MessageProduction(code), headers, sent));
+        }
+        if s.full {
+            return Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), headers, sent));
         }
         if let Some(code) = s.fail_next.pop_front() {
             let failure = DeliveryFailure {
@@ -227,6 +232,37 @@ async fn failures_of_an_aborted_transaction_do_not_taint_the_next() {
     let stale = DeliveryFailure { code: Some(RDKafkaErrorCode::MessageSizeTooLarge), error: String::new(), topic: "t".into(), record: row(), size: 1 };
     d.record(1, stale);
     assert!(d.failure().is_none());
+}
+
+#[tokio::test]
+async fn a_queue_that_stays_full_past_the_transaction_timeout_ends_with_the_timeout() {
+    let fake = Fake::default();
+    let mut p = publisher(&fake, &[("transaction.timeout.ms", "50")]).await;
+    send(&mut p, b"v").await.unwrap();
+    fake.state().full = true;
+    let err = tokio::time::timeout(Duration::from_secs(5), send(&mut p, b"w"))
+        .await
+        .expect("the wait for room ends by itself")
+        .unwrap_err();
+    assert!(!err.is_transient(), "{err}");
+    let text = err.to_string();
+    for want in ["transaction.timeout.ms=50", "kafka.transaction.timeout.ms"] {
+        assert!(text.contains(want), "{want:?} missing from: {text}");
+    }
+}
+
+#[tokio::test]
+async fn a_full_queue_behind_a_failed_record_ends_with_that_failure() {
+    let fake = Fake::default();
+    let mut p = publisher(&fake, &[]).await;
+    fake.state().fail_next.push_back(RDKafkaErrorCode::MessageSizeTooLarge);
+    send(&mut p, b"too large").await.unwrap();
+    fake.state().full = true;
+    let err = tokio::time::timeout(Duration::from_secs(5), send(&mut p, b"next"))
+        .await
+        .expect("no wait for room that cannot come")
+        .unwrap_err();
+    assert!(matches!(err, SourceError::RecordTooLarge(_)), "{err}");
 }
 
 #[tokio::test]
