@@ -20,6 +20,7 @@
 //! | `cdc_source_table_failures_total` | counter | `table` — tables skipped after an error of their own (undecodable text, a topic the broker refuses, a topic another table holds, a schema the registry refuses) |
 //! | `cdc_source_binlog_groups_discarded_total` | counter | `reason` (`rollback`, `xa_prepare`) — binlog groups that ended without committing, nothing published |
 //! | `cdc_source_table_ddl_total` | counter | `table`, `ddl` (`truncate`, `rename_away`, `rename_in`, `rename`, `drop`) — table DDL acted on |
+//! | `cdc_source_records_pending` | gauge | `stage` (`queued`: encoded, waiting for the publisher task; `unacknowledged`: handed to librdkafka, not yet acknowledged by the broker; `uncommitted`: in the open Kafka transaction) |
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -60,6 +61,14 @@ pub struct TableDdl {
     pub ddl: &'static str,
 }
 
+/// The `stage` label values of `cdc_source_records_pending`.
+pub const PENDING_STAGES: [&str; 3] = ["queued", "unacknowledged", "uncommitted"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Stage {
+    pub stage: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Class {
     pub class: &'static str,
@@ -84,6 +93,7 @@ pub struct SourceMetrics {
     pub table_failures: Family<TableLabel, Counter>,
     pub discarded_groups: Family<Reason, Counter>,
     pub table_ddl: Family<TableDdl, Counter>,
+    pub records_pending: Family<Stage, Gauge>,
 }
 
 const TXN_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
@@ -108,6 +118,7 @@ impl SourceMetrics {
             table_failures: Family::default(),
             discarded_groups: Family::default(),
             table_ddl: Family::default(),
+            records_pending: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("cdc_source");
         r.register("events", "Change records published, by table and op (c, u, d, r)", m.events.clone());
@@ -146,6 +157,14 @@ impl SourceMetrics {
             m.discarded_groups.clone(),
         );
         r.register("table_ddl", "Table DDL acted on (truncate, rename_away, rename_in, rename, drop)", m.table_ddl.clone());
+        r.register(
+            "records_pending",
+            "Records on their way to Kafka, by stage: queued for the publisher task, unacknowledged by the broker, in the open Kafka transaction",
+            m.records_pending.clone(),
+        );
+        for stage in PENDING_STAGES {
+            let _ = m.records_pending.get_or_create(&Stage { stage });
+        }
         for reason in ["rollback", "xa_prepare"] {
             let _ = m.discarded_groups.get_or_create(&Reason { reason });
         }
@@ -156,5 +175,10 @@ impl SourceMetrics {
             let _ = m.errors.get_or_create(&Class { class });
         }
         m
+    }
+
+    /// The gauge of `cdc_source_records_pending` for `stage` (one of [`PENDING_STAGES`]).
+    pub fn pending(&self, stage: &'static str) -> Gauge {
+        self.records_pending.get_or_create(&Stage { stage }).clone()
     }
 }

@@ -18,6 +18,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use prometheus_client::metrics::gauge::Gauge;
 use rdkafka::message::OwnedHeaders;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
@@ -76,6 +77,13 @@ enum Item {
     Abort,
 }
 
+impl Item {
+    /// Whether the item is a record (counted as queued).
+    fn is_record(&self) -> bool {
+        matches!(self, Item::Record { .. } | Item::Keyless { .. })
+    }
+}
+
 /// What the publisher task hands back when it ends.
 struct Finished {
     publisher: Publisher,
@@ -93,6 +101,8 @@ pub struct Outbox {
     next_ticket: u64,
     /// Tickets queued and not yet reported stored, oldest first.
     pending: VecDeque<u64>,
+    /// Records queued and not yet taken by the task (`cdc_source_records_pending{stage="queued"}`).
+    queued: Gauge,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -102,12 +112,13 @@ impl std::fmt::Debug for Outbox {
 }
 
 impl Outbox {
-    /// Starts the publisher task on `publisher` (no transaction open).
-    pub fn start(publisher: Publisher) -> Outbox {
+    /// Starts the publisher task on `publisher` (no transaction open); `queued` counts the
+    /// records waiting in the queue.
+    pub fn start(publisher: Publisher, queued: Gauge) -> Outbox {
         let (items_tx, items) = mpsc::unbounded_channel();
         let (done_tx, done) = mpsc::unbounded_channel();
         let discard = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(play(publisher, items, done_tx, Arc::clone(&discard)));
+        let task = tokio::spawn(play(publisher, items, done_tx, Arc::clone(&discard), queued.clone()));
         Outbox {
             items: Some(items_tx),
             room: Arc::new(Semaphore::new(QUEUE_BYTES)),
@@ -116,6 +127,7 @@ impl Outbox {
             task,
             next_ticket: 0,
             pending: VecDeque::new(),
+            queued,
         }
     }
 
@@ -196,11 +208,19 @@ impl Outlet for Outbox {
             .acquire_many_owned(bytes as u32)
             .await
             .map_err(|_| SourceError::PublisherStopped)?;
+        // Counted before it is queued: the task uncounts it when it takes it.
+        self.queued.inc();
         self.push(Item::Record { topic: topic.to_string(), key, value, headers, record, _room: room })
+            .inspect_err(|_| {
+                self.queued.dec();
+            })
     }
 
     async fn send_keyless(&mut self, topic: &str, partition: i32, headers: OwnedHeaders) -> Result<(), SourceError> {
-        self.push(Item::Keyless { topic: topic.to_string(), partition, headers })
+        self.queued.inc();
+        self.push(Item::Keyless { topic: topic.to_string(), partition, headers }).inspect_err(|_| {
+            self.queued.dec();
+        })
     }
 }
 
@@ -211,9 +231,13 @@ async fn play(
     mut items: mpsc::UnboundedReceiver<Item>,
     done: mpsc::UnboundedSender<u64>,
     discard: Arc<AtomicBool>,
+    queued: Gauge,
 ) -> Finished {
     let mut error = None;
     while let Some(item) = items.recv().await {
+        if item.is_record() {
+            queued.dec();
+        }
         if discard.load(Ordering::SeqCst) {
             break;
         }
@@ -233,6 +257,12 @@ async fn play(
         }
     }
     // Stop taking items first: the loop's next send fails and its queued records are freed.
+    items.close();
+    while let Ok(item) = items.try_recv() {
+        if item.is_record() {
+            queued.dec();
+        }
+    }
     drop(items);
     drop(done);
     if let Err(e) = publisher.abort().await {

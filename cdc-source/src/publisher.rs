@@ -30,6 +30,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use prometheus_client::metrics::gauge::Gauge;
 use rdkafka::ClientContext;
 
 use crate::error::{is_fenced, Fenced, KafkaFatal, NotDelivered, RecordTooLarge, SourceError, TransactionTooLong};
@@ -104,9 +105,23 @@ pub struct Deliveries {
     /// The transaction records are sent in; reports of earlier (aborted) ones are ignored.
     txn: AtomicU64,
     failure: Mutex<Option<DeliveryFailure>>,
+    /// Records of the current transaction handed to librdkafka and not yet acknowledged
+    /// (`cdc_source_records_pending{stage="unacknowledged"}`).
+    unacknowledged: Gauge,
 }
 
 impl Deliveries {
+    fn new(unacknowledged: Gauge) -> Self {
+        Deliveries { unacknowledged, ..Deliveries::default() }
+    }
+
+    /// A record of transaction `txn` was acknowledged or failed.
+    fn reported(&self, txn: u64) {
+        if txn == self.current() {
+            self.unacknowledged.dec();
+        }
+    }
+
     /// Keeps the most telling failure: a too-large record over anything else, the largest one
     /// among those (a batch the broker refuses fails every record in it).
     fn record(&self, txn: u64, failure: DeliveryFailure) {
@@ -130,6 +145,8 @@ impl Deliveries {
     /// Starts a new transaction's reports.
     fn next_txn(&self) -> u64 {
         *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        // The previous transaction's records are committed or dropped.
+        self.unacknowledged.set(0);
         self.txn.fetch_add(1, Ordering::SeqCst) + 1
     }
 
@@ -157,6 +174,7 @@ impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = Box<Sent>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, sent: Box<Sent>) {
+        self.deliveries.reported(sent.txn);
         if let Err((e, m)) = result {
             let size = m.payload_len() + m.key_len();
             let failure = DeliveryFailure {
@@ -278,6 +296,8 @@ pub struct Publisher<P: TxnProducer = KafkaProducer> {
     /// A commit failed: whether it landed is known only to the offsets topic.
     position_unknown: bool,
     metrics: SourceMetrics,
+    /// Records sent in the open transaction (`cdc_source_records_pending{stage="uncommitted"}`).
+    uncommitted: Gauge,
 }
 
 impl<P: TxnProducer> std::fmt::Debug for Publisher<P> {
@@ -359,7 +379,7 @@ impl<P: TxnProducer> Publisher<P> {
             .map(Duration::from_millis)
             .unwrap_or(TXN_TIMEOUT);
         let message_max_bytes = kafka.get("message.max.bytes").cloned().unwrap_or_else(|| MESSAGE_MAX_BYTES.into());
-        let deliveries = Arc::new(Deliveries::default());
+        let deliveries = Arc::new(Deliveries::new(metrics.pending("unacknowledged")));
         let producer = init(&factory, &deliveries, txn_timeout).await?;
         Ok(Publisher {
             producer,
@@ -372,6 +392,7 @@ impl<P: TxnProducer> Publisher<P> {
             txn_timeout,
             message_max_bytes,
             position_unknown: false,
+            uncommitted: metrics.pending("uncommitted"),
             metrics,
         })
     }
@@ -381,6 +402,7 @@ impl<P: TxnProducer> Publisher<P> {
     /// longer abort (a fatal error other than being fenced).
     pub async fn recreate(&mut self) -> Result<(), SourceError> {
         self.open_since = None;
+        self.uncommitted.set(0);
         self.deliveries.next_txn();
         self.producer = init(&self.factory, &self.deliveries, self.txn_timeout).await?;
         tracing::info!(name = %self.name, "Kafka producer recreated");
@@ -422,7 +444,10 @@ impl<P: TxnProducer> Publisher<P> {
         let mut headers = headers;
         loop {
             match self.producer.send(topic, key, value, headers, sent) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.sent();
+                    return Ok(());
+                }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), h, s)) => {
                     self.queue_full(topic)?;
                     (headers, sent) = (h, s);
@@ -435,6 +460,12 @@ impl<P: TxnProducer> Publisher<P> {
                 Err((e, _, _)) => return Err(self.explain(&format!("produce to {topic}"), &e)),
             }
         }
+    }
+
+    /// librdkafka took a record of the open transaction.
+    fn sent(&self) {
+        self.deliveries.unacknowledged.inc();
+        self.uncommitted.inc();
     }
 
     /// librdkafka's queue is full: go on waiting for room only while the transaction can still
@@ -459,7 +490,10 @@ impl<P: TxnProducer> Publisher<P> {
         let mut headers = headers;
         loop {
             match self.producer.send_keyless(topic, partition, headers, sent) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.sent();
+                    return Ok(());
+                }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), h, s)) => {
                     self.queue_full(topic)?;
                     (headers, sent) = (h, s);
@@ -498,6 +532,7 @@ impl<P: TxnProducer> Publisher<P> {
         match blocking(move || p.commit_transaction(timeout)).await {
             Ok(()) => {
                 let started = self.open_since.take().unwrap_or_else(Instant::now);
+                self.uncommitted.set(0);
                 self.metrics.kafka_transactions.get_or_create(&Outcome { outcome: "committed" }).inc();
                 self.metrics.kafka_transaction_duration.observe(started.elapsed().as_secs_f64());
                 Ok(())
@@ -534,6 +569,7 @@ impl<P: TxnProducer> Publisher<P> {
                 // on its timeout); recreating would fence the other instance back.
                 let err = self.explain("abort the Kafka transaction", &e);
                 self.open_since = None;
+                self.uncommitted.set(0);
                 self.deliveries.next_txn();
                 if !err.is_transient() {
                     return Err(err);
@@ -542,6 +578,7 @@ impl<P: TxnProducer> Publisher<P> {
                 return self.recreate().await;
             }
             self.open_since = None;
+            self.uncommitted.set(0);
             self.deliveries.next_txn();
         }
         Ok(())

@@ -353,3 +353,25 @@ async fn a_record_over_the_producers_own_limit_is_definite_and_named() {
         assert!(text.contains(want), "{want:?} missing from: {text}");
     }
 }
+
+#[tokio::test]
+async fn records_pending_count_what_is_unacknowledged_and_uncommitted() {
+    let fake = Fake::default();
+    let mut p = publisher(&fake, &[]).await;
+    let (unacked, uncommitted) = (p.deliveries.unacknowledged.clone(), p.uncommitted.clone());
+    send(&mut p, b"v").await.unwrap();
+    send(&mut p, b"v").await.unwrap();
+    assert_eq!((unacked.get(), uncommitted.get()), (2, 2));
+    // The broker acknowledges one; a late report of an earlier transaction changes nothing.
+    let d = fake.state().deliveries.clone().unwrap();
+    d.reported(d.current());
+    d.reported(d.current() - 1);
+    assert_eq!((unacked.get(), uncommitted.get()), (1, 2));
+    // The offset record is one more; once committed nothing is pending.
+    p.commit(Some(&stored(5))).await.unwrap();
+    assert_eq!(uncommitted.get(), 0);
+    send(&mut p, b"v").await.unwrap();
+    assert_eq!((unacked.get(), uncommitted.get()), (1, 1));
+    p.abort().await.unwrap();
+    assert_eq!((unacked.get(), uncommitted.get()), (0, 0));
+}

@@ -217,7 +217,7 @@ impl<'a> Streamer<'a> {
         // Resume exactly after what Kafka has: after a failed commit, the offsets topic says
         // whether it landed.
         let settled = publisher.settled_position().await;
-        let mut outbox = Outbox::start(publisher);
+        let mut outbox = Outbox::start(publisher, self.metrics.pending("queued"));
         let result = match settled {
             Ok(stored) => {
                 if let Some(stored) = stored {

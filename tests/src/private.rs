@@ -149,6 +149,11 @@ impl PrivateKafka {
         Self::start(1, true)
     }
 
+    /// One plain node.
+    pub fn start_single() -> PrivateKafka {
+        Self::start(1, false)
+    }
+
     /// Three plain nodes, replication factor 3 and `min.insync.replicas=2` for every topic.
     pub fn start_cluster() -> PrivateKafka {
         Self::start(3, false)
@@ -210,6 +215,20 @@ impl PrivateKafka {
         let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
     }
 
+    /// SIGSTOP to node `id`: it keeps its connections open and answers nothing, as a broker
+    /// stalled by the machine would, until [`PrivateKafka::resume`].
+    pub fn pause(&self, id: u16) {
+        let pid = self.pid(id).unwrap_or_else(|| panic!("Kafka node {id} has no PID file"));
+        let _ = Command::new("kill").args(["-STOP", &pid.to_string()]).status();
+    }
+
+    /// SIGCONT to node `id` (after [`PrivateKafka::pause`]).
+    pub fn resume(&self, id: u16) {
+        if let Some(pid) = self.pid(id) {
+            let _ = Command::new("kill").args(["-CONT", &pid.to_string()]).status();
+        }
+    }
+
     /// The node id of the active KRaft controller (the metadata quorum's leader).
     pub fn active_controller(&self) -> u16 {
         let cache = std::env::var("CDC_STACK_CACHE")
@@ -252,6 +271,10 @@ impl PrivateKafka {
 
 impl Drop for PrivateKafka {
     fn drop(&mut self) {
+        // A paused node would not act on stack/down's SIGTERM.
+        for id in 1..=self.nodes {
+            self.resume(id);
+        }
         let _ = self.script("down").output();
         let _ = std::fs::remove_dir_all(&self.home);
     }
