@@ -106,9 +106,12 @@ async fn a_sigkilled_sink_restarted_at_once_applies_again_within_seconds() {
     let applied = applied.unwrap_or_else(|| panic!("nothing applied within 70 s of the restart:\n{}", sink.log_text()));
     assert!(applied < BOUND, "the restarted sink applied its first row after {applied:?} (bound {BOUND:?}):\n{}", sink.log_text());
     assert_eq!(ready_unassigned, None, "/ready answered 200 before any partition was assigned:\n{}", sink.log_text());
-    let (at, assigned) = not_ready.unwrap_or_else(|| panic!("/ready never answered 503 after the restart:\n{}", sink.log_text()));
-    assert!(!assigned, "/ready 503 only after the assignment ({at:?})");
-    assert!(ready.is_some(), "/ready never answered 200 after the restart:\n{}", sink.log_text());
+    // With static membership the assignment can come within the first poll's 25 ms, and the
+    // sink logs it just before it reports it: a first 503 with the line already logged is
+    // that moment, not a late 503. What must hold is 503 first, 200 only once assigned.
+    let (at, _) = not_ready.unwrap_or_else(|| panic!("/ready never answered 503 after the restart:\n{}", sink.log_text()));
+    let ready = ready.unwrap_or_else(|| panic!("/ready never answered 200 after the restart:\n{}", sink.log_text()));
+    assert!(at < ready, "/ready answered 200 ({ready:?}) before its first 503 ({at:?})");
     let (_, status) = case.http("/status").await;
     assert!(status.contains(&format!("\"{}/0\"", case.topic)), "/status names the assigned partitions: {status}");
 
