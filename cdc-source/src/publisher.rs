@@ -440,6 +440,7 @@ impl<P: TxnProducer> Publisher<P> {
         record: RecordRef,
     ) -> Result<(), SourceError> {
         self.ensure_open()?;
+        self.within_timeout(topic)?;
         let mut sent = Box::new(Sent { txn: self.deliveries.current(), record });
         let mut headers = headers;
         loop {
@@ -459,6 +460,22 @@ impl<P: TxnProducer> Publisher<P> {
                 }
                 Err((e, _, _)) => return Err(self.explain(&format!("produce to {topic}"), &e)),
             }
+        }
+    }
+
+    /// A transaction open for `transaction.timeout.ms` is aborted by the broker (at its next
+    /// timeout scan) whatever is still sent into it: the error now, at the first record past
+    /// the timeout, instead of after whatever librdkafka does with the records meanwhile.
+    fn within_timeout(&self, topic: &str) -> Result<(), SourceError> {
+        match self.open_for() {
+            Some(open) if open >= self.txn_timeout => Err(SourceError::TransactionTooLong(Box::new(TransactionTooLong {
+                context: format!("produce to {topic}"),
+                open,
+                timeout: self.txn_timeout,
+                reason: "the broker aborts a transaction once it has been open that long".into(),
+                error: KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut),
+            }))),
+            _ => Ok(()),
         }
     }
 
@@ -485,6 +502,7 @@ impl<P: TxnProducer> Publisher<P> {
     /// the open transaction (opening one if needed).
     pub async fn send_keyless(&mut self, topic: &str, partition: i32, headers: OwnedHeaders) -> Result<(), SourceError> {
         self.ensure_open()?;
+        self.within_timeout(topic)?;
         let record = RecordRef { table: topic.to_string(), key: format!("truncate record, partition {partition}") };
         let mut sent = Box::new(Sent { txn: self.deliveries.current(), record });
         let mut headers = headers;

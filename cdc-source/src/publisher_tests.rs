@@ -375,3 +375,21 @@ async fn records_pending_count_what_is_unacknowledged_and_uncommitted() {
     p.abort().await.unwrap();
     assert_eq!((unacked.get(), uncommitted.get()), (0, 0));
 }
+
+#[tokio::test]
+async fn a_record_past_the_transaction_timeout_ends_with_the_timeout() {
+    let fake = Fake::default();
+    let mut p = publisher(&fake, &[("transaction.timeout.ms", "50")]).await;
+    send(&mut p, b"v").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let err = send(&mut p, b"v").await.unwrap_err();
+    assert!(!err.is_transient(), "{err}");
+    let text = err.to_string();
+    for want in ["open 0.", "transaction.timeout.ms=50 ms", "kafka.transaction.timeout.ms"] {
+        assert!(text.contains(want), "{want:?} missing from: {text}");
+    }
+    assert_eq!(calls(&fake).iter().filter(|c| **c == "send").count(), 1, "the late record is not sent");
+    p.abort().await.unwrap();
+    send(&mut p, b"v").await.unwrap();
+    p.commit(None).await.unwrap();
+}
