@@ -18,7 +18,7 @@ use anyhow::Context;
 use cdc_schema::{row_from_binlog, RowsDecoder, TableSchema};
 use cdc_source::binlog::reader::{BinlogReader, Timeouts};
 use cdc_source::metrics::SourceMetrics;
-use cdc_source::offsets::{ensure_topics, StoredOffset};
+use cdc_source::offsets::{ensure_topics, OffsetRecord, StoredOffset};
 use cdc_source::position::FilePos;
 use cdc_source::publisher::{Publisher, RecordRef};
 use mysql_async::binlog::events::EventData;
@@ -159,11 +159,11 @@ pub async fn kafka(stack: &Stack, rows: u64, batch: u64, avro: bool) -> anyhow::
     let mut publisher = Publisher::connect(&kafka, &tag, &offsets, metrics)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let offset = StoredOffset {
+    let offset = OffsetRecord::at(StoredOffset {
         gtid: "0-1-1".parse().map_err(anyhow::Error::msg)?,
         binlog: FilePos::default(),
         ts_ms: 0,
-    };
+    });
     let started = Instant::now();
     for i in 0..rows {
         let (key, value) = if avro {
@@ -296,11 +296,11 @@ pub async fn commit_cost(
     let mut publisher = Publisher::connect(&kafka, &tag, &offsets, metrics)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let offset = StoredOffset {
+    let offset = OffsetRecord::at(StoredOffset {
         gtid: "0-1-1".parse().map_err(anyhow::Error::msg)?,
         binlog: FilePos::default(),
         ts_ms: 0,
-    };
+    });
     let mut through_publisher = Vec::new();
     for i in 0..commits {
         let (key, value) = avro_sized_record(u64::from(i));

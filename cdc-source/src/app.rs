@@ -5,6 +5,8 @@ use cdc_schema::{Encoder, Registry};
 
 use crate::config::{Format, SnapshotMode, SourceConfig};
 use crate::error::SourceError;
+use crate::incremental::{Incremental, IncrementalState, PostedSignal, Requested};
+use std::collections::BTreeSet;
 use crate::metrics::SourceMetrics;
 use crate::offsets::{self, OffsetRecord, SnapshotState, StoredOffset};
 use crate::position::{FilePos, GtidPosition};
@@ -55,12 +57,14 @@ async fn check_tables(conn: &mut mysql_async::Conn, cfg: &SourceConfig) -> Resul
     Ok(())
 }
 
-/// Runs the source until `shutdown` or a definite error.
+/// Runs the source until `shutdown` or a definite error. `posted` brings the signals posted to
+/// `POST /signals`.
 pub async fn run(
     cfg: &SourceConfig,
     metrics: SourceMetrics,
     status: &Status,
     shutdown: &CancellationToken,
+    posted: Option<tokio::sync::mpsc::Receiver<PostedSignal>>,
 ) -> Result<(), SourceError> {
     status.update(|s| {
         s.state = "starting";
@@ -89,6 +93,11 @@ pub async fn run(
         Some(s) => preflight::check_not_purged(&mut conn, &s.position.gtid).await.err(),
         None => None,
     };
+    // What the stored position carries besides the position: incremental snapshots under way,
+    // and the tables it has seen (to tell a newly captured one).
+    let resumes_stream = matches!(&stored, Some(OffsetRecord { snapshot: None, .. })) && purged.is_none();
+    let (stored_incremental, stored_tables) =
+        stored.as_ref().map(|r| (r.incremental.clone(), r.tables.clone())).unwrap_or_default();
     let mut tables = Tables::default();
     if let (Format::Avro, Some(registry)) = (cfg.format, &cfg.registry) {
         remember_registered(&mut conn, cfg, registry, &mut tables).await?;
@@ -110,7 +119,7 @@ pub async fn run(
             let gtid: GtidPosition = pos.unwrap_or_default().parse().map_err(SourceError::Position)?;
             tracing::info!(%gtid, "snapshot.mode=never: streaming from the current position");
             let offset = StoredOffset { gtid, binlog: FilePos::default(), ts_ms: 0 };
-            publisher.commit(Some(&offset)).await?;
+            publisher.commit(Some(&OffsetRecord::at(offset.clone()))).await?;
             Some((offset, Vec::new()))
         }
         (_, purged, _) => {
@@ -124,6 +133,18 @@ pub async fn run(
         status.update(|s| s.state = "stopped");
         return Ok(());
     };
+    let names = |list: &[(String, String)]| list.iter().map(|(d, t)| format!("{d}.{t}")).collect::<BTreeSet<String>>();
+    let inc = if resumes_stream {
+        let now = names(&snapshot::captured_tables(&mut conn, cfg).await?);
+        incremental_at_start(cfg, stored_incremental, stored_tables, now)
+    } else {
+        let known: Vec<(String, String)> = if captured.is_empty() {
+            snapshot::captured_tables(&mut conn, cfg).await?
+        } else {
+            captured.iter().map(|t| (t.schema.database.clone(), t.schema.table.clone())).collect()
+        };
+        Incremental::new(cfg, IncrementalState::default(), names(&known), true)
+    };
     for t in captured {
         tables.seed(t);
     }
@@ -132,10 +153,39 @@ pub async fn run(
         s.committed_gtid = start.gtid.to_string();
         s.committed_binlog = start.binlog.to_string();
     });
-    let mut streamer = Streamer::new(cfg, tables, writer, publisher, metrics, status, start);
+    let mut streamer = Streamer::new(cfg, tables, writer, publisher, metrics, status, start, inc, posted);
     let result = streamer.run(shutdown).await;
     status.update(|s| s.state = if result.is_ok() { "stopped" } else { "failed" });
     result
+}
+
+/// The incremental snapshots a resumed stream starts with: those under way at the stored
+/// position, plus one for each captured table that position has not seen (with
+/// `snapshot.new.tables=incremental`). `now` are the tables captured now.
+fn incremental_at_start(cfg: &SourceConfig, stored: IncrementalState, seen: Option<Vec<String>>, now: BTreeSet<String>) -> Incremental {
+    let Some(seen) = seen else {
+        // Written by an earlier version: which tables it saw is unknown, so none counts as new;
+        // the next commit stores the list.
+        return Incremental::new(cfg, stored, now, true);
+    };
+    let seen: BTreeSet<String> = seen.into_iter().collect();
+    let new: Vec<&String> = now.iter().filter(|t| !seen.contains(*t)).collect();
+    let mut inc = Incremental::new(cfg, stored, now.clone(), !new.is_empty());
+    if new.is_empty() {
+        return inc;
+    }
+    if !cfg.snapshot_new_tables {
+        tracing::info!(tables = ?new, "newly captured tables are streamed from here without copying their rows (snapshot.new.tables=off)");
+        return inc;
+    }
+    let requested = new
+        .iter()
+        .filter_map(|t| t.split_once('.'))
+        .map(|(database, table)| Requested { database: database.to_string(), table: table.to_string(), filter: None })
+        .collect();
+    let queued = inc.execute("new-table", requested);
+    tracing::info!(tables = ?queued, "tables newly captured since the stored position: copying their rows with an incremental snapshot while streaming");
+    inc
 }
 
 /// Reads the latest value schema of every captured table's subject from the registry into

@@ -21,6 +21,9 @@
 //! | `time.precision.mode` | `adaptive_time_microseconds` | temporal types as Debezium's: `adaptive_time_microseconds` (`io.debezium.time.*`) or `connect` (Kafka Connect's ms `Date`/`Time`/`Timestamp` for value fields); see cdc-schema |
 //! | `snapshot.mode` | `initial` | `initial`, `never`, `when_needed` |
 //! | `snapshot.chunk.size` | `20000` | rows per primary-key chunk, one Kafka transaction each (its rows are streamed, not held in the source; an interrupted chunk is copied again) |
+//! | `incremental.snapshot.chunk.size` | `4096` | rows per chunk of an incremental snapshot (at most about 8 MiB of rows; see `incremental`) |
+//! | `signal.data.collection` | – | `db.table` (or `table` of the URL's database) of the signal table whose inserted rows (`id`, `type`, `data`) are signals, as Debezium's; signals can also be posted to `POST /signals` |
+//! | `snapshot.new.tables` | `incremental` | a captured table the stored position has not seen (newly added to `table.include.list`) is copied by an incremental snapshot at start; `off` streams it without copying |
 //! | `offsets.topic` | `_cdc_source_offsets` | compacted topic with the committed positions |
 //! | `offsets.topic.replication.factor` | `-1` (the broker's `default.replication.factor`) | replication factor of the offsets topic when the source creates it |
 //! | `batch.max.rows` | `5000` | rows per Kafka transaction (closed at the next binlog commit); more while the previous transaction is still committing |
@@ -171,6 +174,12 @@ struct Raw {
     snapshot_mode: SnapshotMode,
     #[serde(rename = "snapshot.chunk.size", default = "d_chunk")]
     snapshot_chunk_size: u32,
+    #[serde(rename = "incremental.snapshot.chunk.size", default = "d_incremental_chunk")]
+    incremental_chunk_size: u32,
+    #[serde(rename = "signal.data.collection")]
+    signal_data_collection: Option<String>,
+    #[serde(rename = "snapshot.new.tables", default = "d_new_tables")]
+    snapshot_new_tables: String,
     #[serde(rename = "offsets.topic", default = "d_offsets_topic")]
     offsets_topic: String,
     #[serde(rename = "batch.max.rows", default = "d_batch_rows")]
@@ -217,6 +226,12 @@ fn d_snapshot_mode() -> SnapshotMode {
 }
 fn d_chunk() -> u32 {
     20_000
+}
+fn d_incremental_chunk() -> u32 {
+    4096
+}
+fn d_new_tables() -> String {
+    "incremental".into()
 }
 fn d_offsets_topic() -> String {
     "_cdc_source_offsets".into()
@@ -273,6 +288,12 @@ pub struct SourceConfig {
     pub time_precision_mode: TimePrecisionMode,
     pub snapshot_mode: SnapshotMode,
     pub snapshot_chunk_size: u32,
+    /// `incremental.snapshot.chunk.size`.
+    pub incremental_chunk_size: u32,
+    /// The signal table (`signal.data.collection`), database and table.
+    pub signal_table: Option<(String, String)>,
+    /// Copy newly captured tables at start (`snapshot.new.tables=incremental`).
+    pub snapshot_new_tables: bool,
     pub offsets_topic: String,
     pub batch_max_rows: usize,
     pub batch_max: Duration,
@@ -354,6 +375,16 @@ impl SourceConfig {
         let database = url.database.clone().filter(|d| !d.is_empty()).ok_or_else(|| {
             ConfigError::invalid("connection.url", "names no database; add it as the path, e.g. jdbc:mysql://host:3306/mydb")
         })?;
+        let signal_table = match raw.signal_data_collection.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => None,
+            Some(name) => {
+                let (db, table) = name.split_once('.').unwrap_or((database.as_str(), name));
+                if db.is_empty() || table.is_empty() || table.contains('.') {
+                    return Err(ConfigError::invalid("signal.data.collection", "must be a table name, database.table (e.g. mydb.cdc_signal)"));
+                }
+                Some((db.to_string(), table.to_string()))
+            }
+        };
         let user = raw.connection_user.or_else(|| url.user.clone()).ok_or_else(|| {
             ConfigError::invalid("connection.user", "is required (or put the user in connection.url)")
         })?;
@@ -386,6 +417,14 @@ impl SourceConfig {
         if raw.snapshot_chunk_size == 0 {
             return Err(ConfigError::invalid("snapshot.chunk.size", "must be at least 1"));
         }
+        if raw.incremental_chunk_size == 0 {
+            return Err(ConfigError::invalid("incremental.snapshot.chunk.size", "must be at least 1"));
+        }
+        let snapshot_new_tables = match raw.snapshot_new_tables.trim().to_ascii_lowercase().as_str() {
+            "incremental" => true,
+            "off" => false,
+            _ => return Err(ConfigError::invalid("snapshot.new.tables", "must be `incremental` (copy a newly captured table at start) or `off`")),
+        };
         if raw.batch_max_rows == 0 {
             return Err(ConfigError::invalid("batch.max.rows", "must be at least 1"));
         }
@@ -456,6 +495,9 @@ impl SourceConfig {
             time_precision_mode: raw.time_precision_mode,
             snapshot_mode: raw.snapshot_mode,
             snapshot_chunk_size: raw.snapshot_chunk_size,
+            incremental_chunk_size: raw.incremental_chunk_size,
+            signal_table,
+            snapshot_new_tables,
             offsets_topic: raw.offsets_topic,
             batch_max_rows: raw.batch_max_rows as usize,
             batch_max: Duration::from_millis(raw.batch_max_ms),

@@ -43,6 +43,7 @@ pub mod app;
 pub mod binlog;
 pub mod config;
 pub mod error;
+pub mod incremental;
 pub mod metrics;
 pub mod offsets;
 pub mod outbox;

@@ -82,11 +82,12 @@ async fn serve(cfg: SourceConfig) -> Result<(), cdc_source::error::SourceError> 
     let metrics = SourceMetrics::register(&mut registry);
     let status = Arc::new(Status::default());
     let connector = cdc_source::status::connector(&cfg);
-    let http = cdc_common::serve_http(&cfg.http_listen, Arc::new(registry), status.clone(), connector, shutdown.clone())
+    let (signal_routes, posted) = cdc_source::incremental::http::routes(metrics.clone());
+    let http = cdc_common::serve_http(&cfg.http_listen, Arc::new(registry), status.clone(), connector, signal_routes, shutdown.clone())
         .await
         .map_err(cdc_source::error::SourceError::Http)?;
     tracing::info!(name = %cfg.name, http = %http.local_addr, "cdc-source starting");
-    let result = cdc_source::app::run(&cfg, metrics, &status, &shutdown).await;
+    let result = cdc_source::app::run(&cfg, metrics, &status, &shutdown, Some(posted)).await;
     if let Err(e) = &result {
         let text = e.to_string();
         status.update(|s| {

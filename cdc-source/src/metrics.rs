@@ -20,6 +20,9 @@
 //! | `cdc_source_table_failures_total` | counter | `table` — tables skipped after an error of their own (undecodable text, a topic the broker refuses, a topic another table holds, a schema the registry refuses) |
 //! | `cdc_source_binlog_groups_discarded_total` | counter | `reason` (`rollback`, `xa_prepare`) — binlog groups that ended without committing, nothing published |
 //! | `cdc_source_table_ddl_total` | counter | `table`, `ddl` (`truncate`, `rename_away`, `rename_in`, `rename`, `drop`) — table DDL acted on |
+//! | `cdc_source_signals_total` | counter | `type` (`execute-snapshot`, `stop-snapshot`, `log`, `other`), `outcome` (`accepted`, `rejected`) — signals read from the signal table or posted to `/signals` |
+//! | `cdc_source_incremental_snapshots` | gauge | – incremental snapshots queued or running (their chunks count in the `snapshot_*` series of their table) |
+//! | `cdc_source_incremental_snapshots_ended_total` | counter | `outcome` (`finished`, `stopped`, `rejected`) — incremental snapshots that ended |
 //! | `cdc_source_records_pending` | gauge | `stage` (`queued`: encoded, waiting for the publisher task; `unacknowledged`: handed to librdkafka, not yet acknowledged by the broker; `uncommitted`: in the open Kafka transaction) |
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -69,6 +72,15 @@ pub struct Stage {
     pub stage: &'static str,
 }
 
+/// The `type` label values of `cdc_source_signals_total`.
+pub const SIGNAL_TYPES: [&str; 4] = ["execute-snapshot", "stop-snapshot", "log", "other"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SignalLabel {
+    pub r#type: &'static str,
+    pub outcome: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Class {
     pub class: &'static str,
@@ -94,6 +106,9 @@ pub struct SourceMetrics {
     pub discarded_groups: Family<Reason, Counter>,
     pub table_ddl: Family<TableDdl, Counter>,
     pub records_pending: Family<Stage, Gauge>,
+    pub signals: Family<SignalLabel, Counter>,
+    pub incremental_snapshots: Gauge,
+    pub incremental_ended: Family<Outcome, Counter>,
 }
 
 const TXN_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
@@ -119,6 +134,9 @@ impl SourceMetrics {
             discarded_groups: Family::default(),
             table_ddl: Family::default(),
             records_pending: Family::default(),
+            signals: Family::default(),
+            incremental_snapshots: Gauge::default(),
+            incremental_ended: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("cdc_source");
         r.register("events", "Change records published, by table and op (c, u, d, r)", m.events.clone());
@@ -162,6 +180,21 @@ impl SourceMetrics {
             "Records on their way to Kafka, by stage: queued for the publisher task, unacknowledged by the broker, in the open Kafka transaction",
             m.records_pending.clone(),
         );
+        r.register("signals", "Signals read from the signal table or posted to /signals, by type and outcome", m.signals.clone());
+        r.register("incremental_snapshots", "Incremental snapshots queued or running", m.incremental_snapshots.clone());
+        r.register(
+            "incremental_snapshots_ended",
+            "Incremental snapshots that ended, by outcome (finished, stopped, rejected)",
+            m.incremental_ended.clone(),
+        );
+        for r#type in SIGNAL_TYPES {
+            for outcome in ["accepted", "rejected"] {
+                let _ = m.signals.get_or_create(&SignalLabel { r#type, outcome });
+            }
+        }
+        for outcome in ["finished", "stopped", "rejected"] {
+            let _ = m.incremental_ended.get_or_create(&Outcome { outcome });
+        }
         for stage in PENDING_STAGES {
             let _ = m.records_pending.get_or_create(&Stage { stage });
         }

@@ -19,6 +19,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use crate::config::TopicCreation;
+use crate::incremental::IncrementalState;
 use crate::error::SourceError;
 use crate::position::{FilePos, GtidPosition};
 
@@ -41,6 +42,20 @@ pub struct OffsetRecord {
     /// Present only while a snapshot is unfinished; `position` then is where it started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotState>,
+    /// Incremental snapshots queued or running, and how far each got.
+    #[serde(default, skip_serializing_if = "IncrementalState::is_empty")]
+    pub incremental: IncrementalState,
+    /// The captured tables (`db.table`) this position has seen, so that a start can tell a newly
+    /// captured one; absent in records of earlier versions and of the initial snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tables: Option<Vec<String>>,
+}
+
+impl OffsetRecord {
+    /// A record of `position` alone.
+    pub fn at(position: StoredOffset) -> Self {
+        OffsetRecord { position, snapshot: None, incremental: IncrementalState::default(), tables: None }
+    }
 }
 
 /// How far an unfinished snapshot got, as of its last committed chunk.
@@ -374,8 +389,8 @@ mod tests {
             current: Some(TableProgress { database: "d".into(), table: "b".into(), rows: 5, last_key: keys.iter().map(KeyValue::from).collect() }),
         };
         let record = OffsetRecord {
-            position: StoredOffset { gtid: state.gtid.clone(), binlog: state.binlog.clone(), ts_ms: 1 },
-            snapshot: Some(state),
+            snapshot: Some(state.clone()),
+            ..OffsetRecord::at(StoredOffset { gtid: state.gtid.clone(), binlog: state.binlog.clone(), ts_ms: 1 })
         };
         let text = serde_json::to_string(&record).expect("json");
         let back: OffsetRecord = serde_json::from_str(&text).expect("parse");

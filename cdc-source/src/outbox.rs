@@ -23,7 +23,7 @@ use rdkafka::message::OwnedHeaders;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::error::SourceError;
-use crate::offsets::StoredOffset;
+use crate::offsets::OffsetRecord;
 use crate::publisher::{Publisher, RecordRef};
 
 /// Most record bytes (keys, values and a fixed allowance per record) queued for the publisher
@@ -72,7 +72,7 @@ enum Item {
     },
     Commit {
         ticket: u64,
-        offset: StoredOffset,
+        offset: Box<OffsetRecord>,
     },
     Abort,
 }
@@ -145,10 +145,10 @@ impl Outbox {
 
     /// Queues a commit of everything queued so far, with `offset` as its offset record; returns
     /// its ticket (reported by [`Outbox::stored`] once the commit landed).
-    pub fn commit(&mut self, offset: StoredOffset) -> Result<u64, SourceError> {
+    pub fn commit(&mut self, offset: OffsetRecord) -> Result<u64, SourceError> {
         self.next_ticket += 1;
         let ticket = self.next_ticket;
-        self.push(Item::Commit { ticket, offset })?;
+        self.push(Item::Commit { ticket, offset: Box::new(offset) })?;
         self.pending.push_back(ticket);
         Ok(ticket)
     }

@@ -35,7 +35,7 @@ use rdkafka::ClientContext;
 
 use crate::error::{is_fenced, Fenced, KafkaFatal, NotDelivered, RecordTooLarge, SourceError, TransactionTooLong};
 use crate::metrics::{Outcome, SourceMetrics};
-use crate::offsets::StoredOffset;
+use crate::offsets::OffsetRecord;
 
 /// Default longest a Kafka transaction may stay open (one huge binlog transaction is one Kafka
 /// transaction); `kafka.transaction.timeout.ms` overrides it.
@@ -276,7 +276,7 @@ type Factory<P> = Box<dyn Fn(&Arc<Deliveries>) -> Result<P, SourceError> + Send 
 
 /// Reads the stored position from the offsets topic (`offsets::load_last`).
 type Loader = Box<
-    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<StoredOffset>, SourceError>> + Send>>
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<OffsetRecord>, SourceError>> + Send>>
         + Send
         + Sync,
 >;
@@ -356,7 +356,7 @@ impl Publisher {
             Box::pin(async move {
                 // Streaming resumes at the stored position (a snapshot in progress is resumed
                 // by the next start, not here).
-                Ok(crate::offsets::load_last(&map, &topic, &source).await?.map(|r| r.position))
+                crate::offsets::load_last(&map, &topic, &source).await
             })
         });
         Publisher::with_factory(factory, load_stored, kafka, name, offsets_topic, metrics).await
@@ -529,7 +529,7 @@ impl<P: TxnProducer> Publisher<P> {
     /// When the commit fails, the transaction is ended before this returns (aborted, or the
     /// producer recreated) and the stored position must be re-read: see
     /// [`Publisher::settled_position`].
-    pub async fn commit(&mut self, offset: Option<&StoredOffset>) -> Result<(), SourceError> {
+    pub async fn commit(&mut self, offset: Option<&OffsetRecord>) -> Result<(), SourceError> {
         self.ensure_open()?;
         if let Some(offset) = offset {
             let value = serde_json::to_vec(offset).map_err(SourceError::OffsetRecordEncode)?;
@@ -605,7 +605,7 @@ impl<P: TxnProducer> Publisher<P> {
     /// After a failed commit: the position stored in the offsets topic (`read_committed`), which
     /// says whether that commit landed. `None` when no commit failed since the last call, or when
     /// the topic holds no position. Call with no transaction open, before streaming resumes.
-    pub async fn settled_position(&mut self) -> Result<Option<StoredOffset>, SourceError> {
+    pub async fn settled_position(&mut self) -> Result<Option<OffsetRecord>, SourceError> {
         if !self.position_unknown {
             return Ok(None);
         }
@@ -613,7 +613,7 @@ impl<P: TxnProducer> Publisher<P> {
         let stored = (self.load_stored)().await?;
         self.position_unknown = false;
         if let Some(s) = &stored {
-            tracing::info!(gtid = %s.gtid, "position re-read from the offsets topic after a failed commit");
+            tracing::info!(gtid = %s.position.gtid, "position re-read from the offsets topic after a failed commit");
         }
         Ok(stored)
     }

@@ -116,12 +116,12 @@ impl TxnProducer for Fake {
     }
 }
 
-fn stored(domain_seq: u64) -> StoredOffset {
-    StoredOffset {
+fn stored(domain_seq: u64) -> OffsetRecord {
+    OffsetRecord::at(crate::offsets::StoredOffset {
         gtid: format!("0-1-{domain_seq}").parse::<GtidPosition>().unwrap(),
         binlog: FilePos::default(),
         ts_ms: 0,
-    }
+    })
 }
 
 async fn publisher(fake: &Fake, kafka: &[(&str, &str)]) -> Publisher<Fake> {

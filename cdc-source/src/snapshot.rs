@@ -231,7 +231,7 @@ async fn attempt(
     }
     bounded(limit, "end the snapshot", conn.query_drop("COMMIT")).await?;
     let offset = StoredOffset { gtid: state.gtid, binlog: state.binlog, ts_ms: origin.ts_ms };
-    publisher.commit(Some(&offset)).await?;
+    publisher.commit(Some(&OffsetRecord { tables: Some(schemas.iter().map(|t| format!("{}.{}", t.schema.database, t.schema.table)).collect()), ..OffsetRecord::at(offset.clone()) })).await?;
     tracing::info!(tables = schemas.len(), "snapshot complete");
     Ok((offset, schemas))
 }
@@ -375,7 +375,7 @@ async fn copy_table(
 /// [`after_key_params`]. It means the row comparison `(a, b, c) > (?, ?, ?)`, but MariaDB turns
 /// only this form into ranges of the primary key: the row comparison made each chunk of a
 /// composite key scan the index from its start, so a table took time quadratic in its size.
-fn after_key(cols: &[String]) -> String {
+pub(crate) fn after_key(cols: &[String]) -> String {
     (0..cols.len())
         .map(|i| {
             let eq = cols[..i].iter().map(|c| format!("{c} = ?"));
@@ -387,7 +387,7 @@ fn after_key(cols: &[String]) -> String {
 }
 
 /// The parameters of [`after_key`] for the bound `key`.
-fn after_key_params(key: &[mysql_async::Value]) -> Vec<mysql_async::Value> {
+pub(crate) fn after_key_params(key: &[mysql_async::Value]) -> Vec<mysql_async::Value> {
     (0..key.len()).flat_map(|i| key[..=i].iter().cloned()).collect()
 }
 
@@ -426,8 +426,8 @@ impl ChunkCopy<'_> {
 /// progress that covers it become visible together or not at all.
 async fn commit_chunk(cfg: &SourceConfig, publisher: &mut Publisher, state: &SnapshotState, ts_ms: u64) -> Result<(), SourceError> {
     let record = OffsetRecord {
-        position: StoredOffset { gtid: state.gtid.clone(), binlog: state.binlog.clone(), ts_ms },
         snapshot: Some(state.clone()),
+        ..OffsetRecord::at(StoredOffset { gtid: state.gtid.clone(), binlog: state.binlog.clone(), ts_ms })
     };
     let value = serde_json::to_vec(&record).map_err(SourceError::OffsetRecordEncode)?;
     let what = crate::publisher::RecordRef { table: format!("offsets topic {}", cfg.offsets_topic), key: cfg.name.clone() };

@@ -67,7 +67,22 @@ pub struct StatusDoc {
     #[serde(skip)]
     pub waiting_on: Option<&'static str>,
     pub snapshot: Vec<SnapshotProgress>,
+    /// Incremental snapshots queued or running, the running one first.
+    pub incremental_snapshots: Vec<IncrementalProgress>,
     pub last_error: Option<String>,
+}
+
+/// One incremental snapshot in `/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncrementalProgress {
+    /// The signal's id (`new-table` for a table newly captured).
+    pub id: String,
+    pub table: String,
+    pub filter: Option<String>,
+    pub rows_done: u64,
+    pub chunks_done: u64,
+    /// Whether its chunks are being read now (else it waits for the ones before it).
+    pub running: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

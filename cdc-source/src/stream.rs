@@ -78,6 +78,11 @@ use crate::tables::Tables;
 mod xa;
 use xa::Prepared;
 
+#[path = "stream_incremental.rs"]
+mod incremental;
+use crate::incremental::{Incremental, IncrementalState, PostedSignal};
+use crate::offsets::OffsetRecord;
+
 /// The streaming state between reconnects.
 #[derive(Debug)]
 pub struct Streamer<'a> {
@@ -116,6 +121,10 @@ pub struct Streamer<'a> {
     prepared: HashMap<Xid, Prepared>,
     /// XIDs whose XA COMMIT/ROLLBACK was read but not yet covered by a Kafka commit.
     resolved: Vec<Xid>,
+    /// Incremental snapshots: progress, the window open, the chunk reader.
+    inc: Incremental,
+    /// Signals posted to `POST /signals`.
+    posted: Option<tokio::sync::mpsc::Receiver<PostedSignal>>,
 }
 
 /// A commit queued for the publisher task: what it stores once it lands.
@@ -125,9 +134,12 @@ struct PendingCommit {
     offset: StoredOffset,
     /// XA outcomes it covers.
     resolved: Vec<Xid>,
+    /// The incremental snapshots' progress it stores.
+    incremental: IncrementalState,
 }
 
 impl<'a> Streamer<'a> {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: &'a SourceConfig,
         tables: Tables,
@@ -136,6 +148,8 @@ impl<'a> Streamer<'a> {
         metrics: SourceMetrics,
         status: &'a Status,
         committed: StoredOffset,
+        inc: Incremental,
+        posted: Option<tokio::sync::mpsc::Receiver<PostedSignal>>,
     ) -> Self {
         Streamer {
             cfg,
@@ -160,6 +174,8 @@ impl<'a> Streamer<'a> {
             isolate: HashSet::new(),
             prepared: HashMap::new(),
             resolved: Vec::new(),
+            inc,
+            posted,
         }
     }
 
@@ -221,7 +237,8 @@ impl<'a> Streamer<'a> {
         let result = match settled {
             Ok(stored) => {
                 if let Some(stored) = stored {
-                    self.committed = stored;
+                    self.committed = stored.position;
+                    self.inc.committed = stored.incremental;
                 }
                 self.stream_with(&mut outbox, shutdown, backoff).await
             }
@@ -261,6 +278,8 @@ impl<'a> Streamer<'a> {
         self.rows_in_batch = 0;
         self.rows_before_group = 0;
         self.resolved.clear();
+        self.inc.reset_to_committed();
+        self.show_incremental();
         self.tables.forget_table_ids();
         let mut reader = BinlogReader::connect(
             self.cfg.mysql_opts(),
@@ -301,7 +320,16 @@ impl<'a> Streamer<'a> {
                     self.stored(ticket?);
                     self.maybe_commit(outbox)?;
                 }
+                reply = self.inc.reply() => {
+                    self.chunk_reply(outbox, reply).await?;
+                }
+                Some(signal) = next_posted(&mut self.posted) => {
+                    self.posted_signal(signal);
+                    self.maybe_commit(outbox)?;
+                }
                 _ = tick.tick() => {
+                    self.inc.dispatch();
+                    self.publish_chunk(outbox).await?;
                     self.maybe_commit(outbox)?;
                 }
                 event = reader.next() => self.event(outbox, &mut reader, event, backoff).await?,
@@ -322,6 +350,9 @@ impl<'a> Streamer<'a> {
         backoff.reset();
         let busy = Instant::now();
         self.handle(outbox, reader, &event).await?;
+        if self.in_tx.is_none() {
+            self.publish_chunk(outbox).await?;
+        }
         reader.not_waiting(busy.elapsed());
         Ok(())
     }
@@ -401,10 +432,13 @@ impl<'a> Streamer<'a> {
         let tme = reader
             .table_map(rows.table_id())
             .ok_or_else(|| SourceError::Definite(format!("rows event at {at} without its table map")))?;
+        let kind = event.header().event_type_raw();
+        if kind == EventType::WRITE_ROWS_EVENT as u8 || kind == EventType::WRITE_ROWS_EVENT_V1 as u8 {
+            self.signal_rows(&rows, tme, &at);
+        }
         let Some(table) = self.tables.resolve(self.cfg, &self.metrics, rows.table_id(), tme)? else {
             return Ok(());
         };
-        let kind = event.header().event_type_raw();
         let op = if kind == EventType::WRITE_ROWS_EVENT as u8 || kind == EventType::WRITE_ROWS_EVENT_V1 as u8 {
             Op::Create
         } else if kind == EventType::UPDATE_ROWS_EVENT as u8 || kind == EventType::UPDATE_ROWS_EVENT_V1 as u8 {
@@ -421,6 +455,8 @@ impl<'a> Streamer<'a> {
         let bad_row = |error: crate::error::BoxError| SourceError::Decode { context: context(), error };
         // The UPDATE before-image only matters for the tombstone of a changed key.
         let decoder = RowsDecoder::new(&table.schema, tme).map_err(|e| bad_row(e.into()))?;
+        let windowed = self.inc.window.as_ref().is_some_and(|w| w.table == table.schema.table && w.database == table.schema.database);
+        let gtid = self.in_tx.as_ref().map(|g| g.gtid);
         for row in decoder.rows(&rows, self.writer.delete_enabled).map_err(|e| bad_row(e.into()))? {
             let (before, after) = match row {
                 Ok(images) => images,
@@ -438,6 +474,14 @@ impl<'a> Streamer<'a> {
                 (_, b, Some(a)) => (b, a),
                 _ => return Err(SourceError::Definite(format!("{}: row image missing; set binlog_row_image=FULL", context()))),
             };
+            if windowed {
+                // Inside a chunk's window the stream's change of a key wins over the chunk.
+                let (db, name) = (&table.schema.database, &table.schema.table);
+                if let Some(before) = &prior {
+                    self.inc.changed(db, name, &cdc_schema::key_values(&table.schema, before), gtid);
+                }
+                self.inc.changed(db, name, &cdc_schema::key_values(&table.schema, &row), gtid);
+            }
             self.writer.publish(outbox, &table, op, prior.as_deref(), row, &origin).await?;
             self.rows_in_batch += 1;
             self.batch_since.get_or_insert_with(Instant::now);
@@ -560,8 +604,9 @@ impl<'a> Streamer<'a> {
         let batch_due = self.batch_since.is_some_and(|since| {
             self.rows_in_batch >= self.cfg.batch_max_rows || since.elapsed() >= self.cfg.batch_max
         });
-        let idle_due =
-            self.batch_since.is_none() && self.read != self.queued && self.last_store.elapsed() >= self.cfg.heartbeat;
+        // A signal taken in or a snapshot ended changes what the offset record stores: soon.
+        let idle_due = self.batch_since.is_none()
+            && ((self.read != self.queued && self.last_store.elapsed() >= self.cfg.heartbeat) || self.inc.dirty);
         if batch_due || idle_due {
             self.commit(outbox)?;
         }
@@ -571,9 +616,16 @@ impl<'a> Streamer<'a> {
     /// Queues the commit of the Kafka transaction being filled, with the position read so far.
     fn commit(&mut self, outbox: &mut Outbox) -> Result<(), SourceError> {
         let offset = StoredOffset { gtid: self.read.clone(), binlog: self.read_binlog.clone(), ts_ms: self.read_ts_ms };
-        let ticket = outbox.commit(offset.clone())?;
+        let incremental = self.inc.state.clone();
+        let record = OffsetRecord {
+            incremental: incremental.clone(),
+            tables: Some(self.seen_tables()),
+            ..OffsetRecord::at(offset.clone())
+        };
+        let ticket = outbox.commit(record)?;
+        self.inc.dirty = false;
         self.queued = offset.gtid.clone();
-        self.pending.push_back(PendingCommit { ticket, offset, resolved: std::mem::take(&mut self.resolved) });
+        self.pending.push_back(PendingCommit { ticket, offset, resolved: std::mem::take(&mut self.resolved), incremental });
         self.status.commit_waiting(true);
         self.rows_in_batch = 0;
         self.batch_since = None;
@@ -589,6 +641,7 @@ impl<'a> Streamer<'a> {
                 self.prepared.remove(xid);
             }
             self.committed = done.offset;
+            self.inc.committed = done.incremental;
         }
         self.status.commit_waiting(!self.pending.is_empty());
         let (g, b) = (self.committed.gtid.to_string(), self.committed.binlog.to_string());
@@ -612,3 +665,13 @@ fn is_rows_event(kind: u8) -> bool {
     .any(|t| *t as u8 == kind)
 }
 
+/// The next posted signal; pending forever when signals cannot be posted.
+async fn next_posted(posted: &mut Option<tokio::sync::mpsc::Receiver<PostedSignal>>) -> Option<PostedSignal> {
+    match posted {
+        Some(rx) => match rx.recv().await {
+            Some(signal) => Some(signal),
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}

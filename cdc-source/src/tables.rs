@@ -167,6 +167,27 @@ impl Tables {
 
     /// The captured table a rows event's table map describes, or `None` when it is not captured
     /// (or failed).
+    /// The tables resolved so far, by name.
+    pub fn names(&self) -> impl Iterator<Item = &(String, String)> {
+        self.by_name.keys()
+    }
+
+    /// The table to publish a snapshot chunk of `schema` with: the one the stream knows when its
+    /// schema is the same, else a new one evolved from it (remembered when the stream knows none).
+    pub fn for_snapshot(&mut self, cfg: &SourceConfig, schema: TableSchema) -> Result<Arc<CapturedTable>, SourceError> {
+        let key = (schema.database.clone(), schema.table.clone());
+        match self.by_name.get(&key) {
+            Some(known) if known.schema == schema => Ok(known.clone()),
+            Some(known) => Ok(Arc::new(CapturedTable::new(cfg, schema, Some(&known.value))?)),
+            None => {
+                let previous = self.registered.get(&cfg.topic(&schema.table)).cloned();
+                let t = Arc::new(CapturedTable::new(cfg, schema, previous.as_deref())?);
+                self.by_name.insert(key, t.clone());
+                Ok(t)
+            }
+        }
+    }
+
     pub fn resolve(
         &mut self,
         cfg: &SourceConfig,

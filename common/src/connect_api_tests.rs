@@ -191,6 +191,7 @@ async fn routes_answer_as_connect_does() {
         Arc::new(prometheus_client::registry::Registry::default()),
         status.clone(),
         connector(),
+        axum::Router::new(),
         stop.clone(),
     )
     .await

@@ -71,11 +71,13 @@ struct AppState {
 
 /// Binds `listen` (e.g. `127.0.0.1:18084`, or port 0 for any) and serves until `shutdown`.
 /// `connector` is what the Kafka Connect routes report; its `worker_id` is the bound address.
+/// `extra` holds the service's own routes (the source's `POST /signals`).
 pub async fn serve_http(
     listen: &str,
     registry: Arc<Registry>,
     status: Arc<dyn ServiceStatus>,
     connector: Connector,
+    extra: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<HttpServer> {
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
@@ -96,7 +98,8 @@ pub async fn serve_http(
         .route("/ready", get(ready))
         .route("/status", get(status_doc))
         .with_state(AppState { registry, status })
-        .merge(connect_api::router(connect));
+        .merge(connect_api::router(connect))
+        .merge(extra);
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })

@@ -55,6 +55,7 @@ mod url;
 pub use backoff::Backoff;
 pub use config::{env_name, load, ConfigError, ConfigSpec, Loaded, RegistryKeys, CONNECT_FRAMEWORK_KEYS};
 pub use connect_api::{ConnectState, Connector, ConnectorState, ConnectorType};
+pub use axum::Router as HttpRoutes;
 pub use http::{serve_http, HttpServer, ServiceStatus};
 pub use logging::{init_logging, LogFormat};
 pub use prometheus_client::registry::Registry;

@@ -95,6 +95,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         Arc::new(registry),
         status.clone(),
         status::connector(&settings),
+        cdc_common::HttpRoutes::new(),
         http_stop.clone(),
     )
     .await
