@@ -163,6 +163,15 @@ pub async fn run(
 /// position, plus one for each captured table that position has not seen (with
 /// `snapshot.new.tables=incremental`). `now` are the tables captured now.
 fn incremental_at_start(cfg: &SourceConfig, stored: IncrementalState, seen: Option<Vec<String>>, now: BTreeSet<String>) -> Incremental {
+    for s in &stored.snapshots {
+        tracing::info!(
+            table = %s.name(),
+            signal = %s.id,
+            rows_done = s.rows,
+            chunks_done = s.chunks,
+            "incremental snapshot under way at the stored position: continuing after its last published chunk"
+        );
+    }
     let Some(seen) = seen else {
         // Written by an earlier version: which tables it saw is unknown, so none counts as new;
         // the next commit stores the list.
@@ -184,6 +193,8 @@ fn incremental_at_start(cfg: &SourceConfig, stored: IncrementalState, seen: Opti
         .map(|(database, table)| Requested { database: database.to_string(), table: table.to_string(), filter: None })
         .collect();
     let queued = inc.execute("new-table", requested);
+    // Part of where this process starts: an interruption before the next commit returns here.
+    inc.committed = inc.state.clone();
     tracing::info!(tables = ?queued, "tables newly captured since the stored position: copying their rows with an incremental snapshot while streaming");
     inc
 }
