@@ -190,7 +190,7 @@ fn incremental_at_start(cfg: &SourceConfig, stored: IncrementalState, seen: Opti
     let requested = new
         .iter()
         .filter_map(|t| t.split_once('.'))
-        .map(|(database, table)| Requested { database: database.to_string(), table: table.to_string(), filter: None })
+        .map(|(database, table)| Requested { database: database.to_string(), table: table.to_string(), filter: None, keys: Vec::new() })
         .collect();
     let queued = inc.execute("new-table", requested);
     // Part of where this process starts: an interruption before the next commit returns here.

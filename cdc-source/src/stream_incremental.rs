@@ -152,6 +152,20 @@ impl Streamer<'_> {
             self.writer.publish(outbox, &table, Op::Read, None, row, &origin).await?;
             published += 1;
         }
+        // Keys asked for that the table does not hold: a tombstone each (with delete.enabled).
+        let mut removed = 0u64;
+        for row in std::mem::take(&mut chunk.missing) {
+            let key = cdc_schema::key_values(&table.schema, &row);
+            if Incremental::changed_after(&window, &chunk, &key) || !self.writer.delete_enabled {
+                continue;
+            }
+            self.writer.publish(outbox, &table, Op::Delete, None, row, &origin).await?;
+            removed += 1;
+        }
+        if removed > 0 {
+            tracing::info!(table = %name, tombstones = removed, "incremental snapshot: keys asked for that the table does not hold get tombstones");
+        }
+        published += removed;
         if published > 0 {
             self.rows_in_batch += published as usize;
             self.batch_since.get_or_insert_with(std::time::Instant::now);

@@ -34,7 +34,7 @@ enum Command {
     Check,
     /// Compare source tables with their mirror tables, chunk by chunk, while the pipeline runs;
     /// exit 0 (equal), 1 (rows differ) or 2 (could not verify).
-    Verify(verify::VerifyArgs),
+    Verify(Box<verify::VerifyArgs>),
 }
 
 fn main() -> ExitCode {

@@ -34,7 +34,10 @@
 //!
 //! Exit code: 1 when any table has a mismatching row, else 2 when any table could not be
 //! verified (no primary key, a missing table or key column, a connection or query error, each
-//! named), else 0. `--repair` is not available yet: it will need incremental snapshots.
+//! named), else 0.
+//!
+//! `--repair` turns each mismatching range into an incremental-snapshot signal of cdc-source for
+//! its keys and verifies those tables again afterwards (`verify_repair.rs`).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -49,8 +52,11 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Row, Value};
 use serde::Serialize;
 
+#[path = "verify_repair.rs"]
+mod repair;
+
 /// `jdbc-sink verify` options.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct VerifyArgs {
     /// The source database cdc-source reads: jdbc:mysql://host:port/db (or mysql://user:pw@…).
     #[arg(long, env = "CDC_VERIFY_SOURCE_URL")]
@@ -83,9 +89,22 @@ pub struct VerifyArgs {
     /// Print the report as one JSON document.
     #[arg(long)]
     pub json: bool,
-    /// Re-copy mismatching ranges (not available yet).
+    /// Repair what differs: each mismatching range becomes an incremental-snapshot signal to
+    /// cdc-source for its keys (see --signal-url / --signal-table), then the tables are verified
+    /// again.
     #[arg(long)]
     pub repair: bool,
+    /// cdc-source's HTTP address for --repair (signals are posted to /signals, and its /status
+    /// tells when they are done), e.g. http://127.0.0.1:18083.
+    #[arg(long, env = "CDC_VERIFY_SIGNAL_URL")]
+    pub signal_url: Option<String>,
+    /// cdc-source's signal table (`signal.data.collection`, db.table) for --repair; the signals
+    /// are inserted with the source account, which needs INSERT on it.
+    #[arg(long)]
+    pub signal_table: Option<String>,
+    /// How long --repair waits for the source to finish the snapshots it asked for.
+    #[arg(long, default_value_t = 300)]
+    pub repair_wait_secs: u64,
 }
 
 fn secret(s: &str) -> Result<Secret, String> {
@@ -144,6 +163,9 @@ pub struct MismatchRange {
     pub different: u64,
     /// Keys of the differing rows (key columns joined by `#`), at most [`MAX_KEYS`].
     pub keys: Vec<String>,
+    /// The same keys, each as its key columns' values (what `--repair` asks the source for).
+    #[serde(skip)]
+    pub key_values: Vec<Vec<String>>,
 }
 
 /// Most keys listed per mismatching range.
@@ -153,8 +175,7 @@ pub const MAX_KEYS: usize = 1000;
 /// Runs `verify` and prints the report; the process exit code.
 pub async fn run(settings: &Settings, args: &VerifyArgs) -> ExitCode {
     if args.repair {
-        eprintln!("jdbc-sink verify: --repair is not available yet (it needs incremental snapshots); run verify without it and re-copy the reported ranges by hand");
-        return ExitCode::from(2);
+        return repair::run(settings, args).await;
     }
     let report = verify(settings, args).await;
     if args.json {
@@ -696,6 +717,7 @@ fn group_by_chunk(chunks: &[Range], suspects: &BTreeMap<String, Suspect>) -> Vec
                 only_in_mirror: count(|s| s.src.is_none()),
                 different: count(|s| s.src.is_some() && s.dst.is_some()),
                 keys: rows.iter().take(MAX_KEYS).map(|(k, _)| (*k).clone()).collect(),
+                key_values: rows.iter().take(MAX_KEYS).map(|(_, s)| s.key.iter().map(value_text).collect()).collect(),
             })
         })
         .collect()

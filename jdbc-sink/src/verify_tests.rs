@@ -98,6 +98,7 @@ fn mismatches_are_grouped_by_chunk_with_counts() {
         only_in_mirror: 0,
         different: 1,
         keys: vec!["7".into(), "10".into()],
+        key_values: vec![vec![], vec![]],
     });
     assert_eq!((got[1].after.as_deref(), got[1].up_to.as_deref(), got[1].only_in_mirror), (Some("100"), None, 1));
 }

@@ -2,7 +2,8 @@
 //! - a healthy pipeline verifies equal (0 mismatches, exit 0) in 3 consecutive runs;
 //! - after the mirror is corrupted behind the sink's back on rows the writers do not touch
 //!   (17 rows updated, 5 deleted, 3 foreign rows inserted), verify reports exactly those rows,
-//!   each inside its reported key range, and exits 1;
+//!   each inside its reported key range, and exits 1; `verify --repair` then has the source
+//!   re-copy those keys (tombstones for the foreign rows) and the next verify is clean;
 //! - a table without a primary key cannot be verified: exit 2 naming it.
 
 use std::process::Command;
@@ -143,6 +144,20 @@ async fn verify_finds_exactly_the_corrupted_rows_while_writes_go_on() {
     let (code, _, text) = verify(&p, &["--tables", "users", "--chunk-rows", "1000", "--settle-secs", "5"]);
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("MISMATCH users") && text.contains("keys (1000, 2000]: 4 rows (1 missing in mirror, 0 only in mirror, 3 different): 1001, 1002, 1500, 2000"), "{text}");
+
+    // --repair: each range becomes an incremental snapshot of its keys at the source (a row only
+    // in the mirror gets a tombstone), then the table is verified again, writes still going on.
+    let signal_url = format!("http://{}", cdc_tests::process::http_addr(&source.log_text()));
+    let (code, report, text) = verify(&p, &["--json", "--tables", "users", "--chunk-rows", "1000", "--settle-secs", "30", "--repair", "--signal-url", &signal_url]);
+    assert_eq!(code, 0, "seed {seed}: --repair must leave the mirror equal:\n{text}");
+    assert_eq!(report["before"]["mismatching_rows"], 25, "{text}");
+    assert_eq!(report["repair"][0]["keys"], 25, "{text}");
+    assert_eq!(report["after"]["result"], "equal", "{text}");
+    assert_eq!(report["after"]["mismatching_rows"], 0, "{text}");
+    let (code, _, text) = verify(&p, &["--json", "--chunk-rows", "1000", "--settle-secs", "60"]);
+    assert_eq!(code, 0, "the next verify is clean:\n{text}");
+    let log = source.log_text();
+    assert!(log.contains("keys asked for that the table does not hold get tombstones"), "the foreign rows were removed by tombstones:\n{log}");
     let report = writers.stop().await;
     println!("seed {seed}: writers {report:?}");
     assert!(report.commits > 10, "the writers must have written during the runs: {report:?}");

@@ -89,6 +89,9 @@ pub struct TableSnapshot {
     /// empty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub last_key: Vec<KeyValue>,
+    /// Only these primary keys, in one chunk; those the table does not hold get tombstones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<Vec<KeyValue>>,
 }
 
 impl TableSnapshot {
@@ -179,7 +182,7 @@ impl Incremental {
     pub fn execute(&mut self, id: &str, requested: Vec<Requested>) -> Vec<String> {
         let mut queued = Vec::new();
         for r in requested {
-            let dup = self.state.snapshots.iter().any(|s| s.database == r.database && s.table == r.table && s.filter == r.filter);
+            let dup = self.state.snapshots.iter().any(|s| s.database == r.database && s.table == r.table && s.filter == r.filter && s.keys == r.keys);
             if dup {
                 continue;
             }
@@ -191,6 +194,7 @@ impl Incremental {
                 rows: 0,
                 chunks: 0,
                 last_key: Vec::new(),
+                keys: r.keys,
             };
             queued.push(s.name());
             self.state.snapshots.push(s);
@@ -252,6 +256,7 @@ impl Incremental {
             table: s.table.clone(),
             filter: s.filter.clone(),
             last_key: s.last_key.clone(),
+            keys: s.keys.clone(),
             rows: self.cfg.incremental_chunk_size as usize,
         };
         let (tx, _) = self.reader.get_or_insert_with(|| reader::start(self.cfg.clone()));
@@ -350,6 +355,7 @@ mod tests {
             at: at.parse().expect("gtid"),
             binlog: Default::default(),
             rows: Vec::new(),
+            missing: Vec::new(),
             last_key: vec![KeyValue::Int(7)],
             finished: false,
         }
@@ -384,9 +390,9 @@ mod tests {
     #[test]
     fn progress_moves_per_chunk_and_a_reply_from_before_a_reset_is_ignored() {
         let mut inc = Incremental::new(&cfg(), IncrementalState::default(), BTreeSet::new(), false);
-        let queued = inc.execute("sig-1", vec![Requested { database: "mydb".into(), table: "orders".into(), filter: None }]);
+        let queued = inc.execute("sig-1", vec![Requested { database: "mydb".into(), table: "orders".into(), filter: None, keys: Vec::new() }]);
         assert_eq!(queued, vec!["mydb.orders".to_string()]);
-        assert!(inc.execute("sig-2", vec![Requested { database: "mydb".into(), table: "orders".into(), filter: None }]).is_empty());
+        assert!(inc.execute("sig-2", vec![Requested { database: "mydb".into(), table: "orders".into(), filter: None, keys: Vec::new() }]).is_empty());
         window(&mut inc, 3);
         inc.accept(ChunkReply::Chunk(chunk(2, "0-1-1")));
         assert!(inc.window.as_ref().expect("w").chunk.is_none(), "a stale chunk is dropped");
@@ -408,7 +414,7 @@ mod tests {
     #[test]
     fn stop_drops_the_named_tables_and_the_window_of_the_running_one() {
         let mut inc = Incremental::new(&cfg(), IncrementalState::default(), BTreeSet::new(), false);
-        let r = |t: &str| Requested { database: "mydb".into(), table: t.into(), filter: None };
+        let r = |t: &str| Requested { database: "mydb".into(), table: t.into(), filter: None, keys: Vec::new() };
         inc.execute("a", vec![r("orders"), r("users")]);
         window(&mut inc, 1);
         assert_eq!(inc.stop(Some(&[("mydb".into(), "users".into())])), vec!["mydb.users".to_string()]);
@@ -428,6 +434,7 @@ mod tests {
                 rows: 10,
                 chunks: 2,
                 last_key: vec![KeyValue::Int(10)],
+                keys: vec![vec![KeyValue::Int(3)]],
             }],
         };
         let text = serde_json::to_string(&state).expect("json");

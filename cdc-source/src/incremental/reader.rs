@@ -28,6 +28,8 @@ pub struct ChunkRequest {
     pub table: String,
     pub filter: Option<String>,
     pub last_key: Vec<KeyValue>,
+    /// Only these keys (one chunk); see [`Chunk::missing`].
+    pub keys: Vec<Vec<KeyValue>>,
     pub rows: usize,
 }
 
@@ -40,6 +42,9 @@ pub struct Chunk {
     pub at: GtidPosition,
     pub binlog: FilePos,
     pub rows: Vec<Vec<Value>>,
+    /// For a request of keys: the keys the table does not hold at `at`, each as a row whose
+    /// other columns are NULL (published as tombstones).
+    pub missing: Vec<Vec<Value>>,
     /// The key of the chunk's last row (where the next chunk starts).
     pub last_key: Vec<KeyValue>,
     /// No row after this chunk: the table (or the filter's rows) is copied.
@@ -150,8 +155,18 @@ async fn read(cfg: &SourceConfig, conn: &mut Option<Conn>, req: &ChunkRequest) -
     let key_cols: Vec<String> = schema.primary_key.iter().map(|k| format!("cdc_snapshot.{}", quote(k))).collect();
     let bound_cols: Vec<String> = key_cols.iter().enumerate().map(|(i, k)| format!("{k} AS `cdc_snapshot_key_{i}`")).collect();
     let mut conditions = Vec::new();
-    if !req.last_key.is_empty() {
+    if !req.last_key.is_empty() && req.keys.is_empty() {
         conditions.push(after_key(&key_cols));
+    }
+    // Keys asked for: decoded as the records carry them (to find those missing), bound as given.
+    let wanted: Vec<(Vec<Value>, Vec<mysql_async::Value>)> = req
+        .keys
+        .iter()
+        .map(|k| key_of(&schema, k).map_err(Failure::Rejected))
+        .collect::<Result<_, _>>()?;
+    if !wanted.is_empty() {
+        let one = format!("({})", key_cols.iter().map(|k| format!("{k} = ?")).collect::<Vec<_>>().join(" AND "));
+        conditions.push(vec![one; wanted.len()].join(" OR "));
     }
     if let Some(f) = &req.filter {
         conditions.push(format!("({f})"));
@@ -162,7 +177,7 @@ async fn read(cfg: &SourceConfig, conn: &mut Option<Conn>, req: &ChunkRequest) -
         schema.select_list(),
         bound_cols.join(", "),
         key_cols.join(", "),
-        req.rows
+        if wanted.is_empty() { req.rows } else { wanted.len() }
     );
     let last: Vec<mysql_async::Value> = req
         .last_key
@@ -187,7 +202,8 @@ async fn read(cfg: &SourceConfig, conn: &mut Option<Conn>, req: &ChunkRequest) -
     let pos: u64 = get("binlog_snapshot_position").and_then(|p| p.parse().ok()).unwrap_or(4);
     let gtid: Option<String> = bounded(limit, q, c.exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&file, pos))).await?.flatten();
     let at: GtidPosition = gtid.unwrap_or_default().parse().map_err(|e| Failure::Transient(SourceError::Position(e)))?;
-    let params = if last.is_empty() { Vec::new() } else { after_key_params(&last) };
+    let mut params = if last.is_empty() || !wanted.is_empty() { Vec::new() } else { after_key_params(&last) };
+    params.extend(wanted.iter().flat_map(|(_, bound)| bound.iter().cloned()));
     let bound_from = schema.columns.len();
     let (mut rows, mut bytes, mut last_row) = (Vec::new(), 0usize, None);
     let mut more = false;
@@ -215,8 +231,57 @@ async fn read(cfg: &SourceConfig, conn: &mut Option<Conn>, req: &ChunkRequest) -
             .collect(),
         None => req.last_key.clone(),
     };
-    let finished = !more && rows.len() < req.rows;
-    Ok(Chunk { generation: req.generation, schema, binlog: FilePos { file, pos }, at, rows, last_key, finished })
+    let finished = !wanted.is_empty() || (!more && rows.len() < req.rows);
+    let missing = if wanted.is_empty() {
+        Vec::new()
+    } else {
+        let found: std::collections::HashSet<String> =
+            rows.iter().map(|r| super::key_id(&cdc_schema::key_values(&schema, r))).collect();
+        let positions: Vec<usize> = schema.primary_key.iter().filter_map(|k| schema.columns.iter().position(|c| &c.name == k)).collect();
+        wanted
+            .into_iter()
+            .filter(|(key, _)| !found.contains(&super::key_id(key)))
+            .map(|(key, _)| {
+                let mut row = vec![Value::Null; schema.columns.len()];
+                for (at, v) in positions.iter().zip(key) {
+                    row[*at] = v;
+                }
+                row
+            })
+            .collect()
+    };
+    Ok(Chunk { generation: req.generation, schema, binlog: FilePos { file, pos }, at, rows, missing, last_key, finished })
+}
+
+/// A requested key: its values as the records carry them, and as bound to the query.
+fn key_of(schema: &TableSchema, key: &[KeyValue]) -> Result<(Vec<Value>, Vec<mysql_async::Value>), String> {
+    if key.len() != schema.primary_key.len() {
+        return Err(format!(
+            "a key of {}.{} has {} values but its primary key ({}) has {} columns",
+            schema.database,
+            schema.table,
+            key.len(),
+            schema.primary_key.join(", "),
+            schema.primary_key.len()
+        ));
+    }
+    let mut values = Vec::new();
+    let mut bound = Vec::new();
+    for (name, k) in schema.primary_key.iter().zip(key) {
+        let column = schema.columns.iter().find(|c| &c.name == name).ok_or_else(|| format!("no key column {name}"))?;
+        let v = k.to_value()?;
+        // As a text-protocol result carries it: what the snapshot's decoding reads.
+        let text = match &v {
+            mysql_async::Value::Int(i) => mysql_async::Value::Bytes(i.to_string().into_bytes()),
+            mysql_async::Value::UInt(u) => mysql_async::Value::Bytes(u.to_string().into_bytes()),
+            other => other.clone(),
+        };
+        let decoded = Value::from_snapshot(column, &text)
+            .map_err(|e| format!("the key value {k:?} cannot be read as column `{name}` of {}.{}: {e}", schema.database, schema.table))?;
+        values.push(decoded);
+        bound.push(v);
+    }
+    Ok((values, bound))
 }
 
 /// About what a value holds in memory.

@@ -15,6 +15,10 @@
 use serde_json::Value as Json;
 
 use crate::config::SourceConfig;
+use crate::offsets::KeyValue;
+
+/// `(database, table)`.
+type TableName = (String, String);
 
 /// What a valid signal asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +36,9 @@ pub struct Requested {
     pub database: String,
     pub table: String,
     pub filter: Option<String>,
+    /// Only these primary keys (key columns in order); a key the table does not hold at the
+    /// chunk's position gets a tombstone (with `delete.enabled`).
+    pub keys: Vec<Vec<KeyValue>>,
 }
 
 /// A signal that cannot be acted on: why, in words for the log and the HTTP answer.
@@ -74,6 +81,7 @@ pub fn parse(cfg: &SourceConfig, kind: &str, data: &str) -> Result<Signal, Rejec
                 Some(other) => return Err(Rejected(format!("`additional-condition` must be a string, not {other}"))),
             };
             let mut filters: Vec<((String, String), String)> = Vec::new();
+            let mut key_lists: Vec<(TableName, Vec<Vec<KeyValue>>)> = Vec::new();
             match data.get("additional-conditions") {
                 None | Some(Json::Null) => {}
                 Some(Json::Array(items)) => {
@@ -81,16 +89,23 @@ pub fn parse(cfg: &SourceConfig, kind: &str, data: &str) -> Result<Signal, Rejec
                         let collection = item.get("data-collection").and_then(Json::as_str).ok_or_else(|| {
                             Rejected(format!("each of `additional-conditions` needs a `data-collection` string: {item}"))
                         })?;
-                        let filter = item.get("filter").and_then(Json::as_str).ok_or_else(|| {
-                            Rejected(format!("each of `additional-conditions` needs a `filter` string: {item}"))
-                        })?;
+                        let filter = item.get("filter").and_then(Json::as_str);
+                        let keys = item.get("keys").map(keys_of).transpose()?;
+                        if filter.is_none() && keys.is_none() {
+                            return Err(Rejected(format!("each of `additional-conditions` needs a `filter` string (or `keys`): {item}")));
+                        }
                         let name = table_name(cfg, collection)?;
                         if !names.contains(&name) {
                             return Err(Rejected(format!(
                                 "`additional-conditions` names {collection}, which is not one of `data-collections`"
                             )));
                         }
-                        filters.push((name, filter.to_string()));
+                        if let Some(f) = filter {
+                            filters.push((name.clone(), f.to_string()));
+                        }
+                        if let Some(k) = keys {
+                            key_lists.push((name, k));
+                        }
                     }
                 }
                 Some(other) => return Err(Rejected(format!("`additional-conditions` must be an array, not {other}"))),
@@ -105,7 +120,8 @@ pub fn parse(cfg: &SourceConfig, kind: &str, data: &str) -> Result<Signal, Rejec
                 .into_iter()
                 .map(|(database, table)| {
                     let own = filters.iter().find(|(n, _)| n.0 == database && n.1 == table).map(|(_, f)| f.clone());
-                    Requested { filter: own.or_else(|| every.clone()), database, table }
+                    let keys = key_lists.iter().find(|(n, _)| n.0 == database && n.1 == table).map(|(_, k)| k.clone()).unwrap_or_default();
+                    Requested { filter: own.or_else(|| every.clone()), database, table, keys }
                 })
                 .collect();
             Ok(Signal::Execute(requested))
@@ -118,6 +134,36 @@ pub fn parse(cfg: &SourceConfig, kind: &str, data: &str) -> Result<Signal, Rejec
         "" => Err(Rejected("the signal has no type: use execute-snapshot, stop-snapshot or log".into())),
         other => Err(Rejected(format!("unknown signal type `{other}`: this source acts on execute-snapshot, stop-snapshot and log"))),
     }
+}
+
+/// The most keys one `keys` list may hold.
+pub const MAX_KEYS: usize = 10_000;
+
+/// `keys`: an array of keys, each an array of the key columns' values in key order (or one value
+/// for a one-column key).
+fn keys_of(v: &Json) -> Result<Vec<Vec<KeyValue>>, Rejected> {
+    let Json::Array(items) = v else {
+        return Err(Rejected(format!("`keys` must be an array of primary keys, e.g. [[1], [2]], not {v}")));
+    };
+    if items.is_empty() || items.len() > MAX_KEYS {
+        return Err(Rejected(format!("`keys` must hold 1 to {MAX_KEYS} keys, not {}", items.len())));
+    }
+    let scalar = |x: &Json| match x {
+        Json::String(s) => Ok(KeyValue::Text(s.clone())),
+        Json::Number(n) => Ok(match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => KeyValue::Int(i),
+            (None, Some(u)) => KeyValue::Uint(u),
+            _ => KeyValue::Text(n.to_string()),
+        }),
+        other => Err(Rejected(format!("a key value must be a string or a number, not {other}"))),
+    };
+    items
+        .iter()
+        .map(|k| match k {
+            Json::Array(parts) if !parts.is_empty() => parts.iter().map(scalar).collect(),
+            other => Ok(vec![scalar(other)?]),
+        })
+        .collect()
 }
 
 /// `type` of a snapshot signal: `incremental` (also when absent).
@@ -213,16 +259,31 @@ mod tests {
         assert_eq!(
             s,
             Signal::Execute(vec![
-                Requested { database: "mydb".into(), table: "orders".into(), filter: Some("id > 100".into()) },
-                Requested { database: "mydb".into(), table: "users".into(), filter: None },
+                Requested { database: "mydb".into(), table: "orders".into(), filter: Some("id > 100".into()), keys: vec![] },
+                Requested { database: "mydb".into(), table: "users".into(), filter: None, keys: vec![] },
             ])
         );
         let older = parse(&cfg, "EXECUTE-SNAPSHOT", r#"{"data-collections": ["orders"], "additional-condition": "id < 5"}"#).expect("valid");
-        assert_eq!(older, Signal::Execute(vec![Requested { database: "mydb".into(), table: "orders".into(), filter: Some("id < 5".into()) }]));
+        assert_eq!(older, Signal::Execute(vec![Requested { database: "mydb".into(), table: "orders".into(), filter: Some("id < 5".into()), keys: vec![] }]));
         assert_eq!(parse(&cfg, "stop-snapshot", r#"{"type": "incremental"}"#).expect("valid"), Signal::Stop(None));
         assert_eq!(
             parse(&cfg, "stop-snapshot", r#"{"data-collections": ["mydb.users"]}"#).expect("valid"),
             Signal::Stop(Some(vec![("mydb".into(), "users".into())]))
+        );
+        let keyed = parse(
+            &cfg,
+            "execute-snapshot",
+            r#"{"data-collections": ["orders"], "additional-conditions": [{"data-collection": "mydb.orders", "keys": [[5], ["7"], 9]}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            keyed,
+            Signal::Execute(vec![Requested {
+                database: "mydb".into(),
+                table: "orders".into(),
+                filter: None,
+                keys: vec![vec![KeyValue::Int(5)], vec![KeyValue::Text("7".into())], vec![KeyValue::Int(9)]],
+            }])
         );
         assert_eq!(parse(&cfg, "log", r#"{"message": "hello"}"#).expect("valid"), Signal::Log("hello".into()));
     }
@@ -243,6 +304,8 @@ mod tests {
             ("execute-snapshot", r#"{"data-collections": ["orders"], "additional-condition": "1; DROP TABLE x"}"#, "one SQL condition"),
             ("execute-snapshot", r#"{"data-collections": [7]}"#, "not a table name"),
             ("pause-snapshot", "{}", "unknown signal type `pause-snapshot`"),
+            ("execute-snapshot", r#"{"data-collections": ["orders"], "additional-conditions": [{"data-collection": "orders", "keys": []}]}"#, "1 to 10000 keys"),
+            ("execute-snapshot", r#"{"data-collections": ["orders"], "additional-conditions": [{"data-collection": "orders", "keys": [[null]]}]}"#, "string or a number"),
             ("", "{}", "has no type"),
         ];
         for (kind, data, expected) in cases {
