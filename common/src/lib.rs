@@ -42,14 +42,12 @@
 mod backoff;
 pub mod config;
 pub mod connect_api;
-mod de;
 mod http;
 pub mod kafka;
 mod logging;
 pub mod providers;
 mod secret;
 mod shutdown;
-mod sources;
 mod url;
 
 pub use backoff::Backoff;

@@ -2,6 +2,9 @@
 //! Connect connector JSON, overridden by environment variables, deserialized into the service's
 //! own config struct.
 //!
+//! Here: [`load`] and the environment overrides. `file` turns the file's text into the flat map,
+//! `de` deserializes the flat map into the service's struct, `error` holds [`ConfigError`].
+//!
 //! # File formats (detected by content)
 //! - **Kafka Connect connector JSON**: the file's first non-blank character is `{`. Either
 //!   `{"name": "...", "config": {...}}` as posted to Connect's `/connectors`, or the bare
@@ -53,8 +56,13 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
-use crate::de;
 use crate::Secret;
+
+mod de;
+mod error;
+mod file;
+
+pub use error::ConfigError;
 
 /// The schema registry's TLS and basic-auth settings (module doc, "Schema registry").
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -129,38 +137,6 @@ impl<T> Loaded<T> {
     }
 }
 
-/// A config that cannot be used; the message names the file or the exact key.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {path} is not valid TOML: {message}")]
-    Toml { path: PathBuf, message: String },
-    #[error("config file {path} looks like JSON but is not a Kafka Connect connector config ({{\"name\": …, \"config\": {{…}}}}): {message}")]
-    Json { path: PathBuf, message: String },
-    #[error("{0}")]
-    UnknownKeys(String),
-    /// A value that does not parse or does not validate; the message starts with the key.
-    #[error("config key `{key}`: {message}")]
-    Invalid { key: String, message: String },
-    /// A missing or unparsable value found while deserializing; the message names the key.
-    #[error("{0}")]
-    Value(String),
-}
-
-impl ConfigError {
-    /// A validation failure of one key, for the services' `validate()`.
-    pub fn invalid(key: &str, message: impl Into<String>) -> Self {
-        ConfigError::Invalid {
-            key: key.to_string(),
-            message: message.into(),
-        }
-    }
-}
-
 /// Loads `T` from `path` (or from the environment alone when `None`) with overrides from the
 /// process environment.
 pub fn load<T: DeserializeOwned>(
@@ -194,7 +170,7 @@ pub fn load_from_str<T: DeserializeOwned>(
     env_var: impl Fn(&str) -> Option<String>,
     env_vars: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Loaded<T>, ConfigError> {
-    let (mut flat, connector_name) = crate::sources::parse_file(text, origin)?;
+    let (mut flat, connector_name) = file::parse_file(text, origin)?;
     let fields = de::struct_fields::<T>();
     for field in fields {
         if let Some(value) = env_var(&env_name(spec.env_prefix, field)) {
@@ -408,5 +384,4 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 #[cfg(test)]
-#[path = "config_tests.rs"]
 mod tests;
