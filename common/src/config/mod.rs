@@ -50,6 +50,11 @@
 //! Connect keys that mean nothing to the service (framework keys such as `connector.class`,
 //! `tasks.max`, converters, plus the service's own list) are collected in [`Loaded::ignored`];
 //! call [`Loaded::warn_ignored`] once logging is up to report them in one warning.
+//!
+//! # No transforms
+//! Neither service applies Kafka Connect's single message transforms. `transforms` or any
+//! `transforms.*` key with a non-empty value is an error naming the key: ignoring a RegexRouter
+//! would send records to other topics or tables than the config says. Empty ones are ignored.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -83,7 +88,8 @@ const REGISTRY_PREFIXES: &[&str] = &[
 ];
 
 /// Keys of the Kafka Connect framework (not of any connector) that have no meaning for either
-/// service. A trailing `*` matches any key with that prefix.
+/// service. A trailing `*` matches any key with that prefix. `transforms*` is here only for empty
+/// values: a transform that is configured is an error ([`ConfigSpec::transforms_hint`]).
 pub const CONNECT_FRAMEWORK_KEYS: &[&str] = &[
     "connector.class",
     "tasks.max",
@@ -105,6 +111,9 @@ pub struct ConfigSpec {
     /// Kafka Connect keys that mean nothing to this service, in addition to
     /// [`CONNECT_FRAMEWORK_KEYS`]; a trailing `*` matches a prefix.
     pub ignored_keys: &'static [&'static str],
+    /// Appended to the error refusing `transforms*`: what this service offers instead, e.g.
+    /// `"; topic names come from topic.prefix"`.
+    pub transforms_hint: &'static str,
 }
 
 /// A loaded and deserialized config.
@@ -190,6 +199,7 @@ pub fn load_from_str<T: DeserializeOwned>(
         *value = crate::providers::resolve(value, &env_var)
             .map_err(|message| ConfigError::invalid(key, message))?;
     }
+    refuse_transforms(&flat, spec)?;
     let registry = registry_keys(&mut flat)?;
     let origin = crate::kafka::lift_connect_keys(&mut flat)?;
     let mut kafka = BTreeMap::new();
@@ -225,6 +235,24 @@ pub fn load_from_str<T: DeserializeOwned>(
         connect_config,
         registry,
     })
+}
+
+/// A `transforms*` key with a value is an error: no single message transform runs here, so a
+/// RegexRouter (or any other) would silently let records go where the config says they do not.
+fn refuse_transforms(flat: &BTreeMap<String, String>, spec: &ConfigSpec) -> Result<(), ConfigError> {
+    let configured = flat
+        .iter()
+        .find(|(key, value)| (*key == "transforms" || key.starts_with("transforms.")) && !value.trim().is_empty());
+    match configured {
+        Some((key, _)) => Err(ConfigError::invalid(
+            key,
+            format!(
+                "this pipeline has no single message transforms (SMTs), so the transform would not run and records would not go where it says; remove `transforms` and every `transforms.*` key{}",
+                spec.transforms_hint
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Takes the registry's security keys out of `flat` (module doc, "Schema registry").
