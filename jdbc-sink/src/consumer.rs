@@ -26,6 +26,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use cdc_common::kafka::{client_config, Role};
+use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
@@ -33,7 +35,6 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, TopicPartitionList};
 
 use crate::config::{Settings, Topics, GROUP_INSTANCE_ID, SESSION_TIMEOUT_MS};
-use crate::dlq::connection_settings;
 use crate::errors::{class, SinkError};
 use crate::metrics::{PartitionLabels, SinkMetrics};
 use crate::offsets::Tp;
@@ -241,7 +242,7 @@ pub fn create(
     metrics: SinkMetrics,
     status: Arc<SinkStatus>,
 ) -> Result<StreamConsumer<SinkContext>, SinkError> {
-    let mut cfg = connection_settings(&settings.kafka);
+    let mut cfg = ClientConfig::new();
     cfg.set("group.id", settings.group_id())
         .set("auto.offset.reset", "earliest")
         .set("statistics.interval.ms", "5000")
@@ -255,7 +256,8 @@ pub fn create(
         .set("queued.min.messages", "10000")
         .set("queued.max.messages.kbytes", "4096")
         .set("fetch.queue.backoff.ms", "5");
-    for (k, v) in settings.kafka.iter().filter(|(k, _)| *k != GROUP_INSTANCE_ID) {
+    let kafka = client_config(Role::Consumer, &settings.kafka);
+    for (k, v) in kafka.config_map().into_iter().filter(|(k, _)| *k != GROUP_INSTANCE_ID) {
         cfg.set(k, v);
     }
     if let Some(id) = settings.group_instance_id() {

@@ -138,7 +138,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
 /// TLS, another security protocol); a Kafka that does not answer yet is only reported, the
 /// consumer keeps trying.
 async fn kafka_usable(settings: &Settings) -> Result<(), SinkError> {
-    let client = dlq::connection_settings(&settings.kafka);
+    let client = cdc_common::kafka::client_config(cdc_common::kafka::Role::Consumer, &settings.kafka);
     let kafka = settings.kafka.clone();
     let probed = tokio::task::spawn_blocking(move || {
         cdc_common::kafka::probe(&client, &kafka, std::time::Duration::from_secs(15)).map(|_| ())
