@@ -151,18 +151,18 @@ impl ConsumerContext for SinkContext {
     }
 }
 
-/// The consumer stopped on a fatal error (`code`, librdkafka's `reason`): a definite error that
-/// names the cause. [`RDKafkaErrorCode::FencedInstanceId`] means another consumer joined the
-/// group with this sink's `group.instance.id`.
+/// The consumer stopped on what librdkafka calls a fatal error (`code`, librdkafka's `reason`):
+/// a definite error that names the cause. [`RDKafkaErrorCode::FencedInstanceId`] means another
+/// consumer joined the group with this sink's `group.instance.id`.
 pub fn fatal(settings: &Settings, code: RDKafkaErrorCode, reason: &str) -> SinkError {
     match (code, settings.group_instance_id()) {
-        (RDKafkaErrorCode::FencedInstanceId, Some(id)) => SinkError::Fatal(format!(
+        (RDKafkaErrorCode::FencedInstanceId, Some(id)) => SinkError::Definite(format!(
             "fenced out of consumer group `{}`: another consumer joined it with the same group.instance.id `{id}`, \
              so two sinks run under one id and the newer one took over; stop one of them, or give each its own \
              kafka.group.instance.id, or remove kafka.group.instance.id to turn static membership off ({reason})",
             settings.group_id()
         )),
-        _ => SinkError::Fatal(format!(
+        _ => SinkError::Definite(format!(
             "the Kafka consumer stopped on a fatal error: {code} ({reason}); check the kafka.* settings"
         )),
     }
@@ -276,7 +276,7 @@ pub fn create(
         status,
     };
     let consumer: StreamConsumer<SinkContext> = cfg.create_with_context(context).map_err(|e| {
-        SinkError::Fatal(format!(
+        SinkError::Definite(format!(
             "cannot create the Kafka consumer: {e}; check the kafka.* settings"
         ))
     })?;
@@ -294,7 +294,7 @@ pub fn subscribe_topics(consumer: &StreamConsumer<SinkContext>, topics: &Topics)
     };
     let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     rdkafka::consumer::Consumer::subscribe(consumer, &refs)
-        .map_err(|e| SinkError::Fatal(format!("cannot subscribe to {topics:?}: {e}")))
+        .map_err(|e| SinkError::Definite(format!("cannot subscribe to {topics:?}: {e}")))
 }
 
 #[cfg(test)]

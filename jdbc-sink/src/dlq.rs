@@ -61,7 +61,7 @@ impl DeadLetterQueue {
             .set("message.timeout.ms", "30000")
             .create()
             .map_err(|e| {
-                SinkError::Fatal(format!("cannot create the dead letter queue producer: {e}"))
+                SinkError::Definite(format!("cannot create the dead letter queue producer: {e}"))
             })?;
         Ok(DeadLetterQueue {
             topic: topic.to_string(),
@@ -77,7 +77,7 @@ impl DeadLetterQueue {
         use rdkafka::error::RDKafkaErrorCode as C;
         let admin: AdminClient<rdkafka::client::DefaultClientContext> =
             client_config(Role::Admin, &self.kafka).create().map_err(|e| {
-                SinkError::Fatal(format!("cannot create the dead letter queue admin client: {e}"))
+                SinkError::Definite(format!("cannot create the dead letter queue admin client: {e}"))
             })?;
         let new = NewTopic::new(
             &self.topic,
@@ -93,12 +93,12 @@ impl DeadLetterQueue {
         })?;
         match results.into_iter().find_map(|r| r.err()).map(|(_, code)| code) {
             None | Some(C::TopicAlreadyExists) => Ok(()),
-            Some(C::InvalidReplicationFactor) => Err(SinkError::Fatal(format!(
+            Some(C::InvalidReplicationFactor) => Err(SinkError::Definite(format!(
                 "cannot create the dead letter queue topic {}: errors.deadletterqueue.topic.replication.factor={} is more than the Kafka cluster's brokers (InvalidReplicationFactor); lower it, or set -1 for the broker's default.replication.factor",
                 self.topic, self.replication_factor
             ))),
             Some(code @ (C::InvalidTopic | C::TopicAuthorizationFailed | C::ClusterAuthorizationFailed | C::PolicyViolation | C::InvalidConfig)) => {
-                Err(SinkError::Fatal(format!(
+                Err(SinkError::Definite(format!(
                     "cannot create the dead letter queue topic {} ({code}); check errors.deadletterqueue.topic.name and the sink's Kafka permissions, or create the topic beforehand",
                     self.topic
                 )))

@@ -98,7 +98,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         http_stop.clone(),
     )
     .await
-    .map_err(|e| SinkError::Fatal(e.to_string()))?;
+    .map_err(|e| SinkError::Definite(e.to_string()))?;
     tracing::info!(address = %http.local_addr, "HTTP endpoints listening");
     let linger = settings.http_failed_linger;
     let lag = tokio::spawn(status::follow_lag(status.clone(), metrics.lag.clone()));
@@ -144,9 +144,9 @@ async fn kafka_usable(settings: &Settings) -> Result<(), SinkError> {
         cdc_common::kafka::probe(&client, &kafka, std::time::Duration::from_secs(15)).map(|_| ())
     })
     .await
-    .map_err(|e| SinkError::Fatal(e.to_string()))?;
+    .map_err(|e| SinkError::Definite(e.to_string()))?;
     match probed {
-        Err(e) if e.obstacle.is_definite() => Err(SinkError::Fatal(e.message)),
+        Err(e) if e.obstacle.is_definite() => Err(SinkError::Definite(e.message)),
         Err(e) => {
             tracing::warn!(error = %e, "Kafka does not answer yet; the sink keeps trying");
             Ok(())
@@ -163,7 +163,7 @@ pub fn build(
     shutdown: CancellationToken,
 ) -> Result<Sink, SinkError> {
     let offsets_table =
-        Ident::new(&settings.offsets_table).map_err(|e| SinkError::Fatal(e.to_string()))?;
+        Ident::new(&settings.offsets_table).map_err(|e| SinkError::Definite(e.to_string()))?;
     let consumer = consumer::create(&settings, metrics.clone(), status.clone())?;
     let dlq = match (&settings.tolerance, &settings.dlq_topic) {
         (config::Tolerance::All, Some(topic)) => {
