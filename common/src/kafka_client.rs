@@ -103,7 +103,8 @@ pub fn applies_to(role: Role, key: &str) -> bool {
 }
 
 /// The librdkafka config of a `role` client from a service's `kafka.*` settings (module doc).
-/// The caller adds what it sets itself (`group.id`, `transactional.id`, …).
+/// The caller adds what it sets itself (`group.id`, `transactional.id`, …) to the result; it
+/// cannot copy it into another config through `config_map()`, which masks the secrets.
 pub fn client_config(role: Role, kafka: &BTreeMap<String, String>) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", DEFAULT_BOOTSTRAP);

@@ -27,7 +27,6 @@
 use std::sync::{Arc, Mutex};
 
 use cdc_common::kafka::{client_config, Role};
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
@@ -242,23 +241,25 @@ pub fn create(
     metrics: SinkMetrics,
     status: Arc<SinkStatus>,
 ) -> Result<StreamConsumer<SinkContext>, SinkError> {
-    let mut cfg = ClientConfig::new();
-    cfg.set("group.id", settings.group_id())
-        .set("auto.offset.reset", "earliest")
-        .set("statistics.interval.ms", "5000")
-        .set(
-            "topic.metadata.refresh.interval.ms",
-            METADATA_REFRESH_MS.to_string(),
-        )
+    let mut cfg = client_config(Role::Consumer, &settings.kafka);
+    cfg.remove(GROUP_INSTANCE_ID);
+    let defaults = [
+        ("group.id", settings.group_id()),
+        ("auto.offset.reset", "earliest".into()),
+        ("statistics.interval.ms", "5000".into()),
+        ("topic.metadata.refresh.interval.ms", METADATA_REFRESH_MS.to_string()),
         // librdkafka prefetches up to 64 MiB per partition by default, which is most of the
         // process's memory; 4 MiB keeps the sink small without slowing it (measured with
-        // cdc-bench --sink). Any kafka.* setting overrides these.
-        .set("queued.min.messages", "10000")
-        .set("queued.max.messages.kbytes", "4096")
-        .set("fetch.queue.backoff.ms", "5");
-    let kafka = client_config(Role::Consumer, &settings.kafka);
-    for (k, v) in kafka.config_map().into_iter().filter(|(k, _)| *k != GROUP_INSTANCE_ID) {
-        cfg.set(k, v);
+        // cdc-bench --sink).
+        ("queued.min.messages", "10000".into()),
+        ("queued.max.messages.kbytes", "4096".into()),
+        ("fetch.queue.backoff.ms", "5".into()),
+    ];
+    // Any kafka.* setting overrides these.
+    for (key, value) in defaults {
+        if cfg.get(key).is_none() {
+            cfg.set(key, value);
+        }
     }
     if let Some(id) = settings.group_instance_id() {
         cfg.set(GROUP_INSTANCE_ID, id);
