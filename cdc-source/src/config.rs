@@ -95,6 +95,7 @@ const TOPIC_CREATION_DEFAULT: &str = "topic.creation.default.";
 pub const SPEC: ConfigSpec = ConfigSpec {
     env_prefix: "CDC_SOURCE_",
     ignored_keys: IGNORED,
+    transforms_hint: "; topic names are `topic.prefix` + table name",
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

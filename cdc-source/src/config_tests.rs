@@ -162,3 +162,11 @@ fn the_read_timeout_defaults_to_two_heartbeats_and_connects_are_bounded() {
     let e = SourceConfig::from_str(&format!("{base}\n\"read.timeout.ms\" = 5000"), &[]).expect_err("not above the heartbeat");
     assert!(e.to_string().contains("read.timeout.ms"), "{e}");
 }
+
+#[test]
+fn a_transform_is_refused_naming_topic_prefix() {
+    let routed = TUTORIAL.replace("\"tasks.max\": \"1\",", "\"tasks.max\": \"1\", \"transforms\": \"unwrap\", \"transforms.unwrap.type\": \"io.debezium.transforms.ExtractNewRecordState\",");
+    let e = SourceConfig::from_str(&routed, &[]).expect_err("a transform is refused").to_string();
+    assert!(e.contains("config key `transforms`: this pipeline has no single message transforms"), "{e}");
+    assert!(e.contains("topic.prefix"), "{e}");
+}

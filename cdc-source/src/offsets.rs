@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use cdc_common::kafka::{client_config, Role};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -156,15 +157,9 @@ impl KeyValue {
     }
 }
 
+/// The settings of the source's consumers ([`cdc_common::kafka::client_config`]).
 pub(crate) fn kafka_config(kafka: &BTreeMap<String, String>) -> ClientConfig {
-    let mut cfg = ClientConfig::new();
-    for (k, v) in kafka {
-        // Producer-only settings would make the consumer/admin client refuse the config.
-        if !matches!(k.as_str(), "linger.ms" | "compression.type" | "acks" | "queue.buffering.max.kbytes" | "batch.size" | "message.timeout.ms" | "queue.buffering.max.ms" | "batch.num.messages") {
-            cfg.set(k, v);
-        }
-    }
-    cfg
+    client_config(Role::Consumer, kafka)
 }
 
 /// Creates `topic` unless it exists, with `creation`'s partitions, replication factor and configs.
@@ -199,7 +194,7 @@ async fn create_topic(
     creation: &TopicCreation,
     validate_only: bool,
 ) -> Result<Option<RDKafkaErrorCode>, SourceError> {
-    let admin: AdminClient<DefaultClientContext> = kafka_config(kafka)
+    let admin: AdminClient<DefaultClientContext> = client_config(Role::Admin, kafka)
         .create()
         .map_err(|error| SourceError::KafkaConfig { what: "settings", error })?;
     let mut new = NewTopic::new(topic, creation.partitions, TopicReplication::Fixed(creation.replication_factor));

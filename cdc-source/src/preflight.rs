@@ -147,7 +147,7 @@ pub async fn check_not_purged(conn: &mut Conn, stored: &GtidPosition) -> Result<
 
 /// Kafka answers a metadata request; a failure says why (credentials, TLS, protocol, address).
 pub async fn check_kafka(cfg: &SourceConfig) -> Result<(), SourceError> {
-    let client = crate::offsets::kafka_config(&cfg.kafka);
+    let client = cdc_common::kafka::client_config(cdc_common::kafka::Role::Consumer, &cfg.kafka);
     let kafka = cfg.kafka.clone();
     tokio::task::spawn_blocking(move || cdc_common::kafka::probe(&client, &kafka, Duration::from_secs(10)).map(|_| ()))
         .await
@@ -265,7 +265,7 @@ pub async fn check_topic_settings(cfg: &SourceConfig) -> Result<(), SourceError>
 
 /// The ids of the brokers the cluster metadata lists.
 async fn brokers(kafka: &std::collections::BTreeMap<String, String>) -> Result<Vec<i32>, SourceError> {
-    let consumer: BaseConsumer = crate::offsets::kafka_config(kafka)
+    let consumer: BaseConsumer = cdc_common::kafka::client_config(cdc_common::kafka::Role::Consumer, kafka)
         .create()
         .map_err(|error| SourceError::KafkaConfig { what: "settings", error })?;
     tokio::task::spawn_blocking(move || consumer.fetch_metadata(None, Duration::from_secs(10)).map(|m| m.brokers().iter().map(|b| b.id()).collect()))
@@ -278,7 +278,7 @@ async fn brokers(kafka: &std::collections::BTreeMap<String, String>) -> Result<V
 /// DESCRIBE_CONFIGS permission).
 async fn default_replication_factor(kafka: &std::collections::BTreeMap<String, String>, broker: i32) -> Option<i32> {
     use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> = crate::offsets::kafka_config(kafka).create().ok()?;
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = cdc_common::kafka::client_config(cdc_common::kafka::Role::Admin, kafka).create().ok()?;
     let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
     let results = admin.describe_configs([&ResourceSpecifier::Broker(broker)], &opts).await.ok()?;
     let resource = results.into_iter().next()?.ok()?;

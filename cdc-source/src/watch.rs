@@ -49,6 +49,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
+use cdc_common::kafka::{client_config, Role};
 use cdc_schema::{DateTime, DecodeError, Decoder, MessageRef, Part, Record, Registry, Value};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -57,7 +58,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Map, Value as Json};
 
 use crate::config::{Endpoints, SourceConfig};
-use crate::offsets::{kafka_config, QuietEof};
+use crate::offsets::QuietEof;
 
 /// Kafka when neither a flag, the config nor the environment names one.
 const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
@@ -189,7 +190,7 @@ pub async fn watch(
     out: &mut dyn Write,
     shutdown: &cdc_common::CancellationToken,
 ) -> Result<u64, WatchError> {
-    let consumer: StreamConsumer<QuietEof> = kafka_config(&target.kafka)
+    let consumer: StreamConsumer<QuietEof> = client_config(Role::Consumer, &target.kafka)
         .set("group.id", format!("cdc-source-watch-{}-{}", std::process::id(), unix_nanos()))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")

@@ -1,5 +1,6 @@
 //! Kafka client settings shared by both services: Kafka Connect's security spellings turned into
-//! librdkafka's, and a metadata probe that says why a broker did not answer.
+//! librdkafka's, [`client_config`] giving each kind of client ([`Role`]) its settings, and a
+//! metadata probe that says why a broker did not answer.
 //!
 //! # Security keys as Connect users write them
 //! librdkafka settings live under `kafka.` ([`crate::config`]). The security keys are also
@@ -49,6 +50,10 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::metadata::Metadata;
 
 use crate::ConfigError;
+
+#[path = "kafka_client.rs"]
+mod client;
+pub use client::{applies_to, client_config, Role, DEFAULT_BOOTSTRAP};
 
 /// Prefixes under which Connect configs carry client settings.
 const CONNECT_PREFIXES: &[&str] = &[
@@ -524,7 +529,7 @@ fn protocol_mismatch(reason: &str) -> bool {
 /// Asks the cluster for its metadata with `config` (blocking; call it off the async threads).
 /// Gives up early when librdkafka reports a cause that waiting will not fix.
 pub fn probe(config: &ClientConfig, kafka: &BTreeMap<String, String>, timeout: Duration) -> Result<Metadata, ProbeError> {
-    let servers = kafka.get("bootstrap.servers").cloned().unwrap_or_else(|| "localhost:9092".into());
+    let servers = kafka.get("bootstrap.servers").cloned().unwrap_or_else(|| DEFAULT_BOOTSTRAP.into());
     let consumer: BaseConsumer<Diagnosing> = config.create_with_context(Diagnosing::default()).map_err(|e| ProbeError {
         obstacle: Obstacle::Settings,
         message: format!("invalid Kafka settings (kafka.*): {e}"),

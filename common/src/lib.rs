@@ -15,8 +15,9 @@
 //!   `schema.registry.ssl.ca.location`, under Connect's prefixes) come back in [`Loaded::registry`].
 //! - **Kafka clients** ([`kafka`]): Kafka Connect's security spellings (`security.protocol`,
 //!   `sasl.jaas.config`, PEM trust/key stores) become librdkafka settings in [`Loaded::kafka`], a
-//!   Java-only form is an error naming the key; [`kafka::probe`] asks a cluster for metadata and
-//!   names why it could not (credentials, TLS, security protocol, unreachable).
+//!   Java-only form is an error naming the key; [`kafka::client_config`] gives a producer, consumer
+//!   or admin client the settings of its kind ([`kafka::Role`]); [`kafka::probe`] asks a cluster
+//!   for metadata and names why it could not (credentials, TLS, security protocol, unreachable).
 //! - [`Secret`]: a credential that prints as `***` (Debug, Display, Serialize).
 //! - [`ConnectionUrl`]: `jdbc:mysql://`, `jdbc:mariadb://`, `mysql://`, `mariadb://` URLs to
 //!   host/port/database and [`Tls`] (JDBC `sslMode`/`useSSL`/`serverSslCert`, refined by the
@@ -42,14 +43,12 @@
 mod backoff;
 pub mod config;
 pub mod connect_api;
-mod de;
 mod http;
 pub mod kafka;
 mod logging;
 pub mod providers;
 mod secret;
 mod shutdown;
-mod sources;
 mod url;
 
 pub use backoff::Backoff;

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use cdc_common::kafka::{client_config, Role, DEFAULT_BOOTSTRAP};
 use mysql_async::prelude::Queryable;
 
 use crate::config::{Settings, Topics};
-use crate::dlq::connection_settings;
 use crate::ident::Ident;
 
 /// One check's outcome.
@@ -61,11 +61,11 @@ fn kafka(settings: &Settings) -> CheckResult {
         .kafka
         .get("bootstrap.servers")
         .cloned()
-        .unwrap_or_else(|| "localhost:9092".into());
+        .unwrap_or_else(|| DEFAULT_BOOTSTRAP.into());
     let what = format!("Kafka {servers}");
     let mut notes = Vec::new();
     let outcome = (|| {
-        let metadata = cdc_common::kafka::probe(&connection_settings(&settings.kafka), &settings.kafka, Duration::from_secs(10))
+        let metadata = cdc_common::kafka::probe(&client_config(Role::Consumer, &settings.kafka), &settings.kafka, Duration::from_secs(10))
             .map_err(|e| e.message)?;
         let names: Vec<&str> = metadata.topics().iter().map(|t| t.name()).collect();
         let later = "the sink subscribes anyway and consumes a topic within seconds of its \

@@ -65,6 +65,7 @@ pub const IGNORED_KEYS: &[&str] = &[
 pub const SPEC: ConfigSpec = ConfigSpec {
     env_prefix: "CDC_SINK_",
     ignored_keys: IGNORED_KEYS,
+    transforms_hint: "; table names come from `table.name.format` (`${topic}` is the topic's name)",
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

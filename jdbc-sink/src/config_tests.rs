@@ -136,3 +136,14 @@ fn static_membership_only_when_an_instance_id_is_set() {
     let bad = error_of(&format!("{base}[kafka]\n\"group.instance.id\" = \"sink a\"\n"));
     assert!(bad.contains("`kafka.group.instance.id`") && bad.contains("letters, digits"), "{bad}");
 }
+
+#[test]
+fn a_regex_router_is_refused_naming_table_name_format() {
+    let routed = TUTORIAL.replace(
+        "\"tasks.max\":\"1\"",
+        "\"tasks.max\":\"1\",\"transforms\":\"route\",\"transforms.route.type\":\"org.apache.kafka.connect.transforms.RegexRouter\"",
+    );
+    let e = Settings::from_str_with_env(&routed, &[]).unwrap_err().to_string();
+    assert!(e.contains("config key `transforms`: this pipeline has no single message transforms"), "{e}");
+    assert!(e.contains("table.name.format"), "{e}");
+}

@@ -26,6 +26,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use cdc_common::kafka::{client_config, Role};
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
@@ -33,7 +34,6 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, TopicPartitionList};
 
 use crate::config::{Settings, Topics, GROUP_INSTANCE_ID, SESSION_TIMEOUT_MS};
-use crate::dlq::connection_settings;
 use crate::errors::{class, SinkError};
 use crate::metrics::{PartitionLabels, SinkMetrics};
 use crate::offsets::Tp;
@@ -150,18 +150,18 @@ impl ConsumerContext for SinkContext {
     }
 }
 
-/// The consumer stopped on a fatal error (`code`, librdkafka's `reason`): a definite error that
-/// names the cause. [`RDKafkaErrorCode::FencedInstanceId`] means another consumer joined the
-/// group with this sink's `group.instance.id`.
+/// The consumer stopped on what librdkafka calls a fatal error (`code`, librdkafka's `reason`):
+/// a definite error that names the cause. [`RDKafkaErrorCode::FencedInstanceId`] means another
+/// consumer joined the group with this sink's `group.instance.id`.
 pub fn fatal(settings: &Settings, code: RDKafkaErrorCode, reason: &str) -> SinkError {
     match (code, settings.group_instance_id()) {
-        (RDKafkaErrorCode::FencedInstanceId, Some(id)) => SinkError::Fatal(format!(
+        (RDKafkaErrorCode::FencedInstanceId, Some(id)) => SinkError::Definite(format!(
             "fenced out of consumer group `{}`: another consumer joined it with the same group.instance.id `{id}`, \
              so two sinks run under one id and the newer one took over; stop one of them, or give each its own \
              kafka.group.instance.id, or remove kafka.group.instance.id to turn static membership off ({reason})",
             settings.group_id()
         )),
-        _ => SinkError::Fatal(format!(
+        _ => SinkError::Definite(format!(
             "the Kafka consumer stopped on a fatal error: {code} ({reason}); check the kafka.* settings"
         )),
     }
@@ -241,22 +241,25 @@ pub fn create(
     metrics: SinkMetrics,
     status: Arc<SinkStatus>,
 ) -> Result<StreamConsumer<SinkContext>, SinkError> {
-    let mut cfg = connection_settings(&settings.kafka);
-    cfg.set("group.id", settings.group_id())
-        .set("auto.offset.reset", "earliest")
-        .set("statistics.interval.ms", "5000")
-        .set(
-            "topic.metadata.refresh.interval.ms",
-            METADATA_REFRESH_MS.to_string(),
-        )
+    let mut cfg = client_config(Role::Consumer, &settings.kafka);
+    cfg.remove(GROUP_INSTANCE_ID);
+    let defaults = [
+        ("group.id", settings.group_id()),
+        ("auto.offset.reset", "earliest".into()),
+        ("statistics.interval.ms", "5000".into()),
+        ("topic.metadata.refresh.interval.ms", METADATA_REFRESH_MS.to_string()),
         // librdkafka prefetches up to 64 MiB per partition by default, which is most of the
         // process's memory; 4 MiB keeps the sink small without slowing it (measured with
-        // cdc-bench --sink). Any kafka.* setting overrides these.
-        .set("queued.min.messages", "10000")
-        .set("queued.max.messages.kbytes", "4096")
-        .set("fetch.queue.backoff.ms", "5");
-    for (k, v) in settings.kafka.iter().filter(|(k, _)| *k != GROUP_INSTANCE_ID) {
-        cfg.set(k, v);
+        // cdc-bench --sink).
+        ("queued.min.messages", "10000".into()),
+        ("queued.max.messages.kbytes", "4096".into()),
+        ("fetch.queue.backoff.ms", "5".into()),
+    ];
+    // Any kafka.* setting overrides these.
+    for (key, value) in defaults {
+        if cfg.get(key).is_none() {
+            cfg.set(key, value);
+        }
     }
     if let Some(id) = settings.group_instance_id() {
         cfg.set(GROUP_INSTANCE_ID, id);
@@ -274,7 +277,7 @@ pub fn create(
         status,
     };
     let consumer: StreamConsumer<SinkContext> = cfg.create_with_context(context).map_err(|e| {
-        SinkError::Fatal(format!(
+        SinkError::Definite(format!(
             "cannot create the Kafka consumer: {e}; check the kafka.* settings"
         ))
     })?;
@@ -292,7 +295,7 @@ pub fn subscribe_topics(consumer: &StreamConsumer<SinkContext>, topics: &Topics)
     };
     let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     rdkafka::consumer::Consumer::subscribe(consumer, &refs)
-        .map_err(|e| SinkError::Fatal(format!("cannot subscribe to {topics:?}: {e}")))
+        .map_err(|e| SinkError::Definite(format!("cannot subscribe to {topics:?}: {e}")))
 }
 
 #[cfg(test)]

@@ -330,7 +330,7 @@ impl Tables {
                     table.as_str(), col.name, col.column_type, table.as_str(), col.name, col.column_type
                 ))));
             }
-            let name = Ident::new(&col.name).map_err(|e| SinkError::Fatal(e.to_string()))?;
+            let name = Ident::new(&col.name).map_err(|e| SinkError::Definite(e.to_string()))?;
             let ddl = format!(
                 "ALTER TABLE {table} MODIFY COLUMN {name} {}{} NULL{}",
                 col.column_type, col.charset_clause(&col.column_type), col.kept_attributes()
@@ -361,7 +361,7 @@ impl Tables {
                     "DDL on `{}` waited {}s for its metadata lock: another session holds the table (a long or idle open transaction?); retrying: {e}", table.as_str(), crate::writer::DDL_LOCK_WAIT_SECONDS
                 ))),
                 (DbErrorKind::Transient, _) => Err(SinkError::transient(class::DATABASE, format!("DDL on `{}`: {e}", table.as_str()))),
-                (_, mysql_async::Error::Server(s)) if matches!(s.code, 1044 | 1045 | 1142 | 1143) => Err(SinkError::Fatal(format!(
+                (_, mysql_async::Error::Server(s)) if matches!(s.code, 1044 | 1045 | 1142 | 1143) => Err(SinkError::Definite(format!(
                     "DDL on `{}` refused: {e}; grant the sink user CREATE and ALTER on database `{}`", table.as_str(), self.database
                 ))),
                 _ => Ok(Err((class::SCHEMA, format!("DDL on `{}` failed: {e} (statement: {ddl})", table.as_str())))),

@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
+use cdc_common::kafka::{client_config, Role};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
@@ -49,36 +49,19 @@ impl std::fmt::Debug for DeadLetterQueue {
     }
 }
 
-/// librdkafka settings shared by the consumer and the DLQ producer (connection and security).
-pub fn connection_settings(kafka: &BTreeMap<String, String>) -> ClientConfig {
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", "localhost:9092");
-    for (k, v) in kafka {
-        let shared = k == "bootstrap.servers"
-            || k == "client.id"
-            || ["security.", "sasl.", "enable.sasl.", "ssl.", "socket.", "broker."]
-                .iter()
-                .any(|p| k.starts_with(p));
-        if shared {
-            cfg.set(k, v);
-        }
-    }
-    cfg
-}
-
 impl DeadLetterQueue {
     pub fn new(
         topic: &str,
         replication_factor: i32,
         kafka: &BTreeMap<String, String>,
     ) -> Result<DeadLetterQueue, SinkError> {
-        let producer = connection_settings(kafka)
+        let producer = client_config(Role::Producer, kafka)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", "30000")
             .create()
             .map_err(|e| {
-                SinkError::Fatal(format!("cannot create the dead letter queue producer: {e}"))
+                SinkError::Definite(format!("cannot create the dead letter queue producer: {e}"))
             })?;
         Ok(DeadLetterQueue {
             topic: topic.to_string(),
@@ -93,8 +76,8 @@ impl DeadLetterQueue {
         use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
         use rdkafka::error::RDKafkaErrorCode as C;
         let admin: AdminClient<rdkafka::client::DefaultClientContext> =
-            connection_settings(&self.kafka).create().map_err(|e| {
-                SinkError::Fatal(format!("cannot create the dead letter queue admin client: {e}"))
+            client_config(Role::Admin, &self.kafka).create().map_err(|e| {
+                SinkError::Definite(format!("cannot create the dead letter queue admin client: {e}"))
             })?;
         let new = NewTopic::new(
             &self.topic,
@@ -110,12 +93,12 @@ impl DeadLetterQueue {
         })?;
         match results.into_iter().find_map(|r| r.err()).map(|(_, code)| code) {
             None | Some(C::TopicAlreadyExists) => Ok(()),
-            Some(C::InvalidReplicationFactor) => Err(SinkError::Fatal(format!(
+            Some(C::InvalidReplicationFactor) => Err(SinkError::Definite(format!(
                 "cannot create the dead letter queue topic {}: errors.deadletterqueue.topic.replication.factor={} is more than the Kafka cluster's brokers (InvalidReplicationFactor); lower it, or set -1 for the broker's default.replication.factor",
                 self.topic, self.replication_factor
             ))),
             Some(code @ (C::InvalidTopic | C::TopicAuthorizationFailed | C::ClusterAuthorizationFailed | C::PolicyViolation | C::InvalidConfig)) => {
-                Err(SinkError::Fatal(format!(
+                Err(SinkError::Definite(format!(
                     "cannot create the dead letter queue topic {} ({code}); check errors.deadletterqueue.topic.name and the sink's Kafka permissions, or create the topic beforehand",
                     self.topic
                 )))

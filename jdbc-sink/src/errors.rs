@@ -9,7 +9,7 @@
 //!   it is sent: see [`crate::writer`]).
 //!   With `errors.tolerance=all` it goes to the dead letter queue; with `none` the sink stops with
 //!   the message.
-//! - **Fatal** ([`SinkError::Fatal`]): nothing a retry or the DLQ can fix (missing privileges, a
+//! - **Definite** ([`SinkError::Definite`]): nothing a retry or the DLQ can fix (missing privileges, a
 //!   broken configuration). The sink stops.
 
 use mysql_async::Error as DbError;
@@ -65,9 +65,9 @@ pub enum SinkError {
     /// A record that can never be applied.
     #[error(transparent)]
     Record(#[from] RecordError),
-    /// Stop the sink.
+    /// Nothing a retry or the DLQ can fix: stop the sink.
     #[error("{0}")]
-    Fatal(String),
+    Definite(String),
     /// Shutdown was requested while waiting to retry a transient failure; nothing is lost (the
     /// open batch is not committed and is read again on the next start).
     #[error("stopped while waiting to retry: {0}")]
@@ -95,7 +95,7 @@ pub enum DbErrorKind {
     Data,
     /// The account or the server, not a record (privileges, a read-only or full server, a
     /// table dropped under the sink) and client-side failures: stop.
-    Fatal,
+    Definite,
 }
 
 /// Server error codes about the database or the account rather than one record's data.
@@ -130,9 +130,9 @@ pub fn classify_db(e: &DbError) -> DbErrorKind {
     match e {
         DbError::Io(_) | DbError::Driver(_) => DbErrorKind::Transient,
         DbError::Server(s) if TRANSIENT_CODES.contains(&s.code) => DbErrorKind::Transient,
-        DbError::Server(s) if ENVIRONMENT_CODES.contains(&s.code) => DbErrorKind::Fatal,
+        DbError::Server(s) if ENVIRONMENT_CODES.contains(&s.code) => DbErrorKind::Definite,
         DbError::Server(_) => DbErrorKind::Data,
-        _ => DbErrorKind::Fatal,
+        _ => DbErrorKind::Definite,
     }
 }
 
@@ -140,7 +140,7 @@ pub fn classify_db(e: &DbError) -> DbErrorKind {
 pub fn db_error(context: &str, e: &DbError) -> SinkError {
     match classify_db(e) {
         DbErrorKind::Transient => SinkError::transient(class::DATABASE, format!("{context}: {e}")),
-        _ => SinkError::Fatal(format!(
+        _ => SinkError::Definite(format!(
             "{context}: {e}; check the mirror database, its privileges for the sink user and connection.url"
         )),
     }
@@ -179,7 +179,7 @@ mod tests {
     #[test]
     fn the_account_and_the_server_stop_the_sink_and_connections_retry() {
         for code in [1142, 1044, 1290, 1021, 1146] {
-            assert_eq!(classify_db(&server(code, "42000")), DbErrorKind::Fatal, "{code}");
+            assert_eq!(classify_db(&server(code, "42000")), DbErrorKind::Definite, "{code}");
         }
         for code in [1213, 1205, 2013, 1927] {
             assert_eq!(classify_db(&server(code, "HY000")), DbErrorKind::Transient, "{code}");

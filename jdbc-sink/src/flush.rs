@@ -126,7 +126,7 @@ impl Flusher {
         let url = &self.settings.url;
         let connect = async {
             let mut conn = mysql_async::Conn::new(opts).await.map_err(|e| match url.tls.hint(&e) {
-                Some(fix) => SinkError::Fatal(format!("connecting to {url} as the sink user: {e}; {fix}")),
+                Some(fix) => SinkError::Definite(format!("connecting to {url} as the sink user: {e}; {fix}")),
                 None => db_error(&format!("connecting to {url} as the sink user"), &e),
             })?;
             let limit = StatementLimit::read(&mut conn)

@@ -99,7 +99,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
         http_stop.clone(),
     )
     .await
-    .map_err(|e| SinkError::Fatal(e.to_string()))?;
+    .map_err(|e| SinkError::Definite(e.to_string()))?;
     tracing::info!(address = %http.local_addr, "HTTP endpoints listening");
     let linger = settings.http_failed_linger;
     let lag = tokio::spawn(status::follow_lag(status.clone(), metrics.lag.clone()));
@@ -139,15 +139,15 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> Result<(), 
 /// TLS, another security protocol); a Kafka that does not answer yet is only reported, the
 /// consumer keeps trying.
 async fn kafka_usable(settings: &Settings) -> Result<(), SinkError> {
-    let client = dlq::connection_settings(&settings.kafka);
+    let client = cdc_common::kafka::client_config(cdc_common::kafka::Role::Consumer, &settings.kafka);
     let kafka = settings.kafka.clone();
     let probed = tokio::task::spawn_blocking(move || {
         cdc_common::kafka::probe(&client, &kafka, std::time::Duration::from_secs(15)).map(|_| ())
     })
     .await
-    .map_err(|e| SinkError::Fatal(e.to_string()))?;
+    .map_err(|e| SinkError::Definite(e.to_string()))?;
     match probed {
-        Err(e) if e.obstacle.is_definite() => Err(SinkError::Fatal(e.message)),
+        Err(e) if e.obstacle.is_definite() => Err(SinkError::Definite(e.message)),
         Err(e) => {
             tracing::warn!(error = %e, "Kafka does not answer yet; the sink keeps trying");
             Ok(())
@@ -164,7 +164,7 @@ pub fn build(
     shutdown: CancellationToken,
 ) -> Result<Sink, SinkError> {
     let offsets_table =
-        Ident::new(&settings.offsets_table).map_err(|e| SinkError::Fatal(e.to_string()))?;
+        Ident::new(&settings.offsets_table).map_err(|e| SinkError::Definite(e.to_string()))?;
     let consumer = consumer::create(&settings, metrics.clone(), status.clone())?;
     let dlq = match (&settings.tolerance, &settings.dlq_topic) {
         (config::Tolerance::All, Some(topic)) => {

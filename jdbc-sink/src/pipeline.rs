@@ -71,7 +71,7 @@ impl Sink {
             Err(e) => {
                 self.flusher = Slot::Gone;
                 self.positions.in_flight.clear();
-                Err(SinkError::Fatal(format!("the task committing a batch failed: {e}")))
+                Err(SinkError::Definite(format!("the task committing a batch failed: {e}")))
             }
         }
     }
@@ -81,7 +81,7 @@ impl Sink {
         self.drain().await?;
         match &mut self.flusher {
             Slot::Idle(flusher) => Ok(flusher),
-            _ => Err(SinkError::Fatal("the task committing batches is gone".into())),
+            _ => Err(SinkError::Definite("the task committing batches is gone".into())),
         }
     }
 
@@ -93,7 +93,7 @@ impl Sink {
         }
         self.drain().await?;
         let Slot::Idle(mut flusher) = std::mem::replace(&mut self.flusher, Slot::Gone) else {
-            return Err(SinkError::Fatal("the task committing batches is gone".into()));
+            return Err(SinkError::Definite("the task committing batches is gone".into()));
         };
         let batch = std::mem::take(batch);
         for (tp, (_, next)) in &batch.moves {

@@ -271,8 +271,8 @@ impl Sink {
     }
 
     /// The first record after a seek to `target` has a higher offset: normal where transaction
-    /// markers or compaction left a gap, but fatal where retention deleted records this sink never
-    /// applied.
+    /// markers or compaction left a gap, but a definite error where retention deleted records
+    /// this sink never applied.
     pub(crate) fn check_gap(&mut self, tp: &Tp, target: i64) -> Result<(), SinkError> {
         let low = tokio::task::block_in_place(|| {
             self.consumer
@@ -280,7 +280,7 @@ impl Sink {
         });
         if let Ok((low, _)) = low {
             if low > target {
-                return Err(SinkError::Fatal(format!(
+                return Err(SinkError::Definite(format!(
                     "{}[{}]: records from offset {target} to {low} were deleted by retention before this sink applied them; \
                      the mirror is missing them: re-snapshot the source, then delete the partition's row from {} to start over",
                     tp.0, tp.1, self.settings.offsets_table

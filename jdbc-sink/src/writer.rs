@@ -334,7 +334,7 @@ fn enum_blank_prefix() -> String {
 
 /// Writes each change behind its own savepoint; returns the index and message (naming its table)
 /// of every change whose statement failed on its data or is too large to send. Transient and
-/// fatal errors are returned as `Err`.
+/// definite errors are returned as `Err`.
 pub async fn write_each(
     tx: &mut mysql_async::Transaction<'_>,
     changes: &[&Change],

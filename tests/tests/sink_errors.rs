@@ -11,7 +11,9 @@ use cdc_tests::sink::{
 };
 
 const WAIT: Duration = Duration::from_secs(60);
-const HOSTILE: &str = "x`; DROP TABLE canary; --";
+/// A field name that, were its backtick let through into the sink's `CREATE TABLE`, would end that
+/// statement validly and then drop `canary`.
+const HOSTILE: &str = "x` INT); DROP TABLE canary; -- x";
 
 async fn json(topic: &str, part: Part, record: &Record) -> Vec<u8> {
     Encoder::json()
@@ -163,16 +165,28 @@ async fn poison_records_go_to_the_dead_letter_queue() {
     );
 }
 
+/// Creates `canary` in the case's database, where its sink works: a statement smuggled into that
+/// sink's SQL (`DROP TABLE canary`) would drop it.
+async fn plant_canary(case: &SinkCase) {
+    let mut conn = case.stack.root_conn(Some(&case.database)).await;
+    mysql_async::prelude::Queryable::query_drop(&mut conn, "CREATE TABLE canary (id INT PRIMARY KEY)")
+        .await
+        .expect("canary");
+}
+
+async fn assert_canary_alive(case: &SinkCase, log: &str) {
+    assert_eq!(
+        case.rows("SELECT COUNT(*) FROM canary").await,
+        vec![vec![Some("0".to_string())]],
+        "the injected DROP TABLE ran: canary is gone from {}:\n{log}",
+        case.database
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_identifiers_stop_the_sink_and_touch_nothing() {
     let case = SinkCase::new("sink_hostile", 1).await;
-    let mut conn = case.stack.root_conn(Some(&case.database)).await;
-    mysql_async::prelude::Queryable::query_drop(
-        &mut conn,
-        "CREATE TABLE canary (id INT PRIMARY KEY)",
-    )
-    .await
-    .expect("canary");
+    plant_canary(&case).await;
     let mut sink = case.start_sink(&case.toml(""), "toml", &[]);
     let p = producer(&case.stack.kafka_bootstrap);
     let t = case.topic.as_str();
@@ -186,13 +200,10 @@ async fn hostile_identifiers_stop_the_sink_and_touch_nothing() {
         Some(&json(t, Part::Value, &v).await),
     )
     .await;
-    assert_eq!(
-        sink.wait(WAIT),
-        Some(1),
-        "the sink must stop:\n{}",
-        sink.log_text()
-    );
+    let exit = sink.wait(WAIT);
     let log = sink.log_text();
+    assert_canary_alive(&case, &log).await;
+    assert_eq!(exit, Some(1), "the sink must stop:\n{log}");
     assert!(
         log.contains(&format!("record {t}[0]@0 cannot be applied (identifier)")),
         "{log}"
@@ -204,6 +215,7 @@ async fn hostile_identifiers_stop_the_sink_and_touch_nothing() {
 
     // A column type smuggled into the schema parameter is refused as well.
     let case2 = SinkCase::new("sink_hostile_type", 1).await;
+    plant_canary(&case2).await;
     let mut sink2 = case2.start_sink(&case2.toml(""), "toml", &[]);
     let t2 = case2.topic.as_str();
     let smuggled = users_schemas(
@@ -224,23 +236,11 @@ async fn hostile_identifiers_stop_the_sink_and_touch_nothing() {
         Some(&json(t2, Part::Value, &v).await),
     )
     .await;
-    assert_eq!(
-        sink2.wait(WAIT),
-        Some(1),
-        "the sink must stop:\n{}",
-        sink2.log_text()
-    );
-    assert!(
-        sink2
-            .log_text()
-            .contains("not a MariaDB column type this sink creates"),
-        "{}",
-        sink2.log_text()
-    );
-    assert_eq!(
-        case.rows("SELECT COUNT(*) FROM canary").await,
-        vec![vec![Some("0".to_string())]]
-    );
+    let exit = sink2.wait(WAIT);
+    let log = sink2.log_text();
+    assert_canary_alive(&case2, &log).await;
+    assert_eq!(exit, Some(1), "the sink must stop:\n{log}");
+    assert!(log.contains("not a MariaDB column type this sink creates"), "{log}");
     assert!(
         case2
             .rows(&format!("SHOW TABLES LIKE '{t2}'"))

@@ -6,8 +6,9 @@
 //! does not lean on idempotent upserts. The same check runs after a rebalance between two sinks
 //! and after the sink's database connection was killed repeatedly.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cdc_schema::{Encoder, Field, FieldType, Part, Record, RecordSchema, Value};
 use cdc_tests::process::Service;
@@ -182,6 +183,36 @@ async fn sigkill_mid_stream_neither_loses_nor_repeats_a_record() {
     );
 }
 
+/// The partitions `/status` lists as assigned to the sink at `case`'s HTTP port.
+async fn assigned(case: &SinkCase) -> BTreeSet<String> {
+    let (_, body) = case.http("/status").await;
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    status["partitions"]
+        .as_array()
+        .map(|ps| ps.iter().filter_map(|p| p.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// Waits until the group's rebalance has given both running sinks partitions, none to both.
+async fn wait_until_shared(a: &SinkCase, a_sink: &mut Service, b: &SinkCase, b_sink: &mut Service) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (mine, theirs) = (assigned(a).await, assigned(b).await);
+        if !mine.is_empty() && !theirs.is_empty() && mine.is_disjoint(&theirs) {
+            return;
+        }
+        for sink in [&mut *a_sink, &mut *b_sink] {
+            assert!(sink.exited().is_none(), "a sink exited before the two shared the partitions:\n{}", sink.log_text());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the two sinks never held partitions at the same time (first {mine:?}, second {theirs:?}):\n{}",
+            b_sink.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Two sinks in one group share the partitions; one is killed mid-stream and the other takes
 /// its partitions over. Fencing in the offsets table keeps every record exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,13 +229,13 @@ async fn rebalance_between_two_sinks_keeps_every_record_once() {
         http_port: cdc_tests::sink::free_port(),
         ..case.clone()
     };
-    let second = second_http.start_sink(
+    let mut second = second_http.start_sink(
         &second_http
             .toml("\"pk.mode\" = \"none\"\n\"insert.mode\" = \"insert\"\n\"batch.size\" = 50"),
         "toml",
         &env("second"),
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_until_shared(&case, &mut first, &second_http, &mut second).await;
     let before = count(&case, &count_sql).await;
     wait_for_progress(&case, &count_sql, before).await;
     first.kill();

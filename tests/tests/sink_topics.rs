@@ -99,8 +99,17 @@ async fn a_new_topic_matching_the_regex_is_consumed_and_only_whole_names_match()
     send_row(&p, &longer, 9, "not subscribed").await;
     let took = new_topic_lands(&case, &sink, &p, &new).await;
     println!("a new topic matching topics.regex was consumed {took:?} after its creation");
-    // Both new topics were in the metadata that brought `new` in; give a wrong match time anyway.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // `longer` was created before `new`, so the metadata whose regex match brought `new` into the
+    // assignment listed `longer` too: the assignment that holds `new` shows whether it matched.
+    let (_, status) = case.http("/status").await;
+    let status: serde_json::Value = serde_json::from_str(&status).expect("/status is JSON");
+    let assigned: Vec<&str> = status["partitions"].as_array().expect("partitions").iter().filter_map(|p| p.as_str()).collect();
+    assert!(assigned.contains(&format!("{new}/0").as_str()), "{new} is consumed, so it is assigned: {assigned:?}");
+    assert!(
+        !assigned.contains(&format!("{longer}/0").as_str()),
+        "{longer} does not match topics.regex {regex} as a whole name, but was assigned: {assigned:?}"
+    );
+    // Absence checks (they cannot prove that nothing comes later): no table, no mention in the log.
     let tables = case
         .rows(&format!(
             "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{}' ORDER BY TABLE_NAME",

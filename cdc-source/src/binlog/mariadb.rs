@@ -10,7 +10,7 @@
 //!
 //! XA_PREPARE payload: one_phase u8, format id u32, gtrid length u32, bqual length u32, data.
 
-use crate::position::{Gtid, GtidPosition};
+use crate::position::Gtid;
 
 pub const ANNOTATE_ROWS: u8 = 160;
 pub const BINLOG_CHECKPOINT: u8 = 161;
@@ -119,28 +119,6 @@ pub fn parse_xa_prepare(payload: &[u8]) -> Option<Xid> {
     Some(Xid { format_id, gtrid: data[..gl].to_vec(), bqual: data[gl..].to_vec() })
 }
 
-/// Parses a GTID_LIST event payload into a position.
-pub fn parse_gtid_list(payload: &[u8]) -> Option<GtidPosition> {
-    let count = u32_at(payload, 0)? & 0x0fff_ffff;
-    let mut pos = GtidPosition::default();
-    for i in 0..count as usize {
-        let at = 4 + i * 16;
-        pos.advance(Gtid {
-            domain: u32_at(payload, at)?,
-            server: u32_at(payload, at + 4)?,
-            seq: u64_at(payload, at + 8)?,
-        });
-    }
-    Some(pos)
-}
-
-/// Parses a BINLOG_CHECKPOINT payload into the file name it names.
-pub fn parse_checkpoint(payload: &[u8]) -> Option<String> {
-    let len = u32_at(payload, 0)? as usize;
-    let name = payload.get(4..4 + len)?;
-    Some(String::from_utf8_lossy(name).into_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,25 +160,5 @@ mod tests {
         grouped.extend_from_slice(&77u64.to_le_bytes());
         grouped.extend_from_slice(&prepare_gtid[13..]);
         assert_eq!(parse_gtid(&grouped, 1).and_then(|g| g.xid).map(|x| x.gtrid), Some(b"x1".to_vec()));
-    }
-
-    #[test]
-    fn gtid_list_layout() {
-        let mut p = Vec::new();
-        p.extend_from_slice(&(2u32 | 0x1000_0000).to_le_bytes());
-        for (d, s, q) in [(0u32, 1u32, 5u64), (1, 2, 9)] {
-            p.extend_from_slice(&d.to_le_bytes());
-            p.extend_from_slice(&s.to_le_bytes());
-            p.extend_from_slice(&q.to_le_bytes());
-        }
-        assert_eq!(parse_gtid_list(&p).expect("parses").to_string(), "0-1-5,1-2-9");
-        assert!(parse_gtid_list(&p[..20]).is_none());
-    }
-
-    #[test]
-    fn checkpoint_layout() {
-        let mut p = 16u32.to_le_bytes().to_vec();
-        p.extend_from_slice(b"mysql-bin.000002");
-        assert_eq!(parse_checkpoint(&p).as_deref(), Some("mysql-bin.000002"));
     }
 }

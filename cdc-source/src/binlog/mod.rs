@@ -5,8 +5,8 @@
 //!   events arrive as such, a heartbeat period, `@slave_connect_state` = the GTID position to
 //!   resume after) and yields events with a read timeout. It keeps the current file:pos, fixing
 //!   the first (fake) ROTATE whose name still carries checksum bytes.
-//! - [`mariadb`] decodes MariaDB's own events (GTID with its flags and XA XID, GTID_LIST,
-//!   BINLOG_CHECKPOINT, XA_PREPARE) from raw bytes.
+//! - [`mariadb`] decodes the MariaDB events the source acts on (GTID with its flags and XA XID,
+//!   XA_PREPARE) from raw bytes; the others (GTID_LIST, BINLOG_CHECKPOINT, …) are not decoded.
 //! - [`boundary`] is the pure state machine saying where a group begins and how it ends: an XID
 //!   or a `COMMIT` query commits it, a `ROLLBACK` query or an XA_PREPARE event discards it, the
 //!   single statement of a standalone GTID (DDL, `XA COMMIT`/`XA ROLLBACK`) ends it. [`ddl`]

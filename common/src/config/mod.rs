@@ -2,6 +2,9 @@
 //! Connect connector JSON, overridden by environment variables, deserialized into the service's
 //! own config struct.
 //!
+//! Here: [`load`] and the environment overrides. `file` turns the file's text into the flat map,
+//! `de` deserializes the flat map into the service's struct, `error` holds [`ConfigError`].
+//!
 //! # File formats (detected by content)
 //! - **Kafka Connect connector JSON**: the file's first non-blank character is `{`. Either
 //!   `{"name": "...", "config": {...}}` as posted to Connect's `/connectors`, or the bare
@@ -47,14 +50,24 @@
 //! Connect keys that mean nothing to the service (framework keys such as `connector.class`,
 //! `tasks.max`, converters, plus the service's own list) are collected in [`Loaded::ignored`];
 //! call [`Loaded::warn_ignored`] once logging is up to report them in one warning.
+//!
+//! # No transforms
+//! Neither service applies Kafka Connect's single message transforms. `transforms` or any
+//! `transforms.*` key with a non-empty value is an error naming the key: ignoring a RegexRouter
+//! would send records to other topics or tables than the config says. Empty ones are ignored.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
-use crate::de;
 use crate::Secret;
+
+mod de;
+mod error;
+mod file;
+
+pub use error::ConfigError;
 
 /// The schema registry's TLS and basic-auth settings (module doc, "Schema registry").
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -75,7 +88,8 @@ const REGISTRY_PREFIXES: &[&str] = &[
 ];
 
 /// Keys of the Kafka Connect framework (not of any connector) that have no meaning for either
-/// service. A trailing `*` matches any key with that prefix.
+/// service. A trailing `*` matches any key with that prefix. `transforms*` is here only for empty
+/// values: a transform that is configured is an error ([`ConfigSpec::transforms_hint`]).
 pub const CONNECT_FRAMEWORK_KEYS: &[&str] = &[
     "connector.class",
     "tasks.max",
@@ -97,6 +111,9 @@ pub struct ConfigSpec {
     /// Kafka Connect keys that mean nothing to this service, in addition to
     /// [`CONNECT_FRAMEWORK_KEYS`]; a trailing `*` matches a prefix.
     pub ignored_keys: &'static [&'static str],
+    /// Appended to the error refusing `transforms*`: what this service offers instead, e.g.
+    /// `"; topic names come from topic.prefix"`.
+    pub transforms_hint: &'static str,
 }
 
 /// A loaded and deserialized config.
@@ -125,38 +142,6 @@ impl<T> Loaded<T> {
                 keys = %self.ignored.join(", "),
                 "config keys ignored: they have no meaning for this service"
             );
-        }
-    }
-}
-
-/// A config that cannot be used; the message names the file or the exact key.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {path} is not valid TOML: {message}")]
-    Toml { path: PathBuf, message: String },
-    #[error("config file {path} looks like JSON but is not a Kafka Connect connector config ({{\"name\": …, \"config\": {{…}}}}): {message}")]
-    Json { path: PathBuf, message: String },
-    #[error("{0}")]
-    UnknownKeys(String),
-    /// A value that does not parse or does not validate; the message starts with the key.
-    #[error("config key `{key}`: {message}")]
-    Invalid { key: String, message: String },
-    /// A missing or unparsable value found while deserializing; the message names the key.
-    #[error("{0}")]
-    Value(String),
-}
-
-impl ConfigError {
-    /// A validation failure of one key, for the services' `validate()`.
-    pub fn invalid(key: &str, message: impl Into<String>) -> Self {
-        ConfigError::Invalid {
-            key: key.to_string(),
-            message: message.into(),
         }
     }
 }
@@ -194,7 +179,7 @@ pub fn load_from_str<T: DeserializeOwned>(
     env_var: impl Fn(&str) -> Option<String>,
     env_vars: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Loaded<T>, ConfigError> {
-    let (mut flat, connector_name) = crate::sources::parse_file(text, origin)?;
+    let (mut flat, connector_name) = file::parse_file(text, origin)?;
     let fields = de::struct_fields::<T>();
     for field in fields {
         if let Some(value) = env_var(&env_name(spec.env_prefix, field)) {
@@ -214,6 +199,7 @@ pub fn load_from_str<T: DeserializeOwned>(
         *value = crate::providers::resolve(value, &env_var)
             .map_err(|message| ConfigError::invalid(key, message))?;
     }
+    refuse_transforms(&flat, spec)?;
     let registry = registry_keys(&mut flat)?;
     let origin = crate::kafka::lift_connect_keys(&mut flat)?;
     let mut kafka = BTreeMap::new();
@@ -249,6 +235,24 @@ pub fn load_from_str<T: DeserializeOwned>(
         connect_config,
         registry,
     })
+}
+
+/// A `transforms*` key with a value is an error: no single message transform runs here, so a
+/// RegexRouter (or any other) would silently let records go where the config says they do not.
+fn refuse_transforms(flat: &BTreeMap<String, String>, spec: &ConfigSpec) -> Result<(), ConfigError> {
+    let configured = flat
+        .iter()
+        .find(|(key, value)| (*key == "transforms" || key.starts_with("transforms.")) && !value.trim().is_empty());
+    match configured {
+        Some((key, _)) => Err(ConfigError::invalid(
+            key,
+            format!(
+                "this pipeline has no single message transforms (SMTs), so the transform would not run and records would not go where it says; remove `transforms` and every `transforms.*` key{}",
+                spec.transforms_hint
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Takes the registry's security keys out of `flat` (module doc, "Schema registry").
@@ -408,5 +412,4 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 #[cfg(test)]
-#[path = "config_tests.rs"]
 mod tests;

@@ -23,6 +23,7 @@ fn default_batch() -> u32 {
 const SPEC: ConfigSpec = ConfigSpec {
     env_prefix: "CDC_SINK_",
     ignored_keys: &["pk.legacy"],
+    transforms_hint: "; name tables with table.name.format",
 };
 
 fn load_with(text: &str, env: &[(&str, &str)]) -> Result<Loaded<SinkLike>, ConfigError> {
@@ -82,6 +83,22 @@ fn connect_json_is_accepted_verbatim() {
     assert_eq!(l.config.batch_size, 3000);
     assert_eq!(l.ignored, vec!["connector.class", "pk.legacy", "tasks.max"]);
     assert_eq!(format!("{:?}", l.config.password), "Some(***)");
+}
+
+#[test]
+fn a_configured_transform_is_an_error_naming_the_key() {
+    let router = r#"{"name":"s","config":{"connection.url":"mysql://h/db",
+        "transforms":"route","transforms.route.type":"org.apache.kafka.connect.transforms.RegexRouter",
+        "transforms.route.regex":"(.*)","transforms.route.replacement":"x_$1"}}"#;
+    let msg = load_with(router, &[]).unwrap_err().to_string();
+    assert!(msg.starts_with("config key `transforms`: this pipeline has no single message transforms (SMTs)"), "{msg}");
+    assert!(msg.contains("remove `transforms` and every `transforms.*` key; name tables with table.name.format"), "{msg}");
+    // Without the alias list, the transform's own keys are named.
+    let msg = load_with("\"connection.url\" = \"u\"\n[transforms.route]\ntype = \"RegexRouter\"\n", &[]).unwrap_err().to_string();
+    assert!(msg.starts_with("config key `transforms.route.type`:"), "{msg}");
+    // An empty `transforms` lists no transform: only an ignored key.
+    let l = load_with("\"connection.url\" = \"u\"\ntransforms = \"\"\n", &[]).unwrap();
+    assert_eq!(l.ignored, vec!["transforms"]);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::config::ConfigError;
+use super::ConfigError;
 
 type Flat = BTreeMap<String, String>;
 
