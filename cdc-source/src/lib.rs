@@ -30,11 +30,18 @@
 //!   from the first attempt's binlog position, which replays the deletes and updates of rows
 //!   copied before the interruption. If those binlogs are purged meanwhile, it stops with a
 //!   definite error (reset the offsets to take a new snapshot).
+//! - **Incremental snapshots** while streaming (see [`incremental`]): a table, or the rows a
+//!   condition or a key list selects, copied again in primary-key chunks without a lock or a
+//!   pause of the stream, on a signal (the signal table or `POST /signals`, Debezium's shapes) or
+//!   at the start that finds a newly captured table. A chunk is read in a read view of its own
+//!   whose binlog position the server names, and published once the stream has read up to it,
+//!   without the keys the stream changed after it; its progress commits with its records.
 //! - **Bounded memory**: rows stream into the open Kafka transaction as they are read.
 //!
 //! ## Moving parts
 //! [`app`] (start-up: preflight, fencing, where to start) → [`snapshot`] → [`stream`] (the loop,
-//! over [`binlog`]) → [`records`] → [`publisher`] (transactions) with [`offsets`].
+//! over [`binlog`], with [`incremental`] snapshots) → [`records`] → [`outbox`] → [`publisher`]
+//! (transactions) with [`offsets`].
 //!
 //! [`watch`] is the reverse view for people: `cdc-source watch TOPIC…` prints the records of
 //! topics decoded (either format), one JSON object per line.
