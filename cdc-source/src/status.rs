@@ -80,7 +80,12 @@ pub struct IncrementalProgress {
     pub table: String,
     pub filter: Option<String>,
     pub rows_done: u64,
+    /// The table's estimated rows (statistics, or the keys asked for; 0 until its first chunk).
+    pub rows_estimated: u64,
     pub chunks_done: u64,
+    /// Chunks it is estimated to take in all (rows estimate / chunk size, at least one more than
+    /// done while it runs).
+    pub chunks_estimated: u64,
     /// Whether its chunks are being read now (else it waits for the ones before it).
     pub running: bool,
 }

@@ -174,6 +174,9 @@ impl Streamer<'_> {
             let label = TableLabel { table: s.table.clone() };
             self.metrics.snapshot_rows.get_or_create(&label).inc_by(published);
             self.metrics.snapshot_chunks.get_or_create(&label).inc();
+            self.metrics.snapshot_estimate.get_or_create(&label).set(s.rows_estimated.max(s.rows) as i64);
+            let chunks_total = if finished { s.chunks } else { chunks_estimated(&s, self.cfg.incremental_chunk_size) };
+            self.metrics.snapshot_chunks_estimate.get_or_create(&label).set(chunks_total as i64);
             if finished {
                 self.metrics.incremental_ended.get_or_create(&Outcome { outcome: "finished" }).inc();
                 tracing::info!(table = %name, signal = s.id, rows = s.rows, chunks = s.chunks, "incremental snapshot finished");
@@ -199,7 +202,9 @@ impl Streamer<'_> {
                 table: s.name(),
                 filter: s.filter.clone(),
                 rows_done: s.rows,
+                rows_estimated: s.rows_estimated.max(s.rows),
                 chunks_done: s.chunks,
+                chunks_estimated: chunks_estimated(s, self.cfg.incremental_chunk_size),
                 running: i == 0,
             })
             .collect();
@@ -224,4 +229,10 @@ fn text_of(v: &Value) -> String {
         Value::Null => String::new(),
         other => format!("{other:?}"),
     }
+}
+
+/// The chunks an incremental snapshot is estimated to take: its rows estimate over the chunk
+/// size, at least one more than done.
+fn chunks_estimated(s: &crate::incremental::TableSnapshot, chunk_size: u32) -> u64 {
+    s.rows_estimated.div_ceil(u64::from(chunk_size.max(1))).max(s.chunks + 1)
 }

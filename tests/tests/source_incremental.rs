@@ -330,6 +330,9 @@ async fn bad_signals_are_rejected_and_streaming_goes_on() {
     assert_eq!(code, 200, "{body}");
     assert!(body["message"].as_str().is_some_and(|m| m.contains("queued")), "{body}");
     eventually(Duration::from_secs(30), "a few chunks of orders", || async { chunks_done(&base, "orders").await.filter(|c| *c >= 3) }).await;
+    let running = status(&base).await["incremental_snapshots"][0].clone();
+    let (rows, chunks) = (running["rows_estimated"].as_u64().unwrap_or(0), running["chunks_estimated"].as_u64().unwrap_or(0));
+    assert!(rows > 10_000 && chunks > running["chunks_done"].as_u64().unwrap_or(u64::MAX), "progress has its estimates: {running}");
     let (code, body) = post(format!(r#"{{"id": "http-2", "type": "stop-snapshot", "data": "{{\"data-collections\": [\"{db}.orders\"]}}"}}"#)).await;
     assert_eq!(code, 200, "{body}");
     assert!(body["message"].as_str().is_some_and(|m| m.contains("stopped")), "{body}");

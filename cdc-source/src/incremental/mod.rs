@@ -92,6 +92,9 @@ pub struct TableSnapshot {
     /// Only these primary keys, in one chunk; those the table does not hold get tombstones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<Vec<KeyValue>>,
+    /// Rows the table was estimated to hold when its first chunk was read (0: unknown).
+    #[serde(default)]
+    pub rows_estimated: u64,
 }
 
 impl TableSnapshot {
@@ -194,6 +197,7 @@ impl Incremental {
                 rows: 0,
                 chunks: 0,
                 last_key: Vec::new(),
+                rows_estimated: r.keys.len() as u64,
                 keys: r.keys,
             };
             queued.push(s.name());
@@ -327,6 +331,9 @@ impl Incremental {
         s.rows += rows;
         s.chunks += 1;
         s.last_key = chunk.last_key.clone();
+        if let Some(estimate) = chunk.estimate {
+            s.rows_estimated = estimate;
+        }
         let done = s.clone();
         if chunk.finished {
             self.state.snapshots.remove(0);
@@ -358,6 +365,7 @@ mod tests {
             missing: Vec::new(),
             last_key: vec![KeyValue::Int(7)],
             finished: false,
+            estimate: None,
         }
     }
 
@@ -435,6 +443,7 @@ mod tests {
                 chunks: 2,
                 last_key: vec![KeyValue::Int(10)],
                 keys: vec![vec![KeyValue::Int(3)]],
+                rows_estimated: 100,
             }],
         };
         let text = serde_json::to_string(&state).expect("json");

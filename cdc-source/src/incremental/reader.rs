@@ -49,6 +49,8 @@ pub struct Chunk {
     pub last_key: Vec<KeyValue>,
     /// No row after this chunk: the table (or the filter's rows) is copied.
     pub finished: bool,
+    /// For the first chunk of a whole table: its estimated rows (table statistics).
+    pub estimate: Option<u64>,
 }
 
 /// The answer to a [`ChunkRequest`].
@@ -192,6 +194,20 @@ async fn read(cfg: &SourceConfig, conn: &mut Option<Conn>, req: &ChunkRequest) -
             key_cols.len()
         )));
     }
+    let estimate = if req.last_key.is_empty() && req.keys.is_empty() && req.filter.is_none() {
+        let rows: Option<u64> = bounded(
+            limit,
+            "estimate the table size",
+            c.exec_first(
+                "SELECT COALESCE(table_rows, 0) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                (&schema.database, &schema.table),
+            ),
+        )
+        .await?;
+        rows
+    } else {
+        None
+    };
     let q = "start the chunk's read view";
     bounded(limit, q, c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")).await?;
     let st: Vec<(String, String)> = bounded(limit, q, c.query("SHOW STATUS LIKE 'binlog_snapshot_%'")).await?;
@@ -250,7 +266,7 @@ async fn read(cfg: &SourceConfig, conn: &mut Option<Conn>, req: &ChunkRequest) -
             })
             .collect()
     };
-    Ok(Chunk { generation: req.generation, schema, binlog: FilePos { file, pos }, at, rows, missing, last_key, finished })
+    Ok(Chunk { generation: req.generation, schema, binlog: FilePos { file, pos }, at, rows, missing, last_key, finished, estimate })
 }
 
 /// A requested key: its values as the records carry them, and as bound to the query.
