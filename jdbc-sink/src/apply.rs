@@ -48,7 +48,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cdc_common::{Backoff, CancellationToken};
-use cdc_schema::{Decoder, MessageRef, Part, Record};
+use cdc_schema::{Decoder, Part, Record};
 use futures::FutureExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
@@ -57,9 +57,9 @@ use crate::batch::{Batch, RawRecord};
 use crate::change::ChangeBuilder;
 use crate::config::{PkMode, Settings};
 use crate::consumer::SinkContext;
-use crate::errors::{class, Origin, RecordError, SinkError};
+use crate::errors::{class, MessageId, RecordError, SinkError};
 use crate::metrics::{SinkMetrics, TopicLabel};
-use crate::offsets::Tp;
+use crate::offsets::TopicPartition;
 use crate::pipeline::{landing, Slot};
 use crate::positions::Positions;
 use crate::status::SinkStatus;
@@ -233,7 +233,7 @@ impl Sink {
 
     /// Position check, decoding and batching of one record.
     async fn accept(&mut self, batch: &mut Batch, msg: OwnedMessage) -> Result<(), SinkError> {
-        let tp: Tp = (msg.topic().to_string(), msg.partition());
+        let tp: TopicPartition = (msg.topic().to_string(), msg.partition());
         let offset = msg.offset();
         if self.waits_at_truncate(&tp) {
             // Fetched before the pause took effect; read again after the truncate.
@@ -285,7 +285,7 @@ impl Sink {
             // offset > expected is normal: transaction markers (every committed source
             // transaction leaves one) and compaction leave gaps between record offsets.
         }
-        let origin = Origin {
+        let origin = MessageId {
             topic: tp.0.clone(),
             partition: tp.1,
             offset,
@@ -333,7 +333,7 @@ impl Sink {
 
     async fn decode_both(
         &self,
-        origin: &Origin,
+        origin: &MessageId,
         msg: &OwnedMessage,
     ) -> Result<(Option<Record>, Option<Record>), SinkError> {
         // The key is only read when it makes the primary key (pk.mode=record_key or unset);
@@ -356,15 +356,10 @@ impl Sink {
 
     /// Decodes one part; registry outages are retried (the record is never skipped for them).
     /// A record that can never be decoded is a [`SinkError::Record`].
-    async fn decode(&self, origin: &Origin, part: Part, bytes: &[u8]) -> Result<Record, SinkError> {
+    async fn decode(&self, origin: &MessageId, part: Part, bytes: &[u8]) -> Result<Record, SinkError> {
         let mut backoff = Backoff::new(self.settings.retry_backoff, Duration::from_secs(30));
         loop {
-            let at = MessageRef {
-                topic: &origin.topic,
-                partition: origin.partition,
-                offset: origin.offset,
-            };
-            match self.decoder.decode(at, part, bytes).await {
+            match self.decoder.decode(origin.as_ref(), part, bytes).await {
                 Ok(record) => return Ok(record),
                 Err(e) if e.is_transient() => {
                     self.metrics.retry(class::REGISTRY);

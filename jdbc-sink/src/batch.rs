@@ -7,7 +7,7 @@ use std::time::Instant;
 use crate::change::Change;
 use crate::dlq::DeadLetter;
 use crate::ident::Ident;
-use crate::offsets::{OffsetMove, Tp};
+use crate::offsets::{OffsetMove, TopicPartition};
 
 /// Original bytes of a record, kept while a batch is open so that a record refused at write time
 /// can still be sent to the DLQ.
@@ -27,7 +27,7 @@ pub struct Batch {
     pub changes: Vec<Change>,
     pub letters: Vec<DeadLetter>,
     /// Per partition: (stored offset when the batch began, next offset after the batch).
-    pub moves: HashMap<Tp, (Option<i64>, i64)>,
+    pub moves: HashMap<TopicPartition, (Option<i64>, i64)>,
     /// Raw records by (topic, partition, offset), only kept when a DLQ is configured.
     pub raw: HashMap<(String, i32, i64), RawRecord>,
     /// Records consumed into the batch (changes, skipped tombstones and DLQ records).
@@ -43,12 +43,12 @@ impl Batch {
     }
 
     /// The offset the next record of `tp` must have, if the batch has records of `tp`.
-    pub fn next_offset(&self, tp: &Tp) -> Option<i64> {
+    pub fn next_offset(&self, tp: &TopicPartition) -> Option<i64> {
         self.moves.get(tp).map(|(_, next)| *next)
     }
 
     /// Marks record `offset` of `tp` as consumed; `stored` is the partition's stored offset.
-    pub fn advance(&mut self, tp: &Tp, stored: Option<i64>, offset: i64) {
+    pub fn advance(&mut self, tp: &TopicPartition, stored: Option<i64>, offset: i64) {
         self.records += 1;
         self.started.get_or_insert_with(Instant::now);
         match self.moves.get_mut(tp) {
@@ -74,7 +74,7 @@ impl Batch {
         moves
     }
 
-    pub fn covers_any(&self, tps: &[Tp]) -> bool {
+    pub fn covers_any(&self, tps: &[TopicPartition]) -> bool {
         tps.iter().any(|tp| self.moves.contains_key(tp))
     }
 }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use cdc_schema::{restore_inexact, Field, Record, RecordSchema, Value, ZERO_DATES_HEADER};
 
 use crate::config::{PkMode, Settings};
-use crate::errors::{class, Origin, RecordError};
+use crate::errors::{class, MessageId, RecordError};
 use crate::ident::{Ident, TableNameFormat};
 use crate::sqltext::Literals;
 
@@ -97,7 +97,7 @@ pub struct Change {
     pub literals: Literals,
     /// A write's values for the binary protocol, one per shape field (empty for a delete).
     pub binds: Vec<mysql_async::Value>,
-    pub origin: Origin,
+    pub origin: MessageId,
     /// ENUM columns holding `''`, MariaDB's error value (index 0): a non-strict source session
     /// stored it, and only a non-strict statement stores it again (see [`crate::writer`]).
     pub enum_blanks: Vec<String>,
@@ -191,7 +191,7 @@ impl ChangeBuilder {
     /// is the record's `cdc.zero_dates` header, if any.
     pub fn build(
         &mut self,
-        origin: Origin,
+        origin: MessageId,
         mut key: Option<Record>,
         mut value: Option<Record>,
         zero_dates: Option<&str>,

@@ -36,14 +36,14 @@ use rdkafka::{ClientContext, TopicPartitionList};
 use crate::config::{Settings, Topics, GROUP_INSTANCE_ID, SESSION_TIMEOUT_MS};
 use crate::errors::{class, SinkError};
 use crate::metrics::{PartitionLabels, SinkMetrics};
-use crate::offsets::Tp;
+use crate::offsets::TopicPartition;
 use crate::status::SinkStatus;
 
 /// A change of the partitions this consumer owns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RebalanceEvent {
-    Assigned(Vec<Tp>),
-    Revoked(Vec<Tp>),
+    Assigned(Vec<TopicPartition>),
+    Revoked(Vec<TopicPartition>),
 }
 
 /// Consumer context: collects rebalance events, exports lag, counts client errors.
@@ -75,7 +75,7 @@ impl SinkContext {
     }
 }
 
-fn partitions(tpl: &TopicPartitionList) -> Vec<Tp> {
+fn partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
     tpl.elements()
         .iter()
         .map(|e| (e.topic().to_string(), e.partition()))

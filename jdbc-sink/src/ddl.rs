@@ -96,7 +96,7 @@ pub type ShapeRefusal = (&'static str, String);
 
 /// Knows the mirror tables; applies auto.create / auto.evolve.
 #[derive(Debug)]
-pub struct Tables {
+pub struct MirrorTables {
     database: String,
     auto_create: bool,
     auto_evolve: bool,
@@ -107,14 +107,14 @@ pub struct Tables {
     metrics: SinkMetrics,
 }
 
-impl Tables {
+impl MirrorTables {
     pub fn new(
         database: &str,
         auto_create: bool,
         auto_evolve: bool,
         metrics: SinkMetrics,
-    ) -> Tables {
-        Tables {
+    ) -> MirrorTables {
+        MirrorTables {
             database: database.to_string(),
             auto_create,
             auto_evolve,

@@ -15,18 +15,7 @@
 use mysql_async::Error as DbError;
 
 /// Where one record came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-}
-
-impl std::fmt::Display for Origin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}[{}]@{}", self.topic, self.partition, self.offset)
-    }
-}
+pub use cdc_schema::MessageId;
 
 /// Error classes: the `class` label of the error metrics and the DLQ header.
 pub mod class {
@@ -48,7 +37,7 @@ pub mod class {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("record {origin} cannot be applied ({class}): {message}")]
 pub struct RecordError {
-    pub origin: Origin,
+    pub origin: MessageId,
     /// One of [`class`].
     pub class: &'static str,
     pub message: String,

@@ -14,12 +14,12 @@ use mysql_async::TxOpts;
 use crate::batch::Batch;
 use crate::change::{Change, Op};
 use crate::config::{PkMode, Settings};
-use crate::ddl::Tables;
+use crate::ddl::MirrorTables;
 use crate::dlq::{DeadLetter, DeadLetterQueue};
 use crate::ident::Ident;
 use crate::errors::{class, classify_db, db_error, DbErrorKind, RecordError, SinkError};
 use crate::metrics::SinkMetrics;
-use crate::offsets::{self, OffsetMove, OffsetsError, Tp};
+use crate::offsets::{self, OffsetMove, OffsetsError, TopicPartition};
 use crate::status::SinkStatus;
 use crate::writer::{collapse, count_applied, write_each, write_grouped, StatementLimit, WriteError};
 
@@ -43,7 +43,7 @@ pub(crate) enum Flushed {
 /// The database side of the sink: connection, mirror tables, offsets table, DLQ producer.
 pub(crate) struct Flusher {
     pub(crate) settings: Arc<Settings>,
-    pub(crate) tables: Tables,
+    pub(crate) tables: MirrorTables,
     pub(crate) dlq: Option<DeadLetterQueue>,
     pub(crate) metrics: SinkMetrics,
     pub(crate) status: Arc<SinkStatus>,
@@ -172,7 +172,7 @@ impl Flusher {
         }
     }
 
-    pub(crate) async fn load_positions(&mut self) -> Result<HashMap<Tp, i64>, SinkError> {
+    pub(crate) async fn load_positions(&mut self) -> Result<HashMap<TopicPartition, i64>, SinkError> {
         let limit = self.settings.statement_timeout;
         bounded(limit, "statement.timeout.ms", "reading the offsets table", async {
             let mut conn = self.take_conn().await?;

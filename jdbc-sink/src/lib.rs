@@ -180,7 +180,7 @@ pub fn build(
     let settings = Arc::new(settings);
     let has_dlq = dlq.is_some();
     let flusher = flush::Flusher {
-        tables: ddl::Tables::new(
+        tables: ddl::MirrorTables::new(
             &settings.database,
             settings.auto_create,
             settings.auto_evolve,

@@ -21,7 +21,7 @@ use crate::ident::Ident;
 use crate::sqltext::quote_str;
 
 /// Topic and partition.
-pub type Tp = (String, i32);
+pub type TopicPartition = (String, i32);
 
 /// One partition's move in a batch: from `start` (`None`: no row stored yet) to `next`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +79,7 @@ pub async fn load(
     conn: &mut mysql_async::Conn,
     table: &Ident,
     group: &str,
-) -> Result<HashMap<Tp, i64>, mysql_async::Error> {
+) -> Result<HashMap<TopicPartition, i64>, mysql_async::Error> {
     let rows: Vec<(String, i32, i64)> = conn
         .exec(
             format!(
@@ -114,7 +114,7 @@ pub async fn store(
             wanted.join(", ")
         ))
         .await?;
-    let current: HashMap<Tp, i64> = current.into_iter().map(|(t, p, o)| ((t, p), o)).collect();
+    let current: HashMap<TopicPartition, i64> = current.into_iter().map(|(t, p, o)| ((t, p), o)).collect();
     compare(moves, &current)?;
     let values: Vec<String> = moves
         .iter()
@@ -138,7 +138,7 @@ pub async fn store(
 
 /// Whether the stored offsets `current` are where `moves` start (`Ok`), all where they end
 /// ([`OffsetsError::AtEnd`]), or elsewhere ([`Fenced`], naming the first partition that moved).
-pub(crate) fn compare(moves: &[OffsetMove], current: &HashMap<Tp, i64>) -> Result<(), OffsetsError> {
+pub(crate) fn compare(moves: &[OffsetMove], current: &HashMap<TopicPartition, i64>) -> Result<(), OffsetsError> {
     let found = |m: &OffsetMove| current.get(&(m.topic.clone(), m.partition)).copied();
     if moves.iter().all(|m| found(m) == m.start) {
         return Ok(());
@@ -164,7 +164,7 @@ mod tests {
         OffsetMove { topic: "t".into(), partition, start, next }
     }
 
-    fn stored(rows: &[(i32, i64)]) -> HashMap<Tp, i64> {
+    fn stored(rows: &[(i32, i64)]) -> HashMap<TopicPartition, i64> {
         rows.iter().map(|(p, o)| (("t".to_string(), *p), *o)).collect()
     }
 

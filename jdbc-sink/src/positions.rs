@@ -30,27 +30,27 @@ use crate::apply::Sink;
 use crate::batch::Batch;
 use crate::consumer::RebalanceEvent;
 use crate::errors::SinkError;
-use crate::offsets::Tp;
+use crate::offsets::TopicPartition;
 
 /// Where each partition stands, as the apply loop knows it.
 #[derive(Debug, Default)]
 pub(crate) struct Positions {
     /// Stored offset per partition, once loaded (`None`: no row yet).
-    pub(crate) stored: HashMap<Tp, Option<i64>>,
+    pub(crate) stored: HashMap<TopicPartition, Option<i64>>,
     /// Per partition of the batch in flight: its next offset, where the open batch starts (the
     /// fencing start of the open batch is the end of the one committing before it).
-    pub(crate) in_flight: HashMap<Tp, i64>,
+    pub(crate) in_flight: HashMap<TopicPartition, i64>,
     /// Partitions being moved back to their stored offset.
-    pub(crate) seeking: HashMap<Tp, i64>,
+    pub(crate) seeking: HashMap<TopicPartition, i64>,
     /// Seeks the consumer refused so far (partition not fetching yet), retried on each tick.
-    pub(crate) unsought: HashMap<Tp, i64>,
+    pub(crate) seeks_to_retry: HashMap<TopicPartition, i64>,
     /// What the group offsets (monitoring only) are computed from.
     pub(crate) group_copy: GroupCopy,
 }
 
 impl Positions {
     /// Forgets all about `tp` (revoked, or assigned anew).
-    fn forget(&mut self, tp: &Tp) {
+    fn forget(&mut self, tp: &TopicPartition) {
         self.stored.remove(tp);
         self.seeking.remove(tp);
         self.group_copy.delivered.remove(tp);
@@ -59,7 +59,7 @@ impl Positions {
 
     /// Where the open batch's records of `tp` start, when known without asking the database:
     /// the in-flight batch's end, else the stored offset.
-    pub(crate) fn start(&self, tp: &Tp) -> Option<Option<i64>> {
+    pub(crate) fn start(&self, tp: &TopicPartition) -> Option<Option<i64>> {
         match self.in_flight.get(tp) {
             Some(next) => Some(Some(*next)),
             None => self.stored.get(tp).copied(),
@@ -71,9 +71,9 @@ impl Positions {
 #[derive(Debug, Default)]
 pub(crate) struct GroupCopy {
     /// Per partition: offset after the last record the consumer delivered to the loop.
-    pub(crate) delivered: HashMap<Tp, i64>,
+    pub(crate) delivered: HashMap<TopicPartition, i64>,
     /// Per partition: the offset last sent to the group coordinator.
-    pub(crate) committed: HashMap<Tp, i64>,
+    pub(crate) committed: HashMap<TopicPartition, i64>,
 }
 
 /// The group offset of a partition whose stored offset is `stored`: the consumer's `position`
@@ -116,7 +116,7 @@ impl Sink {
 
     /// Moves newly assigned partitions to their stored offsets. Records other than the target
     /// that arrive before the seek takes effect are dropped (see [`Sink::check_seek`]).
-    async fn on_assigned(&mut self, tps: &[Tp]) -> Result<(), SinkError> {
+    async fn on_assigned(&mut self, tps: &[TopicPartition]) -> Result<(), SinkError> {
         for tp in tps {
             self.positions.forget(tp);
         }
@@ -138,7 +138,7 @@ impl Sink {
     /// Where the open batch's records of `tp` start: the end of the batch in flight, else the
     /// stored offset (read from the offsets table the first time, once the batch in flight
     /// landed).
-    pub(crate) async fn stored_position(&mut self, tp: &Tp) -> Result<Option<i64>, SinkError> {
+    pub(crate) async fn stored_position(&mut self, tp: &TopicPartition) -> Result<Option<i64>, SinkError> {
         if let Some(p) = self.positions.start(tp) {
             return Ok(p);
         }
@@ -169,28 +169,28 @@ impl Sink {
         }
     }
 
-    pub(crate) fn seek(&mut self, tp: &Tp, offset: i64) -> Result<(), SinkError> {
+    pub(crate) fn seek(&mut self, tp: &TopicPartition, offset: i64) -> Result<(), SinkError> {
         match self
             .consumer
             .seek(&tp.0, tp.1, Offset::Offset(offset), Duration::from_secs(10))
         {
             Ok(()) => {
-                self.positions.unsought.remove(tp);
+                self.positions.seeks_to_retry.remove(tp);
             }
             Err(e) => {
                 // Right after an assignment the partition may not be fetching yet; retried on
                 // the next tick (and with the partition's next record).
                 tracing::debug!(error = %e, topic = tp.0, partition = tp.1, offset, "seek not possible yet; retrying");
-                self.positions.unsought.insert(tp.clone(), offset);
+                self.positions.seeks_to_retry.insert(tp.clone(), offset);
             }
         }
         Ok(())
     }
 
     pub(crate) fn retry_seeks(&mut self) {
-        let pending: Vec<(Tp, i64)> = self
+        let pending: Vec<(TopicPartition, i64)> = self
             .positions
-            .unsought
+            .seeks_to_retry
             .iter()
             .map(|(tp, o)| (tp.clone(), *o))
             .collect();
@@ -198,7 +198,7 @@ impl Sink {
             if self.positions.seeking.get(&tp) == Some(&offset) {
                 let _ = self.seek(&tp, offset);
             } else {
-                self.positions.unsought.remove(&tp);
+                self.positions.seeks_to_retry.remove(&tp);
             }
         }
     }
@@ -206,14 +206,14 @@ impl Sink {
     /// Forgets the positions of `tps` and moves the consumer back to where their rows now end
     /// (read again from the offsets table with the partitions' next record), so that the records
     /// of a dropped batch are read again rather than waiting for new traffic.
-    pub(crate) fn rewind(&mut self, tps: &[Tp]) {
+    pub(crate) fn rewind(&mut self, tps: &[TopicPartition]) {
         let assigned = self.consumer.assignment().unwrap_or_default();
         for tp in tps {
             let from = self.positions.stored.remove(tp).flatten();
             if let Some(offset) = from {
                 if assigned.find_partition(&tp.0, tp.1).is_some() {
                     self.positions.seeking.insert(tp.clone(), offset);
-                    // A refused seek is retried on the next tick (`unsought`).
+                    // A refused seek is retried on the next tick (`seeks_to_retry`).
                     let _ = self.seek(tp, offset);
                 }
             }
@@ -234,7 +234,7 @@ impl Sink {
         }
         let assigned = self.consumer.assignment().unwrap_or_default();
         let consumed = self.consumer.position().unwrap_or_default();
-        let mut offsets: HashMap<Tp, i64> = HashMap::new();
+        let mut offsets: HashMap<TopicPartition, i64> = HashMap::new();
         for (tp, stored) in &self.positions.stored {
             let Some(stored) = *stored else { continue };
             if assigned.find_partition(&tp.0, tp.1).is_none() {
@@ -250,7 +250,7 @@ impl Sink {
                 stored,
                 self.positions.group_copy.delivered.get(tp).copied(),
                 position,
-                self.positions.unsought.contains_key(tp),
+                self.positions.seeks_to_retry.contains_key(tp),
             );
             offsets.insert(tp.clone(), offset);
         }
@@ -273,7 +273,7 @@ impl Sink {
     /// The first record after a seek to `target` has a higher offset: normal where transaction
     /// markers or compaction left a gap, but a definite error where retention deleted records
     /// this sink never applied.
-    pub(crate) fn check_gap(&mut self, tp: &Tp, target: i64) -> Result<(), SinkError> {
+    pub(crate) fn check_gap(&mut self, tp: &TopicPartition, target: i64) -> Result<(), SinkError> {
         let low = tokio::task::block_in_place(|| {
             self.consumer
                 .fetch_watermarks(&tp.0, tp.1, Duration::from_secs(10))

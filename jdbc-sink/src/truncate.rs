@@ -34,9 +34,9 @@ use rdkafka::TopicPartitionList;
 
 use crate::apply::Sink;
 use crate::batch::Batch;
-use crate::errors::{class, Origin, RecordError, SinkError};
+use crate::errors::{class, MessageId, RecordError, SinkError};
 use crate::metrics::TruncateLabels;
-use crate::offsets::Tp;
+use crate::offsets::TopicPartition;
 
 /// Partitions of one topic stopped at a truncate record.
 #[derive(Debug, Default)]
@@ -54,7 +54,7 @@ pub fn is_truncate(msg: &OwnedMessage) -> bool {
 
 impl Sink {
     /// Whether `tp` is paused at a truncate record (its later records are read again after it).
-    pub(crate) fn waits_at_truncate(&self, tp: &Tp) -> bool {
+    pub(crate) fn waits_at_truncate(&self, tp: &TopicPartition) -> bool {
         self.truncate_waits
             .get(&tp.0)
             .is_some_and(|w| w.reached.contains_key(&tp.1))
@@ -64,10 +64,10 @@ impl Sink {
     pub(crate) async fn accept_truncate(
         &mut self,
         batch: &mut Batch,
-        origin: Origin,
+        origin: MessageId,
         gtid: String,
     ) -> Result<(), SinkError> {
-        let tp: Tp = (origin.topic.clone(), origin.partition);
+        let tp: TopicPartition = (origin.topic.clone(), origin.partition);
         let table = match self.settings.table_format.table_for(&tp.0) {
             Ok(table) => table,
             Err(e) => {
@@ -119,7 +119,7 @@ impl Sink {
             .map(|w| w.reached.into_iter().collect())
             .unwrap_or_default();
         for &(partition, offset) in &reached {
-            let other: Tp = (tp.0.clone(), partition);
+            let other: TopicPartition = (tp.0.clone(), partition);
             let stored = self.stored_position(&other).await?;
             batch.advance(&other, stored, offset);
         }
@@ -143,7 +143,7 @@ impl Sink {
             }
         }
         for &(p, offset) in parts {
-            let tp: Tp = (topic.to_string(), p);
+            let tp: TopicPartition = (topic.to_string(), p);
             let to = if past { offset + 1 } else { offset };
             self.positions.seeking.insert(tp.clone(), to);
             let _ = self.seek(&tp, to);

@@ -4,7 +4,7 @@ use cdc_schema::{Field, FieldType};
 
 use super::*;
 use crate::change::Shape;
-use crate::errors::Origin;
+use crate::errors::MessageId;
 use crate::ident::Ident;
 
 const LIMIT: StatementLimit = StatementLimit {
@@ -30,7 +30,7 @@ fn change(table: &str, op: Op, shape: &Arc<Shape>, literals: &[&str], offset: i6
         shape: shape.clone(),
         literals: literals.iter().copied().collect(),
         binds: Vec::new(),
-        origin: Origin {
+        origin: MessageId {
             topic: "t".into(),
             partition: 0,
             offset,

@@ -21,6 +21,33 @@ pub struct MessageRef<'a> {
     pub offset: i64,
 }
 
+/// Where a Kafka message is, owned: what a change or an error keeps of its message.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MessageId {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl MessageId {
+    pub fn as_ref(&self) -> MessageRef<'_> {
+        MessageRef { topic: &self.topic, partition: self.partition, offset: self.offset }
+    }
+}
+
+impl std::fmt::Display for MessageId {
+    /// `topic[partition]@offset`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]@{}", self.topic, self.partition, self.offset)
+    }
+}
+
+impl From<MessageRef<'_>> for MessageId {
+    fn from(m: MessageRef<'_>) -> Self {
+        MessageId { topic: m.topic.to_string(), partition: m.partition, offset: m.offset }
+    }
+}
+
 /// The format of a message from its first byte: 0 = Avro (Confluent wire format), `{` (after
 /// optional whitespace) = JSON with schema.
 pub fn detect_format(bytes: &[u8]) -> Result<Format, DecodeErrorKind> {

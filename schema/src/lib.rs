@@ -127,7 +127,7 @@ pub use connect::{
 };
 pub use inexact::{restore_inexact, take_inexact, ZERO_DATES_HEADER};
 pub use decimal::Decimal;
-pub use decode::{detect_format, Decoder, MessageRef};
+pub use decode::{detect_format, Decoder, MessageId, MessageRef};
 pub use encode::{Encoder, Format, Part};
 pub use error::{
     CodecError, DecodeError, DecodeErrorKind, EncodeError, RegistryError, SchemaError, ValueError,
