@@ -196,7 +196,7 @@ pub async fn kafka(stack: &Stack, rows: u64, batch: u64, avro: bool) -> anyhow::
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         if (i + 1) % batch == 0 || i + 1 == rows {
             publisher
-                .commit(Some(&offset))
+                .commit(&offset)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
         }
@@ -310,7 +310,7 @@ pub async fn commit_cost(
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let started = Instant::now();
         publisher
-            .commit(Some(&offset))
+            .commit(&offset)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         through_publisher.push(started.elapsed());

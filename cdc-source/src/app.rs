@@ -11,10 +11,10 @@ use crate::metrics::SourceMetrics;
 use crate::offsets::{self, OffsetRecord, SnapshotState, StoredOffset};
 use crate::position::{FilePos, GtidPosition};
 use crate::publisher::Publisher;
-use crate::records::RecordWriter;
+use crate::records::RecordEncoder;
 use crate::status::Status;
 use crate::stream::Streamer;
-use crate::tables::{no_primary_key, Tables};
+use crate::tables::{no_primary_key, TableMapCache};
 use crate::{preflight, snapshot};
 
 /// Runs every preflight check (what `cdc-source check` does). Returns the stored offset, if any.
@@ -84,7 +84,7 @@ pub async fn run(
         (Format::Avro, Some(registry)) => Encoder::avro(registry.clone()),
         _ => Encoder::json(),
     };
-    let mut writer = RecordWriter::new(cfg, encoder, metrics.clone());
+    let mut writer = RecordEncoder::new(cfg, encoder, metrics.clone());
     let purged = match &stored {
         Some(OffsetRecord { snapshot: Some(state), .. }) => {
             check_resumable(&mut conn, cfg, state).await?;
@@ -98,7 +98,7 @@ pub async fn run(
     let resumes_stream = matches!(&stored, Some(OffsetRecord { snapshot: None, .. })) && purged.is_none();
     let (stored_incremental, stored_tables) =
         stored.as_ref().map(|r| (r.incremental.clone(), r.tables.clone())).unwrap_or_default();
-    let mut tables = Tables::default();
+    let mut tables = TableMapCache::default();
     if let (Format::Avro, Some(registry)) = (cfg.format, &cfg.registry) {
         remember_registered(&mut conn, cfg, registry, &mut tables).await?;
     }
@@ -119,7 +119,7 @@ pub async fn run(
             let gtid: GtidPosition = pos.unwrap_or_default().parse().map_err(SourceError::Position)?;
             tracing::info!(%gtid, "snapshot.mode=never: streaming from the current position");
             let offset = StoredOffset { gtid, binlog: FilePos::default(), ts_ms: 0 };
-            publisher.commit(Some(&OffsetRecord::at(offset.clone()))).await?;
+            publisher.commit(&OffsetRecord::at(offset.clone())).await?;
             Some((offset, Vec::new()))
         }
         (_, purged, _) => {
@@ -205,7 +205,7 @@ async fn remember_registered(
     conn: &mut mysql_async::Conn,
     cfg: &SourceConfig,
     registry: &Registry,
-    tables: &mut Tables,
+    tables: &mut TableMapCache,
 ) -> Result<(), SourceError> {
     for (_, table) in snapshot::captured_tables(conn, cfg).await? {
         let topic = cfg.topic(&table);
@@ -226,7 +226,7 @@ async fn remember_registered(
 async fn take_snapshot(
     cfg: &SourceConfig,
     publisher: &mut Publisher,
-    writer: &mut RecordWriter,
+    writer: &mut RecordEncoder,
     metrics: &SourceMetrics,
     status: &Status,
     shutdown: &CancellationToken,

@@ -246,7 +246,7 @@ async fn play(
                 publisher.send(&topic, &key, value.as_deref(), headers, record).await
             }
             Item::Keyless { topic, partition, headers } => publisher.send_keyless(&topic, partition, headers).await,
-            Item::Commit { ticket, offset } => publisher.commit(Some(&offset)).await.map(|()| {
+            Item::Commit { ticket, offset } => publisher.commit(&offset).await.map(|()| {
                 let _ = done.send(ticket);
             }),
             Item::Abort => publisher.abort().await,

@@ -522,14 +522,23 @@ impl<P: TxnProducer> Publisher<P> {
         }
     }
 
-    /// Writes the offset record (if any) and commits the transaction (opening one if none is
-    /// open, so a position can be stored without records). The snapshot sends its own offset
-    /// record with each chunk (its progress) and commits with `None`.
+    /// Writes `offset` into the transaction and commits it (opening one if none is open, so a
+    /// position can be stored without records).
     ///
     /// When the commit fails, the transaction is ended before this returns (aborted, or the
     /// producer recreated) and the stored position must be re-read: see
     /// [`Publisher::settled_position`].
-    pub async fn commit(&mut self, offset: Option<&OffsetRecord>) -> Result<(), SourceError> {
+    pub async fn commit(&mut self, offset: &OffsetRecord) -> Result<(), SourceError> {
+        self.end_transaction(Some(offset)).await
+    }
+
+    /// Commits the transaction as it is: the caller has sent its own offset record into it (the
+    /// snapshot does, with its progress, for each chunk). Fails as [`Publisher::commit`] does.
+    pub async fn commit_with_sent_offset(&mut self) -> Result<(), SourceError> {
+        self.end_transaction(None).await
+    }
+
+    async fn end_transaction(&mut self, offset: Option<&OffsetRecord>) -> Result<(), SourceError> {
         self.ensure_open()?;
         if let Some(offset) = offset {
             let value = serde_json::to_vec(offset).map_err(SourceError::OffsetRecordEncode)?;

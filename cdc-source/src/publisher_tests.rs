@@ -159,13 +159,13 @@ async fn a_failed_commit_is_aborted_so_the_next_transaction_begins() {
     calls(&fake);
     fake.state().commits.push_back(Err(KafkaError::Global(RDKafkaErrorCode::MessageTimedOut)));
     send(&mut p, b"v").await.unwrap();
-    let err = p.commit(Some(&stored(5))).await.unwrap_err();
+    let err = p.commit(&stored(5)).await.unwrap_err();
     assert!(err.is_transient(), "{err}");
     assert_eq!(calls(&fake), ["begin", "send", "send", "commit", "abort"]);
     assert!(!p.is_open());
     // The next transaction begins, and commits.
     send(&mut p, b"v").await.unwrap();
-    p.commit(Some(&stored(6))).await.unwrap();
+    p.commit(&stored(6)).await.unwrap();
     assert_eq!(calls(&fake), ["begin", "send", "send", "commit"]);
 }
 
@@ -176,21 +176,21 @@ async fn a_producer_that_cannot_abort_is_recreated() {
     fake.state().commits.push_back(Err(KafkaError::Global(RDKafkaErrorCode::MessageTimedOut)));
     fake.state().aborts.push_back(Err(KafkaError::Global(RDKafkaErrorCode::Fatal)));
     send(&mut p, b"v").await.unwrap();
-    p.commit(None).await.unwrap_err();
+    p.commit_with_sent_offset().await.unwrap_err();
     let inits = fake.state().inits;
     assert_eq!(inits, 2, "recreated: {:?}", calls(&fake));
     send(&mut p, b"v").await.unwrap();
-    p.commit(None).await.unwrap();
+    p.commit_with_sent_offset().await.unwrap();
 }
 
 #[tokio::test]
 async fn after_a_failed_commit_the_position_is_re_read_once() {
     let fake = Fake::default();
     let mut p = publisher(&fake, &[]).await;
-    p.commit(Some(&stored(5))).await.unwrap();
+    p.commit(&stored(5)).await.unwrap();
     assert_eq!(p.settled_position().await.unwrap(), None, "a commit that succeeded is known");
     fake.state().commits.push_back(Err(KafkaError::Global(RDKafkaErrorCode::OperationTimedOut)));
-    p.commit(Some(&stored(6))).await.unwrap_err();
+    p.commit(&stored(6)).await.unwrap_err();
     // Whatever the in-memory position says, the offsets topic decides.
     assert_eq!(p.settled_position().await.unwrap(), Some(stored(7)));
     assert_eq!(p.settled_position().await.unwrap(), None);
@@ -208,7 +208,7 @@ async fn a_record_the_broker_refuses_as_too_large_is_definite_and_named() {
         .await
         .unwrap();
     send(&mut p, &[b'x'; 20_000]).await.unwrap();
-    let err = p.commit(Some(&stored(5))).await.unwrap_err();
+    let err = p.commit(&stored(5)).await.unwrap_err();
     assert!(!err.is_transient(), "{err}");
     let text = err.to_string();
     for want in ["shop.users", "id=42", "20001 bytes", "shop_users", "max.message.bytes", "kafka.message.max.bytes"] {
@@ -226,7 +226,7 @@ async fn failures_of_an_aborted_transaction_do_not_taint_the_next() {
     send(&mut p, b"v").await.unwrap();
     p.abort().await.unwrap();
     send(&mut p, b"v").await.unwrap();
-    p.commit(None).await.unwrap();
+    p.commit_with_sent_offset().await.unwrap();
     // A late report of the aborted transaction's record.
     let d = fake.state().deliveries.clone().unwrap();
     let stale = DeliveryFailure { code: Some(RDKafkaErrorCode::MessageSizeTooLarge), error: String::new(), topic: "t".into(), record: row(), size: 1 };
@@ -272,7 +272,7 @@ async fn a_transaction_open_past_its_timeout_names_the_timeout_settings() {
     fake.state().commits.push_back(Err(KafkaError::Global(RDKafkaErrorCode::InvalidProducerEpoch)));
     send(&mut p, b"v").await.unwrap();
     tokio::time::sleep(Duration::from_millis(80)).await;
-    let err = p.commit(None).await.unwrap_err();
+    let err = p.commit_with_sent_offset().await.unwrap_err();
     assert!(!err.is_transient(), "{err}");
     let text = err.to_string();
     for want in ["transaction.timeout.ms=50", "kafka.transaction.timeout.ms", "transaction.max.timeout.ms"] {
@@ -288,7 +288,7 @@ async fn a_fenced_commit_stops_without_fencing_back() {
     fake.state().commits.push_back(Err(KafkaError::Global(RDKafkaErrorCode::ProducerFenced)));
     fake.state().aborts.push_back(Err(KafkaError::Global(RDKafkaErrorCode::ProducerFenced)));
     send(&mut p, b"v").await.unwrap();
-    let err = p.commit(None).await.unwrap_err();
+    let err = p.commit_with_sent_offset().await.unwrap_err();
     assert!(!err.is_transient() && err.to_string().contains("took over"), "{err}");
     assert_eq!(fake.state().inits, 1);
 }
@@ -310,7 +310,7 @@ async fn a_fatal_fence_after_the_transaction_timeout_is_the_timeout() {
     send(&mut p, b"v").await.unwrap();
     tokio::time::sleep(Duration::from_millis(80)).await;
     fenced_on_timeout(&fake);
-    let err = p.commit(None).await.unwrap_err();
+    let err = p.commit_with_sent_offset().await.unwrap_err();
     let text = err.to_string();
     assert!(!err.is_transient(), "{text}");
     assert!(text.contains("transaction.timeout.ms=50") && !text.contains("took over"), "{text}");
@@ -323,7 +323,7 @@ async fn a_fatal_fence_in_a_young_transaction_is_another_instance() {
     let mut p = publisher(&fake, &[]).await;
     send(&mut p, b"v").await.unwrap();
     fenced_on_timeout(&fake);
-    let err = p.commit(None).await.unwrap_err();
+    let err = p.commit_with_sent_offset().await.unwrap_err();
     assert!(!err.is_transient() && err.to_string().contains("took over"), "{err}");
     assert_eq!(fake.state().inits, 1, "no recreate: it would fence the other instance back");
 }
@@ -368,7 +368,7 @@ async fn records_pending_count_what_is_unacknowledged_and_uncommitted() {
     d.reported(d.current() - 1);
     assert_eq!((unacked.get(), uncommitted.get()), (1, 2));
     // The offset record is one more; once committed nothing is pending.
-    p.commit(Some(&stored(5))).await.unwrap();
+    p.commit(&stored(5)).await.unwrap();
     assert_eq!(uncommitted.get(), 0);
     send(&mut p, b"v").await.unwrap();
     assert_eq!((unacked.get(), uncommitted.get()), (1, 1));
@@ -391,5 +391,5 @@ async fn a_record_past_the_transaction_timeout_ends_with_the_timeout() {
     assert_eq!(calls(&fake).iter().filter(|c| **c == "send").count(), 1, "the late record is not sent");
     p.abort().await.unwrap();
     send(&mut p, b"v").await.unwrap();
-    p.commit(None).await.unwrap();
+    p.commit_with_sent_offset().await.unwrap();
 }

@@ -74,7 +74,7 @@ impl Op {
 
 /// Where a change comes from, for the headers.
 #[derive(Debug, Clone)]
-pub struct Origin {
+pub struct ChangePosition {
     pub gtid: String,
     pub binlog: String,
     pub ts_ms: u64,
@@ -104,7 +104,7 @@ type TableKey = (String, String);
 /// Encodes and publishes record(s) for one row change; creates each table's topic before its
 /// first record; fails a table that cannot be published (see the module docs).
 #[derive(Debug)]
-pub struct RecordWriter {
+pub struct RecordEncoder {
     pub encoder: Encoder,
     pub delete_enabled: bool,
     pub metrics: SourceMetrics,
@@ -122,9 +122,9 @@ pub struct RecordWriter {
     refused: HashSet<String>,
 }
 
-impl RecordWriter {
-    pub fn new(cfg: &SourceConfig, encoder: Encoder, metrics: SourceMetrics) -> RecordWriter {
-        RecordWriter {
+impl RecordEncoder {
+    pub fn new(cfg: &SourceConfig, encoder: Encoder, metrics: SourceMetrics) -> RecordEncoder {
+        RecordEncoder {
             encoder,
             delete_enabled: cfg.delete_enabled,
             metrics,
@@ -148,7 +148,7 @@ impl RecordWriter {
         op: Op,
         before: Option<&[Value]>,
         after_or_deleted: Vec<Value>,
-        origin: &Origin,
+        origin: &ChangePosition,
     ) -> Result<(), SourceError> {
         let key = key_values(&table.schema, &after_or_deleted);
         if op == Op::Delete {
@@ -168,7 +168,7 @@ impl RecordWriter {
 
     /// Publishes the truncate record of `table` on every partition of `topic` (see the module
     /// docs); returns how many records that made.
-    pub async fn truncate(&mut self, publisher: &mut impl Outlet, topic: &str, table: &str, origin: &Origin) -> Result<usize, SourceError> {
+    pub async fn truncate(&mut self, publisher: &mut impl Outlet, topic: &str, table: &str, origin: &ChangePosition) -> Result<usize, SourceError> {
         let owner = match self.claimed.get(topic) {
             Some(owner) if owner.1 != table || self.failed.contains(owner) => return Ok(0),
             Some(owner) => owner.clone(),
@@ -275,7 +275,7 @@ impl RecordWriter {
         op: Op,
         key: Vec<Value>,
         value: Option<Vec<Value>>,
-        origin: &Origin,
+        origin: &ChangePosition,
     ) -> Result<(), SourceError> {
         if !self.ready(table).await? {
             return Ok(());

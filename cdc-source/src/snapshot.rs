@@ -53,7 +53,7 @@ use crate::metrics::{Class, SourceMetrics, TableLabel};
 use crate::offsets::{KeyValue, OffsetRecord, SnapshotState, StoredOffset, TableProgress};
 use crate::position::{FilePos, GtidPosition};
 use crate::publisher::Publisher;
-use crate::records::{Op, Origin, RecordWriter};
+use crate::records::{Op, ChangePosition, RecordEncoder};
 use crate::status::{SnapshotProgress, Status};
 use crate::tables::CapturedTable;
 
@@ -85,7 +85,7 @@ pub async fn captured_tables(conn: &mut Conn, cfg: &SourceConfig) -> Result<Vec<
 pub async fn run(
     cfg: &SourceConfig,
     publisher: &mut Publisher,
-    writer: &mut RecordWriter,
+    writer: &mut RecordEncoder,
     metrics: &SourceMetrics,
     status: &Status,
     shutdown: &CancellationToken,
@@ -149,7 +149,7 @@ async fn bounded<T>(
 async fn attempt(
     cfg: &SourceConfig,
     publisher: &mut Publisher,
-    writer: &mut RecordWriter,
+    writer: &mut RecordEncoder,
     metrics: &SourceMetrics,
     status: &Status,
     shutdown: &CancellationToken,
@@ -218,7 +218,7 @@ async fn attempt(
             .map_err(|error| SourceError::Schema { context: format!("cannot read the schema of {db}.{name}"), error })?;
         schemas.push(Arc::new(CapturedTable::new(cfg, schema, None)?));
     }
-    let origin = Origin {
+    let origin = ChangePosition {
         gtid: gtid.to_string(),
         binlog: binlog.to_string(),
         ts_ms: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
@@ -231,7 +231,7 @@ async fn attempt(
     }
     bounded(limit, "end the snapshot", conn.query_drop("COMMIT")).await?;
     let offset = StoredOffset { gtid: state.gtid, binlog: state.binlog, ts_ms: origin.ts_ms };
-    publisher.commit(Some(&OffsetRecord { tables: Some(schemas.iter().map(|t| format!("{}.{}", t.schema.database, t.schema.table)).collect()), ..OffsetRecord::at(offset.clone()) })).await?;
+    publisher.commit(&OffsetRecord { tables: Some(schemas.iter().map(|t| format!("{}.{}", t.schema.database, t.schema.table)).collect()), ..OffsetRecord::at(offset.clone()) }).await?;
     tracing::info!(tables = schemas.len(), "snapshot complete");
     Ok((offset, schemas))
 }
@@ -242,10 +242,10 @@ async fn copy_table(
     conn: &mut Conn,
     table: &CapturedTable,
     publisher: &mut Publisher,
-    writer: &mut RecordWriter,
+    writer: &mut RecordEncoder,
     metrics: &SourceMetrics,
     status: &Status,
-    origin: &Origin,
+    origin: &ChangePosition,
     state: &mut SnapshotState,
     shutdown: &CancellationToken,
     backoff: &mut Backoff,
@@ -395,9 +395,9 @@ pub(crate) fn after_key_params(key: &[mysql_async::Value]) -> Vec<mysql_async::V
 struct ChunkCopy<'a> {
     table: &'a CapturedTable,
     publisher: &'a mut Publisher,
-    writer: &'a mut RecordWriter,
+    writer: &'a mut RecordEncoder,
     status: &'a Status,
-    origin: &'a Origin,
+    origin: &'a ChangePosition,
     full: &'a str,
     limit: Duration,
 }
@@ -432,7 +432,7 @@ async fn commit_chunk(cfg: &SourceConfig, publisher: &mut Publisher, state: &Sna
     let value = serde_json::to_vec(&record).map_err(SourceError::OffsetRecordEncode)?;
     let what = crate::publisher::RecordRef { table: format!("offsets topic {}", cfg.offsets_topic), key: cfg.name.clone() };
     publisher.send(&cfg.offsets_topic, cfg.name.as_bytes(), Some(&value), OwnedHeaders::new(), what).await?;
-    publisher.commit(None).await
+    publisher.commit_with_sent_offset().await
 }
 
 #[cfg(test)]

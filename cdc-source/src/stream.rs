@@ -70,9 +70,9 @@ use crate::offsets::StoredOffset;
 use crate::outbox::Outbox;
 use crate::position::{FilePos, Gtid, GtidPosition};
 use crate::publisher::Publisher;
-use crate::records::{Op, Origin, RecordWriter};
+use crate::records::{Op, ChangePosition, RecordEncoder};
 use crate::status::Status;
-use crate::tables::Tables;
+use crate::tables::TableMapCache;
 
 #[path = "stream_xa.rs"]
 mod xa;
@@ -87,8 +87,8 @@ use crate::offsets::OffsetRecord;
 #[derive(Debug)]
 pub struct Streamer<'a> {
     pub cfg: &'a SourceConfig,
-    pub tables: Tables,
-    pub writer: RecordWriter,
+    pub tables: TableMapCache,
+    pub writer: RecordEncoder,
     /// Between connections; while streaming the publisher task owns it.
     publisher: Option<Publisher>,
     pub metrics: SourceMetrics,
@@ -142,8 +142,8 @@ impl<'a> Streamer<'a> {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: &'a SourceConfig,
-        tables: Tables,
-        writer: RecordWriter,
+        tables: TableMapCache,
+        writer: RecordEncoder,
         publisher: Publisher,
         metrics: SourceMetrics,
         status: &'a Status,
@@ -446,7 +446,7 @@ impl<'a> Streamer<'a> {
         } else {
             Op::Delete
         };
-        let origin = Origin {
+        let origin = ChangePosition {
             gtid: self.in_tx.as_ref().map(|g| g.gtid.to_string()).unwrap_or_default(),
             binlog: at.to_string(),
             ts_ms: self.read_ts_ms,
@@ -555,7 +555,7 @@ impl<'a> Streamer<'a> {
         match ddl {
             Ddl::Truncate(t) => {
                 if self.cfg.tables.matches(&t.db, &t.table) && !self.tables.is_failed(&t.db, &t.table) {
-                    let origin = Origin {
+                    let origin = ChangePosition {
                         gtid: self.in_tx.as_ref().map(|g| g.gtid.to_string()).unwrap_or_default(),
                         binlog: reader.stream_position().to_string(),
                         ts_ms: self.read_ts_ms,

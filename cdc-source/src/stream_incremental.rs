@@ -14,7 +14,7 @@ use crate::incremental::{signal, Incremental, PostedSignal, Signal};
 use crate::metrics::{Outcome, SignalLabel, TableLabel, SIGNAL_TYPES};
 use crate::outbox::Outbox;
 use crate::position::FilePos;
-use crate::records::{Op, Origin};
+use crate::records::{Op, ChangePosition};
 use crate::status::IncrementalProgress;
 
 impl Streamer<'_> {
@@ -137,7 +137,7 @@ impl Streamer<'_> {
                 return Ok(());
             }
         };
-        let origin = Origin {
+        let origin = ChangePosition {
             gtid: chunk.at.to_string(),
             binlog: chunk.binlog.to_string(),
             ts_ms: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),

@@ -10,14 +10,14 @@
 //! `table.exclude.list`.
 //!
 //! `RENAME TABLE` and `DROP TABLE` (see `binlog/ddl.rs`) make the cache forget every name
-//! involved ([`Tables::renamed`], [`Tables::dropped`]): table ids, schema and failure, so nothing
+//! involved ([`TableMapCache::renamed`], [`TableMapCache::dropped`]): table ids, schema and failure, so nothing
 //! is decoded against a stale table. Capture then follows the include list by name: a table
 //! renamed to a name the list leaves out is logged and counted (`rename_away`) and its rows are
 //! skipped from then on; one renamed to a captured name is captured from its first rows event
 //! (`rename_in`), in the topic of its new name. A dropped table's capture ends (logged, `drop`).
 //!
 //! A table whose text cannot be decoded (a column in a character set with no decoder, or bytes
-//! without a character in their character set) fails alone: [`Tables::fail`] logs the error
+//! without a character in their character set) fails alone: [`TableMapCache::fail`] logs the error
 //! (naming table, column, charset and what to do), counts it in `cdc_source_table_failures_total`
 //! and skips the table's rows from then on, while the other tables keep flowing. The failure
 //! lasts until the source restarts; records of the table from the failure on are missing from
@@ -75,7 +75,7 @@ pub fn report_table_failure(metrics: &SourceMetrics, shown: &str, label: &str, e
 
 /// Table-map cache: table id → captured table (or not captured), and name → latest schema.
 #[derive(Debug, Default)]
-pub struct Tables {
+pub struct TableMapCache {
     by_id: HashMap<u64, Option<Arc<CapturedTable>>>,
     by_name: HashMap<(String, String), Arc<CapturedTable>>,
     /// Tables skipped after a definite error of their own (database, table).
@@ -90,7 +90,7 @@ pub struct Tables {
     retired: HashMap<(String, String), Arc<RecordSchema>>,
 }
 
-impl Tables {
+impl TableMapCache {
     /// Seeds the latest schema of a table (from the snapshot), so the first table map that
     /// matches it is not counted as a change.
     pub fn seed(&mut self, table: Arc<CapturedTable>) {
