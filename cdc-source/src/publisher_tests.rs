@@ -3,7 +3,11 @@
 //! and `begin_transaction` fails meanwhile.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
 
+use rdkafka::error::KafkaResult;
+
+use super::deliveries::DeliveryFailure;
 use super::*;
 use crate::position::{FilePos, GtidPosition};
 
