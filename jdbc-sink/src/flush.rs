@@ -23,6 +23,10 @@ use crate::offsets::{self, OffsetMove, OffsetsError, TopicPartition};
 use crate::status::SinkStatus;
 use crate::writer::{collapse, count_applied, write_each, write_grouped, StatementLimit, WriteError};
 
+#[path = "flush_conn.rs"]
+mod conn;
+use conn::bounded;
+
 /// Added to a transient error when the batch's COMMIT was sent and got no answer.
 pub(crate) const IN_DOUBT: &str = "; the COMMIT was sent but got no answer, so whether the batch took effect is unknown: \
      the retry reads the offsets table to find out (at the batch's end: it did, and it is not applied again; \
@@ -42,22 +46,22 @@ pub(crate) enum Flushed {
 
 /// The database side of the sink: connection, mirror tables, offsets table, DLQ producer.
 pub(crate) struct Flusher {
-    pub(crate) settings: Arc<Settings>,
-    pub(crate) tables: MirrorTables,
-    pub(crate) dlq: Option<DeadLetterQueue>,
-    pub(crate) metrics: SinkMetrics,
-    pub(crate) status: Arc<SinkStatus>,
-    pub(crate) conn: Option<mysql_async::Conn>,
+    settings: Arc<Settings>,
+    tables: MirrorTables,
+    dlq: Option<DeadLetterQueue>,
+    metrics: SinkMetrics,
+    status: Arc<SinkStatus>,
+    conn: Option<mysql_async::Conn>,
     /// How long the statements of `conn` may be (read with each new connection).
-    pub(crate) statement_limit: StatementLimit,
-    pub(crate) offsets_table: Ident,
-    pub(crate) group: String,
+    statement_limit: StatementLimit,
+    offsets_table: Ident,
+    group: String,
     /// When the database last answered (a commit, the offsets table, a ping).
-    pub(crate) db_answered: Instant,
+    db_answered: Instant,
     /// The open batch's COMMIT was sent and got no answer: whether it took effect is unknown
     /// until the retry reads the offsets table (see [`crate::offsets`]).
-    pub(crate) commit_in_doubt: bool,
-    pub(crate) shutdown: CancellationToken,
+    commit_in_doubt: bool,
+    shutdown: CancellationToken,
 }
 
 impl std::fmt::Debug for Flusher {
@@ -108,40 +112,35 @@ pub(crate) fn retrying(metrics: &SinkMetrics, status: &SinkStatus, class: &'stat
 }
 
 impl Flusher {
-    /// Takes the database connection out of `self` (opening one with the session settings, and
-    /// reading its [`StatementLimit`], when there is none); give it back with
-    /// `self.conn = Some(conn)` when it is still good.
-    pub(crate) async fn take_conn(&mut self) -> Result<mysql_async::Conn, SinkError> {
-        if let Some(conn) = self.conn.take() {
-            return Ok(conn);
+    /// A flusher not yet connected (it connects on its first use).
+    pub(crate) fn new(
+        settings: Arc<Settings>,
+        metrics: SinkMetrics,
+        status: Arc<SinkStatus>,
+        dlq: Option<DeadLetterQueue>,
+        offsets_table: Ident,
+        shutdown: CancellationToken,
+    ) -> Flusher {
+        Flusher {
+            tables: MirrorTables::new(&settings.database, settings.auto_create, settings.auto_evolve, metrics.clone()),
+            dlq,
+            group: settings.group_id(),
+            settings,
+            metrics,
+            status,
+            conn: None,
+            statement_limit: Default::default(),
+            offsets_table,
+            db_answered: Instant::now(),
+            commit_in_doubt: false,
+            shutdown,
         }
-        let mut setup = crate::writer::session_setup();
-        // The server aborts a statement running longer than a whole batch may take, and ends a
-        // connection silent for longer than this sink ever leaves it (it pings while idle): a
-        // connection the sink gave up on as stalled (half-open) would otherwise keep its open
-        // transaction's locks — the offsets rows among them — for hours.
-        let (statement, idle) = server_timeouts(self.settings.statement_timeout, self.settings.ping_interval);
-        setup.push(format!("SET SESSION max_statement_time = {statement:.3}, wait_timeout = {idle}"));
-        let opts = self.settings.db_opts().init(setup);
-        let url = &self.settings.url;
-        let connect = async {
-            let mut conn = mysql_async::Conn::new(opts).await.map_err(|e| match url.tls.hint(&e) {
-                Some(fix) => SinkError::Definite(format!("connecting to {url} as the sink user: {e}; {fix}")),
-                None => db_error(&format!("connecting to {url} as the sink user"), &e),
-            })?;
-            let limit = StatementLimit::read(&mut conn)
-                .await
-                .map_err(|e| db_error("reading max_allowed_packet", &e))?;
-            Ok((conn, limit))
-        };
-        let what = format!("connecting to {url}");
-        let (conn, limit) = bounded(self.settings.connect_timeout, "connect.timeout.ms", &what, connect).await?;
-        self.statement_limit = limit;
-        // Tables may have changed while disconnected.
-        self.tables.forget();
-        Ok(conn)
     }
 
+    /// The dead letter queue, if records refused go to one.
+    pub(crate) fn dlq(&self) -> Option<&DeadLetterQueue> {
+        self.dlq.as_ref()
+    }
     pub(crate) async fn ensure_offsets_table(&mut self) -> Result<(), SinkError> {
         let mut backoff = Backoff::new(self.settings.retry_backoff, Duration::from_secs(30));
         let limit = self.settings.statement_timeout;
@@ -183,44 +182,6 @@ impl Flusher {
             Ok(positions)
         })
         .await
-    }
-
-    /// While no batch is being committed: once per `connection.ping.interval.ms` without an
-    /// answer from the database, pings it (within `connect.timeout.ms`, reconnecting if the
-    /// connection is gone), retrying with backoff until it answers. So a database or network
-    /// path that stopped answering turns `/ready` 503 while the sink is idle, too.
-    pub(crate) async fn check_idle_connection(&mut self) -> Result<(), SinkError> {
-        if self.db_answered.elapsed() < self.settings.ping_interval {
-            return Ok(());
-        }
-        let mut backoff = Backoff::new(self.settings.retry_backoff, Duration::from_secs(30));
-        let limit = self.settings.connect_timeout;
-        loop {
-            let attempt = bounded(limit, "connect.timeout.ms", "pinging the mirror database", async {
-                let mut conn = self.take_conn().await?;
-                mysql_async::prelude::Queryable::ping(&mut conn).await.map_err(|e| db_error("pinging the mirror database", &e))?;
-                self.conn = Some(conn);
-                Ok(())
-            })
-            .await;
-            match attempt {
-                Ok(()) => {
-                    self.db_answered = Instant::now();
-                    self.recovered();
-                    self.status.stalled_idle(false);
-                    return Ok(());
-                }
-                Err(SinkError::Transient { class, message }) => {
-                    self.conn = None;
-                    self.retrying(class, &message);
-                    self.status.stalled_idle(true);
-                    if !backoff.wait(&self.shutdown).await {
-                        return Err(SinkError::Stopped(message));
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
     }
 
     fn retrying(&self, class: &'static str, message: &str) {
@@ -539,31 +500,6 @@ impl Flusher {
 
 }
 
-/// The session's `max_statement_time` (seconds) and `wait_timeout` (whole seconds): twice the
-/// longest silence the sink leaves on a connection (`connection.ping.interval.ms` while idle, a
-/// batch's transaction), at least 10 s.
-fn server_timeouts(statement: Duration, ping: Duration) -> (f64, u64) {
-    let idle = (2 * statement.max(ping)).as_secs_f64().ceil() as u64;
-    (statement.as_secs_f64(), idle.max(10))
-}
-
-/// `work` within `limit`, else a transient database error naming the config `key`; the work (and
-/// any connection it holds) is dropped.
-async fn bounded<T>(
-    limit: Duration,
-    key: &str,
-    what: &str,
-    work: impl std::future::Future<Output = Result<T, SinkError>>,
-) -> Result<T, SinkError> {
-    match tokio::time::timeout(limit, work).await {
-        Ok(result) => result,
-        Err(_) => Err(SinkError::transient(
-            class::DATABASE,
-            format!("{what}: the mirror database did not answer within {limit:?} ({key}): it or the network path to it is stalled; the connection is dropped and the work retried"),
-        )),
-    }
-}
-
 /// Empties the truncated tables inside the batch's transaction (`DELETE FROM`, not `TRUNCATE`,
 /// which is DDL and would commit implicitly). A table that does not exist has nothing to empty.
 async fn truncate_tables(
@@ -579,16 +515,4 @@ async fn truncate_tables(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_server_ends_connections_the_sink_gave_up_on() {
-        assert_eq!(server_timeouts(Duration::from_secs(60), Duration::from_secs(5)), (60.0, 120));
-        assert_eq!(server_timeouts(Duration::from_millis(2500), Duration::from_secs(1)), (2.5, 10));
-        assert_eq!(server_timeouts(Duration::from_secs(3), Duration::from_secs(8)), (3.0, 16));
-    }
 }

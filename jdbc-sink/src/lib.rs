@@ -179,25 +179,7 @@ pub fn build(
     let decoder = cdc_schema::Decoder::new(settings.registry.clone());
     let settings = Arc::new(settings);
     let has_dlq = dlq.is_some();
-    let flusher = flush::Flusher {
-        tables: ddl::MirrorTables::new(
-            &settings.database,
-            settings.auto_create,
-            settings.auto_evolve,
-            metrics.clone(),
-        ),
-        dlq,
-        settings: settings.clone(),
-        metrics: metrics.clone(),
-        status: status.clone(),
-        conn: None,
-        statement_limit: Default::default(),
-        offsets_table,
-        group: settings.group_id(),
-        db_answered: std::time::Instant::now(),
-        commit_in_doubt: false,
-        shutdown: shutdown.clone(),
-    };
+    let flusher = flush::Flusher::new(settings.clone(), metrics.clone(), status.clone(), dlq, offsets_table, shutdown.clone());
     Ok(Sink {
         builder: change::ChangeBuilder::new(&settings),
         group: settings.group_id(),

@@ -153,7 +153,7 @@ impl Sink {
     /// The dead letter queue, while no batch is in flight.
     pub(crate) fn dlq(&self) -> Option<&crate::dlq::DeadLetterQueue> {
         match &self.flusher {
-            Slot::Idle(flusher) => flusher.dlq.as_ref(),
+            Slot::Idle(flusher) => flusher.dlq(),
             _ => None,
         }
     }
