@@ -42,7 +42,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cdc_common::{Backoff, CancellationToken};
-use cdc_schema::{row_from_snapshot, TableSchema};
+use cdc_schema::{quote_ident, row_from_snapshot, TableSchema};
 use mysql_async::prelude::{Protocol, Queryable};
 use mysql_async::{Conn, QueryResult, Row};
 use rdkafka::message::OwnedHeaders;
@@ -57,10 +57,6 @@ use crate::records::{Op, ChangePosition, RecordEncoder};
 use crate::status::{SnapshotProgress, Status};
 use crate::tables::CapturedTable;
 
-/// Quotes an identifier for MariaDB.
-pub fn quote(ident: &str) -> String {
-    format!("`{}`", ident.replace('`', "``"))
-}
 
 /// The captured base tables, by listing `information_schema` for the databases the filter names.
 pub async fn captured_tables(conn: &mut Conn, cfg: &SourceConfig) -> Result<Vec<(String, String)>, SourceError> {
@@ -251,7 +247,7 @@ async fn copy_table(
     backoff: &mut Backoff,
 ) -> Result<(), SourceError> {
     let s = &table.schema;
-    let full = format!("{}.{}", quote(&s.database), quote(&s.table));
+    let full = format!("{}.{}", quote_ident(&s.database), quote_ident(&s.table));
     let label = TableLabel { table: s.table.clone() };
     let estimate: u64 = bounded(
         cfg.read_timeout,
@@ -272,7 +268,7 @@ async fn copy_table(
     // place, and the next chunk's bound is the key as stored, read from extra columns after the
     // row's own: with the alias, a TIMESTAMP key compared its epoch value with the column and
     // every chunk started over at the first row.
-    let key_cols: Vec<String> = s.primary_key.iter().map(|c| format!("cdc_snapshot.{}", quote(c))).collect();
+    let key_cols: Vec<String> = s.primary_key.iter().map(|c| format!("cdc_snapshot.{}", quote_ident(c))).collect();
     let key_list = key_cols.join(", ");
     let bound_cols: Vec<String> = key_cols.iter().enumerate().map(|(i, c)| format!("{c} AS `cdc_snapshot_key_{i}`")).collect();
     let select = format!("{}, {}", s.select_list(), bound_cols.join(", "));

@@ -165,7 +165,7 @@ async fn post(client: &reqwest::Client, base: &str, id: &str, data: &serde_json:
 
 async fn insert(conn: &mut mysql_async::Conn, db: &str, table: &str, id: &str, data: &serde_json::Value) -> Result<(), String> {
     let (sdb, stable) = table.split_once('.').unwrap_or((db, table));
-    let sql = format!("INSERT INTO `{}`.`{}` (id, type, data) VALUES (?, 'execute-snapshot', ?)", sdb.replace('`', "``"), stable.replace('`', "``"));
+    let sql = format!("INSERT INTO {}.{} (id, type, data) VALUES (?, 'execute-snapshot', ?)", cdc_schema::quote_ident(sdb), cdc_schema::quote_ident(stable));
     conn.exec_drop(sql, (id, data.to_string()))
         .await
         .map_err(|e| format!("cannot insert the signal into {sdb}.{stable}: {e} (check --signal-table and that the source account may INSERT into it)"))

@@ -129,7 +129,8 @@ fn map_type(row: &ColumnRow) -> Option<ColumnType> {
     })
 }
 
-fn quote_ident(name: &str) -> String {
+/// `name` as a MariaDB identifier: in backticks, a backtick in it doubled.
+pub fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 

@@ -107,6 +107,7 @@ mod error;
 mod evolve;
 mod inexact;
 mod info_schema;
+pub use info_schema::quote_ident;
 mod json;
 mod mysql_value;
 mod registry;

@@ -14,7 +14,8 @@ use crate::config::SourceConfig;
 use crate::error::SourceError;
 use crate::offsets::KeyValue;
 use crate::position::{FilePos, GtidPosition};
-use crate::snapshot::{after_key, after_key_params, quote};
+use crate::snapshot::{after_key, after_key_params};
+use cdc_schema::quote_ident;
 
 /// The most a chunk holds in bytes (about): rows past it wait for the next chunk, so a table of
 /// large rows is copied in chunks of fewer rows.
@@ -153,8 +154,8 @@ async fn read(cfg: &SourceConfig, conn: &mut Option<Conn>, req: &ChunkRequest) -
             req.database, req.table
         )));
     }
-    let full = format!("{}.{}", quote(&schema.database), quote(&schema.table));
-    let key_cols: Vec<String> = schema.primary_key.iter().map(|k| format!("cdc_snapshot.{}", quote(k))).collect();
+    let full = format!("{}.{}", quote_ident(&schema.database), quote_ident(&schema.table));
+    let key_cols: Vec<String> = schema.primary_key.iter().map(|k| format!("cdc_snapshot.{}", quote_ident(k))).collect();
     let bound_cols: Vec<String> = key_cols.iter().enumerate().map(|(i, k)| format!("{k} AS `cdc_snapshot_key_{i}`")).collect();
     let mut conditions = Vec::new();
     if !req.last_key.is_empty() && req.keys.is_empty() {
