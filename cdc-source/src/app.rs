@@ -105,7 +105,7 @@ pub async fn run(
     let taken = match (stored, purged, cfg.snapshot_mode) {
         (Some(OffsetRecord { snapshot: Some(state), .. }), _, _) => {
             tracing::info!(gtid = %state.gtid, binlog = %state.binlog, "the stored snapshot is unfinished; resuming it");
-            take_snapshot(cfg, &mut publisher, &mut writer, &metrics, status, shutdown, Some(state)).await?
+            take_snapshot(&mut snapshot::Snapshot { cfg, publisher: &mut publisher, writer: &mut writer, metrics: &metrics, status, shutdown }, Some(state)).await?
         }
         (Some(OffsetRecord { position: s, .. }), None, _) => {
             tracing::info!(gtid = %s.gtid, binlog = %s.binlog, "resuming from the committed position");
@@ -126,7 +126,7 @@ pub async fn run(
             if let Some(e) = purged {
                 tracing::warn!(error = %e, "stored position purged; snapshot.mode=when_needed takes a new snapshot");
             }
-            take_snapshot(cfg, &mut publisher, &mut writer, &metrics, status, shutdown, None).await?
+            take_snapshot(&mut snapshot::Snapshot { cfg, publisher: &mut publisher, writer: &mut writer, metrics: &metrics, status, shutdown }, None).await?
         }
     };
     let Some((start, captured)) = taken else {
@@ -224,19 +224,14 @@ async fn remember_registered(
 /// Runs the snapshot (a new one, or the rest of `resume`). `None` when stopped by `shutdown`:
 /// the open chunk is aborted and the next start resumes after the last committed one.
 async fn take_snapshot(
-    cfg: &SourceConfig,
-    publisher: &mut Publisher,
-    writer: &mut RecordEncoder,
-    metrics: &SourceMetrics,
-    status: &Status,
-    shutdown: &CancellationToken,
+    s: &mut snapshot::Snapshot<'_>,
     resume: Option<SnapshotState>,
 ) -> Result<Option<(StoredOffset, Vec<std::sync::Arc<crate::tables::CapturedTable>>)>, SourceError> {
-    match snapshot::run(cfg, publisher, writer, metrics, status, shutdown, resume).await {
+    match snapshot::run(s, resume).await {
         Ok(done) => Ok(Some(done)),
-        Err(e) if shutdown.is_cancelled() => {
+        Err(e) if s.shutdown.is_cancelled() => {
             // A graceful stop during the snapshot: nothing half-done stays visible.
-            publisher.abort().await?;
+            s.publisher.abort().await?;
             tracing::info!(reason = %e, "stopped during the snapshot; it resumes after its last committed chunk on the next start");
             Ok(None)
         }

@@ -76,17 +76,22 @@ pub async fn captured_tables(conn: &mut Conn, cfg: &SourceConfig) -> Result<Vec<
     Ok(out)
 }
 
+/// What a snapshot works with: the source's settings, its publisher and record encoder, where
+/// it reports, and the token that stops it.
+#[derive(Debug)]
+pub struct Snapshot<'a> {
+    pub cfg: &'a SourceConfig,
+    pub publisher: &'a mut Publisher,
+    pub writer: &'a mut RecordEncoder,
+    pub metrics: &'a SourceMetrics,
+    pub status: &'a Status,
+    pub shutdown: &'a CancellationToken,
+}
+
 /// Runs the snapshot; returns the position streaming must start from and the tables' schemas.
 /// Transient errors are retried here after a backoff, resuming after the last committed chunk.
-pub async fn run(
-    cfg: &SourceConfig,
-    publisher: &mut Publisher,
-    writer: &mut RecordEncoder,
-    metrics: &SourceMetrics,
-    status: &Status,
-    shutdown: &CancellationToken,
-    resume: Option<SnapshotState>,
-) -> Result<(StoredOffset, Vec<Arc<CapturedTable>>), SourceError> {
+pub async fn run(s: &mut Snapshot<'_>, resume: Option<SnapshotState>) -> Result<(StoredOffset, Vec<Arc<CapturedTable>>), SourceError> {
+    let (cfg, metrics, status, shutdown) = (s.cfg, s.metrics, s.status, s.shutdown);
     let mut backoff = Backoff::new(Duration::from_millis(200), cfg.retry_backoff_max);
     let mut resume = Some(resume);
     loop {
@@ -97,13 +102,13 @@ pub async fn run(
                 Some(given) => given,
                 None => crate::offsets::load_last(&cfg.kafka, &cfg.offsets_topic, &cfg.name).await?.and_then(|r| r.snapshot),
             };
-            attempt(cfg, publisher, writer, metrics, status, shutdown, resume, &mut backoff).await
+            attempt(s, resume, &mut backoff).await
         };
         match attempt.await {
             Ok(done) => return Ok(done),
             Err(e) if shutdown.is_cancelled() || !e.is_transient() => return Err(e),
             Err(e) => {
-                publisher.abort().await?;
+                s.publisher.abort().await?;
                 metrics.errors.get_or_create(&Class { class: e.class() }).inc();
                 metrics.reconnects.inc();
                 let text = e.to_string();
@@ -141,17 +146,12 @@ async fn bounded<T>(
 }
 
 /// One attempt: a new read view, the tables not done in `resume` (all when `None`).
-#[allow(clippy::too_many_arguments)]
 async fn attempt(
-    cfg: &SourceConfig,
-    publisher: &mut Publisher,
-    writer: &mut RecordEncoder,
-    metrics: &SourceMetrics,
-    status: &Status,
-    shutdown: &CancellationToken,
+    s: &mut Snapshot<'_>,
     resume: Option<SnapshotState>,
     backoff: &mut Backoff,
 ) -> Result<(StoredOffset, Vec<Arc<CapturedTable>>), SourceError> {
+    let (cfg, status) = (s.cfg, s.status);
     status.snapshot_started(cfg.read_timeout);
     let mut conn = tokio::time::timeout(cfg.connect_timeout, Conn::new(cfg.mysql_opts()))
         .await
@@ -223,29 +223,25 @@ async fn attempt(
         if state.done.iter().any(|t| t.is(&table.schema.database, &table.schema.table)) {
             continue;
         }
-        copy_table(cfg, &mut conn, table, publisher, writer, metrics, status, &origin, &mut state, shutdown, backoff).await?;
+        copy_table(s, &mut conn, table, &origin, &mut state, backoff).await?;
     }
     bounded(limit, "end the snapshot", conn.query_drop("COMMIT")).await?;
     let offset = StoredOffset { gtid: state.gtid, binlog: state.binlog, ts_ms: origin.ts_ms };
-    publisher.commit(&OffsetRecord { tables: Some(schemas.iter().map(|t| format!("{}.{}", t.schema.database, t.schema.table)).collect()), ..OffsetRecord::at(offset.clone()) }).await?;
+    s.publisher.commit(&OffsetRecord { tables: Some(schemas.iter().map(|t| format!("{}.{}", t.schema.database, t.schema.table)).collect()), ..OffsetRecord::at(offset.clone()) }).await?;
     tracing::info!(tables = schemas.len(), "snapshot complete");
     Ok((offset, schemas))
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn copy_table(
-    cfg: &SourceConfig,
+    snap: &mut Snapshot<'_>,
     conn: &mut Conn,
     table: &CapturedTable,
-    publisher: &mut Publisher,
-    writer: &mut RecordEncoder,
-    metrics: &SourceMetrics,
-    status: &Status,
     origin: &ChangePosition,
     state: &mut SnapshotState,
-    shutdown: &CancellationToken,
     backoff: &mut Backoff,
 ) -> Result<(), SourceError> {
+    let (cfg, metrics, status, shutdown) = (snap.cfg, snap.metrics, snap.status, snap.shutdown);
+    let (publisher, writer) = (&mut *snap.publisher, &mut *snap.writer);
     let s = &table.schema;
     let full = format!("{}.{}", quote_ident(&s.database), quote_ident(&s.table));
     let label = TableLabel { table: s.table.clone() };
