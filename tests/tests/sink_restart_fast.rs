@@ -106,12 +106,13 @@ async fn a_sigkilled_sink_restarted_at_once_applies_again_within_seconds() {
     let applied = applied.unwrap_or_else(|| panic!("nothing applied within 70 s of the restart:\n{}", sink.log_text()));
     assert!(applied < BOUND, "the restarted sink applied its first row after {applied:?} (bound {BOUND:?}):\n{}", sink.log_text());
     assert_eq!(ready_unassigned, None, "/ready answered 200 before any partition was assigned:\n{}", sink.log_text());
-    // With static membership the assignment can come within the first poll's 25 ms, and the
-    // sink logs it just before it reports it: a first 503 with the line already logged is
-    // that moment, not a late 503. What must hold is 503 first, 200 only once assigned.
-    let (at, _) = not_ready.unwrap_or_else(|| panic!("/ready never answered 503 after the restart:\n{}", sink.log_text()));
+    // With static membership the assignment can come before the test's first poll answers (it
+    // did within 90 ms of the start), so a 503 is not always there to be seen. What must hold
+    // is 200 only once assigned (above), and a 503 seen comes before the first 200.
     let ready = ready.unwrap_or_else(|| panic!("/ready never answered 200 after the restart:\n{}", sink.log_text()));
-    assert!(at < ready, "/ready answered 200 ({ready:?}) before its first 503 ({at:?})");
+    if let Some((at, _)) = not_ready {
+        assert!(at < ready, "/ready answered 200 ({ready:?}) before its first 503 ({at:?})");
+    }
     let (_, status) = case.http("/status").await;
     assert!(status.contains(&format!("\"{}/0\"", case.topic)), "/status names the assigned partitions: {status}");
 
