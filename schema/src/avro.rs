@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value as Json};
 
-use crate::connect::{Field, FieldType, Record, RecordSchema};
+use crate::connect::{avro_name, Field, FieldType, Record, RecordSchema};
 use crate::connect::{
     DATE_NAME, DEBEZIUM_DATE_NAME, DEBEZIUM_MICRO_TIMESTAMP_NAME, DEBEZIUM_MICRO_TIME_NAME,
     DEBEZIUM_TIMESTAMP_NAME, TIMESTAMP_NAME, TIME_NAME, ZONED_TIMESTAMP_NAME,
@@ -44,22 +44,6 @@ const PARAMS_ATTR: &str = "connect.parameters";
 const NAME_ATTR: &str = "cdc.column.name";
 const DEFAULT_PRECISION: u32 = 65;
 
-fn avro_name(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if !out.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
-        out.insert(0, '_');
-    }
-    out
-}
 
 fn type_schema(t: &FieldType) -> Json {
     let logical = |base: &str, logical: &str| json!({"type": base, "logicalType": logical});
@@ -116,12 +100,7 @@ fn field_json(field: &Field) -> Json {
         m.insert(NAME_ATTR.into(), json!(field.name));
     }
     if !field.parameters.is_empty() {
-        let params: Map<String, Json> = field
-            .parameters
-            .iter()
-            .map(|(k, v)| (k.clone(), json!(v)))
-            .collect();
-        m.insert(PARAMS_ATTR.into(), Json::Object(params));
+        m.insert(PARAMS_ATTR.into(), Json::Object(field.parameters_json()));
     }
     Json::Object(m)
 }

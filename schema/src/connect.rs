@@ -110,6 +110,11 @@ pub(crate) enum Temporal {
 }
 
 impl Field {
+    /// The Connect schema parameters as a JSON object (what both record formats carry).
+    pub(crate) fn parameters_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.parameters.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect()
+    }
+
     /// The temporal value kind of this field, if it is temporal.
     pub(crate) fn temporal(&self) -> Option<Temporal> {
         use FieldType as F;
@@ -329,23 +334,19 @@ pub struct Record {
     pub values: Vec<Value>,
 }
 
-fn record_name(topic: &str, suffix: &str) -> String {
-    let clean: String = topic
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let clean = if clean.starts_with(|c: char| c.is_ascii_digit()) {
+/// `name` as an Avro name: each character outside `[A-Za-z0-9_]` as `_`, and `_` before a
+/// leading digit.
+pub(crate) fn avro_name(name: &str) -> String {
+    let clean: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+    if clean.starts_with(|c: char| c.is_ascii_digit()) || clean.is_empty() {
         format!("_{clean}")
     } else {
         clean
-    };
-    format!("{clean}.{suffix}")
+    }
+}
+
+fn record_name(topic: &str, suffix: &str) -> String {
+    format!("{}.{suffix}", avro_name(topic))
 }
 
 /// The key schema of `table` on `topic`: the primary-key columns in key order, none optional,

@@ -35,12 +35,7 @@ fn field_schema(field: &Field) -> Json {
         m.insert("version".into(), json!(1));
     }
     if !field.parameters.is_empty() {
-        let params: Map<String, Json> = field
-            .parameters
-            .iter()
-            .map(|(k, v)| (k.clone(), json!(v)))
-            .collect();
-        m.insert("parameters".into(), Json::Object(params));
+        m.insert("parameters".into(), Json::Object(field.parameters_json()));
     }
     m.insert("field".into(), json!(field.name));
     Json::Object(m)
