@@ -214,12 +214,29 @@ impl<P: TxnProducer> Publisher<P> {
         headers: OwnedHeaders,
         record: RecordRef,
     ) -> Result<(), SourceError> {
+        let size = key.len() + value.map_or(0, <[u8]>::len);
+        let what = || format!("produce to {topic}");
+        self.hand_over(topic, record, headers, size, what, |p, h, s| p.send(topic, key, value, h, s)).await
+    }
+
+    /// Hands one record to librdkafka with `hand` in the open transaction (opening one if
+    /// needed), waiting while its queue is full; `size` and `what` (built only on an error) are
+    /// for the errors.
+    async fn hand_over(
+        &mut self,
+        topic: &str,
+        record: RecordRef,
+        headers: OwnedHeaders,
+        size: usize,
+        what: impl Fn() -> String,
+        hand: impl Fn(&P, OwnedHeaders, Box<Sent>) -> Result<(), (KafkaError, OwnedHeaders, Box<Sent>)>,
+    ) -> Result<(), SourceError> {
         self.ensure_open()?;
         self.within_timeout(topic)?;
         let mut sent = Box::new(Sent { txn: self.deliveries.current(), record });
         let mut headers = headers;
         loop {
-            match self.producer.send(topic, key, value, headers, sent) {
+            match hand(&self.producer, headers, sent) {
                 Ok(()) => {
                     self.sent();
                     return Ok(());
@@ -230,10 +247,9 @@ impl<P: TxnProducer> Publisher<P> {
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
                 Err((e, _, s)) if is_too_large(e.rdkafka_error_code()) => {
-                    let size = key.len() + value.map_or(0, <[u8]>::len);
                     return Err(self.too_large(&s.record, topic, size, e.to_string()));
                 }
-                Err((e, _, _)) => return Err(self.explain(&format!("produce to {topic}"), &e)),
+                Err((e, _, _)) => return Err(self.explain(&what(), &e)),
             }
         }
     }
@@ -276,25 +292,9 @@ impl<P: TxnProducer> Publisher<P> {
     /// Adds a record without key and value to `partition` of `topic` (the truncate record) to
     /// the open transaction (opening one if needed).
     pub async fn send_keyless(&mut self, topic: &str, partition: i32, headers: OwnedHeaders) -> Result<(), SourceError> {
-        self.ensure_open()?;
-        self.within_timeout(topic)?;
         let record = RecordRef { table: topic.to_string(), key: format!("truncate record, partition {partition}") };
-        let mut sent = Box::new(Sent { txn: self.deliveries.current(), record });
-        let mut headers = headers;
-        loop {
-            match self.producer.send_keyless(topic, partition, headers, sent) {
-                Ok(()) => {
-                    self.sent();
-                    return Ok(());
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), h, s)) => {
-                    self.queue_full(topic)?;
-                    (headers, sent) = (h, s);
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-                Err((e, _, _)) => return Err(self.explain(&format!("produce to {topic} partition {partition}"), &e)),
-            }
-        }
+        let what = || format!("produce to {topic} partition {partition}");
+        self.hand_over(topic, record, headers, 0, what, |p, h, s| p.send_keyless(topic, partition, h, s)).await
     }
 
     /// Writes `offset` into the transaction and commits it (opening one if none is open, so a
