@@ -1,7 +1,6 @@
 //! Helpers of the sink's end-to-end tests: a database and topics per test, records typed like the
 //! source's `users` table, a running `jdbc-sink` process, and reads of the mirror.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -129,13 +128,7 @@ impl SinkCase {
     }
 }
 
-/// A free TCP port on the loopback interface.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+pub use cdc_testkit::free_port;
 
 /// Creates `topic` (replication 1) and waits until it exists.
 pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {

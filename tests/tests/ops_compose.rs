@@ -472,3 +472,25 @@ async fn deploy_configs_load_in_the_binaries() {
         "once the topics exist there is nothing to note:\n{output}"
     );
 }
+
+/// Cargo loads every workspace member before it builds one, so a member folder that
+/// `.dockerignore` leaves out of the build context fails `docker build` at its first step.
+#[test]
+fn every_workspace_member_is_in_the_docker_build_context() {
+    let manifest: toml::Value = toml::from_str(&read("Cargo.toml")).expect("Cargo.toml parses");
+    let members: Vec<String> = manifest["workspace"]["members"]
+        .as_array()
+        .expect("workspace members")
+        .iter()
+        .map(|m| m.as_str().expect("member path").trim_end_matches('/').to_string())
+        .collect();
+    let ignored: Vec<String> = read(".dockerignore")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.trim_end_matches('/').to_string())
+        .collect();
+    for m in &members {
+        assert!(!ignored.contains(m), "workspace member {m}/ is excluded by .dockerignore, so `docker build` cannot load the workspace");
+    }
+}
