@@ -188,10 +188,10 @@ async fn a_table_without_a_primary_key_cannot_be_verified() {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(text.contains("cannot connect to the source database") && text.contains("check --source-url") && !text.contains("hidden-pw"), "{text}");
-    // --repair is refused until incremental snapshots exist.
+    // --repair needs a way to reach the source: refused, naming both.
     let (code, _, text) = verify(&p, &["--repair"]);
     assert_eq!(code, 2, "{text}");
-    assert!(text.contains("--repair is not available yet"), "{text}");
+    assert!(text.contains("--signal-url") && text.contains("--signal-table"), "{text}");
 }
 
 /// Source and mirror columns of other types (wider, another precision, scale or character set,
