@@ -75,7 +75,7 @@ pub async fn run(
     preflight::check_topic_settings(cfg).await?;
     preflight::check_registry(cfg).await?;
     check_tables(&mut conn, cfg).await?;
-    offsets::ensure_topic(&cfg.kafka, &cfg.offsets_topic, &cfg.offsets_topic_creation).await?;
+    crate::topics::ensure_topic(&cfg.kafka, &cfg.offsets_topic, &cfg.offsets_topic_creation).await?;
     // Fence any earlier instance first: afterwards no transaction of theirs is open, so the
     // offsets read next are final.
     let mut publisher = Publisher::connect(&cfg.kafka, &cfg.name, &cfg.offsets_topic, metrics.clone()).await?;

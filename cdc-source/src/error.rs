@@ -99,8 +99,8 @@ pub enum SourceError {
     )]
     TransactionTimeoutRefused { timeout: Duration, #[source] error: KafkaError },
     /// The broker did not create a topic: transient unless the refusal lasts
-    /// ([`crate::offsets::refused_for_good`]).
-    #[error("cannot create topic {topic}: {code} ({})", crate::offsets::refusal_hint(*code))]
+    /// ([`crate::topics::refused_for_good`]).
+    #[error("cannot create topic {topic}: {code} ({})", crate::topics::refusal_hint(*code))]
     TopicNotCreated { topic: String, code: RDKafkaErrorCode },
     /// A topic just created is not in the metadata yet: transient.
     #[error("topic {topic} has no partitions in the broker metadata yet")]
@@ -141,7 +141,7 @@ impl SourceError {
         match self {
             E::Mysql { error, .. } => is_transient_mysql(error),
             E::BinlogRefused { error, .. } => dump_refusal(error).is_none(),
-            E::TopicNotCreated { code, .. } => !crate::offsets::refused_for_good(*code),
+            E::TopicNotCreated { code, .. } => !crate::topics::refused_for_good(*code),
             E::Encode { error, .. } => error.is_transient(),
             E::DumpRequest { .. }
             | E::StreamBroke { .. }

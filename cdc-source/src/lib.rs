@@ -62,4 +62,5 @@ pub mod snapshot;
 pub mod status;
 pub mod stream;
 pub mod tables;
+pub mod topics;
 pub mod watch;

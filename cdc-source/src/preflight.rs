@@ -216,7 +216,7 @@ pub async fn check_topic_settings(cfg: &SourceConfig) -> Result<(), SourceError>
         ("data topics", probe.as_str(), &cfg.topic_creation, "topic.creation.default.replication.factor"),
         ("offsets topic", cfg.offsets_topic.as_str(), &cfg.offsets_topic_creation, "offsets.topic.replication.factor"),
     ] {
-        match crate::offsets::validate_topic(&cfg.kafka, topic, creation).await? {
+        match crate::topics::validate_topic(&cfg.kafka, topic, creation).await? {
             None => {}
             Some(RDKafkaErrorCode::InvalidReplicationFactor) => {
                 return Err(fail(format!(
@@ -230,7 +230,7 @@ pub async fn check_topic_settings(cfg: &SourceConfig) -> Result<(), SourceError>
                 let keys: Vec<String> = creation.configs.iter().map(|(k, v)| format!("topic.creation.default.{k}={v}")).collect();
                 return Err(fail(format!(
                     "the broker refuses to create the {what} ({code}): {}; the settings are partitions={}, replication factor={}{}{}",
-                    crate::offsets::refusal_hint(code),
+                    crate::topics::refusal_hint(code),
                     creation.partitions,
                     creation.replication_factor,
                     if keys.is_empty() { "" } else { ", " },
@@ -240,7 +240,7 @@ pub async fn check_topic_settings(cfg: &SourceConfig) -> Result<(), SourceError>
             Some(code) => tracing::warn!(
                 %code,
                 what,
-                hint = crate::offsets::refusal_hint(code),
+                hint = crate::topics::refusal_hint(code),
                 "the broker did not validate the topic settings; topics that do not exist yet are created when first written, and a table whose topic is refused then fails alone"
             ),
         }

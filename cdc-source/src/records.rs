@@ -197,17 +197,17 @@ impl RecordEncoder {
         if self.ensured.contains(topic) {
             return Ok(true);
         }
-        match crate::offsets::ensure_topic(&self.kafka, topic, &self.creation).await {
+        match crate::topics::ensure_topic(&self.kafka, topic, &self.creation).await {
             Ok(()) => {
                 self.ensured.insert(topic.to_string());
                 Ok(true)
             }
-            Err(SourceError::TopicNotCreated { code, .. }) if crate::offsets::refused_for_good(code) => {
+            Err(SourceError::TopicNotCreated { code, .. }) if crate::topics::refused_for_good(code) => {
                 self.refused.insert(topic.to_string());
                 let error = format!(
                     "cannot publish table {}: the broker refuses to create its topic {topic} ({code}: {}); exclude the table with table.exclude.list, or fix the cause and restart",
                     shown(table),
-                    crate::offsets::refusal_hint(code),
+                    crate::topics::refusal_hint(code),
                 );
                 self.fail(table, error)?;
                 Ok(false)
