@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cdc_common::{ConnectState, Connector, ConnectorState, ConnectorType};
+use cdc_common::{Connector, ConnectorState, ConnectorType};
 use serde::Serialize;
 
 use crate::config::SourceConfig;
@@ -248,16 +248,13 @@ pub fn connector(cfg: &SourceConfig) -> Connector {
 ///
 /// The source cannot be paused: `PAUSED`, `RESTARTING` and `STOPPED` are never reported.
 pub fn connect_state(state: &str, last_error: Option<&str>) -> ConnectorState {
-    match state {
-        "snapshot" | "streaming" | "reconnecting" => ConnectorState::new(ConnectState::Running),
-        "failed" => ConnectorState::failed(last_error.unwrap_or("stopped by a definite error; see the log")),
-        _ => ConnectorState::new(ConnectState::Unassigned),
-    }
+    ConnectorState::of_service(state, &["snapshot", "streaming", "reconnecting"], last_error)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cdc_common::ConnectState;
 
     #[test]
     fn every_state_maps() {

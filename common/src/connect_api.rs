@@ -80,6 +80,16 @@ impl ConnectorState {
         }
     }
 
+    /// A service's state in Connect's terms: `RUNNING` for the states in `running`, `FAILED`
+    /// with `last_error` for `failed`, `UNASSIGNED` for any other (starting, stopped).
+    pub fn of_service(state: &str, running: &[&str], last_error: Option<&str>) -> Self {
+        match state {
+            "failed" => ConnectorState::failed(last_error.unwrap_or("stopped by a definite error; see the log")),
+            s if running.contains(&s) => ConnectorState::new(ConnectState::Running),
+            _ => ConnectorState::new(ConnectState::Unassigned),
+        }
+    }
+
     fn shown_trace(&self) -> Option<&str> {
         match self.state {
             ConnectState::Failed => self.trace.as_deref().filter(|t| !t.is_empty()),

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cdc_common::{ConnectState, Connector, ConnectorState, ConnectorType};
+use cdc_common::{Connector, ConnectorState, ConnectorType};
 use serde::Serialize;
 
 use crate::config::Settings;
@@ -241,18 +241,13 @@ pub fn connector(settings: &Settings) -> Connector {
 ///
 /// The sink cannot be paused: `PAUSED`, `RESTARTING` and `STOPPED` are never reported.
 pub fn connect_state(state: &str, last_error: Option<&str>) -> ConnectorState {
-    match state {
-        "running" | "retrying" => ConnectorState::new(ConnectState::Running),
-        "failed" => ConnectorState::failed(
-            last_error.unwrap_or("stopped by a definite error; see the log"),
-        ),
-        _ => ConnectorState::new(ConnectState::Unassigned),
-    }
+    ConnectorState::of_service(state, &["running", "retrying"], last_error)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cdc_common::ConnectState;
 
     #[test]
     fn every_state_maps() {
