@@ -75,21 +75,7 @@ impl SinkCase {
 
     /// Rows of `sql` in this database, every column as text (NULL as `None`).
     pub async fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
-        let mut conn = self.stack.root_conn(Some(&self.database)).await;
-        let rows: Vec<mysql_async::Row> = conn.query(sql).await.unwrap_or_default();
-        rows.into_iter()
-            .map(|row| {
-                (0..row.len())
-                    .map(|i| match row.as_ref(i) {
-                        Some(mysql_async::Value::NULL) | None => None,
-                        Some(mysql_async::Value::Bytes(b)) => {
-                            Some(String::from_utf8_lossy(b).into_owned())
-                        }
-                        Some(v) => Some(v.as_sql(true).trim_matches('\'').to_string()),
-                    })
-                    .collect()
-            })
-            .collect()
+        crate::pipeline::query_text(&self.stack, &self.database, sql).await
     }
 
     /// Polls `sql` until it returns `expected` (as text rows) or `timeout` passes.
