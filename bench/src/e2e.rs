@@ -49,7 +49,7 @@ use crate::{kafka, mib, source, verdict, workload, Cli};
 /// p99 latency from source commit to mirror commit must stay below this.
 pub const P99_LIMIT: Duration = Duration::from_millis(50);
 /// Writer connections (one inserting, one updating).
-const WRITERS: u64 = 2;
+pub(crate) const WRITERS: u64 = 2;
 /// Schedule step of the writers.
 const TICK: Duration = Duration::from_millis(10);
 /// The log table the mirror triggers fill.
@@ -57,16 +57,16 @@ const LOG_TABLE: &str = "bench_latency";
 
 /// Latency percentiles of one series, µs.
 #[derive(Debug, Clone, Default)]
-struct Percentiles {
-    n: usize,
-    p50: i64,
-    p99: i64,
-    max: i64,
-    mean: f64,
+pub(crate) struct Percentiles {
+    pub n: usize,
+    pub p50: i64,
+    pub p99: i64,
+    pub max: i64,
+    pub mean: f64,
 }
 
 impl Percentiles {
-    fn of(mut v: Vec<i64>) -> Percentiles {
+    pub fn of(mut v: Vec<i64>) -> Percentiles {
         if v.is_empty() {
             return Percentiles::default();
         }
@@ -81,7 +81,7 @@ impl Percentiles {
         }
     }
 
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         format!(
             "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, mean {:.1} ms ({} samples)",
             self.p50 as f64 / 1000.0,
@@ -340,7 +340,7 @@ async fn measure(
             .await?;
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let follower = kafka::follow_arrivals(&stack.kafka(), topic, stop.clone())?;
+    let follower = kafka::follow_arrivals(&stack.kafka(), topic, &["c", "u"], stop.clone())?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let meter = CpuMeter::new(
         &[("cdc-source", src.pid), ("jdbc-sink", sink.pid)],
@@ -351,7 +351,8 @@ async fn measure(
     let mut writers = Vec::new();
     for w in 0..WRITERS {
         let opts = stack.root_opts(Some(tag));
-        writers.push(tokio::spawn(paced_writer(opts, w, changes, rate, t0)));
+        let never = Arc::new(AtomicBool::new(false));
+        writers.push(tokio::spawn(paced_writer(opts, w, changes, rate, rate, t0, never)));
     }
     for w in writers {
         w.await.context("writer")??;
@@ -412,25 +413,29 @@ fn insert_values(id: u64) -> String {
 
 /// Writer `w` of the paced load: change `k` (`k % WRITERS == w`) is due at `t0 + k / rate`;
 /// every [`TICK`] the due changes are sent as one multi-statement query of autocommit
-/// statements. Even changes insert order `rate + k/2 + 1`, odd ones update order `k/2 + 1`.
-async fn paced_writer(
+/// statements. Even changes insert order `base + k/2 + 1`, odd ones update order `k/2 + 1`.
+/// Stops after `changes` or once `stop` is set; returns how many changes it wrote.
+pub(crate) async fn paced_writer(
     opts: mysql_async::Opts,
     w: u64,
     changes: u64,
     rate: u64,
+    base: u64,
     t0: Instant,
-) -> anyhow::Result<()> {
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<u64> {
     let mut conn = Conn::new(opts).await?;
     conn.query_drop("SET time_zone = '+00:00'").await?;
     let mut k = w;
-    while k < changes {
+    let mut written = 0;
+    while k < changes && !stop.load(Ordering::Relaxed) {
         let now = t0.elapsed();
         let due = ((now.as_secs_f64() * rate as f64) as u64 + 1).min(changes);
         let mut sql = String::new();
         while k < due {
             let j = k / 2 + 1;
             if k.is_multiple_of(2) {
-                sql.push_str(&format!("{INSERT_HEAD} {};", insert_values(rate + j)));
+                sql.push_str(&format!("{INSERT_HEAD} {};", insert_values(base + j)));
             } else {
                 sql.push_str(&format!(
                     "UPDATE orders SET qty = qty + 1, total_price = total_price + unit_price, \
@@ -438,6 +443,7 @@ async fn paced_writer(
                 ));
             }
             k += WRITERS;
+            written += 1;
         }
         if !sql.is_empty() {
             conn.query_drop(sql).await?;
@@ -448,7 +454,7 @@ async fn paced_writer(
         }
     }
     conn.disconnect().await?;
-    Ok(())
+    Ok(written)
 }
 
 /// Polls `query` (one boolean) until true, while the services are alive.

@@ -8,7 +8,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use cdc_source::offsets::{ensure_topics, StoredOffset};
+use cdc_source::offsets::{ensure_topics, OffsetRecord, StoredOffset};
 use cdc_source::position::GtidPosition;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
@@ -56,13 +56,36 @@ pub fn reached(at: &GtidPosition, end: &GtidPosition) -> bool {
 /// Watches the offsets topic as a `read_committed` consumer; sends the moment the committed
 /// position of `name` reaches `end`. It only reads the (small) offsets topic, so it costs the
 /// source nothing.
-pub fn watch_committed(
+pub async fn watch_committed(
     kafka: &BTreeMap<String, String>,
     topic: &str,
     name: &str,
     end: GtidPosition,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<mpsc::Receiver<Instant>> {
+    let records = follow_offsets(kafka, topic, name, stop).await?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        if let Some((at, _)) = records.iter().find(|(_, r)| reached(&r.position.gtid, &end)) {
+            let _ = tx.send(at);
+        }
+    });
+    Ok(rx)
+}
+
+/// Follows the offsets topic from its start as a `read_committed` consumer until `stop`, sending
+/// each committed offset record of source `name` with the moment it became readable (what the
+/// source has committed, snapshot progress included). Reads only the small offsets topic, which
+/// is created first if missing (compacted, as the source makes it) so that it can be assigned.
+pub async fn follow_offsets(
+    kafka: &BTreeMap<String, String>,
+    topic: &str,
+    name: &str,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<mpsc::Receiver<(Instant, OffsetRecord)>> {
+    ensure_topics(kafka, &[(topic.to_string(), 1, true)])
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let consumer: BaseConsumer = client(kafka)
         .set("group.id", format!("cdc-bench-watch-{name}"))
         .set("enable.auto.commit", "false")
@@ -82,15 +105,12 @@ pub fn watch_committed(
             if m.key() != Some(name.as_bytes()) {
                 continue;
             }
-            let Some(offset) = m
-                .payload()
-                .and_then(|v| serde_json::from_slice::<StoredOffset>(v).ok())
-            else {
-                continue;
-            };
-            if reached(&offset.gtid, &end) {
-                let _ = tx.send(Instant::now());
-                return;
+            let at = Instant::now();
+            let record = m.payload().and_then(|v| serde_json::from_slice::<OffsetRecord>(v).ok());
+            if let Some(r) = record {
+                if tx.send((at, r)).is_err() {
+                    return;
+                }
             }
         }
     });
@@ -206,11 +226,12 @@ pub fn key_id(key: &[u8]) -> Option<i64> {
 }
 
 /// Follows `topic` from its end as a `read_committed` consumer (like the sink) until `stop`,
-/// noting for each record (id of its key, `cdc.op`) when it was produced and when it became
-/// readable. Returns the notes when stopped.
+/// noting for each record whose `cdc.op` is one of `ops` (id of its key, `cdc.op`) when it was
+/// produced and when it became readable. Returns the notes when stopped.
 pub fn follow_arrivals(
     kafka: &BTreeMap<String, String>,
     topic: &str,
+    ops: &'static [&'static str],
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<std::thread::JoinHandle<BTreeMap<(i64, String), Arrival>>> {
     let consumer: BaseConsumer = client(kafka)
@@ -237,6 +258,9 @@ pub fn follow_arrivals(
                 .and_then(|h| h.iter().find(|h| h.key == "cdc.op").and_then(|h| h.value))
                 .map(|v| String::from_utf8_lossy(v).into_owned())
                 .unwrap_or_default();
+            if !ops.contains(&op.as_str()) {
+                continue;
+            }
             if let Some(id) = m.key().and_then(key_id) {
                 seen.insert(
                     (id, op),

@@ -17,6 +17,7 @@
 mod cpu;
 mod e2e;
 mod floor;
+mod incremental_bench;
 mod kafka;
 mod process;
 mod reference;
@@ -53,7 +54,7 @@ const RSS_LIMIT_KB: u64 = 64 * 1024;
     about = "cdc-source throughput and memory against mariadb-binlog, on the local stack"
 )]
 struct Cli {
-    /// Workloads to run (w1, w2, w3, snapshot); none means w1, w2 and w3.
+    /// Workloads to run (w1, w2, w3, snapshot, incremental); none means w1, w2 and w3.
     #[arg(value_enum)]
     workloads: Vec<Workload>,
     /// Record formats, in order.
@@ -240,6 +241,10 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             n += 1;
             if *w == Workload::Snapshot {
                 snapshots_ok &= snapshot_bench::run(&cli, &stack, &binary, &root, format, n).await?;
+                continue;
+            }
+            if *w == Workload::Incremental {
+                snapshots_ok &= incremental_bench::run(&cli, &stack, &binary, &root, format, n).await?;
                 continue;
             }
             let o = one(&cli, &stack, &binary, &root, *w, format, n).await?;
@@ -529,6 +534,31 @@ fn summary(outcomes: &[Outcome]) {
             },
         );
     }
+}
+
+/// Appends one run's figures to `target/cdc-bench/results.jsonl` under `root`: `fields`, with
+/// the time, the workload, the run's tag and its format.
+fn append_result(
+    root: &std::path::Path,
+    workload: &str,
+    tag: &str,
+    format: &str,
+    fields: serde_json::Value,
+) -> anyhow::Result<()> {
+    let mut line = serde_json::json!({
+        "at": SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        "workload": workload,
+        "tag": tag,
+        "format": format,
+    });
+    if let (Some(head), serde_json::Value::Object(fields)) = (line.as_object_mut(), fields) {
+        head.extend(fields);
+    }
+    let dir = root.join("target/cdc-bench");
+    std::fs::create_dir_all(&dir)?;
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("results.jsonl"))?;
+    writeln!(file, "{line}")?;
+    Ok(())
 }
 
 /// Appends the run's figures to `target/cdc-bench/results.jsonl`.

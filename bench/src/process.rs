@@ -117,17 +117,46 @@ impl Service {
     pub fn log_tail(&self) -> String {
         log_tail(&self.log)
     }
+
+    /// The end of a measured run: saves `/metrics` to `dir`, reads the peak RSS, stops `perf`
+    /// (if it recorded), then the service; (peak RSS KiB, the log's last lines, exit code).
+    pub fn finish(self, dir: &Path, perf: Option<Child>) -> (u64, String, Option<i32>) {
+        self.save_metrics(dir);
+        let peak_rss_kb = self.status_kb("VmHWM");
+        if let Some(p) = perf {
+            stop(p, Duration::from_secs(30));
+        }
+        let tail = self.log_tail();
+        (peak_rss_kb, tail, self.stop(Duration::from_secs(30)))
+    }
 }
 
 /// The body of a plain HTTP/1.0 `GET` on loopback.
 pub fn http_get(port: u16, path: &str) -> Option<String> {
+    http_request(port, "GET", path, None, Duration::from_secs(2)).map(|(_, body)| body)
+}
+
+/// `POST` of a JSON `body` on loopback, answered within `timeout`: (status code, body).
+pub fn http_post(port: u16, path: &str, body: &str, timeout: Duration) -> Option<(u16, String)> {
+    http_request(port, "POST", path, Some(body), timeout)
+}
+
+/// One plain HTTP/1.0 request on loopback: (status code, body).
+fn http_request(port: u16, method: &str, path: &str, body: Option<&str>, timeout: Duration) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
-        .ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n");
+    if let Some(body) = body {
+        request.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()));
+    } else {
+        request.push_str("\r\n");
+    }
+    s.write_all(request.as_bytes()).ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
-    Some(text.split_once("\r\n\r\n")?.1.to_string())
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, body.to_string()))
 }
 
 /// A `kB` field of `/proc/<pid>/status`.
@@ -166,21 +195,27 @@ pub fn log_tail(path: &Path) -> String {
 
 /// (count, sum) of a Prometheus histogram in `/metrics` text, over all its label sets.
 pub fn histogram(metrics: &str, name: &str) -> Option<(f64, f64)> {
-    let value = |suffix: &str| -> Option<f64> {
-        let mut found = None;
-        for line in metrics.lines() {
-            let Some(rest) = line.strip_prefix(name).and_then(|r| r.strip_prefix(suffix)) else {
-                continue;
-            };
-            if !(rest.starts_with(' ') || rest.starts_with('{')) {
-                continue;
-            }
-            let v: f64 = rest.rsplit(' ').next()?.parse().ok()?;
-            *found.get_or_insert(0.0) += v;
+    Some((
+        series_sum(metrics, &format!("{name}_count"))?,
+        series_sum(metrics, &format!("{name}_sum"))?,
+    ))
+}
+
+/// The sum of series `name` (e.g. a counter's `…_total`) in `/metrics` text, over all its label
+/// sets.
+pub fn series_sum(metrics: &str, name: &str) -> Option<f64> {
+    let mut found = None;
+    for line in metrics.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        if !(rest.starts_with(' ') || rest.starts_with('{')) {
+            continue;
         }
-        found
-    };
-    Some((value("_count")?, value("_sum")?))
+        let v: f64 = rest.rsplit(' ').next()?.parse().ok()?;
+        *found.get_or_insert(0.0) += v;
+    }
+    found
 }
 
 /// "n × mean" of a histogram, for the reports.

@@ -17,7 +17,6 @@
 //! Limits: snapshot time (from the spawn) ÷ client time ≤ 2; peak RSS ≤ 64 MiB.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -86,12 +85,7 @@ pub async fn run(cli: &Cli, stack: &Stack, binary: &Path, root: &Path, format: &
     let (startup, total, peak_rss_kb, cpu) = measured?;
     let verified = verify(stack, &format!("{}orders", spec.prefix()), rows);
     if !cli.keep {
-        let topics: Vec<String> =
-            vec![format!("{}orders", spec.prefix()), format!("{}users", spec.prefix()), spec.offsets_topic()];
-        if let Err(e) = kafka::delete_topics(&stack.kafka(), &topics).await {
-            eprintln!("   (could not delete the run's topics: {e})");
-        }
-        workload::drop_database(stack, &tag).await?;
+        drop_run(stack, &spec).await?;
     }
     let f = Figures { rows, startup, total, client: [client0, client1], peak_rss_kb, cpu, verified };
     report(&f);
@@ -99,8 +93,18 @@ pub async fn run(cli: &Cli, stack: &Stack, binary: &Path, root: &Path, format: &
     Ok(f.passes())
 }
 
+/// Deletes the run's topics (orders, users, offsets) and drops its database.
+pub(crate) async fn drop_run(stack: &Stack, spec: &source::RunSpec) -> anyhow::Result<()> {
+    let topics: Vec<String> =
+        vec![format!("{}orders", spec.prefix()), format!("{}users", spec.prefix()), spec.offsets_topic()];
+    if let Err(e) = kafka::delete_topics(&stack.kafka(), &topics).await {
+        eprintln!("   (could not delete the run's topics: {e})");
+    }
+    workload::drop_database(stack, &spec.database).await
+}
+
 /// `mariadb --quick -e "SELECT * FROM orders" > /dev/null` in `db`: its wall time.
-fn time_select(stack: &Stack, db: &str) -> anyhow::Result<Duration> {
+pub(crate) fn time_select(stack: &Stack, db: &str) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let out = Command::new("mariadb")
         .arg(format!("--host={}", stack.mariadb_host))
@@ -123,12 +127,8 @@ fn time_select(stack: &Stack, db: &str) -> anyhow::Result<Duration> {
 /// (start-up, total, peak RSS, CPU from the spawn to the end).
 async fn measure(stack: &Stack, spec: &source::RunSpec) -> anyhow::Result<(Duration, Duration, u64, CpuUse)> {
     std::fs::create_dir_all(&spec.dir)?;
-    // The offsets topic exists before the watcher assigns it (compacted, as the source makes it).
-    cdc_source::offsets::ensure_topics(&stack.kafka(), &[(spec.offsets_topic(), 1, true)])
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let stop_watch = Arc::new(AtomicBool::new(false));
-    let done = watch_snapshot_end(&stack.kafka(), &spec.offsets_topic(), &spec.tag, stop_watch.clone())?;
+    let done = kafka::follow_offsets(&stack.kafka(), &spec.offsets_topic(), &spec.tag, stop_watch.clone()).await?;
     let spawned = Instant::now();
     let mut service = source::start(stack, spec)?;
     let perf = if spec.perf { Some(process::start_perf(service.pid, &spec.dir)?) } else { None };
@@ -137,13 +137,7 @@ async fn measure(stack: &Stack, spec: &source::RunSpec) -> anyhow::Result<(Durat
     let result = wait(spec, &mut service, spawned, &done).await;
     let cpu = CpuUse::between(&cpu_start, &meter.snapshot());
     stop_watch.store(true, Ordering::Relaxed);
-    service.save_metrics(&spec.dir);
-    let peak_rss_kb = service.status_kb("VmHWM");
-    if let Some(p) = perf {
-        process::stop(p, Duration::from_secs(30));
-    }
-    let tail = service.log_tail();
-    service.stop(Duration::from_secs(30));
+    let (peak_rss_kb, tail, _) = service.finish(&spec.dir, perf);
     let (startup, total) = result.map_err(|e| e.context(tail))?;
     Ok((startup, total, peak_rss_kb, cpu))
 }
@@ -153,7 +147,7 @@ async fn wait(
     spec: &source::RunSpec,
     service: &mut Service,
     spawned: Instant,
-    done: &mpsc::Receiver<Instant>,
+    done: &mpsc::Receiver<(Instant, OffsetRecord)>,
 ) -> anyhow::Result<(Duration, Duration)> {
     let mut startup = None;
     loop {
@@ -161,7 +155,8 @@ async fn wait(
         if spawned.elapsed() > spec.timeout {
             bail!("the snapshot was not committed within {:?}", spec.timeout);
         }
-        if let Ok(at) = done.try_recv() {
+        // The first committed record without snapshot progress ends the snapshot.
+        if let Some((at, _)) = done.try_iter().find(|(_, r)| r.snapshot.is_none()) {
             let total = at - spawned;
             return Ok((startup.unwrap_or(total), total));
         }
@@ -187,42 +182,9 @@ fn client(kafka: &BTreeMap<String, String>, group: String) -> ClientConfig {
     cfg
 }
 
-/// Watches the offsets topic (`read_committed`); sends the moment a record of `name` without
-/// snapshot progress is committed: the snapshot is complete.
-fn watch_snapshot_end(
-    kafka: &BTreeMap<String, String>,
-    topic: &str,
-    name: &str,
-    stop: Arc<AtomicBool>,
-) -> anyhow::Result<mpsc::Receiver<Instant>> {
-    let consumer: BaseConsumer =
-        client(kafka, format!("cdc-bench-watch-{name}")).set("fetch.wait.max.ms", "10").create()?;
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
-    consumer.assign(&tpl)?;
-    let (tx, rx) = mpsc::channel();
-    let name = name.to_string();
-    std::thread::spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
-            let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) else {
-                continue;
-            };
-            if m.key() != Some(name.as_bytes()) {
-                continue;
-            }
-            let record = m.payload().and_then(|v| serde_json::from_slice::<OffsetRecord>(v).ok());
-            if record.is_some_and(|r| r.snapshot.is_none()) {
-                let _ = tx.send(Instant::now());
-                return;
-            }
-        }
-    });
-    Ok(rx)
-}
-
 /// Every id `1..=rows` is on `topic` exactly once as `cdc.op=r`, and nothing else is.
-fn verify(stack: &Stack, topic: &str, rows: u64) -> Result<(), String> {
-    count_reads(&stack.kafka(), topic, rows).map_err(|e| e.to_string()).and_then(|(seen, other)| {
+pub(crate) fn verify(stack: &Stack, topic: &str, rows: u64) -> Result<(), String> {
+    count_reads(&stack.kafka(), topic, rows, &[]).map_err(|e| e.to_string()).and_then(|(seen, other)| {
         let missing = seen.iter().skip(1).filter(|n| **n == 0).count();
         let twice = seen.iter().filter(|n| **n > 1).count();
         if missing == 0 && twice == 0 && other == 0 {
@@ -233,8 +195,14 @@ fn verify(stack: &Stack, topic: &str, rows: u64) -> Result<(), String> {
     })
 }
 
-/// Reads `topic` to its end: times each id `1..=rows` was read as `r`, and other records.
-fn count_reads(kafka: &BTreeMap<String, String>, topic: &str, rows: u64) -> anyhow::Result<(Vec<u8>, u64)> {
+/// Reads `topic` to its end, from the offsets `from` (partition, offset; a partition not named
+/// from its start): times each id `1..=rows` was read as `r`, and other records.
+pub(crate) fn count_reads(
+    kafka: &BTreeMap<String, String>,
+    topic: &str,
+    rows: u64,
+    from: &[(i32, i64)],
+) -> anyhow::Result<(Vec<u8>, u64)> {
     let consumer: BaseConsumer =
         client(kafka, format!("cdc-bench-count-{topic}")).set("enable.partition.eof", "true").create()?;
     let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
@@ -242,7 +210,8 @@ fn count_reads(kafka: &BTreeMap<String, String>, topic: &str, rows: u64) -> anyh
         md.topics().iter().filter(|t| t.error().is_none()).flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
     let mut tpl = TopicPartitionList::new();
     for p in &partitions {
-        tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
+        let start = from.iter().find(|(q, _)| q == p).map_or(Offset::Beginning, |(_, o)| Offset::Offset(*o));
+        tpl.add_partition_offset(topic, *p, start)?;
     }
     consumer.assign(&tpl)?;
     let mut seen = vec![0u8; rows as usize + 1];
@@ -309,11 +278,7 @@ fn report(f: &Figures) {
 
 /// Appends the run's figures to `target/cdc-bench/results.jsonl`.
 fn record(root: &Path, tag: &str, format: &str, f: &Figures, cli: &Cli) -> anyhow::Result<()> {
-    let line = serde_json::json!({
-        "at": SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-        "workload": "snapshot",
-        "tag": tag,
-        "format": format,
+    let fields = serde_json::json!({
         "rows": f.rows,
         "startup_s": f.startup.as_secs_f64(),
         "total_s": f.total.as_secs_f64(),
@@ -326,9 +291,5 @@ fn record(root: &Path, tag: &str, format: &str, f: &Figures, cli: &Cli) -> anyho
         "set": cli.set,
         "kafka": cli.kafka,
     });
-    let dir = root.join("target/cdc-bench");
-    std::fs::create_dir_all(&dir)?;
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("results.jsonl"))?;
-    writeln!(file, "{line}")?;
-    Ok(())
+    crate::append_result(root, "snapshot", tag, format, fields)
 }

@@ -144,7 +144,8 @@ pub async fn run(stack: &Stack, spec: &RunSpec, range: &Prepared) -> anyhow::Res
         &spec.tag,
         range.end.gtid.clone(),
         stop_watch.clone(),
-    )?;
+    )
+    .await?;
     let spawned = Instant::now();
     let mut service = start(stack, spec)?;
     let perf = if spec.perf {
@@ -155,13 +156,7 @@ pub async fn run(stack: &Stack, spec: &RunSpec, range: &Prepared) -> anyhow::Res
     let meter = CpuMeter::new(&[("cdc-source", service.pid)], &spec.stack_home);
     let result = monitor(spec, range, &mut service, spawned, &committed, &meter).await;
     stop_watch.store(true, Ordering::Relaxed);
-    service.save_metrics(&spec.dir);
-    let peak_rss_kb = service.status_kb("VmHWM");
-    if let Some(p) = perf {
-        process::stop(p, Duration::from_secs(30));
-    }
-    let tail = service.log_tail();
-    let exit_code = service.stop(Duration::from_secs(30));
+    let (peak_rss_kb, tail, exit_code) = service.finish(&spec.dir, perf);
     let (startup, streaming, start_rss_kb, cpu) = result.map_err(|e| e.context(tail))?;
     Ok(SourceFigures {
         startup,

@@ -9,6 +9,8 @@
 //!   `UPDATE`) changing all of them: the bounded-memory case.
 //! - **snapshot**: `rows` rows in `orders` (inserted as in W1) copied by the source's initial
 //!   snapshot, not streamed: see `snapshot_bench.rs`, which runs it instead of [`prepare`].
+//! - **incremental**: `rows` rows in `orders` copied by an incremental snapshot a signal starts
+//!   while the source streams, alone and under a paced writer: see `incremental_bench.rs`.
 //!
 //! Each workload starts in a fresh binlog file (`FLUSH BINARY LOGS`), so neither reader pays for
 //! skipping earlier events of the file. The range is given as file:pos (for `mariadb-binlog`) and as
@@ -41,6 +43,7 @@ pub enum Workload {
     W2,
     W3,
     Snapshot,
+    Incremental,
 }
 
 impl Workload {
@@ -50,12 +53,13 @@ impl Workload {
             Workload::W2 => "W2",
             Workload::W3 => "W3",
             Workload::Snapshot => "snapshot",
+            Workload::Incremental => "incremental",
         }
     }
 
     pub fn default_rows(self) -> u64 {
         match self {
-            Workload::W1 | Workload::W3 | Workload::Snapshot => 1_000_000,
+            Workload::W1 | Workload::W3 | Workload::Snapshot | Workload::Incremental => 1_000_000,
             Workload::W2 => 100_000,
         }
     }
@@ -70,6 +74,9 @@ impl Workload {
             }
             Workload::W3 => format!("one transaction updating {rows} rows of orders"),
             Workload::Snapshot => format!("initial snapshot of {rows} rows of orders"),
+            Workload::Incremental => {
+                format!("incremental snapshot of {rows} rows of orders, alone and under a paced writer")
+            }
         }
     }
 }
@@ -171,7 +178,9 @@ pub async fn prepare(
                 expected.insert(table, BTreeMap::from([("c", steps), ("u", steps)]));
             }
         }
-        Workload::Snapshot => bail!("the snapshot workload has no binlog range; see snapshot_bench"),
+        Workload::Snapshot | Workload::Incremental => {
+            bail!("the snapshot workloads have no binlog range; see snapshot_bench and incremental_bench")
+        }
         Workload::W3 => {
             conn.query_drop(
                 "UPDATE orders SET qty = qty + 1, total_price = total_price + unit_price",
