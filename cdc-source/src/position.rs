@@ -63,17 +63,6 @@ impl GtidPosition {
         self.0.values()
     }
 
-    /// Whether every transaction of `other` is also in `self`: a stream that has read up to
-    /// `self` has passed the point `other` names (one server's binlog is a single order).
-    pub fn includes(&self, other: &GtidPosition) -> bool {
-        other.iter().all(|o| self.domain(o.domain).is_some_and(|mine| mine.seq >= o.seq))
-    }
-
-    /// Whether the transaction `gtid` comes after this position (is not in it).
-    pub fn precedes(&self, gtid: &Gtid) -> bool {
-        self.domain(gtid.domain).is_none_or(|mine| gtid.seq > mine.seq)
-    }
-
     /// Whether some domain of `self` lies before the start of `oldest` (the position at the start of
     /// the oldest binlog still on the server): resuming at `self` would need purged binlogs.
     /// Returns the first such domain's pair.
@@ -131,6 +120,15 @@ pub struct FilePos {
     pub pos: u64,
 }
 
+impl FilePos {
+    /// Where this point lies in the server's binlog, as a number pair that orders like the
+    /// binlog: the file's sequence number (its name's last `.`-part), then the offset in it.
+    pub fn order(&self) -> (u64, u64) {
+        let seq = self.file.rsplit('.').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        (seq, self.pos)
+    }
+}
+
 impl fmt::Display for FilePos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.file, self.pos)
@@ -164,15 +162,11 @@ mod tests {
     }
 
     #[test]
-    fn a_position_includes_another_per_domain_and_orders_a_gtid_after_it() {
-        let read: GtidPosition = "0-1-20,1-1-5".parse().expect("p");
-        assert!(read.includes(&"0-1-20".parse().expect("p")));
-        assert!(read.includes(&"0-2-19,1-1-5".parse().expect("p")));
-        assert!(!read.includes(&"0-1-21".parse().expect("p")));
-        assert!(!read.includes(&"2-1-1".parse().expect("p")), "a domain not read yet is not passed");
-        assert!(read.includes(&GtidPosition::default()));
-        assert!(read.precedes(&"0-1-21".parse().expect("g")));
-        assert!(!read.precedes(&"0-1-20".parse().expect("g")));
-        assert!(read.precedes(&"3-1-1".parse().expect("g")), "a new domain comes after");
+    fn binlog_points_order_by_file_number_then_offset() {
+        let at = |f: &str, p| FilePos { file: f.into(), pos: p }.order();
+        assert!(at("mysql-bin.000002", 4) > at("mysql-bin.000001", 999_999));
+        assert!(at("mysql-bin.000010", 4) > at("mysql-bin.000009", 4));
+        assert!(at("mysql-bin.000001", 500) > at("mysql-bin.000001", 499));
+        assert_eq!(at("mysql-bin.000001", 500), at("mysql-bin.000001", 500));
     }
 }

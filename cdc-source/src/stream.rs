@@ -412,6 +412,11 @@ impl<'a> Streamer<'a> {
             // out table ids from the start again.
             k if k == EventType::FORMAT_DESCRIPTION_EVENT as u8 => self.tables.forget_table_ids(),
             k if k == EventType::HEARTBEAT_EVENT as u8 => {
+                // Nothing is left to read: between transactions the stream is at the binlog's
+                // end (also in a file rotated to), which a waiting snapshot chunk compares with.
+                if self.in_tx.is_none() {
+                    self.read_binlog = reader.stream_position();
+                }
                 self.status.update(|s| s.read_binlog = reader.stream_position().to_string());
             }
             mariadb::COMPRESSED_FIRST..=mariadb::COMPRESSED_LAST => {
@@ -458,7 +463,7 @@ impl<'a> Streamer<'a> {
         // The UPDATE before-image only matters for the tombstone of a changed key.
         let decoder = RowsDecoder::new(&table.schema, tme).map_err(|e| bad_row(e.into()))?;
         let windowed = self.inc.window.as_ref().is_some_and(|w| w.table == table.schema.table && w.database == table.schema.database);
-        let gtid = self.in_tx.as_ref().map(|g| g.gtid);
+        let event_at = at.order();
         for row in decoder.rows(&rows, self.writer.delete_enabled).map_err(|e| bad_row(e.into()))? {
             let (before, after) = match row {
                 Ok(images) => images,
@@ -480,9 +485,9 @@ impl<'a> Streamer<'a> {
                 // Inside a chunk's window the stream's change of a key wins over the chunk.
                 let (db, name) = (&table.schema.database, &table.schema.table);
                 if let Some(before) = &prior {
-                    self.inc.changed(db, name, &cdc_schema::key_values(&table.schema, before), gtid);
+                    self.inc.changed(db, name, &cdc_schema::key_values(&table.schema, before), event_at);
                 }
-                self.inc.changed(db, name, &cdc_schema::key_values(&table.schema, &row), gtid);
+                self.inc.changed(db, name, &cdc_schema::key_values(&table.schema, &row), event_at);
             }
             self.writer.publish(outbox, &table, op, prior.as_deref(), row, &origin).await?;
             self.rows_in_batch += 1;

@@ -119,7 +119,12 @@ impl Streamer<'_> {
         if self.in_tx.is_some() {
             return Ok(());
         }
-        let ready = self.inc.window.as_ref().and_then(|w| w.chunk.as_ref()).is_some_and(|c| self.read.includes(&c.at));
+        let ready = self
+            .inc
+            .window
+            .as_ref()
+            .and_then(|w| w.chunk.as_ref())
+            .is_some_and(|c| self.read_binlog.order() >= c.binlog.order());
         if !ready {
             return Ok(());
         }
@@ -137,8 +142,9 @@ impl Streamer<'_> {
                 return Ok(());
             }
         };
+        // As of the chunk's read view (`cdc.binlog`), published at the stream's position.
         let origin = ChangePosition {
-            gtid: chunk.at.to_string(),
+            gtid: self.read.to_string(),
             binlog: chunk.binlog.to_string(),
             ts_ms: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
         };
@@ -181,7 +187,7 @@ impl Streamer<'_> {
                 self.metrics.incremental_ended.get_or_create(&Outcome { outcome: "finished" }).inc();
                 tracing::info!(table = %name, signal = s.id, rows = s.rows, chunks = s.chunks, "incremental snapshot finished");
             } else {
-                tracing::debug!(table = %name, rows = s.rows, superseded, at = %chunk.at, "incremental snapshot chunk published");
+                tracing::debug!(table = %name, rows = s.rows, superseded, at = %chunk.binlog, "incremental snapshot chunk published");
             }
         }
         self.show_incremental();

@@ -10,12 +10,17 @@
 //! whose binlog point P the server reports: every transaction up to P is in the chunk's rows and
 //! none after it. So:
 //! 1. When a chunk is requested the stream opens the window: from then on it notes the key (and
-//!    GTID) of every change it reads of that table. The stream is at or before P then, as P is
-//!    taken later.
-//! 2. The chunk arrives with P. Once the stream has read up to P (`read ⊇ P`) and is between two
-//!    binlog transactions, the chunk's rows are published as `cdc.op=r` records — except those
-//!    whose key the stream changed after P (a transaction not in P): that change, newer than the
-//!    chunk, is already published. Changes up to P are older than the chunk, which follows them.
+//!    the binlog point of the rows event) of every change it reads of that table. The stream is
+//!    at or before P then, as P is taken later.
+//! 2. The chunk arrives with P. Once the stream, between two binlog transactions, has read up to
+//!    P (its position, file number then offset, is at or past P; a heartbeat brings it to the
+//!    binlog's end when nothing is left to read, also after a rotation), the chunk's rows are
+//!    published as `cdc.op=r` records — except those whose key the stream changed in a rows event
+//!    past P (a later transaction): that change, newer than the chunk, is already published.
+//!    Changes before P are older than the chunk, which follows them. Positions are compared as
+//!    file:pos only: asking the server for P's GTID position (`BINLOG_GTID_POS`) reads the binlog
+//!    file from its start, which costs tens to hundreds of milliseconds of server CPU per chunk
+//!    on a large file.
 //! 3. The window closes and the next chunk is requested.
 //!
 //! Records of one key thus stay in order on the topic, and after the last chunk the topic holds
@@ -48,7 +53,6 @@ use tokio::sync::mpsc;
 
 use crate::config::SourceConfig;
 use crate::offsets::KeyValue;
-use crate::position::Gtid;
 use reader::{Chunk, ChunkReply, ChunkRequest};
 pub use signal::{Rejected, Requested, Signal};
 
@@ -109,8 +113,9 @@ pub struct Window {
     pub generation: u64,
     pub database: String,
     pub table: String,
-    /// Key (see [`key_id`]) → the GTID of the last change the stream read of it.
-    changed: HashMap<String, Gtid>,
+    /// Key (see [`key_id`]) → the binlog point ([`crate::position::FilePos::order`]) of the last change the
+    /// stream read of it.
+    changed: HashMap<String, (u64, u64)>,
     overflow: bool,
     /// The chunk, once read; published when the stream reaches its position.
     pub chunk: Option<Chunk>,
@@ -224,25 +229,26 @@ impl Incremental {
         dropped
     }
 
-    /// The stream read a change of `database.table` with primary key `key` in the transaction
-    /// `gtid`: inside a window of that table it wins over the chunk's copy.
-    pub fn changed(&mut self, database: &str, table: &str, key: &[cdc_schema::Value], gtid: Option<Gtid>) {
+    /// The stream read a change of `database.table` with primary key `key` in the rows event
+    /// ending at binlog point `at` ([`crate::position::FilePos::order`]): inside a window of that table it wins
+    /// over the chunk's copy.
+    pub fn changed(&mut self, database: &str, table: &str, key: &[cdc_schema::Value], at: (u64, u64)) {
         let Some(w) = self.window.as_mut().filter(|w| !w.overflow && w.table == table && w.database == database) else {
             return;
         };
-        let Some(gtid) = gtid else { return };
         if w.changed.len() >= WINDOW_MAX_KEYS {
             w.overflow = true;
             w.changed = HashMap::new();
             return;
         }
-        w.changed.insert(key_id(key), gtid);
+        w.changed.insert(key_id(key), at);
     }
 
-    /// Whether the stream's change of this key comes after the chunk's position (so the chunk's
-    /// copy of it is older and must not be published).
+    /// Whether the stream's change of this key comes after the chunk's binlog point (a rows
+    /// event of a later transaction ends past it), so the chunk's copy is older and must not be
+    /// published.
     pub fn changed_after(window: &Window, chunk: &Chunk, key: &[cdc_schema::Value]) -> bool {
-        window.changed.get(&key_id(key)).is_some_and(|g| chunk.at.precedes(g))
+        window.changed.get(&key_id(key)).is_some_and(|at| *at > chunk.binlog.order())
     }
 
     /// Sends the next chunk request when none is in flight, something is queued and no retry
@@ -346,6 +352,7 @@ impl Incremental {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::position::FilePos;
 
     fn cfg() -> SourceConfig {
         SourceConfig::from_str(
@@ -355,12 +362,11 @@ mod tests {
         .expect("config")
     }
 
-    fn chunk(generation: u64, at: &str) -> Chunk {
+    fn chunk(generation: u64, pos: u64) -> Chunk {
         Chunk {
             generation,
             schema: cdc_schema::TableSchema { database: "mydb".into(), table: "orders".into(), columns: Vec::new(), primary_key: vec!["id".into()] },
-            at: at.parse().expect("gtid"),
-            binlog: Default::default(),
+            binlog: FilePos { file: "mysql-bin.000003".into(), pos },
             rows: Vec::new(),
             missing: Vec::new(),
             last_key: vec![KeyValue::Int(7)],
@@ -385,10 +391,10 @@ mod tests {
         let mut inc = Incremental::new(&cfg(), IncrementalState::default(), BTreeSet::new(), false);
         window(&mut inc, 1);
         let (k1, k2, k3) = ([cdc_schema::Value::Int(1)], [cdc_schema::Value::Int(2)], [cdc_schema::Value::Int(3)]);
-        inc.changed("mydb", "orders", &k1, Some("0-1-10".parse().expect("g")));
-        inc.changed("mydb", "orders", &k2, Some("0-1-12".parse().expect("g")));
-        inc.changed("mydb", "users", &k3, Some("0-1-13".parse().expect("g")));
-        let c = chunk(1, "0-1-11");
+        inc.changed("mydb", "orders", &k1, (3, 900));
+        inc.changed("mydb", "orders", &k2, (3, 1200));
+        inc.changed("mydb", "users", &k3, (3, 1300));
+        let c = chunk(1, 1000);
         let w = inc.window.as_ref().expect("window");
         assert!(!Incremental::changed_after(w, &c, &k1), "a change in the chunk's view is older than the chunk");
         assert!(Incremental::changed_after(w, &c, &k2), "a change after the view is newer");
@@ -402,9 +408,9 @@ mod tests {
         assert_eq!(queued, vec!["mydb.orders".to_string()]);
         assert!(inc.execute("sig-2", vec![Requested { database: "mydb".into(), table: "orders".into(), filter: None, keys: Vec::new() }]).is_empty());
         window(&mut inc, 3);
-        inc.accept(ChunkReply::Chunk(chunk(2, "0-1-1")));
+        inc.accept(ChunkReply::Chunk(chunk(2, 4)));
         assert!(inc.window.as_ref().expect("w").chunk.is_none(), "a stale chunk is dropped");
-        inc.accept(ChunkReply::Chunk(chunk(3, "0-1-1")));
+        inc.accept(ChunkReply::Chunk(chunk(3, 4)));
         let c = inc.window.take().and_then(|w| w.chunk).expect("chunk kept");
         let (s, finished) = inc.published(&c, 5).expect("published");
         assert!(!finished);

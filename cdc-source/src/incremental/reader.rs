@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use crate::config::SourceConfig;
 use crate::error::SourceError;
 use crate::offsets::KeyValue;
-use crate::position::{FilePos, GtidPosition};
+use crate::position::FilePos;
 use crate::snapshot::{after_key, after_key_params};
 use cdc_schema::quote_ident;
 
@@ -39,8 +39,7 @@ pub struct ChunkRequest {
 pub struct Chunk {
     pub generation: u64,
     pub schema: TableSchema,
-    /// The read view's position: every transaction up to it is in the rows, none after it.
-    pub at: GtidPosition,
+    /// The read view's binlog point: every transaction before it is in the rows, none after it.
     pub binlog: FilePos,
     pub rows: Vec<Vec<Value>>,
     /// For a request of keys: the keys the table does not hold at `at`, each as a row whose
@@ -217,8 +216,6 @@ async fn read(cfg: &SourceConfig, conn: &mut Option<Conn>, req: &ChunkRequest) -
         return Err(Failure::Transient(SourceError::Definite("the server reports no binlog_snapshot_file: enable the binlog (log_bin)".into())));
     };
     let pos: u64 = get("binlog_snapshot_position").and_then(|p| p.parse().ok()).unwrap_or(4);
-    let gtid: Option<String> = bounded(limit, q, c.exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&file, pos))).await?.flatten();
-    let at: GtidPosition = gtid.unwrap_or_default().parse().map_err(|e| Failure::Transient(SourceError::Position(e)))?;
     let mut params = if last.is_empty() || !wanted.is_empty() { Vec::new() } else { after_key_params(&last) };
     params.extend(wanted.iter().flat_map(|(_, bound)| bound.iter().cloned()));
     let bound_from = schema.columns.len();
@@ -267,7 +264,7 @@ async fn read(cfg: &SourceConfig, conn: &mut Option<Conn>, req: &ChunkRequest) -
             })
             .collect()
     };
-    Ok(Chunk { generation: req.generation, schema, binlog: FilePos { file, pos }, at, rows, missing, last_key, finished, estimate })
+    Ok(Chunk { generation: req.generation, schema, binlog: FilePos { file, pos }, rows, missing, last_key, finished, estimate })
 }
 
 /// A requested key: its values as the records carry them, and as bound to the query.
