@@ -21,7 +21,7 @@
 //! | `time.precision.mode` | `adaptive_time_microseconds` | temporal types as Debezium's: `adaptive_time_microseconds` (`io.debezium.time.*`) or `connect` (Kafka Connect's ms `Date`/`Time`/`Timestamp` for value fields); see cdc-schema |
 //! | `snapshot.mode` | `initial` | `initial`, `never`, `when_needed` |
 //! | `snapshot.chunk.size` | `20000` | rows per primary-key chunk, one Kafka transaction each (its rows are streamed, not held in the source; an interrupted chunk is copied again) |
-//! | `incremental.snapshot.chunk.size` | `4096` | rows per chunk of an incremental snapshot (at most about 8 MiB of rows; see `incremental`) |
+//! | `incremental.snapshot.chunk.size` | `1024` (Debezium's) | rows per chunk of an incremental snapshot (at most about 2 MiB of rows; see `incremental`). A chunk's records go out in one burst between two binlog transactions, so larger chunks copy faster and delay the stream's own changes more |
 //! | `signal.data.collection` | – | `db.table` (or `table` of the URL's database) of the signal table whose inserted rows (`id`, `type`, `data`) are signals, as Debezium's; signals can also be posted to `POST /signals` |
 //! | `snapshot.new.tables` | `incremental` | a captured table the stored position has not seen (newly added to `table.include.list`) is copied by an incremental snapshot at start; `off` streams it without copying |
 //! | `offsets.topic` | `_cdc_source_offsets` | compacted topic with the committed positions |
@@ -228,7 +228,7 @@ fn d_chunk() -> u32 {
     20_000
 }
 fn d_incremental_chunk() -> u32 {
-    4096
+    1024
 }
 fn d_new_tables() -> String {
     "incremental".into()

@@ -248,7 +248,7 @@ impl Incremental {
     /// event of a later transaction ends past it), so the chunk's copy is older and must not be
     /// published.
     pub fn changed_after(window: &Window, chunk: &Chunk, key: &[cdc_schema::Value]) -> bool {
-        window.changed.get(&key_id(key)).is_some_and(|at| *at > chunk.binlog.order())
+        !window.changed.is_empty() && window.changed.get(&key_id(key)).is_some_and(|at| *at > chunk.binlog.order())
     }
 
     /// Sends the next chunk request when none is in flight, something is queued and no retry

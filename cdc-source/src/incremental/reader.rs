@@ -19,7 +19,7 @@ use cdc_schema::quote_ident;
 
 /// The most a chunk holds in bytes (about): rows past it wait for the next chunk, so a table of
 /// large rows is copied in chunks of fewer rows.
-pub const CHUNK_MAX_BYTES: usize = 8 << 20;
+pub const CHUNK_MAX_BYTES: usize = 2 << 20;
 
 /// One chunk to read: the rows after `last_key` (from the first when empty), at most `rows`.
 #[derive(Debug, Clone)]
