@@ -41,9 +41,9 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use crate::cpu::{CpuMeter, CpuUse};
-use crate::process::{describe_histogram, free_port, Service};
+use crate::process::{describe_histogram, Service};
 use crate::sink::SinkSpec;
-use crate::stack::Stack;
+use cdc_testkit::Stack;
 use crate::{kafka, mib, source, verdict, workload, Cli};
 
 /// p99 latency from source commit to mirror commit must stay below this.
@@ -196,7 +196,7 @@ async fn one(
         name: tag.clone(),
         database: mirror.clone(),
         topics: vec![topic.clone()],
-        http_port: free_port()?,
+        http_port: cdc_testkit::free_port(),
         sink_keys: source::parse_pairs(&cli.sink_set)?,
         kafka_keys: source::parse_pairs(&cli.sink_kafka)?,
         binary: sink_bin.to_path_buf(),

@@ -24,7 +24,7 @@ use cdc_source::publisher::{Publisher, RecordRef};
 use mysql_async::binlog::events::EventData;
 use rdkafka::message::{Header, OwnedHeaders};
 
-use crate::stack::Stack;
+use cdc_testkit::Stack;
 use crate::workload::{self, Prepared, Workload};
 
 /// How [`read_range`] decodes rows events.

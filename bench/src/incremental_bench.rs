@@ -44,7 +44,7 @@ use crate::cpu::{CpuMeter, CpuUse};
 use crate::e2e::{paced_writer, Percentiles, WRITERS};
 use crate::process::{self, Service};
 use crate::source::RunSpec;
-use crate::stack::Stack;
+use cdc_testkit::Stack;
 use crate::workload::{self, Workload};
 use crate::{kafka, mib, snapshot_bench, verdict, Cli, RSS_LIMIT_KB};
 

@@ -25,7 +25,6 @@ mod sink;
 mod sink_bench;
 mod snapshot_bench;
 mod source;
-mod stack;
 mod upsert;
 mod verify_bench;
 mod workload;
@@ -40,7 +39,7 @@ use cdc_source::position::FilePos;
 use clap::Parser;
 
 use crate::source::{RunSpec, SourceFigures};
-use crate::stack::Stack;
+use cdc_testkit::Stack;
 use crate::workload::{Prepared, Workload};
 
 /// Our time / mariadb-binlog's time must not exceed this on W1 and W2.
@@ -170,7 +169,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<bool> {
-    let stack = Stack::from_env()?;
+    let stack = Stack::try_from_env().map_err(anyhow::Error::msg)?;
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     if cli.verify {
         let sink_bin = cli.sink_bin.clone().unwrap_or_else(|| root.join("target/release/jdbc-sink"));
@@ -426,7 +425,7 @@ fn run_spec(
         format: format.to_string(),
         snapshot_mode: "never",
         server_id: 100_000 + (secs % 1_000_000) as u32 * 8 + n % 8,
-        http_port: process::free_port()?,
+        http_port: cdc_testkit::free_port(),
         source_keys: source::parse_pairs(&cli.set)?,
         kafka_keys: source::parse_pairs(&cli.kafka)?,
         binary: binary.to_path_buf(),

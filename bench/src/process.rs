@@ -244,8 +244,3 @@ pub fn start_perf(pid: u32, dir: &Path) -> anyhow::Result<Child> {
         .context("start perf record")
 }
 
-/// A free loopback port for a service's HTTP.
-pub fn free_port() -> anyhow::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").context("find a free port")?;
-    Ok(l.local_addr()?.port())
-}

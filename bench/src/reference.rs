@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::stack::Stack;
+use cdc_testkit::Stack;
 use crate::workload::Prepared;
 
 /// The command line, for the report (password masked).

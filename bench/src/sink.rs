@@ -8,7 +8,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use crate::process::Service;
-use crate::stack::Stack;
+use cdc_testkit::Stack;
 
 /// The sink's offsets table (its default `offsets.table.name`).
 pub const OFFSETS_TABLE: &str = "cdc_sink_offsets";

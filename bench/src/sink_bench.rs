@@ -31,9 +31,9 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use crate::cpu::{CpuMeter, CpuUse};
-use crate::process::{self, describe_histogram, free_port};
+use crate::process::{self, describe_histogram};
 use crate::sink::{stored_offsets, SinkSpec};
-use crate::stack::Stack;
+use cdc_testkit::Stack;
 use crate::workload::{self, Workload};
 use crate::{kafka, mib, source, upsert, verdict, Cli};
 
@@ -171,7 +171,7 @@ fn sink_spec(
         name: name.to_string(),
         database: format!("{name}_mirror"),
         topics,
-        http_port: free_port()?,
+        http_port: cdc_testkit::free_port(),
         sink_keys: source::parse_pairs(&cli.sink_set)?,
         kafka_keys: source::parse_pairs(&cli.sink_kafka)?,
         binary: sink_bin.to_path_buf(),

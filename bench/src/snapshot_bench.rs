@@ -32,7 +32,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::cpu::{CpuMeter, CpuUse};
 use crate::process::{self, Service};
-use crate::stack::Stack;
+use cdc_testkit::Stack;
 use crate::workload::{self, Workload};
 use crate::{kafka, mib, source, verdict, Cli, RATIO_LIMIT, RSS_LIMIT_KB};
 

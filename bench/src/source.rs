@@ -23,7 +23,7 @@ use anyhow::{bail, Context};
 use crate::cpu::{CpuMeter, CpuUse};
 use crate::kafka;
 use crate::process::{self, Service};
-use crate::stack::Stack;
+use cdc_testkit::Stack;
 use crate::workload::Prepared;
 
 /// Everything that identifies one run: its own database, topics, source name and server id.

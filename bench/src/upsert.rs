@@ -14,7 +14,7 @@ use futures::StreamExt;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-use crate::stack::Stack;
+use cdc_testkit::Stack;
 
 /// The reference table, in the mirror database next to the sink's table.
 pub const REFERENCE_TABLE: &str = "upsert_reference";

@@ -16,7 +16,7 @@ use anyhow::{bail, Context};
 use mysql_async::prelude::Queryable;
 
 use crate::cpu::{CpuMeter, CpuUse};
-use crate::stack::Stack;
+use cdc_testkit::Stack;
 
 /// Rows verified per second, at least.
 const TARGET_ROWS_PER_S: f64 = 100_000.0;

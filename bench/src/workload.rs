@@ -25,7 +25,7 @@ use cdc_source::position::GtidPosition;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-use crate::stack::Stack;
+use cdc_testkit::Stack;
 
 /// Rows per INSERT in W1 and in W3's preparation.
 pub const INSERT_BATCH: u64 = 1_000;
