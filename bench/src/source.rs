@@ -63,33 +63,17 @@ impl RunSpec {
 
     /// The source's config file.
     pub fn config(&self, stack: &Stack) -> String {
-        let mut top = format!(
-            r#"name = "{name}"
-"connection.url" = "jdbc:mysql://{host}:{port}/{db}"
-"connection.user" = "{user}"
-"connection.password" = "{pw}"
-"server.id" = {sid}
-"topic.prefix" = "{prefix}"
-"offsets.topic" = "{offsets}"
-format = "{format}"
-"schema.registry.url" = "{registry}"
-"snapshot.mode" = "{snapshot_mode}"
-"http.listen" = "127.0.0.1:{http}"
-"#,
-            name = self.tag,
-            host = stack.mariadb_host,
-            port = stack.mariadb_port,
-            db = self.database,
-            user = stack.source_user,
-            pw = stack.source_password,
-            sid = self.server_id,
-            prefix = self.prefix(),
-            offsets = self.offsets_topic(),
-            format = self.format,
-            snapshot_mode = self.snapshot_mode,
-            registry = stack.registry_url,
-            http = self.http_port,
-        );
+        let (prefix, offsets) = (self.prefix(), self.offsets_topic());
+        let names = cdc_testkit::config::SourceNames {
+            name: &self.tag,
+            database: &self.database,
+            server_id: self.server_id,
+            topic_prefix: &prefix,
+            offsets_topic: &offsets,
+            format: &self.format,
+        };
+        let mut top = cdc_testkit::config::source_config_head(stack, &names);
+        top.push_str(&format!("\"snapshot.mode\" = \"{}\"\n\"http.listen\" = \"127.0.0.1:{}\"\n", self.snapshot_mode, self.http_port));
         for (k, v) in &self.source_keys {
             top.push_str(&format!("\"{k}\" = {v}\n"));
         }

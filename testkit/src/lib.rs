@@ -5,10 +5,12 @@
 //! - [`unique_name`]: names of databases and topics of one test or run, so runs can share a stack.
 //! - [`kafka`]: reading a topic as a `read_committed` consumer does (to a count, or to its end).
 //! - [`free_port`]: a loopback port nobody listens on.
+//! - [`config::source_config_head`]: the lines of a `cdc-source` config every run writes alike.
 //!
 //! The tests' own helpers (`cdc-tests`: pipelines, writers, proxies) and the bench's workloads
 //! (`cdc-bench`) build on these.
 
+pub mod config;
 pub mod kafka;
 mod stack;
 

@@ -50,18 +50,16 @@ impl SourceSetup {
 
     /// A TOML config for this source; `extra` lines are appended.
     pub fn config(&self, format: &str, extra: &str) -> String {
-        let s = &self.stack;
+        let names = cdc_testkit::config::SourceNames {
+            name: &self.name,
+            database: &self.database,
+            server_id: self.server_id,
+            topic_prefix: &self.prefix,
+            offsets_topic: &self.offsets_topic,
+            format,
+        };
         format!(
-            r#"name = "{name}"
-"connection.url" = "jdbc:mysql://{host}:{port}/{db}"
-"connection.user" = "{user}"
-"connection.password" = "{pw}"
-"server.id" = {sid}
-"topic.prefix" = "{prefix}"
-"offsets.topic" = "{offsets}"
-format = "{format}"
-"schema.registry.url" = "{registry}"
-"batch.max.ms" = 100
+            r#"{head}"batch.max.ms" = 100
 "heartbeat.interval.ms" = 1000
 "read.timeout.ms" = 5000
 "http.listen" = "127.0.0.1:0"
@@ -69,17 +67,8 @@ format = "{format}"
 [kafka]
 "bootstrap.servers" = "{bootstrap}"
 "#,
-            name = self.name,
-            host = s.mariadb_host,
-            port = s.mariadb_port,
-            db = self.database,
-            user = s.source_user,
-            pw = s.source_password,
-            sid = self.server_id,
-            prefix = self.prefix,
-            offsets = self.offsets_topic,
-            registry = s.registry_url,
-            bootstrap = s.kafka_bootstrap,
+            head = cdc_testkit::config::source_config_head(&self.stack, &names),
+            bootstrap = self.stack.kafka_bootstrap,
         )
     }
 
