@@ -63,6 +63,12 @@ impl GtidPosition {
         self.0.values()
     }
 
+    /// Whether every transaction of `other` is also in `self`: a stream that has read up to
+    /// `self` has passed the point `other` names (one server's binlog is a single order).
+    pub fn includes(&self, other: &GtidPosition) -> bool {
+        other.iter().all(|o| self.domain(o.domain).is_some_and(|mine| mine.seq >= o.seq))
+    }
+
     /// Whether some domain of `self` lies before the start of `oldest` (the position at the start of
     /// the oldest binlog still on the server): resuming at `self` would need purged binlogs.
     /// Returns the first such domain's pair.
@@ -159,6 +165,16 @@ mod tests {
         assert!(at.purged_against(&oldest).is_none());
         assert!(GtidPosition::default().purged_against(&oldest).is_some());
         assert!(behind.purged_against(&GtidPosition::default()).is_none());
+    }
+
+    #[test]
+    fn a_position_includes_another_per_domain() {
+        let read: GtidPosition = "0-1-20,1-1-5".parse().expect("p");
+        assert!(read.includes(&"0-1-20".parse().expect("p")));
+        assert!(read.includes(&"0-2-19,1-1-5".parse().expect("p")));
+        assert!(!read.includes(&"0-1-21".parse().expect("p")));
+        assert!(!read.includes(&"2-1-1".parse().expect("p")), "a domain not read yet is not passed");
+        assert!(read.includes(&GtidPosition::default()));
     }
 
     #[test]

@@ -124,7 +124,7 @@ impl Streamer<'_> {
             .window
             .as_ref()
             .and_then(|w| w.chunk.as_ref())
-            .is_some_and(|c| self.read_binlog.order() >= c.binlog.order());
+            .is_some_and(|c| self.read_binlog.order() >= c.binlog.order() || c.gtid.as_ref().is_some_and(|g| self.read.includes(g)));
         if !ready {
             return Ok(());
         }

@@ -13,8 +13,10 @@
 //!    the binlog point of the rows event) of every change it reads of that table. The stream is
 //!    at or before P then, as P is taken later.
 //! 2. The chunk arrives with P. Once the stream, between two binlog transactions, has read up to
-//!    P (its position, file number then offset, is at or past P; a heartbeat brings it to the
-//!    binlog's end when nothing is left to read, also after a rotation), the chunk's rows are
+//!    P (its position, file number then offset, is at or past P — a heartbeat brings it to the
+//!    binlog's end when nothing is left to read, also after a rotation — or, when nothing was
+//!    written between the read view and the reader's `@@gtid_binlog_pos`, its GTID position
+//!    includes that one, which an idle stream knows at once), the chunk's rows are
 //!    published as `cdc.op=r` records — except those whose key the stream changed in a rows event
 //!    past P (a later transaction): that change, newer than the chunk, is already published.
 //!    Changes before P are older than the chunk, which follows them. Positions are compared as
@@ -367,6 +369,7 @@ mod tests {
             generation,
             schema: cdc_schema::TableSchema { database: "mydb".into(), table: "orders".into(), columns: Vec::new(), primary_key: vec!["id".into()] },
             binlog: FilePos { file: "mysql-bin.000003".into(), pos },
+            gtid: None,
             rows: Vec::new(),
             missing: Vec::new(),
             last_key: vec![KeyValue::Int(7)],

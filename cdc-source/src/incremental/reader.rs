@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use crate::config::SourceConfig;
 use crate::error::SourceError;
 use crate::offsets::KeyValue;
-use crate::position::FilePos;
+use crate::position::{FilePos, GtidPosition};
 use crate::snapshot::{after_key, after_key_params};
 use cdc_schema::quote_ident;
 
@@ -41,6 +41,10 @@ pub struct Chunk {
     pub schema: TableSchema,
     /// The read view's binlog point: every transaction before it is in the rows, none after it.
     pub binlog: FilePos,
+    /// The GTID position at `binlog`, when nothing was written to the binlog between the read
+    /// view and reading `@@gtid_binlog_pos` (then the two name the same point): lets an idle
+    /// stream, whose file:pos moves only with a heartbeat, see at once that it is there.
+    pub gtid: Option<GtidPosition>,
     pub rows: Vec<Vec<Value>>,
     /// For a request of keys: the keys the table does not hold at `at`, each as a row whose
     /// other columns are NULL (published as tombstones).
@@ -216,6 +220,16 @@ async fn read(cfg: &SourceConfig, conn: &mut Option<Conn>, req: &ChunkRequest) -
         return Err(Failure::Transient(SourceError::Definite("the server reports no binlog_snapshot_file: enable the binlog (log_bin)".into())));
     };
     let pos: u64 = get("binlog_snapshot_position").and_then(|p| p.parse().ok()).unwrap_or(4);
+    // Cheap (unlike BINLOG_GTID_POS, which reads the binlog file from its start): the current
+    // GTID position, kept only when the binlog's end is still the read view's point afterwards.
+    let current: Option<String> = bounded(limit, q, c.query_first("SELECT @@gtid_binlog_pos")).await?;
+    let end: Option<(String, u64)> = bounded(limit, q, c.query_first("SHOW MASTER STATUS")).await?.map(|row: mysql_async::Row| {
+        (row.get::<String, _>(0).unwrap_or_default(), row.get::<u64, _>(1).unwrap_or(0))
+    });
+    let gtid = match (current, end) {
+        (Some(g), Some((f, p))) if f == file && p == pos => g.parse().ok(),
+        _ => None,
+    };
     let mut params = if last.is_empty() || !wanted.is_empty() { Vec::new() } else { after_key_params(&last) };
     params.extend(wanted.iter().flat_map(|(_, bound)| bound.iter().cloned()));
     let bound_from = schema.columns.len();
@@ -264,7 +278,7 @@ async fn read(cfg: &SourceConfig, conn: &mut Option<Conn>, req: &ChunkRequest) -
             })
             .collect()
     };
-    Ok(Chunk { generation: req.generation, schema, binlog: FilePos { file, pos }, rows, missing, last_key, finished, estimate })
+    Ok(Chunk { generation: req.generation, schema, binlog: FilePos { file, pos }, gtid, rows, missing, last_key, finished, estimate })
 }
 
 /// A requested key: its values as the records carry them, and as bound to the query.
