@@ -7,7 +7,8 @@
 //!    writer sets) gets `--rows` rows (default 1,000,000), inserted as in W1; not timed. Two
 //!    floors are timed on it: `mariadb --quick -e "SELECT * FROM orders"`, and the chunk reader's
 //!    statements alone from the bench (per chunk of `incremental.snapshot.chunk.size` rows: a read
-//!    view, its binlog position, `BINLOG_GTID_POS`, the next rows by key, `COMMIT`).
+//!    view, its binlog position, `@@gtid_binlog_pos` and `SHOW MASTER STATUS`, the table's columns
+//!    and key from `information_schema`, the next rows by key, `COMMIT`).
 //! 2. The source starts with `snapshot.mode = "never"` (nothing is copied at start) and is
 //!    waited for until `/status` says `streaming`.
 //! 3. **Alone**: an `execute-snapshot` signal for `orders` is posted to `POST /signals`. Timed from
@@ -55,7 +56,7 @@ const WARMUP: Duration = Duration::from_secs(2);
 /// Longest wait for the writer's last change to be committed after it stopped.
 const CATCH_UP: Duration = Duration::from_secs(60);
 /// The source's default `incremental.snapshot.chunk.size`.
-const DEFAULT_CHUNK: u64 = 4096;
+const DEFAULT_CHUNK: u64 = 1024;
 
 /// One incremental snapshot as measured.
 #[derive(Debug)]
@@ -154,22 +155,18 @@ pub async fn run(cli: &Cli, stack: &Stack, binary: &Path, root: &Path, format: &
 }
 
 /// The chunk reader's statements alone, over the whole table: per chunk a read view with its
-/// binlog position, the next `chunk` rows by key, `COMMIT`.
+/// binlog position and GTID position, the table's schema, the next `chunk` rows by key, `COMMIT`.
 async fn chunked_reads(stack: &Stack, db: &str, chunk: u64) -> anyhow::Result<Reads> {
     let mut conn = Conn::new(stack.root_opts(Some(db))).await?;
     let sql = format!("SELECT * FROM orders WHERE id > ? ORDER BY id LIMIT {chunk}");
     let started = Instant::now();
-    let (mut last, mut chunks, mut gtid_pos) = (0i64, 0u64, Duration::ZERO);
-    let mut binlog_pos: u64;
+    let (mut last, mut chunks) = (0i64, 0u64);
     loop {
         conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").await?;
-        let st: Vec<(String, String)> = conn.query("SHOW STATUS LIKE 'binlog_snapshot_%'").await?;
-        let get = |n: &str| st.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
-        let (file, pos) = (get("binlog_snapshot_file").unwrap_or_default(), get("binlog_snapshot_position"));
-        binlog_pos = pos.as_deref().and_then(|p| p.parse().ok()).unwrap_or(0);
-        let asked = Instant::now();
-        let _: Option<Option<String>> = conn.exec_first("SELECT BINLOG_GTID_POS(?, ?)", (file, pos)).await?;
-        gtid_pos += asked.elapsed();
+        let _: Vec<(String, String)> = conn.query("SHOW STATUS LIKE 'binlog_snapshot_%'").await?;
+        let _: Option<String> = conn.query_first("SELECT @@gtid_binlog_pos").await?;
+        let _: Vec<mysql_async::Row> = conn.query("SHOW MASTER STATUS").await?;
+        let _: cdc_schema::TableSchema = cdc_schema::TableSchema::load(&mut conn, db, "orders").await?;
         let rows: Vec<mysql_async::Row> = conn.exec(sql.as_str(), (last,)).await?;
         conn.query_drop("COMMIT").await?;
         chunks += 1;
@@ -180,7 +177,7 @@ async fn chunked_reads(stack: &Stack, db: &str, chunk: u64) -> anyhow::Result<Re
     }
     let took = started.elapsed();
     conn.disconnect().await?;
-    Ok(Reads { took, chunks, gtid_pos, binlog_pos })
+    Ok(Reads { took, chunks })
 }
 
 /// The chunk reader's statements timed alone.
@@ -188,10 +185,6 @@ async fn chunked_reads(stack: &Stack, db: &str, chunk: u64) -> anyhow::Result<Re
 struct Reads {
     took: Duration,
     chunks: u64,
-    /// Of `took`, in `BINLOG_GTID_POS` (which reads the binlog file up to the position).
-    gtid_pos: Duration,
-    /// The binlog file's position then: how much of the file each call reads.
-    binlog_pos: u64,
 }
 
 /// Starts the source, runs both snapshots, stops it.
@@ -477,15 +470,13 @@ fn report(f: &Figures) {
     let r = &f.reads;
     let per_chunk = |d: Duration| d.as_secs_f64() * 1000.0 / r.chunks.max(1) as f64;
     println!(
-        "   floors: mariadb --quick SELECT {:.2} s -> {:.0} rows/s; the reader's statements alone, {} chunks: {:.2} s -> {:.0} rows/s ({:.1} ms per chunk, of it BINLOG_GTID_POS {:.1} ms at {:.0} MiB into the binlog file)",
+        "   floors: mariadb --quick SELECT {:.2} s -> {:.0} rows/s; the reader's statements alone, {} chunks: {:.2} s -> {:.0} rows/s ({:.1} ms per chunk)",
         f.client.as_secs_f64(),
         rows / f.client.as_secs_f64(),
         r.chunks,
         r.took.as_secs_f64(),
         rows / r.took.as_secs_f64(),
         per_chunk(r.took),
-        per_chunk(r.gtid_pos),
-        r.binlog_pos as f64 / 1048576.0
     );
     describe("incremental snapshot alone", &f.alone);
     describe("incremental snapshot under the writer", &f.loaded);
@@ -535,8 +526,6 @@ fn record(root: &Path, tag: &str, format: &str, f: &Figures, cli: &Cli) -> anyho
         "rate": cli.rate,
         "mariadb_select_s": f.client.as_secs_f64(),
         "chunked_reads_s": f.reads.took.as_secs_f64(),
-        "chunked_reads_gtid_pos_s": f.reads.gtid_pos.as_secs_f64(),
-        "binlog_pos": f.reads.binlog_pos,
         "alone": phase(&f.alone),
         "loaded": phase(&f.loaded),
         "achieved_rate": [f.rates.0, f.rates.1],
