@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use cdc_common::kafka::{client_config, Role};
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -154,10 +153,6 @@ impl KeyValue {
     }
 }
 
-/// The settings of the source's consumers ([`cdc_common::kafka::client_config`]).
-pub(crate) fn kafka_config(kafka: &BTreeMap<String, String>) -> ClientConfig {
-    client_config(Role::Consumer, kafka)
-}
 
 pub use crate::topics::{ensure_topic, ensure_topics};
 
@@ -196,7 +191,7 @@ fn load_last_blocking(
     topic: &str,
     name: &str,
 ) -> Result<Option<OffsetRecord>, SourceError> {
-    let consumer: BaseConsumer<QuietEof> = kafka_config(kafka)
+    let consumer: BaseConsumer<QuietEof> = client_config(Role::Consumer, kafka)
         .set("group.id", format!("cdc-source-offsets-{name}"))
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::gauge::Gauge;
-use rdkafka::config::ClientConfig;
+use cdc_common::kafka::{client_config, Role};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
 
@@ -99,26 +99,31 @@ impl Publisher {
         offsets_topic: &str,
         metrics: SourceMetrics,
     ) -> Result<Self, SourceError> {
-        let mut cfg = ClientConfig::new();
-        cfg.set("queue.buffering.max.kbytes", "16384")
+        let mut cfg = client_config(Role::Producer, kafka);
+        let defaults = [
+            ("queue.buffering.max.kbytes", "16384".to_string()),
             // librdkafka's default of 100,000 queued messages lets small records (each with its
             // headers) hold far more memory than their bytes; 20,000 keep enough in flight.
-            .set("queue.buffering.max.messages", "20000")
-            .set("linger.ms", "5")
-            .set("compression.type", "lz4")
-            .set("message.max.bytes", MESSAGE_MAX_BYTES)
-            .set("transaction.timeout.ms", TXN_TIMEOUT.as_millis().to_string())
+            ("queue.buffering.max.messages", "20000".into()),
+            ("linger.ms", "5".into()),
+            ("compression.type", "lz4".into()),
+            ("message.max.bytes", MESSAGE_MAX_BYTES.into()),
+            ("transaction.timeout.ms", TXN_TIMEOUT.as_millis().to_string()),
             // The first record of a transaction right after a commit is often answered
             // CONCURRENT_TRANSACTIONS until the previous markers are written; the default 100 ms
             // backoff before retrying would stall every transaction.
-            .set("retry.backoff.ms", "5")
-            .set("retry.backoff.max.ms", "100")
+            ("retry.backoff.ms", "5".into()),
+            ("retry.backoff.max.ms", "100".into()),
             // A produce request waits on the broker until every in-sync replica has it; when
             // replicas died, it ends only at this timeout (librdkafka's 30 s) and is retried.
             // 10 s resends it sooner once the replicas are back.
-            .set("request.timeout.ms", "10000");
-        for (k, v) in kafka {
-            cfg.set(k, v);
+            ("request.timeout.ms", "10000".into()),
+        ];
+        // Any kafka.* setting overrides these.
+        for (key, value) in defaults {
+            if cfg.get(key).is_none() {
+                cfg.set(key, value);
+            }
         }
         cfg.set("transactional.id", transactional_id(name)).set("enable.idempotence", "true");
         let factory: Factory<KafkaProducer> = Box::new(move |deliveries| {

@@ -341,7 +341,7 @@ fn shown((db, table): &TableKey) -> String {
 /// The number of partitions of `topic` as the broker reports it (a topic just created may take a
 /// moment to show up in the metadata).
 async fn partition_count(kafka: &BTreeMap<String, String>, topic: &str) -> Result<i32, SourceError> {
-    let consumer: BaseConsumer = crate::offsets::kafka_config(kafka)
+    let consumer: BaseConsumer = cdc_common::kafka::client_config(cdc_common::kafka::Role::Consumer, kafka)
         .create()
         .map_err(|error| SourceError::KafkaConfig { what: "settings", error })?;
     let topic = topic.to_string();
