@@ -8,7 +8,8 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use cdc_source::offsets::{ensure_topics, OffsetRecord, StoredOffset};
+use cdc_source::offsets::{OffsetRecord, StoredOffset};
+use cdc_source::topics::ensure_topics;
 use cdc_source::position::GtidPosition;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;

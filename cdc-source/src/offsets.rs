@@ -153,9 +153,6 @@ impl KeyValue {
     }
 }
 
-
-pub use crate::topics::{ensure_topic, ensure_topics};
-
 /// A client context that does not log the end-of-partition signal the offset reader waits for.
 pub(crate) struct QuietEof;
 
